@@ -1,0 +1,1 @@
+"""The on-device daemon: gRPC server, request pipeline, local model, personal store."""

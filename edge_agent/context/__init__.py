@@ -1,0 +1,1 @@
+"""Personal context: the SQLite store, importers and retrieval for prompts."""

@@ -1,0 +1,1 @@
+"""On-device inference: the llama.cpp model, the decode loop, drafters, sampling."""

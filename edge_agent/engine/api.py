@@ -1,0 +1,88 @@
+"""The engine contract: what the request pipeline needs from a local model.
+
+Everything the service layer knows about decoding goes through these types, so the
+llama.cpp engine, the speculative decoder and the fake model used in unit tests are
+interchangeable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Protocol, Sequence, Union
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to decode. ``temperature == 0`` means greedy."""
+
+    max_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = no top-k cut
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EngineUsage:
+    """Figures of one generation, reported back to the client and the estimators."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    ttft_ms: float  # request start -> first token decoded
+    total_ms: float
+    tokens_per_s: float  # completion tokens / decode time after the first token
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+    verify_steps: int = 0  # batched verification forward passes
+    reused_prefix_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the answer; never splits a UTF-8 character."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Last event of every generation."""
+
+    usage: EngineUsage
+    finish_reason: str  # "stop" | "length" | "cancelled"
+
+
+EngineEvent = Union[TextDelta, Finished]
+
+
+class Engine(Protocol):
+    """A local model that streams text for a prompt."""
+
+    model_name: str
+    n_ctx: int
+
+    def count_tokens(self, text: str) -> int:
+        """Number of model tokens in ``text`` (no BOS)."""
+        ...
+
+    def generate(
+        self,
+        prompt: str,
+        params: SamplingParams,
+        *,
+        draft_texts: Sequence[str] = (),
+        cancelled: Callable[[], bool] | None = None,
+    ) -> Iterator[EngineEvent]:
+        """Stream ``TextDelta`` events, then exactly one ``Finished``.
+
+        ``draft_texts`` are extra texts (retrieved personal context, past answers)
+        a speculative engine may draft from. ``cancelled`` is polled between decode
+        steps; when it returns True the generation ends with reason "cancelled".
+        Blocking: the caller runs it in a worker thread.
+        """
+        ...
+
+    def close(self) -> None:
+        """Free the model."""
+        ...
