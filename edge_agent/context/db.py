@@ -1,0 +1,73 @@
+"""SQLAlchemy engine for the context database: pragmas and transaction mode.
+
+Pragmas are set on every new DBAPI connection by an engine ``connect`` listener:
+
+* ``journal_mode=WAL``: readers never block the writer;
+* ``synchronous=FULL``: a committed transaction is on disk when ``COMMIT`` returns, so an
+  acknowledged write survives ``kill -9`` and power loss;
+* ``foreign_keys=ON``: tag rows cascade with their item;
+* ``secure_delete=ON``: deleted content is overwritten with zeros, not left in free pages;
+* ``busy_timeout``: wait for a concurrent writer instead of failing at once.
+
+The driver's own implicit transactions are switched off; a ``begin`` listener emits
+``BEGIN`` itself (``BEGIN IMMEDIATE`` when a connection carries the execution option
+``sqlite_begin="IMMEDIATE"``, as all writers do, so they never deadlock on a lock upgrade).
+This is the recipe SQLAlchemy documents for pysqlite.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+
+BUSY_TIMEOUT_MS = 10_000
+CACHE_KIB = 32_768
+
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA secure_delete=ON",
+    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
+    f"PRAGMA cache_size=-{CACHE_KIB}",
+    "PRAGMA temp_store=MEMORY",
+)
+
+
+def make_engine(path: Path) -> Engine:
+    """An engine on the SQLite file at ``path`` with the pragmas above."""
+    engine = create_engine(
+        f"sqlite+pysqlite:///{path}",
+        connect_args={"check_same_thread": False},
+        pool_size=4,
+        max_overflow=8,
+    )
+    event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "begin", _on_begin)
+    return engine
+
+
+def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in _PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def _on_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def raw_cursor(conn: Connection) -> sqlite3.Cursor:
+    """The DBAPI cursor under ``conn``, for the bulk-insert hot path."""
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cursor: sqlite3.Cursor = dbapi.cursor()
+    return cursor

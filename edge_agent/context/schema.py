@@ -1,0 +1,168 @@
+"""Database schema of the context store and its migrations.
+
+The schema is versioned by a one-row ``schema_version`` table. ``MIGRATIONS[n]`` takes a
+database from version ``n - 1`` to ``n``; each step runs in its own ``BEGIN IMMEDIATE``
+transaction together with the version bump, so a crash leaves the database at a whole
+version. A database written by a newer release (a version above ``SCHEMA_VERSION``) is
+refused rather than guessed at. To change the schema: add ``MIGRATIONS[n + 1]`` and bump
+``SCHEMA_VERSION``; never edit a released step.
+
+Items live in ``items``; ``items_fts`` is an FTS5 index over title, body, participants and
+tags with ``items`` as its external content, kept in sync by triggers; ``item_tags`` holds
+one row per tag for exact tag filters and cascades on delete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+from orchestrator.errors import DomainError
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, nullable=False),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("pk", Integer, primary_key=True),  # the rowid, shared with items_fts
+    Column("id", String, nullable=False, unique=True),
+    Column("kind", String, nullable=False),
+    Column("source", String, nullable=False),
+    Column("source_id", String, nullable=False, server_default=""),
+    Column("title", Text, nullable=False, server_default=""),
+    Column("body", Text, nullable=False),
+    Column("participants", Text, nullable=False, server_default=""),  # "\n"-joined
+    Column("tags", Text, nullable=False, server_default=""),  # "\n"-joined
+    Column("sensitivity", String, nullable=False),
+    Column("created_at", Float, nullable=False),  # epoch seconds, UTC
+    Column("starts_at", Float),
+    Column("ends_at", Float),
+    Column("expires_at", Float),
+    Column("updated_at", Float, nullable=False),
+    Index(
+        "ix_items_source_key",
+        "source",
+        "source_id",
+        unique=True,
+        sqlite_where=text("source_id <> ''"),
+    ),
+    Index("ix_items_source", "source"),
+    Index("ix_items_created", "created_at"),
+    Index("ix_items_expires", "expires_at", sqlite_where=text("expires_at IS NOT NULL")),
+)
+
+item_tags = Table(
+    "item_tags",
+    metadata,
+    Column("item_pk", Integer, ForeignKey("items.pk", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String, primary_key=True),
+    Index("ix_item_tags_tag", "tag", "item_pk"),
+    sqlite_with_rowid=False,
+)
+
+FTS_COLUMNS = ("title", "body", "participants", "tags")
+#: BM25 weights, in FTS_COLUMNS order: a word in the title counts double.
+FTS_WEIGHTS = (2.0, 1.0, 1.5, 1.0)
+
+_FTS_DDL = (
+    "CREATE VIRTUAL TABLE items_fts USING fts5("
+    "title, body, participants, tags, content='items', content_rowid='pk', "
+    "tokenize='porter unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER items_fts_ai AFTER INSERT ON items BEGIN "
+    "INSERT INTO items_fts(rowid, title, body, participants, tags) "
+    "VALUES (new.pk, new.title, new.body, new.participants, new.tags); END",
+    "CREATE TRIGGER items_fts_ad AFTER DELETE ON items BEGIN "
+    "INSERT INTO items_fts(items_fts, rowid, title, body, participants, tags) "
+    "VALUES ('delete', old.pk, old.title, old.body, old.participants, old.tags); END",
+    "CREATE TRIGGER items_fts_au AFTER UPDATE OF title, body, participants, tags ON items "
+    "BEGIN "
+    "INSERT INTO items_fts(items_fts, rowid, title, body, participants, tags) "
+    "VALUES ('delete', old.pk, old.title, old.body, old.participants, old.tags); "
+    "INSERT INTO items_fts(rowid, title, body, participants, tags) "
+    "VALUES (new.pk, new.title, new.body, new.participants, new.tags); END",
+)
+
+
+class SchemaError(DomainError):
+    """The database cannot be used by this release (e.g. written by a newer one)."""
+
+
+def _migrate_to_1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[items, item_tags])
+    for statement in _FTS_DDL:
+        conn.exec_driver_sql(statement)
+
+
+#: ``MIGRATIONS[n]`` upgrades a database from version ``n - 1`` to ``n``.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_to_1}
+
+
+def current_version(conn: Connection) -> int:
+    """The schema version of the database (0 for an empty file)."""
+    exists = conn.exec_driver_sql(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).first()
+    if exists is None:
+        return 0
+    row = conn.exec_driver_sql("SELECT version FROM schema_version").first()
+    return 0 if row is None else int(row[0])
+
+
+def set_version(conn: Connection, version: int) -> None:
+    """Record ``version`` in the one-row version table (created when missing)."""
+    metadata.create_all(conn, tables=[schema_version])
+    conn.execute(schema_version.delete())
+    conn.execute(schema_version.insert().values(version=version))
+
+
+def upgrade(
+    engine: Engine,
+    *,
+    target: int = SCHEMA_VERSION,
+    migrations: dict[int, Callable[[Connection], None]] | None = None,
+) -> int:
+    """Bring the database to ``target``, one committed step at a time; return the version."""
+    steps = MIGRATIONS if migrations is None else migrations
+    with engine.connect() as conn:
+        version = current_version(conn)
+        conn.rollback()
+    if version > target:
+        raise SchemaError(
+            f"context database has schema version {version}, newer than this release "
+            f"supports ({target}); upgrade edge-agent"
+        )
+    while version < target:
+        step = steps.get(version + 1)
+        if step is None:
+            raise SchemaError(f"no migration to context schema version {version + 1}")
+        with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
+            with conn.begin():
+                if current_version(conn) != version:  # another process got there first
+                    version = current_version(conn)
+                    continue
+                step(conn)
+                set_version(conn, version + 1)
+        version += 1
+    return version

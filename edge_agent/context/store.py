@@ -1,0 +1,468 @@
+"""The personal-context store: items in SQLite through SQLAlchemy, searched with FTS5.
+
+``ContextStore`` is the one interface the rest of the agent uses. Writes are validated
+as a whole batch first (see :mod:`edge_agent.context.limits` for the documented limits),
+then run in one ``BEGIN IMMEDIATE`` transaction that is on disk when the call returns.
+
+Search ranks by BM25 (title words count double) times a recency boost: an item whose
+time (event start, else creation time) is near now scores up to ``1 + RECENCY_WEIGHT``
+times its text score, decaying by half over ``RECENCY_HALF_DAYS``. Filters: kinds and
+sensitivities match any of the given values, tags must all be present, ``since`` is
+inclusive and ``until`` exclusive on the item's time. Expired items are invisible at once
+and purged on open, on every write and by a background timer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import Connection
+
+from orchestrator.errors import InvalidArgument, NotFound
+
+from . import retrieval
+from .api import KINDS, SENSITIVITIES, Hit, Item, NewItem, Retrieved
+from .codec import (
+    ITEM_SELECT,
+    epoch_or_none,
+    from_epoch,
+    item_to_record,
+    norm_participants,
+    norm_tags,
+    row_to_item,
+)
+from .db import make_engine, raw_cursor
+from .limits import (
+    MAX_DELETE_IDS,
+    MAX_SEARCH_LIMIT,
+    validate_choices,
+    validate_items,
+    validate_limit,
+    validate_query,
+    validate_range,
+)
+from .query import STOPWORDS, match_expression, terms
+from .schema import FTS_WEIGHTS, upgrade
+
+RECENCY_WEIGHT = 0.5
+RECENCY_HALF_DAYS = 30.0
+#: Seconds between background purges of expired items (None: no timer).
+PURGE_INTERVAL_S = 300.0
+#: How long ``contact_names`` may serve a cached list (own writes clear it at once).
+CONTACT_CACHE_S = 30.0
+
+_INSERT = (
+    "INSERT INTO items (id, kind, source, source_id, title, body, participants, tags, "
+    "sensitivity, created_at, starts_at, ends_at, expires_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (source, source_id) WHERE source_id <> '' DO UPDATE SET "
+    "kind = excluded.kind, title = excluded.title, body = excluded.body, "
+    "participants = excluded.participants, tags = excluded.tags, "
+    "sensitivity = excluded.sensitivity, created_at = excluded.created_at, "
+    "starts_at = excluded.starts_at, ends_at = excluded.ends_at, "
+    "expires_at = excluded.expires_at, updated_at = excluded.updated_at "
+    "RETURNING pk, id"
+)
+_ITEM_TIME = "coalesce(i.starts_at, i.created_at)"
+_LIVE = "(i.expires_at IS NULL OR i.expires_at > ?)"
+_BM25 = "bm25(items_fts, {})".format(", ".join(str(w) for w in FTS_WEIGHTS))
+_RECENCY = f"(1.0 + ? / (1.0 + abs(? - {_ITEM_TIME}) / ?))"
+
+
+class ContextStore:
+    """Personal items in a SQLite file; safe to share between threads."""
+
+    def __init__(self, path: str | Path, *, purge_interval_s: float | None = PURGE_INTERVAL_S):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._engine = make_engine(self.path)
+        self.schema_version = upgrade(self._engine)
+        self._contacts: tuple[float, list[str]] | None = None
+        self._closed = threading.Event()
+        self._last_purge = 0.0
+        self.purge_expired()
+        self._purger: threading.Thread | None = None
+        if purge_interval_s is not None:
+            self._purger = threading.Thread(
+                target=self._purge_loop, args=(purge_interval_s,), name="context-purge",
+                daemon=True,
+            )
+            self._purger.start()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the purge timer and close every connection."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self._purger is not None:
+            self._purger.join()
+        self._engine.dispose()
+
+    def __enter__(self) -> ContextStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
+            with conn.begin():
+                yield conn
+        self._contacts = None
+
+    # -- writes ----------------------------------------------------------------------
+
+    def put(self, items: Sequence[NewItem]) -> list[str]:
+        """Store ``items`` in one durable transaction; return their ids in order.
+
+        An item with a non-empty ``source_id`` replaces the stored item with the same
+        ``(source, source_id)`` and keeps its id. Nothing is written if any item is bad.
+        """
+        validate_items(items)
+        now = time.time()
+        rows = [_row(item, now) for item in items]
+        ids: list[str] = []
+        with self._write() as conn:
+            self._purge(conn, now)
+            cursor = raw_cursor(conn)
+            try:
+                for row, tags in rows:
+                    pk, item_id = cursor.execute(_INSERT, row).fetchone()
+                    if item_id != row[0]:  # an update: replace its tags
+                        cursor.execute("DELETE FROM item_tags WHERE item_pk = ?", (pk,))
+                    if tags:
+                        cursor.executemany(
+                            "INSERT OR IGNORE INTO item_tags (item_pk, tag) VALUES (?, ?)",
+                            [(pk, tag) for tag in tags],
+                        )
+                    ids.append(item_id)
+            finally:
+                cursor.close()
+        return ids
+
+    def delete(
+        self,
+        *,
+        ids: Sequence[str] = (),
+        source: str | None = None,
+        query: str | None = None,
+        everything: bool = False,
+    ) -> int:
+        """Forget items; return how many were deleted.
+
+        Give exactly one selector: ``ids``, ``source``, ``query`` (items containing all
+        its words) or ``everything``. Deleted text is removed from the search index and
+        its pages are zeroed (``secure_delete``), so it is gone from the file.
+        """
+        chosen = [bool(ids), source is not None, query is not None, everything]
+        if sum(chosen) != 1:
+            raise InvalidArgument("selector", "give exactly one of ids, source, query, all")
+        if isinstance(ids, str):
+            raise InvalidArgument("ids", "must be a list of ids")
+        if len(ids) > MAX_DELETE_IDS:
+            raise InvalidArgument("ids", f"at most {MAX_DELETE_IDS} ids per call")
+        if source is not None and not source:
+            raise InvalidArgument("source", "must not be empty")
+        if query is not None:
+            validate_query(query)
+            words = terms(query, drop_stopwords=False)
+            if not words:
+                raise InvalidArgument("query", "must contain at least one word")
+        with self._write() as conn:
+            if everything:
+                count = _rowcount(conn.exec_driver_sql("DELETE FROM items"))
+            elif ids:
+                marks = ", ".join("?" for _ in ids)
+                count = _rowcount(
+                    conn.exec_driver_sql(f"DELETE FROM items WHERE id IN ({marks})", tuple(ids))
+                )
+            elif source is not None:
+                count = _rowcount(
+                    conn.exec_driver_sql("DELETE FROM items WHERE source = ?", (source,))
+                )
+            else:
+                count = _rowcount(
+                    conn.exec_driver_sql(
+                        "DELETE FROM items WHERE pk IN "
+                        "(SELECT rowid FROM items_fts WHERE items_fts MATCH ?)",
+                        (match_expression(words, mode="all"),),
+                    )
+                )
+            if count:
+                # Merge the index into one segment: deleted terms leave the file.
+                conn.exec_driver_sql("INSERT INTO items_fts(items_fts) VALUES ('optimize')")
+        if count:
+            self._checkpoint()
+        return count
+
+    def purge_expired(self) -> int:
+        """Delete items whose expiry has passed; return how many."""
+        with self._write() as conn:
+            return self._purge(conn, time.time(), force=True)
+
+    def _purge(self, conn: Connection, now: float, *, force: bool = False) -> int:
+        if not force and now - self._last_purge < 1.0:
+            return 0
+        self._last_purge = now
+        result = conn.exec_driver_sql(
+            "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
+        )
+        return _rowcount(result)
+
+    def _purge_loop(self, interval: float) -> None:
+        while not self._closed.wait(interval):
+            try:
+                self.purge_expired()
+            except Exception:  # noqa: BLE001 - a busy database must not kill the timer
+                continue
+
+    def vacuum(self) -> None:
+        """Rebuild the file compactly (frees the pages of deleted items)."""
+        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM")
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # -- reads -----------------------------------------------------------------------
+
+    def get(self, item_id: str) -> Item:
+        """The item with ``item_id``; raises ``NotFound`` (also for an expired one)."""
+        with self._read() as conn:
+            row = conn.exec_driver_sql(
+                f"SELECT {ITEM_SELECT} FROM items i WHERE i.id = ? AND {_LIVE}",
+                (item_id, time.time()),
+            ).first()
+        if row is None:
+            raise NotFound(f"context item {item_id!r} not found")
+        return row_to_item(row)
+
+    def search(
+        self,
+        query: str,
+        *,
+        kinds: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        tags: Sequence[str] = (),
+        sensitivities: Sequence[str] = (),
+        limit: int = 10,
+    ) -> list[Hit]:
+        """Items matching any word of ``query``, best first, within the filters.
+
+        A query without words lists the items passing the filters, most recent first.
+        """
+        validate_query(query)
+        validate_limit(limit)
+        validate_choices(kinds, KINDS, "kinds")
+        validate_choices(sensitivities, SENSITIVITIES, "sensitivities")
+        validate_range(since, until)
+        now = time.time()
+        where, params = _filters(now, kinds, since, until, tags, sensitivities)
+        words = terms(query)
+        if words:
+            sql = (
+                f"SELECT {ITEM_SELECT}, -{_BM25} * {_RECENCY} AS score "
+                "FROM items_fts JOIN items i ON i.pk = items_fts.rowid "
+                f"WHERE items_fts MATCH ? AND {where} ORDER BY score DESC LIMIT ?"
+            )
+            args: list[Any] = [RECENCY_WEIGHT, now, RECENCY_HALF_DAYS * 86400.0]
+            args += [match_expression(words), *params, limit]
+        else:
+            sql = (
+                f"SELECT {ITEM_SELECT}, {_RECENCY} AS score FROM items i "
+                f"WHERE {where} ORDER BY {_ITEM_TIME} DESC LIMIT ?"
+            )
+            args = [RECENCY_WEIGHT, now, RECENCY_HALF_DAYS * 86400.0, *params, limit]
+        with self._read() as conn:
+            rows = conn.exec_driver_sql(sql, tuple(args)).all()
+        return [Hit(item=row_to_item(row), score=float(row[-1])) for row in rows]
+
+    def retrieve(
+        self,
+        query: str,
+        *,
+        token_budget: int,
+        count_tokens: Callable[[str], int],
+        limit: int = 8,
+        kinds: Sequence[str] = (),
+        sensitivities: Sequence[str] = (),
+    ) -> Retrieved:
+        """Context for a prompt: the best items for ``query`` that fit ``token_budget``.
+
+        Only queries with content words retrieve anything; every returned item's text is
+        in ``text``, and ``tokens`` is ``count_tokens(text)``.
+        """
+        validate_query(query)
+        validate_limit(limit)
+        if token_budget < 0:
+            raise InvalidArgument("token_budget", "must not be negative")
+        words = terms(query)
+        if token_budget == 0 or not words or all(w in STOPWORDS for w in words):
+            return Retrieved(text="", items=(), tokens=0)
+        hits = self.search(
+            query,
+            kinds=kinds,
+            sensitivities=sensitivities,
+            limit=min(MAX_SEARCH_LIMIT, limit * 3),
+        )
+        return retrieval.pack(hits, words, token_budget, count_tokens, limit)
+
+    def contact_names(self) -> list[str]:
+        """Distinct names of contact items, sorted (for PII detection)."""
+        cached = self._contacts
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < CONTACT_CACHE_S:
+            return list(cached[1])
+        with self._read() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT DISTINCT i.title FROM items i WHERE i.kind = 'contact' "
+                f"AND i.title <> '' AND {_LIVE} ORDER BY i.title",
+                (time.time(),),
+            ).all()
+        names = [row[0] for row in rows]
+        self._contacts = (now, names)
+        return list(names)
+
+    def export(self, out: IO[str]) -> int:
+        """Write every live item to ``out`` as JSON lines (oldest first); return the count."""
+        import json
+
+        count = 0
+        with self._read() as conn:
+            cursor = raw_cursor(conn)
+            try:
+                cursor.execute(
+                    f"SELECT {ITEM_SELECT} FROM items i WHERE {_LIVE} ORDER BY i.pk",
+                    (time.time(),),
+                )
+                while batch := cursor.fetchmany(500):
+                    for row in batch:
+                        record = item_to_record(row_to_item(row))
+                        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                        count += 1
+            finally:
+                cursor.close()
+        return count
+
+    def stats(self) -> dict[str, Any]:
+        """Counts by kind, sensitivity and source, time span, size and schema version."""
+        now = time.time()
+        with self._read() as conn:
+
+            def grouped(column: str, top: int = 1000) -> dict[str, int]:
+                rows = conn.exec_driver_sql(
+                    f"SELECT i.{column}, count(*) AS n FROM items i WHERE {_LIVE} "
+                    f"GROUP BY i.{column} ORDER BY n DESC, i.{column} LIMIT ?",
+                    (now, top),
+                ).all()
+                return {row[0]: int(row[1]) for row in rows}
+
+            total, oldest, newest, expiring = conn.exec_driver_sql(
+                "SELECT count(*), min(i.created_at), max(i.created_at), "
+                f"count(i.expires_at) FROM items i WHERE {_LIVE}",
+                (now,),
+            ).one()
+            by_kind, by_sensitivity, sources = (
+                grouped("kind"), grouped("sensitivity"), grouped("source", 20)
+            )
+        return {
+            "path": str(self.path),
+            "schema_version": self.schema_version,
+            "items": int(total),
+            "by_kind": by_kind,
+            "by_sensitivity": by_sensitivity,
+            "top_sources": sources,
+            "expiring": int(expiring),
+            "oldest": _iso(from_epoch(oldest)),
+            "newest": _iso(from_epoch(newest)),
+            "db_bytes": self.db_bytes(),
+        }
+
+    def db_bytes(self) -> int:
+        """Size of the database file plus its write-ahead log."""
+        size = 0
+        for suffix in ("", "-wal"):
+            file = self.path.with_name(self.path.name + suffix)
+            if file.exists():
+                size += file.stat().st_size
+        return size
+
+
+def _row(item: NewItem, now: float) -> tuple[tuple[Any, ...], tuple[str, ...]]:
+    tags = norm_tags(item.tags)
+    created = epoch_or_none(item.created_at)
+    row = (
+        uuid.uuid4().hex,
+        item.kind,
+        item.source,
+        item.source_id,
+        item.title,
+        item.body,
+        "\n".join(norm_participants(item.participants)),
+        "\n".join(tags),
+        item.sensitivity,
+        now if created is None else created,
+        epoch_or_none(item.starts_at),
+        epoch_or_none(item.ends_at),
+        epoch_or_none(item.expires_at),
+        now,
+    )
+    return row, tags
+
+
+def _filters(
+    now: float,
+    kinds: Sequence[str],
+    since: datetime | None,
+    until: datetime | None,
+    tags: Sequence[str],
+    sensitivities: Sequence[str],
+) -> tuple[str, list[Any]]:
+    clauses = [_LIVE]
+    params: list[Any] = [now]
+    if kinds:
+        clauses.append(f"i.kind IN ({', '.join('?' for _ in kinds)})")
+        params += list(kinds)
+    if sensitivities:
+        clauses.append(f"i.sensitivity IN ({', '.join('?' for _ in sensitivities)})")
+        params += list(sensitivities)
+    if since is not None:
+        clauses.append(f"{_ITEM_TIME} >= ?")
+        params.append(epoch_or_none(since))
+    if until is not None:
+        clauses.append(f"{_ITEM_TIME} < ?")
+        params.append(epoch_or_none(until))
+    wanted = norm_tags(tags)
+    if wanted:
+        clauses.append(
+            "i.pk IN (SELECT item_pk FROM item_tags WHERE tag IN "
+            f"({', '.join('?' for _ in wanted)}) GROUP BY item_pk HAVING count(*) = ?)"
+        )
+        params += [*wanted, len(wanted)]
+    return " AND ".join(clauses), params
+
+
+def _rowcount(result: Any) -> int:
+    return max(0, int(result.rowcount))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

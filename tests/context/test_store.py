@@ -1,0 +1,224 @@
+"""ContextStore: put/get/upsert, validation with field paths, search and filters."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from edge_agent.context import limits
+from edge_agent.context.api import NewItem
+from edge_agent.context.store import ContextStore
+from orchestrator.errors import InvalidArgument, NotFound, OutOfRange
+
+NOW = datetime.now(timezone.utc)
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> ContextStore:
+    s = ContextStore(tmp_path / "ctx.db", purge_interval_s=None)
+    yield s
+    s.close()
+
+
+def note(body: str, **kw: object) -> NewItem:
+    return NewItem(kind=kw.pop("kind", "note"), body=body, **kw)  # type: ignore[arg-type]
+
+
+def test_put_get_round_trip(store: ContextStore) -> None:
+    start = NOW + timedelta(days=1)
+    [item_id] = store.put(
+        [
+            NewItem(
+                kind="event",
+                body="Quarterly review with finance",
+                title="Review",
+                source="cal",
+                source_id="uid-1",
+                participants=("Dana Scully", "Fox Mulder"),
+                tags=(" Work ", "work", "Finance"),
+                sensitivity="secret",
+                created_at=NOW - timedelta(days=3),
+                starts_at=start,
+                ends_at=start + timedelta(hours=1),
+            )
+        ]
+    )
+    item = store.get(item_id)
+    assert item.id == item_id
+    assert (item.kind, item.title, item.body) == ("event", "Review", "Quarterly review with finance")
+    assert item.participants == ("Dana Scully", "Fox Mulder")
+    assert item.tags == ("work", "finance")  # normalised: stripped, lower case, deduped
+    assert item.sensitivity == "secret"
+    assert item.starts_at is not None and abs((item.starts_at - start).total_seconds()) < 1e-3
+    assert item.created_at.tzinfo is not None
+
+
+def test_naive_datetimes_are_utc(store: ContextStore) -> None:
+    [item_id] = store.put([note("x", created_at=datetime(2024, 1, 2, 3, 4, 5))])
+    assert store.get(item_id).created_at == datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+def test_get_unknown_raises_not_found(store: ContextStore) -> None:
+    with pytest.raises(NotFound):
+        store.get("nope")
+
+
+def test_upsert_on_source_key_keeps_id_and_replaces_content(store: ContextStore) -> None:
+    [first] = store.put([note("old text about apples", source="s", source_id="k", tags=("a",))])
+    [again] = store.put([note("new text about pears", source="s", source_id="k", tags=("b",))])
+    assert again == first
+    assert store.get(first).body == "new text about pears"
+    assert store.get(first).tags == ("b",)
+    assert store.search("apples") == []
+    assert [h.item.id for h in store.search("pears")] == [first]
+    assert store.search("pears", tags=["a"]) == []
+    assert store.stats()["items"] == 1
+
+
+def test_empty_source_id_never_deduplicates(store: ContextStore) -> None:
+    ids = store.put([note("same"), note("same")])
+    assert len(set(ids)) == 2
+
+
+@pytest.mark.parametrize(
+    ("item", "field", "error"),
+    [
+        (note("   "), "items[1].body", InvalidArgument),
+        (note("x", kind="tweet"), "items[1].kind", InvalidArgument),
+        (note("x", sensitivity="top"), "items[1].sensitivity", InvalidArgument),
+        (note("x" * (limits.MAX_BODY_BYTES + 1)), "items[1].body", OutOfRange),
+        (note("é" * (limits.MAX_BODY_BYTES // 2 + 1)), "items[1].body", OutOfRange),
+        (note("x", title="t" * (limits.MAX_TITLE_CHARS + 1)), "items[1].title", OutOfRange),
+        (note("x", tags=tuple(f"t{i}" for i in range(limits.MAX_TAGS + 1))), "items[1].tags",
+         OutOfRange),
+        (note("x", tags=("",)), "items[1].tags[0]", InvalidArgument),
+        (note("x", participants="Bob"), "items[1].participants", InvalidArgument),
+        (note("x", starts_at=NOW, ends_at=NOW - timedelta(minutes=1)), "items[1].ends_at",
+         InvalidArgument),
+        (note("x", source=""), "items[1].source", InvalidArgument),
+    ],
+)
+def test_validation_names_the_field_and_writes_nothing(
+    store: ContextStore, item: NewItem, field: str, error: type[Exception]
+) -> None:
+    with pytest.raises(error) as raised:
+        store.put([note("a valid first item"), item])
+    assert isinstance(raised.value, InvalidArgument)
+    assert raised.value.field == field
+    assert store.stats()["items"] == 0  # the valid first item was not written either
+
+
+def test_oversized_batch_is_refused(store: ContextStore) -> None:
+    with pytest.raises(OutOfRange) as raised:
+        store.put([note("x")] * (limits.MAX_BATCH_ITEMS + 1))
+    assert raised.value.field == "items"
+
+
+def test_search_ranks_title_and_filters(store: ContextStore) -> None:
+    a, b, c, d = store.put(
+        [
+            note("we talked about the budget", title="Budget plan", tags=("work",)),
+            note("budget is mentioned once here among many other words about life"),
+            note("budget meeting", kind="event", starts_at=NOW + timedelta(days=1)),
+            note("budget secrets", sensitivity="secret", created_at=NOW - timedelta(days=400)),
+        ]
+    )
+    assert {h.item.id for h in store.search("budget")} == {a, b, c, d}
+    assert store.search("budget")[0].item.id in {a, c}
+    assert [h.item.id for h in store.search("budget", kinds=["event"])] == [c]
+    assert [h.item.id for h in store.search("budget", tags=["WORK"])] == [a]
+    assert [h.item.id for h in store.search("budget", tags=["work", "other"])] == []
+    assert [h.item.id for h in store.search("budget", sensitivities=["secret"])] == [d]
+    old = store.search("budget", until=NOW - timedelta(days=30))
+    assert [h.item.id for h in old] == [d]
+    recent = store.search("budget", since=NOW - timedelta(days=30))
+    assert {h.item.id for h in recent} == {a, b, c}
+    assert len(store.search("budget", limit=2)) == 2
+    scores = [h.score for h in store.search("budget")]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_recency_breaks_ties(store: ContextStore) -> None:
+    old, new = store.put(
+        [
+            note("invoice from the plumber", created_at=NOW - timedelta(days=900)),
+            note("invoice from the plumber", created_at=NOW - timedelta(days=1)),
+        ]
+    )
+    assert [h.item.id for h in store.search("plumber invoice")] == [new, old]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        'AND OR NOT', '"unbalanced', "(((", "body:zebra", "zebra*", "NEAR(zebra, x)",
+        "^zebra", "zebra -", "{title}: zebra", "'; DROP TABLE items; --", "zebra\x00",
+        "ZÉBRA!!!", "c++ && zebra || ?",
+    ],
+)
+def test_user_text_never_breaks_the_query(store: ContextStore, query: str) -> None:
+    [zebra] = store.put([note("a zebra crossed the road")])
+    store.put([note("AND OR NOT near title body")])
+    hits = store.search(query)  # must not raise
+    if "zebra" in query.lower() or "zébra" in query.lower():
+        assert zebra in [h.item.id for h in hits]
+
+
+def test_operator_words_are_plain_words(store: ContextStore) -> None:
+    [ops] = store.put([note("remember to NEAR the end")])
+    store.put([note("unrelated text")])
+    assert [h.item.id for h in store.search("near")] == [ops]
+
+
+def test_search_validation(store: ContextStore) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        store.search("x", since=NOW, until=NOW - timedelta(days=1))
+    assert raised.value.field == "until"
+    with pytest.raises(InvalidArgument) as raised:
+        store.search("x", kinds=["note", "tweet"])
+    assert raised.value.field == "kinds[1]"
+    with pytest.raises(OutOfRange) as raised:
+        store.search("x", limit=0)
+    assert raised.value.field == "limit"
+    with pytest.raises(OutOfRange) as raised:
+        store.search("x" * (limits.MAX_QUERY_CHARS + 1))
+    assert raised.value.field == "query"
+
+
+def test_query_without_words_lists_recent(store: ContextStore) -> None:
+    old, new = store.put(
+        [note("a", created_at=NOW - timedelta(days=5)), note("b", created_at=NOW)]
+    )
+    assert [h.item.id for h in store.search("?!")] == [new, old]
+
+
+def test_contact_names(store: ContextStore) -> None:
+    store.put(
+        [
+            note("phone 1", kind="contact", title="Zoe Quinn"),
+            note("phone 2", kind="contact", title="Adam West"),
+            note("not a contact", title="Nobody"),
+        ]
+    )
+    assert store.contact_names() == ["Adam West", "Zoe Quinn"]
+    store.put([note("phone 3", kind="contact", title="Bea Arthur")])
+    assert store.contact_names() == ["Adam West", "Bea Arthur", "Zoe Quinn"]
+
+
+def test_stats(store: ContextStore) -> None:
+    store.put([note("a"), note("b", kind="email", source="mbox:x")])
+    stats = store.stats()
+    assert stats["items"] == 2
+    assert stats["by_kind"] == {"email": 1, "note": 1}
+    assert stats["top_sources"] == {"api": 1, "mbox:x": 1}
+    assert stats["schema_version"] >= 1
+    assert stats["db_bytes"] > 0
+
+
+def test_reopen_keeps_items(tmp_path: Path) -> None:
+    with ContextStore(tmp_path / "c.db", purge_interval_s=None) as first:
+        [item_id] = first.put([note("persisted")])
+    with ContextStore(tmp_path / "c.db", purge_interval_s=None) as second:
+        assert second.get(item_id).body == "persisted"
