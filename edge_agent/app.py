@@ -1,0 +1,42 @@
+"""Wiring: build the daemon's parts from a Config (model, store, ledger, policy, cloud)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from .cloud import CloudClient
+from .config import Config
+from .service import AgentService
+
+log = logging.getLogger(__name__)
+
+
+def build_service(cfg: Config) -> AgentService:
+    """Open everything the daemon needs; blocking (model load), run it off the loop."""
+    from .context.store import ContextStore
+    from .engine.llama_engine import LlamaEngine
+    from .ledger import Ledger
+    from .models import resolve_model_path
+    from .routing import RoutingState
+
+    cfg.data_path.mkdir(parents=True, exist_ok=True)
+    routing = RoutingState(cfg.policy, ledger=Ledger(cfg.ledger_path))
+    store = ContextStore(cfg.database_path)
+    model_path = resolve_model_path(cfg.model.path or None)
+    log.info("loading model %s", model_path)
+    engine = LlamaEngine(
+        model_path,
+        n_ctx=cfg.model.n_ctx,
+        n_threads=cfg.model.n_threads or os.cpu_count(),
+        speculative=cfg.model.speculative,
+    )
+    cloud = CloudClient(cfg.cloud.address, cfg.cloud.token, timeout_s=cfg.cloud.timeout_s) if cfg.cloud.address else None
+    return AgentService(
+        engine,
+        store,
+        routing,
+        cloud=cloud,
+        queue_depth=cfg.server.queue_depth,
+        context_token_budget=cfg.limits.context_token_budget,
+    )

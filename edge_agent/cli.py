@@ -1,0 +1,202 @@
+"""`edge-agent`: serve the daemon, ask it things, manage context, policy and audit.
+
+Logging is configured here once; nothing is configured at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from typing import Any
+
+from orchestrator.errors import DomainError
+
+from .config import Config, load_config
+
+EXIT_USAGE = 2
+
+
+def _connect_target(args: argparse.Namespace, cfg: Config) -> str:
+    if args.address:
+        return args.address
+    return f"unix:{cfg.socket_path}"
+
+
+def _cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
+    from .app import build_service
+    from .server import Bound, serve
+
+    def ready(bound: Bound) -> None:
+        where = f"unix:{bound.socket}" + (f" and 127.0.0.1:{bound.tcp_port}" if bound.tcp_port else "")
+        print(f"edge-agent ready on {where}", flush=True)
+
+    asyncio.run(serve(cfg, lambda: build_service(cfg), ready=ready))
+    return 0
+
+
+def _request(args: argparse.Namespace) -> Any:
+    from edgecloud.v1 import common_pb2, edge_agent_pb2 as pb
+
+    pref = {"auto": pb.ROUTE_PREFERENCE_AUTO, "local": pb.ROUTE_PREFERENCE_LOCAL_ONLY, "cloud": pb.ROUTE_PREFERENCE_CLOUD_PREFERRED}
+    params = common_pb2.GenerationParams(
+        max_tokens=args.max_tokens, temperature=args.temperature, stop=args.stop or []
+    )
+    if args.seed is not None:
+        params.seed = args.seed
+    return pb.GenerateRequest(
+        prompt=args.prompt,
+        params=params,
+        routing=pb.Routing(
+            preference=pref[args.route],
+            deadline_ms=args.deadline_ms,
+            max_cost=args.max_cost,
+            personal=args.personal,
+            labels=args.label or [],
+        ),
+        use_context=not args.no_context,
+    )
+
+
+def _describe(done: Any) -> str:
+    from edgecloud.v1 import edge_agent_pb2 as pb
+
+    r, u = done.route, done.usage
+    target = pb.RouteTarget.Name(r.target).removeprefix("ROUTE_TARGET_").lower()
+    lines = [f"route: {target}  ({', '.join(r.rules_fired) or 'no rule'})", f"why:   {r.explanation}"]
+    if r.fallback:
+        lines.append(f"fallback: {r.fallback_reason}")
+    if r.context_item_ids:
+        lines.append(f"context: {len(r.context_item_ids)} item(s) used")
+    speed = f"{u.tokens_per_s:.1f} tok/s"
+    if u.drafted_tokens:
+        speed += f", {u.accepted_tokens}/{u.drafted_tokens} drafted tokens accepted"
+    lines.append(
+        f"tokens: {u.prompt_tokens} in, {u.completion_tokens} out; ttft {u.ttft_ms:.0f} ms; {speed}; "
+        f"total {u.total_ms:.0f} ms; finish {done.finish_reason}"
+    )
+    return "\n".join(lines)
+
+
+def _cmd_ask(args: argparse.Namespace, cfg: Config) -> int:
+    import grpc
+
+    from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(_connect_target(args, cfg)) as ch:
+        stub = pb_grpc.EdgeAgentStub(ch)
+        timeout = args.timeout
+        if args.explain:
+            d = stub.ExplainRoute(_request(args), timeout=timeout)
+            print(d)
+            return 0
+        done = None
+        for msg in stub.Generate(_request(args), timeout=timeout):
+            if msg.HasField("done"):
+                done = msg.done
+            else:
+                print(msg.delta, end="", flush=True)
+        print()
+        if done is not None and not args.quiet:
+            print("\n" + _describe(done), file=sys.stderr)
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace, cfg: Config) -> int:
+    import grpc
+
+    from edgecloud.v1 import edge_agent_pb2 as pb, edge_agent_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(_connect_target(args, cfg)) as ch:
+        s = pb_grpc.EdgeAgentStub(ch).GetStats(pb.GetStatsRequest(), timeout=args.timeout)
+    print(f"requests by route: {dict(s.requests_by_route) or '{}'}   errors: {s.errors}   fallbacks: {s.fallbacks}")
+    print(f"ttft p50/p99: {s.ttft_p50_ms:.0f}/{s.ttft_p99_ms:.0f} ms   local tok/s p50: {s.local_tokens_per_s_p50:.1f}")
+    print(f"draft acceptance: {s.acceptance_rate:.0%}   cloud spend: {s.cloud_spend:.6f}   circuit: {s.cloud_circuit}")
+    print(f"context items: {s.context_items}")
+    return 0
+
+
+def _client_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", default="", help="daemon address (default: the configured unix socket)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds before giving up")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edge-agent", description="On-device LLM daemon with policy routing to a cloud model.")
+    p.add_argument("--config", default=None, help="TOML config file (default: $EDGE_AGENT_CONFIG or built-in defaults)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the daemon")
+    s.set_defaults(func=_cmd_serve)
+
+    a = sub.add_parser("ask", help="ask the running daemon; streams the answer, then the route and figures")
+    a.add_argument("prompt")
+    a.add_argument("--max-tokens", type=int, default=0)
+    a.add_argument("--temperature", type=float, default=0.0)
+    a.add_argument("--seed", type=int, default=None)
+    a.add_argument("--stop", action="append", help="stop sequence (repeatable)")
+    a.add_argument("--route", choices=("auto", "local", "cloud"), default="auto", help="routing preference")
+    a.add_argument("--deadline-ms", type=int, default=0)
+    a.add_argument("--max-cost", type=float, default=0.0)
+    a.add_argument("--personal", action="store_true", help="mark the prompt personal (stays on the device)")
+    a.add_argument("--label", action="append", help="request label for policy rules (repeatable)")
+    a.add_argument("--no-context", action="store_true", help="do not pull personal context into the prompt")
+    a.add_argument("--explain", action="store_true", help="only show the route that would be taken")
+    a.add_argument("--quiet", action="store_true", help="print only the answer")
+    _client_args(a)
+    a.set_defaults(func=_cmd_ask)
+
+    st = sub.add_parser("stats", help="counters and percentiles of the running daemon")
+    _client_args(st)
+    st.set_defaults(func=_cmd_stats)
+
+    for module in ("edge_agent.context.commands", "edge_agent.routing_commands"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ImportError:
+            continue
+        mod.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except DomainError as exc:
+        print(f"edge-agent: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    for attr, path in (("db", cfg.database_path), ("ledger", cfg.ledger_path)):
+        if getattr(args, attr, "unset") is None:
+            setattr(args, attr, str(path))
+    try:
+        func = args.func
+        return int(func(args, cfg) if func.__module__ == __name__ else func(args))
+    except DomainError as exc:
+        print(f"edge-agent: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - grpc errors and the like, shown plainly
+        import grpc
+
+        if isinstance(exc, grpc.RpcError):
+            code = exc.code().name  # type: ignore[attr-defined]
+            print(f"edge-agent: {code}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+            if code == "UNAVAILABLE":
+                print(f"edge-agent: is the daemon running? (edge-agent serve; socket {load_config(args.config).socket_path})", file=sys.stderr)
+            return 1
+        if os.environ.get("EDGE_AGENT_DEBUG"):
+            raise
+        print(f"edge-agent: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""gRPC client to cloud-stub: bearer token, deadlines, a circuit breaker the router sees.
+
+Failures surface as ``CloudFailure`` with ``started`` telling whether any text had
+arrived (the service falls back to the local model before the first token, and
+continues locally after it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import AsyncIterator, Union
+
+import grpc
+
+from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc, common_pb2
+
+from .engine.api import SamplingParams
+
+log = logging.getLogger(__name__)
+
+# Retry UNAVAILABLE before the first response only (gRPC's own retry policy).
+_SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{"service": "edgecloud.v1.CloudInference"}],
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+
+
+class CloudFailure(Exception):
+    """The cloud call failed; ``started`` is True when text had already arrived."""
+
+    def __init__(self, reason: str, started: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.started = started
+
+
+@dataclass(frozen=True)
+class CloudDone:
+    usage: common_pb2.Usage
+    finish_reason: str
+
+
+@dataclass(frozen=True)
+class CloudInfo:
+    model: str
+    context_length: int
+    price_in_per_1k: float
+    price_out_per_1k: float
+    max_tokens_limit: int
+
+
+CloudEvent = Union[str, CloudDone]
+
+
+class CircuitBreaker:
+    """Opens after ``threshold`` consecutive failures; one probe after ``cooldown_s``."""
+
+    def __init__(self, threshold: int = 3, cooldown_s: float = 10.0) -> None:
+        self.threshold = threshold
+        self.cooldown_s = cooldown_s
+        self._failures = 0
+        self._opened_at: float | None = None
+
+    @property
+    def state(self) -> str:
+        if self._opened_at is None:
+            return "closed"
+        if time.monotonic() - self._opened_at >= self.cooldown_s:
+            return "half_open"
+        return "open"
+
+    def allows(self) -> bool:
+        return self.state != "open"
+
+    def success(self) -> None:
+        self._failures = 0
+        self._opened_at = None
+
+    def failure(self) -> None:
+        self._failures += 1
+        if self._failures >= self.threshold or self._opened_at is not None:
+            self._opened_at = time.monotonic()
+
+
+class CloudClient:
+    """One channel to the cloud, reused by every request."""
+
+    def __init__(self, address: str, token: str = "", *, timeout_s: float = 60.0, breaker: CircuitBreaker | None = None) -> None:
+        self.address = address
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._timeout_s = timeout_s
+        self.breaker = breaker or CircuitBreaker()
+        self._channel = grpc.aio.insecure_channel(
+            address, options=[("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)]
+        )
+        self._stub = cloud_pb2_grpc.CloudInferenceStub(self._channel)
+        self.info: CloudInfo | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.breaker.allows()
+
+    async def fetch_info(self, timeout_s: float = 2.0) -> CloudInfo | None:
+        """Ask the cloud for its model and prices; None (and a breaker failure) when down."""
+        try:
+            r = await self._stub.Info(cloud_pb2.InfoRequest(), metadata=self._metadata, timeout=timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("cloud Info failed: %s", exc.code().name)
+            self.breaker.failure()
+            return None
+        self.breaker.success()
+        self.info = CloudInfo(r.model, r.context_length, r.price_in_per_1k, r.price_out_per_1k, r.max_tokens_limit)
+        return self.info
+
+    async def generate(
+        self, request_id: str, prompt: str, params: SamplingParams, *, timeout_s: float | None = None
+    ) -> AsyncIterator[CloudEvent]:
+        """Stream the cloud's answer; raises CloudFailure on any failure."""
+        gp = common_pb2.GenerationParams(
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k,
+            stop=list(params.stop),
+        )
+        if params.seed is not None:
+            gp.seed = params.seed
+        req = cloud_pb2.CloudGenerateRequest(request_id=request_id, prompt=prompt, params=gp)
+        started = False
+        call = self._stub.Generate(req, metadata=self._metadata, timeout=timeout_s or self._timeout_s)
+        try:
+            async for msg in call:
+                if msg.HasField("done"):
+                    self.breaker.success()
+                    yield CloudDone(msg.done.usage, msg.done.finish_reason)
+                    return
+                started = True
+                yield msg.delta
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.CANCELLED:
+                self.breaker.failure()
+            raise CloudFailure(f"cloud {exc.code().name.lower()}: {exc.details() or ''}".strip(), started) from None
+        finally:
+            call.cancel()
+        self.breaker.failure()
+        raise CloudFailure("cloud stream ended without a final message", started)
+
+    async def close(self) -> None:
+        await self._channel.close()

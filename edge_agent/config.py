@@ -1,0 +1,196 @@
+"""Daemon configuration: frozen dataclasses loaded in one place.
+
+Sources, later ones winning: built-in defaults, the TOML file (``--config`` or
+``$EDGE_AGENT_CONFIG``), then environment overrides:
+
+==========================  ==============================================
+``EDGE_AGENT_DATA_DIR``     data directory (database, ledger, socket, logs)
+``EDGE_AGENT_SOCKET``       unix socket path
+``EDGE_AGENT_LISTEN``       loopback TCP address, e.g. ``127.0.0.1:50051``
+``EDGE_AGENT_MODEL``        GGUF file path (default: the shipped model)
+``EDGE_AGENT_POLICY``       routing policy TOML file
+``EDGE_AGENT_CLOUD``        cloud-stub address ``host:port`` ("" disables the cloud)
+``EDGE_AGENT_CLOUD_TOKEN``  bearer token for the cloud
+``EDGE_AGENT_LOG_LEVEL``    DEBUG / INFO / WARNING / ERROR
+==========================  ==============================================
+
+Errors name the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from orchestrator.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where and how the daemon listens."""
+
+    socket: str = ""  # "" -> <data_dir>/edge-agent.sock
+    listen: str = ""  # loopback TCP "host:port"; "" -> no TCP
+    max_message_bytes: int = 4 * 1024 * 1024
+    queue_depth: int = 16  # requests waiting for the model beyond the running one
+    grace_s: float = 5.0  # drain time on shutdown
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The local model."""
+
+    path: str = ""  # "" -> the shipped default model
+    n_ctx: int = 4096
+    n_threads: int = 0  # 0 -> all cores
+    speculative: bool = True
+    warmup: bool = True
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    """The link to cloud-stub."""
+
+    address: str = ""  # "" -> no cloud
+    token: str = ""
+    timeout_s: float = 60.0
+    connect_timeout_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Request limits; breaking one gives INVALID_ARGUMENT / OUT_OF_RANGE naming the field."""
+
+    max_prompt_bytes: int = 32 * 1024
+    max_tokens: int = 2048
+    default_max_tokens: int = 128
+    context_token_budget: int = 512
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole daemon configuration."""
+
+    data_dir: str = ""
+    policy: str = ""  # "" -> the built-in default policy
+    log_level: str = "INFO"
+    server: ServerConfig = field(default_factory=ServerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    cloud: CloudConfig = field(default_factory=CloudConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser()
+
+    @property
+    def socket_path(self) -> Path:
+        return Path(self.server.socket) if self.server.socket else self.data_path / "edge-agent.sock"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_path / "context.db"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.data_path / "ledger.db"
+
+
+def default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "edge-agent")
+
+
+_SECTIONS = {"server": ServerConfig, "model": ModelConfig, "cloud": CloudConfig, "limits": LimitsConfig}
+_ENV = {
+    "EDGE_AGENT_DATA_DIR": ("data_dir", None),
+    "EDGE_AGENT_POLICY": ("policy", None),
+    "EDGE_AGENT_LOG_LEVEL": ("log_level", None),
+    "EDGE_AGENT_SOCKET": ("socket", "server"),
+    "EDGE_AGENT_LISTEN": ("listen", "server"),
+    "EDGE_AGENT_MODEL": ("path", "model"),
+    "EDGE_AGENT_CLOUD": ("address", "cloud"),
+    "EDGE_AGENT_CLOUD_TOKEN": ("token", "cloud"),
+}
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _typed(source: str, key: str, value: Any, default: Any) -> Any:
+    expected = type(default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(source, key, f"a value of type {expected.__name__} (got {value!r})")
+    if expected in (int, float) and value < 0:
+        raise ConfigError(source, key, f"a non-negative number (got {value!r})")
+    return value
+
+
+def _section(source: str, name: str, cls: type, raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(source, name, "a table")
+    defaults = cls()
+    known = {f.name for f in fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(source, f"{name}.{key}", f"one of {sorted(known)} (unknown key)")
+        values[key] = _typed(source, f"{name}.{key}", value, getattr(defaults, key))
+    return replace(defaults, **values)
+
+
+def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Config:
+    """Build a Config from a parsed TOML mapping, validating every key."""
+    cfg = Config(data_dir=default_data_dir())
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        if key in _SECTIONS:
+            values[key] = _section(source, key, _SECTIONS[key], raw)
+        elif key in ("data_dir", "policy", "log_level"):
+            values[key] = _typed(source, key, raw, "")
+        else:
+            raise ConfigError(source, key, f"one of {sorted([*_SECTIONS, 'data_dir', 'policy', 'log_level'])} (unknown key)")
+    cfg = replace(cfg, **values)
+    return _check(cfg, source)
+
+
+def _check(cfg: Config, source: str) -> Config:
+    if cfg.log_level.upper() not in _LEVELS:
+        raise ConfigError(source, "log_level", f"one of {list(_LEVELS)} (got {cfg.log_level!r})")
+    if cfg.server.listen:
+        host = cfg.server.listen.rsplit(":", 1)[0].strip("[]")
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ConfigError(source, "server.listen", f"a loopback address host:port (got {cfg.server.listen!r})")
+    if cfg.limits.default_max_tokens > cfg.limits.max_tokens:
+        raise ConfigError(source, "limits.default_max_tokens", "at most limits.max_tokens")
+    if cfg.server.queue_depth < 1:
+        raise ConfigError(source, "server.queue_depth", "at least 1")
+    return replace(cfg, log_level=cfg.log_level.upper())
+
+
+def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load defaults <- TOML file <- environment. No file is needed for the defaults."""
+    env = os.environ if env is None else env
+    path = path or env.get("EDGE_AGENT_CONFIG") or None
+    data: dict[str, Any] = {}
+    source = path or "<defaults>"
+    if path:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(path, "<file>", "an existing TOML file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(path, "<file>", f"valid TOML ({exc})") from None
+    cfg = parse_config(data, source)
+    for var, (key, section) in _ENV.items():
+        if var not in env:
+            continue
+        if section is None:
+            cfg = replace(cfg, **{key: env[var]})
+        else:
+            cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{key: env[var]})})
+    return _check(cfg, f"environment ({source})")

@@ -1,0 +1,178 @@
+"""Protobuf <-> domain conversion for the EdgeAgent API, with request validation.
+
+The one place that knows both the wire messages and the domain types; every rule
+broken raises ``InvalidArgument`` / ``OutOfRange`` naming the proto field path.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from edgecloud.v1 import common_pb2, edge_agent_pb2 as pb
+from edgecloud.validate import check_params
+from orchestrator.errors import InvalidArgument, OutOfRange
+from orchestrator.types import Decision, Preference, Target
+
+from .config import LimitsConfig
+from .context.api import Hit, Item, NewItem
+from .engine.api import SamplingParams
+from .service import AskRequest, Outcome
+
+MAX_ITEMS_PER_PUT = 1000
+MAX_LABELS = 16
+
+_PREFERENCES = {
+    pb.ROUTE_PREFERENCE_AUTO: Preference.AUTO,
+    pb.ROUTE_PREFERENCE_LOCAL_ONLY: Preference.LOCAL_ONLY,
+    pb.ROUTE_PREFERENCE_CLOUD_PREFERRED: Preference.CLOUD_PREFERRED,
+}
+_TARGETS = {
+    Target.LOCAL: pb.ROUTE_TARGET_LOCAL,
+    Target.CLOUD: pb.ROUTE_TARGET_CLOUD,
+    Target.CLOUD_REDACTED: pb.ROUTE_TARGET_CLOUD_REDACTED,
+    Target.REJECT: pb.ROUTE_TARGET_REJECT,
+}
+
+
+def ask_request(msg: pb.GenerateRequest, limits: LimitsConfig) -> AskRequest:
+    """Validate a GenerateRequest."""
+    if not msg.prompt.strip():
+        raise InvalidArgument("prompt", "must not be empty")
+    size = len(msg.prompt.encode("utf-8", "surrogatepass"))
+    if size > limits.max_prompt_bytes:
+        raise OutOfRange("prompt", f"must be at most {limits.max_prompt_bytes} bytes (got {size})")
+    if "\x00" in msg.prompt:
+        raise InvalidArgument("prompt", "must not contain NUL characters")
+    p = check_params(msg.params, default_max_tokens=limits.default_max_tokens, max_tokens_limit=limits.max_tokens)
+    r = msg.routing
+    if r.preference not in _PREFERENCES:
+        raise InvalidArgument("routing.preference", f"unknown RoutePreference value {r.preference}")
+    if r.deadline_ms < 0:
+        raise InvalidArgument("routing.deadline_ms", "must be >= 0 (0 means the policy default)")
+    if not r.max_cost >= 0:  # also NaN
+        raise InvalidArgument("routing.max_cost", "must be >= 0 (0 means no cap)")
+    if len(r.labels) > MAX_LABELS:
+        raise InvalidArgument("routing.labels", f"at most {MAX_LABELS} labels")
+    if len(msg.request_id) > 64:
+        raise InvalidArgument("request_id", "at most 64 characters")
+    return AskRequest(
+        prompt=msg.prompt,
+        params=SamplingParams(p.max_tokens, p.temperature, p.top_p, p.top_k, p.seed, p.stop),
+        request_id=msg.request_id,
+        preference=_PREFERENCES[r.preference],
+        deadline_ms=r.deadline_ms or None,
+        max_cost=r.max_cost or None,
+        personal=r.personal,
+        labels=tuple(r.labels),
+        app_id=r.app_id,
+        use_context=msg.use_context,
+    )
+
+
+def route_decision(d: Decision, context_ids: tuple[str, ...] = (), outcome: Outcome | None = None) -> pb.RouteDecision:
+    msg = pb.RouteDecision(
+        target=_TARGETS[d.target],
+        rules_fired=list(d.rules_fired),
+        explanation=d.explanation,
+        pii_kinds=list(d.pii_kinds),
+        context_item_ids=list(context_ids),
+        options=[
+            pb.RouteOption(
+                target=_TARGETS[o.target],
+                estimated_latency_ms=o.latency_ms,
+                estimated_cost=o.cost,
+                allowed=o.allowed,
+                note=o.note,
+            )
+            for o in d.options
+        ],
+    )
+    if outcome is not None:
+        msg.fallback = outcome.fallback
+        msg.fallback_reason = outcome.fallback_reason
+        msg.cloud_chars = outcome.cloud_chars
+    return msg
+
+
+def done(o: Outcome) -> pb.GenerateDone:
+    usage = common_pb2.Usage(
+        prompt_tokens=o.prompt_tokens,
+        completion_tokens=o.completion_tokens,
+        ttft_ms=o.ttft_ms,
+        tokens_per_s=o.tokens_per_s,
+        drafted_tokens=o.drafted_tokens,
+        accepted_tokens=o.accepted_tokens,
+        verify_steps=o.verify_steps,
+        total_ms=o.total_ms,
+    )
+    return pb.GenerateDone(
+        usage=usage,
+        route=route_decision(o.decision, o.context_ids, o),
+        finish_reason=o.finish_reason,
+        request_id=o.request_id,
+    )
+
+
+def _time(value: int, field: str) -> datetime | None:
+    if value == 0:
+        return None
+    if value < 0 or value > 253402300799:  # year 9999
+        raise InvalidArgument(field, "must be unix seconds between 1970 and 9999")
+    return datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+def new_items(msg: pb.PutContextRequest) -> list[NewItem]:
+    """Convert PutContext items; the store checks content rules (kind, size, ...)."""
+    if not msg.items:
+        raise InvalidArgument("items", "must hold at least one item")
+    if len(msg.items) > MAX_ITEMS_PER_PUT:
+        raise InvalidArgument("items", f"at most {MAX_ITEMS_PER_PUT} items per call")
+    out = []
+    for i, it in enumerate(msg.items):
+        f = f"items[{i}]"
+        starts, ends = _time(it.starts_at, f"{f}.starts_at"), _time(it.ends_at, f"{f}.ends_at")
+        if starts and ends and ends < starts:
+            raise InvalidArgument(f"{f}.ends_at", "must not be before starts_at")
+        out.append(
+            NewItem(
+                kind=it.kind,
+                body=it.body,
+                title=it.title,
+                source=it.source or "api",
+                source_id=it.source_id,
+                participants=tuple(it.participants),
+                tags=tuple(it.tags),
+                sensitivity=it.sensitivity or "personal",
+                created_at=_time(it.created_at, f"{f}.created_at"),
+                starts_at=starts,
+                ends_at=ends,
+                expires_at=_time(it.expires_at, f"{f}.expires_at"),
+            )
+        )
+    return out
+
+
+def _unix(t: datetime | None) -> int:
+    return int(t.timestamp()) if t else 0
+
+
+def context_item(item: Item) -> pb.ContextItem:
+    return pb.ContextItem(
+        id=item.id,
+        kind=item.kind,
+        title=item.title,
+        body=item.body,
+        source=item.source,
+        source_id=item.source_id,
+        participants=list(item.participants),
+        tags=list(item.tags),
+        sensitivity=item.sensitivity,
+        created_at=_unix(item.created_at),
+        starts_at=_unix(item.starts_at),
+        ends_at=_unix(item.ends_at),
+        expires_at=_unix(item.expires_at),
+    )
+
+
+def search_hits(hits: list[Hit]) -> pb.SearchContextResponse:
+    return pb.SearchContextResponse(hits=[pb.SearchHit(item=context_item(h.item), score=h.score) for h in hits])

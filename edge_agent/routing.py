@@ -1,0 +1,97 @@
+"""The daemon's routing state: the policy in force (reloadable), live estimates,
+contact names for PII detection, prices and the egress ledger.
+
+The decision itself is ``orchestrator.router.decide``; this module only gathers its
+inputs and records what a cloud call sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.estimators import Estimators
+from orchestrator.policy import Policy, default_policy, load_policy
+from orchestrator.router import decide
+from orchestrator.types import Decision, RouteRequest
+
+if TYPE_CHECKING:
+    from .cloud import CloudClient
+
+log = logging.getLogger(__name__)
+
+
+class RoutingState:
+    """Policy + estimators + ledger, shared by all requests."""
+
+    def __init__(self, policy_file: str = "", ledger: Any = None) -> None:
+        self.policy_file = policy_file
+        self.policy: Policy = load_policy(policy_file) if policy_file else default_policy()
+        self.estimators = Estimators()
+        self.ledger = ledger
+        self._lock = threading.Lock()
+        self._contacts: list[str] | None = None
+
+    @property
+    def default_deadline_ms(self) -> int:
+        return int(self.policy.default_deadline_ms)
+
+    def reload(self) -> str:
+        """Load the policy file again; on error the old policy stays and the error propagates."""
+        new = load_policy(self.policy_file) if self.policy_file else default_policy()
+        with self._lock:
+            self.policy = new
+        log.info("policy reloaded from %s", self.policy_file or "<built-in default>")
+        return self.policy_file
+
+    def contact_names(self, store: Any) -> list[str]:
+        if self._contacts is None:
+            self._contacts = list(store.contact_names())
+        return self._contacts
+
+    def contacts_changed(self) -> None:
+        self._contacts = None
+
+    def prices(self, cloud: CloudClient | None) -> tuple[float, float]:
+        if cloud is not None and cloud.info is not None and (cloud.info.price_in_per_1k or cloud.info.price_out_per_1k):
+            return cloud.info.price_in_per_1k, cloud.info.price_out_per_1k
+        return float(self.policy.cloud_price_in_per_1k), float(self.policy.cloud_price_out_per_1k)
+
+    def spend(self) -> Any:
+        return self.ledger.spend() if self.ledger is not None else None
+
+    def decide(self, req: RouteRequest, *, cloud_available: bool, cloud: CloudClient | None) -> Decision:
+        price_in, price_out = self.prices(cloud)
+        est = self.estimators.snapshot(
+            prompt_tokens=req.prompt_tokens,
+            cloud_available=cloud_available,
+            price_in_per_1k=price_in,
+            price_out_per_1k=price_out,
+        )
+        return decide(req, est, self.policy, self.spend())
+
+    def record_cloud_call(
+        self, plan: Any, *, sent_text: str, prompt_tokens: int, completion_tokens: int, cloud: CloudClient | None
+    ) -> float:
+        """Cost of a finished cloud call, written to the egress ledger."""
+        price_in, price_out = self.prices(cloud)
+        cost = prompt_tokens / 1000 * price_in + completion_tokens / 1000 * price_out
+        if self.ledger is not None:
+            self.ledger.record(
+                request_id=plan.request_id,
+                rule=",".join(plan.decision.rules_fired),
+                target=plan.decision.target.value,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cost=cost,
+                pii_kinds_redacted=tuple(plan.decision.pii_kinds) if plan.decision.restore else (),
+                text_sha256=hashlib.sha256(sent_text.encode()).hexdigest(),
+            )
+        return cost
+
+
+def policy_source(path: str) -> str:
+    return str(Path(path).resolve()) if path else ""

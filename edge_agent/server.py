@@ -1,0 +1,214 @@
+"""grpc.aio servicers of the EdgeAgent API and the daemon's lifecycle.
+
+Servicers are thin: convert the message, call the service, convert back. Errors are
+mapped to status codes by ``ErrorMappingInterceptor``. Lifecycle: bind (unix socket
+0600, optional loopback TCP) -> health NOT_SERVING -> load model -> warm up ->
+SERVING; on SIGTERM/SIGINT: NOT_SERVING -> ``server.stop(grace)`` -> close model and
+databases. SIGHUP reloads the policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from edgecloud.v1 import edge_agent_pb2 as pb
+from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
+from orchestrator.errors import DomainError, InvalidArgument
+
+from . import convert
+from .config import Config
+from .errors_grpc import ErrorMappingInterceptor
+from .service import AgentService, Outcome
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EdgeAgent"].full_name
+
+
+class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
+    """Message conversion around ``AgentService``."""
+
+    def __init__(self, service: AgentService, cfg: Config) -> None:
+        self.service = service
+        self.cfg = cfg
+
+    async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GenerateResponse]:
+        req = convert.ask_request(request, self.cfg.limits)
+        async for ev in self.service.generate(req):
+            if isinstance(ev, Outcome):
+                yield pb.GenerateResponse(done=convert.done(ev))
+            else:
+                yield pb.GenerateResponse(delta=ev)
+
+    async def Complete(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.CompleteResponse:
+        req = convert.ask_request(request, self.cfg.limits)
+        parts: list[str] = []
+        async for ev in self.service.generate(req):
+            if isinstance(ev, Outcome):
+                return pb.CompleteResponse(text="".join(parts), done=convert.done(ev))
+            parts.append(ev)
+        raise DomainError("generation ended without an outcome")  # pragma: no cover
+
+    async def ExplainRoute(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.RouteDecision:
+        plan = await self.service.plan(convert.ask_request(request, self.cfg.limits))
+        ids = tuple(i.id for i in plan.context.items) if plan.context else ()
+        return convert.route_decision(plan.decision, ids)
+
+    async def PutContext(self, request: pb.PutContextRequest, context: grpc.aio.ServicerContext) -> pb.PutContextResponse:
+        items = convert.new_items(request)
+        ids = await asyncio.to_thread(self.service.store.put, items)  # type: ignore[attr-defined]
+        if any(i.kind == "contact" for i in items):
+            self.service.routing.contacts_changed()
+        return pb.PutContextResponse(ids=ids)
+
+    async def SearchContext(self, request: pb.SearchContextRequest, context: grpc.aio.ServicerContext) -> pb.SearchContextResponse:
+        if not request.query.strip():
+            raise InvalidArgument("query", "must not be empty")
+        if not 0 <= request.limit <= 100:
+            raise InvalidArgument("limit", "must be in 1..100 (0 means 10)")
+        hits = await asyncio.to_thread(
+            self.service.store.search,  # type: ignore[attr-defined]
+            request.query,
+            kinds=tuple(request.kinds),
+            limit=request.limit or 10,
+        )
+        return convert.search_hits(hits)
+
+    async def DeleteContext(self, request: pb.DeleteContextRequest, context: grpc.aio.ServicerContext) -> pb.DeleteContextResponse:
+        chosen = sum([bool(request.ids), bool(request.source), request.all])
+        if chosen != 1:
+            raise InvalidArgument("ids|source|all", "set exactly one of ids, source or all")
+        n = await asyncio.to_thread(
+            self.service.store.delete,  # type: ignore[attr-defined]
+            ids=tuple(request.ids),
+            source=request.source or None,
+            everything=request.all,
+        )
+        self.service.routing.contacts_changed()
+        return pb.DeleteContextResponse(deleted=n)
+
+    async def GetStats(self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext) -> pb.StatsResponse:
+        s = self.service.stats.snapshot()
+        store_stats = await asyncio.to_thread(self.service.store.stats)  # type: ignore[attr-defined]
+        cloud = self.service.cloud
+        return pb.StatsResponse(
+            requests_by_route=s.requests_by_route,
+            errors=s.errors,
+            ttft_p50_ms=s.ttft_p50_ms,
+            ttft_p99_ms=s.ttft_p99_ms,
+            local_tokens_per_s_p50=s.local_tokens_per_s_p50,
+            acceptance_rate=s.acceptance_rate,
+            cloud_spend=s.cloud_spend,
+            cloud_circuit=cloud.breaker.state if cloud else "disabled",
+            context_items=int(store_stats.get("items", 0)),
+            fallbacks=s.fallbacks,
+        )
+
+    async def ReloadPolicy(self, request: pb.ReloadPolicyRequest, context: grpc.aio.ServicerContext) -> pb.ReloadPolicyResponse:
+        path = await asyncio.to_thread(self.service.routing.reload)
+        return pb.ReloadPolicyResponse(policy_file=path)
+
+
+@dataclass
+class Bound:
+    """Addresses the daemon listens on."""
+
+    socket: Path
+    tcp_port: int | None
+
+
+async def serve(
+    cfg: Config,
+    build_service: Callable[[], AgentService],
+    *,
+    ready: Callable[[Bound], None] | None = None,
+    stop_event: asyncio.Event | None = None,
+) -> None:
+    """Run the daemon until SIGTERM/SIGINT or ``stop_event``."""
+    opts = [
+        ("grpc.max_receive_message_length", cfg.server.max_message_bytes),
+        ("grpc.max_send_message_length", cfg.server.max_message_bytes),
+    ]
+    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()], options=opts)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME), server)
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    sock = cfg.socket_path
+    sock.parent.mkdir(parents=True, exist_ok=True)
+    if sock.exists():
+        sock.unlink()
+    old_umask = os.umask(0o177)  # the socket is created 0600
+    try:
+        server.add_insecure_port(f"unix:{sock}")
+        tcp_port = server.add_insecure_port(cfg.server.listen) if cfg.server.listen else None
+        await server.start()
+    finally:
+        os.umask(old_umask)
+    os.chmod(sock, 0o600)
+    log.info("listening on unix:%s%s", sock, f" and {cfg.server.listen} (port {tcp_port})" if tcp_port else "")
+
+    stop = stop_event or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    service: AgentService | None = None
+    try:
+        load = asyncio.ensure_future(asyncio.to_thread(build_service))
+        waiter = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({load, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if not load.done():  # stopped while loading
+            service = await load
+            return
+        waiter.cancel()
+        service = load.result()
+        pb_grpc.add_EdgeAgentServicer_to_server(EdgeAgentServicer(service, cfg), server)
+        if service.cloud is not None:
+            await service.cloud.fetch_info()
+        if cfg.model.warmup:
+            await _warm_up(service)
+
+        def reload_policy() -> None:
+            try:
+                service.routing.reload()  # type: ignore[union-attr]
+            except DomainError as exc:
+                log.error("policy reload rejected, old policy stays: %s", exc.message)
+
+        loop.add_signal_handler(signal.SIGHUP, reload_policy)
+        for name in ("", SERVICE_NAME):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("ready")
+        if ready:
+            ready(Bound(sock, tcp_port))
+        await stop.wait()
+    finally:
+        log.info("shutting down: draining")
+        for name in ("", SERVICE_NAME):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await server.stop(cfg.server.grace_s)
+        if service is not None:
+            await service.close()
+        if sock.exists():
+            sock.unlink()
+        log.info("stopped")
+
+
+async def _warm_up(service: AgentService) -> None:
+    from .engine.api import SamplingParams, Finished
+
+    async for ev in service._run_engine("Hello", SamplingParams(max_tokens=2), ()):
+        if isinstance(ev, Finished):
+            log.info("warm-up done in %.0f ms", ev.usage.total_ms)

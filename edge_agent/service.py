@@ -1,0 +1,339 @@
+"""The request pipeline: validate -> retrieve -> route -> run -> record.
+
+Pure asyncio and domain types; the gRPC servicers in ``server.py`` only convert
+messages. Blocking model work runs in one worker thread; a cancelled request stops
+the decoder within one step (``cancelled`` is polled between steps) before the model
+is handed to the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import AsyncIterator, Sequence, Union
+
+from orchestrator.errors import PermissionDenied, Unavailable
+from orchestrator.types import ContextRef, Decision, Preference, RouteRequest, Target
+
+from .cloud import CloudClient, CloudDone, CloudFailure
+from .context.api import Retrieved
+from .engine.api import Engine, Finished, SamplingParams, TextDelta
+from .routing import RoutingState
+from .slot import ModelSlot
+from .stats import Stats
+
+log = logging.getLogger(__name__)
+
+CONTEXT_HEADER = "Notes from the user's own data:\n"
+
+
+@dataclass(frozen=True)
+class AskRequest:
+    """A validated generation request."""
+
+    prompt: str
+    params: SamplingParams
+    request_id: str = ""
+    preference: Preference = Preference.AUTO
+    deadline_ms: int | None = None
+    max_cost: float | None = None
+    personal: bool = False
+    labels: tuple[str, ...] = ()
+    app_id: str = ""
+    use_context: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What will run: the route and the exact prompt text."""
+
+    request_id: str
+    decision: Decision
+    prompt: str
+    prompt_tokens: int
+    context: Retrieved | None
+
+
+@dataclass
+class Outcome:
+    """Figures of a finished request, for the final stream message."""
+
+    request_id: str
+    decision: Decision
+    context_ids: tuple[str, ...]
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_ms: float = 0.0
+    total_ms: float = 0.0
+    tokens_per_s: float = 0.0
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+    verify_steps: int = 0
+    cost: float = 0.0
+    fallback: bool = False
+    fallback_reason: str = ""
+    cloud_chars: int = 0
+    answered_by: list[str] = field(default_factory=list)
+
+
+Event = Union[str, Outcome]
+
+
+def compose_prompt(prompt: str, context: Retrieved | None) -> str:
+    """The text the model sees: retrieved context (if any) above the user's prompt."""
+    if context is None or not context.text:
+        return prompt
+    return f"{CONTEXT_HEADER}{context.text}\n\n{prompt}"
+
+
+class AgentService:
+    """Everything the daemon does for one request, transport-free."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: object,
+        routing: RoutingState,
+        *,
+        cloud: CloudClient | None = None,
+        queue_depth: int = 16,
+        context_token_budget: int = 512,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.routing = routing
+        self.cloud = cloud
+        self.slot = ModelSlot(queue_depth)
+        self.stats = Stats()
+        self._context_budget = context_token_budget
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+
+    # -- planning ---------------------------------------------------------------------
+    async def plan(self, req: AskRequest) -> Plan:
+        """Retrieve context and decide the route (no generation)."""
+        request_id = req.request_id or uuid.uuid4().hex[:16]
+        retrieved: Retrieved | None = None
+        if req.use_context:
+            retrieved = await asyncio.to_thread(
+                self.store.retrieve,  # type: ignore[attr-defined]
+                req.prompt,
+                token_budget=self._context_budget,
+                count_tokens=self.engine.count_tokens,
+            )
+        prompt = compose_prompt(req.prompt, retrieved)
+        prompt_tokens = self.engine.count_tokens(prompt)
+        refs = tuple(
+            ContextRef(item_id=i.id, sensitivity=i.sensitivity, text=f"{i.title}\n{i.body}", kind=i.kind)
+            for i in (retrieved.items if retrieved else ())
+        )
+        route_req = RouteRequest(
+            prompt=prompt,
+            prompt_tokens=prompt_tokens,
+            max_tokens=req.params.max_tokens,
+            preference=req.preference,
+            deadline_ms=req.deadline_ms,
+            max_cost=req.max_cost,
+            marked_personal=req.personal,
+            labels=req.labels,
+            app_id=req.app_id,
+            context=refs,
+            contact_names=tuple(self.routing.contact_names(self.store)),
+        )
+        cloud_ok = self.cloud is not None and self.cloud.available
+        decision = self.routing.decide(route_req, cloud_available=cloud_ok, cloud=self.cloud)
+        return Plan(request_id, decision, prompt, prompt_tokens, retrieved)
+
+    # -- running ----------------------------------------------------------------------
+    async def generate(self, req: AskRequest) -> AsyncIterator[Event]:
+        """Stream text deltas, then one Outcome."""
+        t0 = time.perf_counter()
+        try:
+            plan = await self.plan(req)
+        except Exception:
+            self.stats.error()
+            raise
+        d = plan.decision
+        out = Outcome(plan.request_id, d, tuple(i.id for i in plan.context.items) if plan.context else ())
+        if d.target == Target.REJECT:
+            self.stats.error()
+            raise PermissionDenied(f"policy rejected the request: {d.explanation}")
+        first: list[float] = []
+
+        def mark() -> None:
+            if not first:
+                first.append((time.perf_counter() - t0) * 1000)
+
+        if d.target in (Target.CLOUD, Target.CLOUD_REDACTED):
+            async for ev in self._cloud_then_local(req, plan, out):
+                mark()
+                yield ev
+        else:
+            async for ev in self._local(plan.prompt, req.params, plan, out):
+                mark()
+                yield ev
+        out.ttft_ms = first[0] if first else (time.perf_counter() - t0) * 1000
+        out.total_ms = (time.perf_counter() - t0) * 1000
+        route = "local" if out.answered_by == ["local"] else "+".join(out.answered_by) or d.target.value
+        self.stats.record(
+            route=route,
+            ttft_ms=out.ttft_ms,
+            local_tps=out.tokens_per_s if "local" in out.answered_by else None,
+            drafted=out.drafted_tokens,
+            accepted=out.accepted_tokens,
+            cost=out.cost,
+            fallback=out.fallback,
+        )
+        log.info(
+            "request id=%s route=%s rules=%s fallback=%s prompt_tokens=%d completion_tokens=%d ttft_ms=%.1f tok_s=%.1f finish=%s",
+            out.request_id, route, ",".join(d.rules_fired), out.fallback, out.prompt_tokens,
+            out.completion_tokens, out.ttft_ms, out.tokens_per_s, out.finish_reason,
+        )
+        yield out
+
+    async def _local(self, prompt: str, params: SamplingParams, plan: Plan, out: Outcome) -> AsyncIterator[str]:
+        drafts: Sequence[str] = tuple(i.body for i in plan.context.items) if plan.context else ()
+        async with self.slot.hold():
+            async for ev in self._run_engine(prompt, params, drafts):
+                if isinstance(ev, TextDelta):
+                    yield ev.text
+                    continue
+                u = ev.usage
+                out.answered_by.append("local")
+                out.finish_reason = ev.finish_reason
+                out.prompt_tokens = max(out.prompt_tokens, u.prompt_tokens)
+                out.completion_tokens += u.completion_tokens
+                out.tokens_per_s = u.tokens_per_s
+                out.drafted_tokens += u.drafted_tokens
+                out.accepted_tokens += u.accepted_tokens
+                out.verify_steps += u.verify_steps
+                self.routing.estimators.observe_local(u.prompt_tokens, u.ttft_ms, u.completion_tokens, u.tokens_per_s)
+
+    async def _run_engine(self, prompt: str, params: SamplingParams, drafts: Sequence[str]) -> AsyncIterator[TextDelta | Finished]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        stop = threading.Event()
+        end = object()
+
+        def work() -> None:
+            try:
+                for ev in self.engine.generate(prompt, params, draft_texts=drafts, cancelled=stop.is_set):
+                    loop.call_soon_threadsafe(queue.put_nowait, ev)
+            except BaseException as exc:  # handed to the event loop, raised there
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, end)
+
+        fut = loop.run_in_executor(self._executor, work)
+        try:
+            while True:
+                item = await queue.get()
+                if item is end:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item  # type: ignore[misc]
+        finally:
+            stop.set()
+            await asyncio.shield(fut)
+
+    async def _cloud_then_local(self, req: AskRequest, plan: Plan, out: Outcome) -> AsyncIterator[str]:
+        assert self.cloud is not None
+        d = plan.decision
+        redacted = d.target == Target.CLOUD_REDACTED
+        send = d.redacted_prompt if redacted and d.redacted_prompt is not None else plan.prompt
+        restorer = Restorer(d.restore if redacted else {})
+        received: list[str] = []
+        timeout = (req.deadline_ms or self.routing.default_deadline_ms) / 1000
+        t0 = time.perf_counter()
+        try:
+            async for ev in self.cloud.generate(plan.request_id, send, req.params, timeout_s=timeout):
+                if isinstance(ev, CloudDone):
+                    u = ev.usage
+                    out.answered_by.append("cloud")
+                    out.finish_reason = ev.finish_reason
+                    out.prompt_tokens = u.prompt_tokens or plan.prompt_tokens
+                    out.completion_tokens = u.completion_tokens
+                    out.tokens_per_s = u.tokens_per_s
+                    out.cost = self.routing.record_cloud_call(
+                        plan, sent_text=send, prompt_tokens=out.prompt_tokens, completion_tokens=u.completion_tokens, cloud=self.cloud
+                    )
+                    ttft = (u.ttft_ms or (time.perf_counter() - t0) * 1000)
+                    self.routing.estimators.observe_cloud(ttft, u.completion_tokens, u.tokens_per_s)
+                    tail = restorer.flush()
+                    if tail:
+                        yield tail
+                    return
+                received.append(ev)
+                text = restorer.feed(ev)
+                if text:
+                    yield text
+        except CloudFailure as exc:
+            failure = exc
+        else:  # pragma: no cover - generate() always ends with CloudDone or raises
+            raise Unavailable("cloud stream ended early")
+        # Fallback: the local model answers, or continues the partial cloud answer.
+        partial = restorer.flush()
+        if partial:
+            yield partial
+        answered = "".join(received)
+        out.fallback = True
+        out.cloud_chars = len(answered)
+        out.fallback_reason = f"{failure.reason}; " + ("local model continued the answer" if failure.started else "answered locally")
+        if failure.started:
+            out.answered_by.append("cloud")
+        log.warning("request id=%s cloud failed (%s), falling back locally", plan.request_id, failure.reason)
+        shown = restore_text(answered, d.restore if redacted else {})
+        async for text in self._local(plan.prompt + shown, _remaining(req.params, len(received)), plan, out):
+            yield text
+
+    async def close(self) -> None:
+        """Free the model and close the store, the ledger and the cloud channel."""
+        self._executor.shutdown(wait=True)
+        self.engine.close()
+        self.store.close()  # type: ignore[attr-defined]
+        if self.routing.ledger is not None:
+            self.routing.ledger.close()
+        if self.cloud is not None:
+            await self.cloud.close()
+
+
+def _remaining(params: SamplingParams, used: int) -> SamplingParams:
+    return replace(params, max_tokens=max(1, params.max_tokens - used))
+
+
+def restore_text(text: str, mapping: dict[str, str]) -> str:
+    for placeholder, original in mapping.items():
+        text = text.replace(placeholder, original)
+    return text
+
+
+class Restorer:
+    """Puts originals back in place of placeholders in a stream whose deltas may split them."""
+
+    def __init__(self, mapping: dict[str, str]) -> None:
+        self._mapping = mapping
+        self._buf = ""
+
+    def feed(self, delta: str) -> str:
+        if not self._mapping:
+            return delta
+        self._buf = restore_text(self._buf + delta, self._mapping)
+        hold = 0
+        for key in self._mapping:
+            for n in range(min(len(key) - 1, len(self._buf)), 0, -1):
+                if self._buf.endswith(key[:n]):
+                    hold = max(hold, n)
+                    break
+        ready, self._buf = self._buf[: len(self._buf) - hold], self._buf[len(self._buf) - hold :]
+        return ready
+
+    def flush(self) -> str:
+        out, self._buf = restore_text(self._buf, self._mapping), ""
+        return out
+

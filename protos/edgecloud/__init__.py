@@ -1,0 +1,1 @@
+"""Generated gRPC/protobuf code of the edgecloud wire contract."""

@@ -1,0 +1,92 @@
+"""Shared fixtures: the real model file and helpers that start the real services as
+subprocesses on free ports (port 0) and unix sockets in temporary directories."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    """The shipped default GGUF model (assembled into the cache on first use)."""
+    from edge_agent.models import default_model_path
+
+    return default_model_path(progress=False)
+
+
+@dataclass
+class Service:
+    """A running service subprocess and where it listens."""
+
+    proc: subprocess.Popen[str]
+    ready_line: str
+    log_path: Path
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_service(args: list[str], env: dict[str, str], marker: str, log_path: Path, timeout: float = 180) -> Service:
+    """Run ``python -m <args>`` and wait for the stdout line containing ``marker``."""
+    err = log_path.open("w")
+    proc = subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+    assert proc.stdout is not None
+    box: list[str] = []
+    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout)
+    line = box[0] if box else ""
+    if marker not in line:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"{args[0]} did not become ready ({line!r}); log:\n{log_path.read_text(errors='replace')}")
+    return Service(proc, line.strip(), log_path)
+
+
+@dataclass
+class Cloud:
+    service: Service
+    address: str
+    token: str
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[Cloud]:
+    """A real cloud-stub with the llama backend on the shipped model."""
+    tmp = tmp_path_factory.mktemp("cloud")
+    token = secrets.token_hex(8)
+    (tmp / "token").write_text(token)
+    svc = start_service(
+        ["cloud_stub.cli", "serve", "--listen", "127.0.0.1:0", "--token-file", str(tmp / "token"), "--threads", "1"],
+        dict(os.environ), "listening on", tmp / "cloud.log",
+    )
+    yield Cloud(svc, svc.ready_line.split()[-1], token)
+    svc.stop()
+
+
+def agent_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("EDGE_AGENT_CONFIG", None)
+    env.update(EDGE_AGENT_DATA_DIR=str(data_dir), EDGE_AGENT_SOCKET=str(data_dir / "a.sock"))
+    env.update(extra)
+    return env
+
+
+def start_agent(data_dir: Path, **extra: str) -> Service:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return start_service(["edge_agent.cli", "serve"], agent_env(data_dir, **extra), "ready", data_dir / "agent.log")

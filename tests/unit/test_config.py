@@ -1,0 +1,51 @@
+"""Config: defaults need no file; every mistake names the file, key and expectation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge_agent.config import load_config
+from orchestrator.errors import ConfigError
+
+
+def test_defaults_need_no_file(tmp_path: Path) -> None:
+    cfg = load_config(None, env={"EDGE_AGENT_DATA_DIR": str(tmp_path)})
+    assert cfg.socket_path == tmp_path / "edge-agent.sock"
+    assert cfg.database_path == tmp_path / "context.db"
+    assert cfg.server.listen == "" and cfg.cloud.address == ""
+
+
+def test_file_then_environment_overrides(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text('data_dir = "/x"\n[server]\nqueue_depth = 3\nlisten = "127.0.0.1:7000"\n[cloud]\naddress = "h:1"\n')
+    cfg = load_config(str(f), env={"EDGE_AGENT_CLOUD": "other:2"})
+    assert cfg.data_dir == "/x" and cfg.server.queue_depth == 3
+    assert cfg.cloud.address == "other:2"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        ("[server]\nqueue_depht = 3\n", "server.queue_depht", "unknown key"),
+        ("[server]\nqueue_depth = 'three'\n", "server.queue_depth", "type int"),
+        ("[limits]\nmax_tokens = -5\n", "limits.max_tokens", "non-negative"),
+        ("[server]\nlisten = '0.0.0.0:80'\n", "server.listen", "loopback"),
+        ("colour = 1\n", "colour", "unknown key"),
+        ("log_level = 'LOUD'\n", "log_level", "one of"),
+        ("[server\n", "<file>", "valid TOML"),
+    ],
+)
+def test_mistakes_name_file_key_and_expectation(tmp_path: Path, text: str, key: str, expected: str) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(str(f), env={})
+    assert info.value.file.endswith("bad.toml") and info.value.key == key
+    assert expected in info.value.expected
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nope.toml"):
+        load_config(str(tmp_path / "nope.toml"), env={})
