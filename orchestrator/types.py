@@ -90,3 +90,9 @@ class Decision:
     # For CLOUD_REDACTED: the text to send and placeholder -> original for the answer.
     redacted_prompt: str | None = None
     restore: dict[str, str] = field(default_factory=dict)
+    # For CLOUD_REDACTED: the context to send (items the policy keeps local left out,
+    # PII in the others replaced with the same placeholders as the prompt).
+    redacted_context: tuple[ContextRef, ...] = ()
+    # For LOCAL with the quality cascade on: where to escalate when the local model's
+    # first tokens look unsure (None: no escalation allowed).
+    escalate_to: Target | None = None

@@ -1,0 +1,103 @@
+"""Request features the router looks at: PII, sensitivity, keywords, quality hints.
+
+Computed once per request; keyword tests run against a word-normalised copy of the
+text so a 50-rule policy costs one tokenisation, not 50 regex scans.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+from orchestrator.kinds import SENSITIVITIES, sensitivity_rank
+from orchestrator.policy_model import Policy
+from orchestrator.privacy import PiiSpan, detect_pii
+from orchestrator.types import RouteRequest
+
+_WORD = re.compile(r"\w+")
+
+
+def _normalise(text: str) -> str:
+    return " " + " ".join(_WORD.findall(text.lower())) + " "
+
+
+class Words:
+    """Whole-word, case-insensitive keyword tests over one or more texts."""
+
+    def __init__(self, *texts: str) -> None:
+        self._texts = texts
+
+    @cached_property
+    def _norm(self) -> str:
+        return "\n".join(_normalise(t) for t in self._texts)
+
+    def hits(self, keywords: tuple[str, ...]) -> tuple[str, ...]:
+        if not keywords:
+            return ()
+        norm = self._norm
+        return tuple(k for k in keywords if _normalise(k) in norm)
+
+    def any(self, keywords: tuple[str, ...]) -> bool:
+        norm = self._norm
+        return any(_normalise(k) in norm for k in keywords)
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What the router knows about one request."""
+
+    prompt_spans: tuple[PiiSpan, ...]
+    context_spans: tuple[tuple[PiiSpan, ...], ...]  # one tuple per context item
+    pii_kinds: tuple[str, ...]  # sorted, distinct
+    sensitivity: str  # highest label among context items (and the client's mark)
+    context_sensitivities: frozenset[str]
+    local_keyword_hits: tuple[str, ...]
+    prompt_words: Words
+    quality_reasons: tuple[str, ...]
+
+
+def compute_signals(request: RouteRequest, policy: Policy) -> Signals:
+    """Detect PII in prompt and context, rank sensitivity, test keywords."""
+    names = request.contact_names
+    prompt_spans = tuple(detect_pii(request.prompt, names))
+    context_spans = tuple(tuple(detect_pii(c.text, names)) for c in request.context)
+    kinds = {s.kind for s in prompt_spans}
+    for spans in context_spans:
+        kinds.update(s.kind for s in spans)
+    labels = frozenset(c.sensitivity for c in request.context)
+    rank = max((sensitivity_rank(s) for s in labels), default=0)
+    if request.marked_personal:
+        rank = max(rank, 1)
+    prompt_words = Words(request.prompt)
+    local_hits: tuple[str, ...] = ()
+    if policy.privacy.local_keywords:
+        local_hits = prompt_words.hits(policy.privacy.local_keywords)
+        if not local_hits and request.context:
+            local_hits = Words(*(c.text for c in request.context)).hits(
+                policy.privacy.local_keywords
+            )
+    return Signals(
+        prompt_spans=prompt_spans,
+        context_spans=context_spans,
+        pii_kinds=tuple(sorted(kinds)),
+        sensitivity=SENSITIVITIES[rank],
+        context_sensitivities=labels,
+        local_keyword_hits=local_hits,
+        prompt_words=prompt_words,
+        quality_reasons=_quality_reasons(request, policy, prompt_words),
+    )
+
+
+def _quality_reasons(request: RouteRequest, policy: Policy, words: Words) -> tuple[str, ...]:
+    q = policy.quality
+    out: list[str] = []
+    if q.prefer_cloud_prompt_tokens_over and request.prompt_tokens > q.prefer_cloud_prompt_tokens_over:
+        out.append(f"prompt over {q.prefer_cloud_prompt_tokens_over} tokens")
+    if q.prefer_cloud_max_tokens_over and request.max_tokens > q.prefer_cloud_max_tokens_over:
+        out.append(f"max_tokens over {q.prefer_cloud_max_tokens_over}")
+    if q.prefer_cloud_keywords:
+        hits = words.hits(q.prefer_cloud_keywords)
+        if hits:
+            out.append("keyword " + ", ".join(repr(h) for h in hits))
+    return tuple(out)

@@ -1,0 +1,74 @@
+"""PII detection (kinds, checksums, contacts) and reversible redaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.privacy import PiiSpan, detect_pii, redact, redact_many, restore
+
+
+def kinds_and_values(text: str, contacts: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    return [(s.kind, text[s.start : s.end]) for s in detect_pii(text, contacts)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("write to jane.doe+x@mail.example.org today", [("email", "jane.doe+x@mail.example.org")]),
+        ("call +44 20 7946 0958 now", [("phone", "+44 20 7946 0958")]),
+        ("call (555) 123-4567", [("phone", "(555) 123-4567")]),
+        ("call 555-123-4567", [("phone", "555-123-4567")]),
+        ("card 4111 1111 1111 1111 ok", [("credit_card", "4111 1111 1111 1111")]),
+        ("card 4111-1111-1111-1112 bad luhn", []),
+        ("IBAN DE89 3704 0044 0532 0130 00.", [("iban", "DE89 3704 0044 0532 0130 00")]),
+        ("IBAN DE88 3704 0044 0532 0130 00 bad check", []),
+        ("ssn 123-45-6789", [("national_id", "123-45-6789")]),
+        ("ssn 000-45-6789 is invalid", []),
+        ("NI AB 12 34 56 C", [("national_id", "AB 12 34 56 C")]),
+        ("at 221 Baker Street in London", [("street_address", "221 Baker Street")]),
+        ("wohnt Hauptstraße 12 in Berlin", [("street_address", "Hauptstraße 12")]),
+        ("on 2024-01-15 at 10:30, order 1234567890123, version 3.11.7", []),
+        ("price $1,299.99 for 3 items", []),
+    ],
+)
+def test_detects_kinds(text: str, expected: list[tuple[str, str]]) -> None:
+    assert kinds_and_values(text) == expected
+
+
+def test_contact_names_full_and_capitalised_parts() -> None:
+    text = "Ask alice martin, then Martin again; martin is lowercase"
+    got = kinds_and_values(text, ("Alice Martin",))
+    assert got == [("contact_name", "alice martin"), ("contact_name", "Martin")]
+
+
+def test_overlap_keeps_stronger_kind() -> None:
+    text = "mail Alice.Martin@example.com"
+    assert kinds_and_values(text, ("Alice Martin", "Alice")) == [
+        ("email", "Alice.Martin@example.com")
+    ]
+
+
+def test_spans_sorted_and_within_text() -> None:
+    text = "a@b.io 4111111111111111 +33 1 23 45 67 89"
+    spans = detect_pii(text)
+    assert spans == sorted(spans)
+    assert [s.kind for s in spans] == ["email", "credit_card", "phone"]
+    assert all(0 <= s.start < s.end <= len(text) for s in spans)
+
+
+def test_redact_roundtrip_and_same_value_same_placeholder() -> None:
+    text = "a@b.io wrote to c@d.io and a@b.io again"
+    out, mapping = redact(text, detect_pii(text))
+    assert out == "[EMAIL_1] wrote to [EMAIL_2] and [EMAIL_1] again"
+    assert restore(out, mapping) == text
+
+
+def test_redact_many_shares_placeholders_and_avoids_collisions() -> None:
+    texts = [("x a@b.io [EMAIL_1]", [PiiSpan(2, 8, "email")]), ("also a@b.io", [])]
+    out, mapping = redact_many(texts)
+    assert out == ["x [EMAIL_2] [EMAIL_1]", "also [EMAIL_2]"]
+    assert mapping == {"[EMAIL_2]": "a@b.io"}
+
+
+def test_restore_without_map_is_identity() -> None:
+    assert restore("nothing [EMAIL_1]", {}) == "nothing [EMAIL_1]"
