@@ -1,0 +1,252 @@
+from edgecloud.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RoutePreference(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROUTE_PREFERENCE_AUTO: _ClassVar[RoutePreference]
+    ROUTE_PREFERENCE_LOCAL_ONLY: _ClassVar[RoutePreference]
+    ROUTE_PREFERENCE_CLOUD_PREFERRED: _ClassVar[RoutePreference]
+
+class RouteTarget(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROUTE_TARGET_UNSPECIFIED: _ClassVar[RouteTarget]
+    ROUTE_TARGET_LOCAL: _ClassVar[RouteTarget]
+    ROUTE_TARGET_CLOUD: _ClassVar[RouteTarget]
+    ROUTE_TARGET_CLOUD_REDACTED: _ClassVar[RouteTarget]
+    ROUTE_TARGET_REJECT: _ClassVar[RouteTarget]
+ROUTE_PREFERENCE_AUTO: RoutePreference
+ROUTE_PREFERENCE_LOCAL_ONLY: RoutePreference
+ROUTE_PREFERENCE_CLOUD_PREFERRED: RoutePreference
+ROUTE_TARGET_UNSPECIFIED: RouteTarget
+ROUTE_TARGET_LOCAL: RouteTarget
+ROUTE_TARGET_CLOUD: RouteTarget
+ROUTE_TARGET_CLOUD_REDACTED: RouteTarget
+ROUTE_TARGET_REJECT: RouteTarget
+
+class Routing(_message.Message):
+    __slots__ = ("preference", "deadline_ms", "max_cost", "personal", "labels", "app_id")
+    PREFERENCE_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_COST_FIELD_NUMBER: _ClassVar[int]
+    PERSONAL_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    preference: RoutePreference
+    deadline_ms: int
+    max_cost: float
+    personal: bool
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    app_id: str
+    def __init__(self, preference: _Optional[_Union[RoutePreference, str]] = ..., deadline_ms: _Optional[int] = ..., max_cost: _Optional[float] = ..., personal: _Optional[bool] = ..., labels: _Optional[_Iterable[str]] = ..., app_id: _Optional[str] = ...) -> None: ...
+
+class GenerateRequest(_message.Message):
+    __slots__ = ("prompt", "params", "routing", "use_context", "request_id")
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_FIELD_NUMBER: _ClassVar[int]
+    USE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    prompt: str
+    params: _common_pb2.GenerationParams
+    routing: Routing
+    use_context: bool
+    request_id: str
+    def __init__(self, prompt: _Optional[str] = ..., params: _Optional[_Union[_common_pb2.GenerationParams, _Mapping]] = ..., routing: _Optional[_Union[Routing, _Mapping]] = ..., use_context: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class RouteOption(_message.Message):
+    __slots__ = ("target", "estimated_latency_ms", "estimated_cost", "allowed", "note")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COST_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    target: RouteTarget
+    estimated_latency_ms: float
+    estimated_cost: float
+    allowed: bool
+    note: str
+    def __init__(self, target: _Optional[_Union[RouteTarget, str]] = ..., estimated_latency_ms: _Optional[float] = ..., estimated_cost: _Optional[float] = ..., allowed: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
+
+class RouteDecision(_message.Message):
+    __slots__ = ("target", "rules_fired", "explanation", "options", "pii_kinds", "context_item_ids", "fallback", "fallback_reason", "cloud_chars")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIRED_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    PII_KINDS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_REASON_FIELD_NUMBER: _ClassVar[int]
+    CLOUD_CHARS_FIELD_NUMBER: _ClassVar[int]
+    target: RouteTarget
+    rules_fired: _containers.RepeatedScalarFieldContainer[str]
+    explanation: str
+    options: _containers.RepeatedCompositeFieldContainer[RouteOption]
+    pii_kinds: _containers.RepeatedScalarFieldContainer[str]
+    context_item_ids: _containers.RepeatedScalarFieldContainer[str]
+    fallback: bool
+    fallback_reason: str
+    cloud_chars: int
+    def __init__(self, target: _Optional[_Union[RouteTarget, str]] = ..., rules_fired: _Optional[_Iterable[str]] = ..., explanation: _Optional[str] = ..., options: _Optional[_Iterable[_Union[RouteOption, _Mapping]]] = ..., pii_kinds: _Optional[_Iterable[str]] = ..., context_item_ids: _Optional[_Iterable[str]] = ..., fallback: _Optional[bool] = ..., fallback_reason: _Optional[str] = ..., cloud_chars: _Optional[int] = ...) -> None: ...
+
+class GenerateResponse(_message.Message):
+    __slots__ = ("delta", "done")
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    delta: str
+    done: GenerateDone
+    def __init__(self, delta: _Optional[str] = ..., done: _Optional[_Union[GenerateDone, _Mapping]] = ...) -> None: ...
+
+class GenerateDone(_message.Message):
+    __slots__ = ("usage", "route", "finish_reason", "request_id")
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    usage: _common_pb2.Usage
+    route: RouteDecision
+    finish_reason: str
+    request_id: str
+    def __init__(self, usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., route: _Optional[_Union[RouteDecision, _Mapping]] = ..., finish_reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CompleteResponse(_message.Message):
+    __slots__ = ("text", "done")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    done: GenerateDone
+    def __init__(self, text: _Optional[str] = ..., done: _Optional[_Union[GenerateDone, _Mapping]] = ...) -> None: ...
+
+class ContextItem(_message.Message):
+    __slots__ = ("id", "kind", "title", "body", "source", "source_id", "participants", "tags", "sensitivity", "created_at", "starts_at", "ends_at", "expires_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    SENSITIVITY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: str
+    title: str
+    body: str
+    source: str
+    source_id: str
+    participants: _containers.RepeatedScalarFieldContainer[str]
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    sensitivity: str
+    created_at: int
+    starts_at: int
+    ends_at: int
+    expires_at: int
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., title: _Optional[str] = ..., body: _Optional[str] = ..., source: _Optional[str] = ..., source_id: _Optional[str] = ..., participants: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., sensitivity: _Optional[str] = ..., created_at: _Optional[int] = ..., starts_at: _Optional[int] = ..., ends_at: _Optional[int] = ..., expires_at: _Optional[int] = ...) -> None: ...
+
+class PutContextRequest(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[ContextItem]
+    def __init__(self, items: _Optional[_Iterable[_Union[ContextItem, _Mapping]]] = ...) -> None: ...
+
+class PutContextResponse(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SearchContextRequest(_message.Message):
+    __slots__ = ("query", "limit", "kinds")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    limit: int
+    kinds: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, query: _Optional[str] = ..., limit: _Optional[int] = ..., kinds: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SearchHit(_message.Message):
+    __slots__ = ("item", "score")
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    item: ContextItem
+    score: float
+    def __init__(self, item: _Optional[_Union[ContextItem, _Mapping]] = ..., score: _Optional[float] = ...) -> None: ...
+
+class SearchContextResponse(_message.Message):
+    __slots__ = ("hits",)
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    hits: _containers.RepeatedCompositeFieldContainer[SearchHit]
+    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ...) -> None: ...
+
+class DeleteContextRequest(_message.Message):
+    __slots__ = ("ids", "source", "all")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    source: str
+    all: bool
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., all: _Optional[bool] = ...) -> None: ...
+
+class DeleteContextResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    def __init__(self, deleted: _Optional[int] = ...) -> None: ...
+
+class GetStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StatsResponse(_message.Message):
+    __slots__ = ("requests_by_route", "errors", "ttft_p50_ms", "ttft_p99_ms", "local_tokens_per_s_p50", "acceptance_rate", "cloud_spend", "cloud_circuit", "context_items", "fallbacks")
+    class RequestsByRouteEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    REQUESTS_BY_ROUTE_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    TTFT_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    TTFT_P99_MS_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_TOKENS_PER_S_P50_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTANCE_RATE_FIELD_NUMBER: _ClassVar[int]
+    CLOUD_SPEND_FIELD_NUMBER: _ClassVar[int]
+    CLOUD_CIRCUIT_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    FALLBACKS_FIELD_NUMBER: _ClassVar[int]
+    requests_by_route: _containers.ScalarMap[str, int]
+    errors: int
+    ttft_p50_ms: float
+    ttft_p99_ms: float
+    local_tokens_per_s_p50: float
+    acceptance_rate: float
+    cloud_spend: float
+    cloud_circuit: str
+    context_items: int
+    fallbacks: int
+    def __init__(self, requests_by_route: _Optional[_Mapping[str, int]] = ..., errors: _Optional[int] = ..., ttft_p50_ms: _Optional[float] = ..., ttft_p99_ms: _Optional[float] = ..., local_tokens_per_s_p50: _Optional[float] = ..., acceptance_rate: _Optional[float] = ..., cloud_spend: _Optional[float] = ..., cloud_circuit: _Optional[str] = ..., context_items: _Optional[int] = ..., fallbacks: _Optional[int] = ...) -> None: ...
+
+class ReloadPolicyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReloadPolicyResponse(_message.Message):
+    __slots__ = ("policy_file",)
+    POLICY_FILE_FIELD_NUMBER: _ClassVar[int]
+    policy_file: str
+    def __init__(self, policy_file: _Optional[str] = ...) -> None: ...
