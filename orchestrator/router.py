@@ -103,10 +103,12 @@ def decide(
     if reasons:
         for name, text in reasons:
             st.block((Target.CLOUD,), name, f"privacy: {text}")
-        st.why.append(reasons[0][1] + " and privacy keeps it on the device")
         blockers = redaction_blockers(request, sig, policy)
         if blockers:
             st.block((Target.CLOUD_REDACTED,), reasons[0][0], "no redacted hand-off: " + blockers[0])
+            st.why.append(reasons[0][1] + " and privacy keeps it on the device")
+        else:
+            st.why.append(reasons[0][1] + "; only a redacted hand-off may leave the device")
     if request.max_cost is not None and c_cloud > request.max_cost:
         st.block(_CLOUDS, "cost.max_cost", f"costs {c_cloud:.4g} > max_cost {request.max_cost:g}")
     budget_rule = budget_blocks(policy.cost, spend, c_cloud)

@@ -1,0 +1,180 @@
+"""The egress ledger: one SQLite row per cloud call, saying exactly what left the device.
+
+Each row holds the time (UTC), the request id, the rule(s) that allowed the call, the
+target (``cloud`` or ``cloud_redacted``), token counts, the cost, the PII *kinds* that
+were replaced by placeholders (never the values) and the SHA-256 of the text sent.
+Budgets are summed from the same rows, so spend survives restarts.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from sqlalchemy import DateTime, Float, Integer, String, create_engine, event, func, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.pool import NullPool
+
+from orchestrator.budget import Spend
+from orchestrator.errors import InvalidArgument
+from orchestrator.kinds import PII_KINDS
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_TARGETS = ("cloud", "cloud_redacted")
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Row(_Base):
+    __tablename__ = "egress"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)  # naive UTC
+    request_id: Mapped[str] = mapped_column(String(128), index=True)
+    rule: Mapped[str] = mapped_column(String(512))
+    target: Mapped[str] = mapped_column(String(32))
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    cost: Mapped[float] = mapped_column(Float)
+    pii_kinds_redacted: Mapped[str] = mapped_column(String(256))  # comma-separated kinds
+    text_sha256: Mapped[str] = mapped_column(String(64))
+
+
+@dataclass(frozen=True)
+class EgressEntry:
+    """One recorded cloud call."""
+
+    at: datetime  # aware, UTC
+    request_id: str
+    rule: str
+    target: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    pii_kinds_redacted: tuple[str, ...]
+    text_sha256: str
+
+
+def _on_connect(conn: sqlite3.Connection, _record: Any) -> None:
+    cur = conn.cursor()
+    try:
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=10000")
+    finally:
+        cur.close()
+
+
+def _utc_naive(t: datetime) -> datetime:
+    if t.tzinfo is None:
+        t = t.astimezone()  # naive means local time
+    return t.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+class Ledger:
+    """The egress ledger in the SQLite file at ``path`` (created on first use)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._engine = create_engine(
+            f"sqlite+pysqlite:///{self.path}",
+            connect_args={"check_same_thread": False},
+            poolclass=NullPool,
+        )
+        event.listen(self._engine, "connect", _on_connect)
+        _Base.metadata.create_all(self._engine)
+
+    def record(
+        self,
+        *,
+        request_id: str,
+        rule: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost: float,
+        text_sha256: str,
+        pii_kinds_redacted: Sequence[str] = (),
+        target: str = "cloud",
+        at: datetime | None = None,
+    ) -> None:
+        """Append one cloud call. Only PII kind names are accepted, never values."""
+        bad = [k for k in pii_kinds_redacted if k not in PII_KINDS]
+        if bad:
+            raise InvalidArgument("pii_kinds_redacted", f"known PII kind names only, got {bad[0]!r}")
+        if not _SHA256.match(text_sha256):
+            raise InvalidArgument("text_sha256", "64 lowercase hex digits")
+        if target not in _TARGETS:
+            raise InvalidArgument("target", f"one of {', '.join(_TARGETS)}")
+        if prompt_tokens < 0 or completion_tokens < 0 or cost < 0:
+            raise InvalidArgument("cost", "token counts and cost must be >= 0")
+        row = _Row(
+            at=_utc_naive(at or datetime.now(timezone.utc)),
+            request_id=request_id,
+            rule=rule,
+            target=target,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=float(cost),
+            pii_kinds_redacted=",".join(sorted(set(pii_kinds_redacted))),
+            text_sha256=text_sha256,
+        )
+        with Session(self._engine) as s, s.begin():
+            s.add(row)
+
+    def spend(self, now: datetime | None = None) -> Spend:
+        """Money spent since the start of ``now``'s day and month (in ``now``'s time zone)."""
+        local = datetime.now().astimezone() if now is None else now
+        if local.tzinfo is None:
+            local = local.astimezone()
+        day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        month = day.replace(day=1)
+        with Session(self._engine) as s:
+            today = s.scalar(select(func.coalesce(func.sum(_Row.cost), 0.0)).where(_Row.at >= _utc_naive(day)))
+            this_month = s.scalar(
+                select(func.coalesce(func.sum(_Row.cost), 0.0)).where(_Row.at >= _utc_naive(month))
+            )
+        return Spend(today=float(today or 0.0), month=float(this_month or 0.0))
+
+    def query(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+        *,
+        request_id: str | None = None,
+    ) -> list[EgressEntry]:
+        """Rows with ``since <= at < until``, newest first, at most ``limit``."""
+        stmt = select(_Row).order_by(_Row.at.desc(), _Row.id.desc()).limit(max(0, limit))
+        if since is not None:
+            stmt = stmt.where(_Row.at >= _utc_naive(since))
+        if until is not None:
+            stmt = stmt.where(_Row.at < _utc_naive(until))
+        if request_id is not None:
+            stmt = stmt.where(_Row.request_id == request_id)
+        with Session(self._engine) as s:
+            rows = s.scalars(stmt).all()
+            return [
+                EgressEntry(
+                    at=r.at.replace(tzinfo=timezone.utc),
+                    request_id=r.request_id,
+                    rule=r.rule,
+                    target=r.target,
+                    prompt_tokens=r.prompt_tokens,
+                    completion_tokens=r.completion_tokens,
+                    cost=r.cost,
+                    pii_kinds_redacted=tuple(k for k in r.pii_kinds_redacted.split(",") if k),
+                    text_sha256=r.text_sha256,
+                )
+                for r in rows
+            ]
+
+    def close(self) -> None:
+        self._engine.dispose()
+
