@@ -129,8 +129,9 @@ class LlamaBackend:
                     break
                 choice = chunk["choices"][0]  # type: ignore[index]
                 text = choice["text"]
-                n += 1
-                if n == 1:
+                if text or not choice.get("finish_reason"):  # the closing chunk is no token
+                    n += 1
+                if n == 1 and not ttft:
                     ttft = (time.perf_counter() - t0) * 1000
                 if text:
                     put(text)

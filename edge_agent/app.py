@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 
 
 def build_service(cfg: Config) -> AgentService:
-    """Open everything the daemon needs; blocking (model load), run it off the loop."""
+    """Open the model, store, ledger and policy; blocking (model load), run it off the
+    event loop. The cloud link is attached by ``connect_cloud`` on the loop."""
     from .context.store import ContextStore
     from .engine.llama_engine import LlamaEngine
     from .ledger import Ledger
@@ -31,12 +32,17 @@ def build_service(cfg: Config) -> AgentService:
         n_threads=cfg.model.n_threads or os.cpu_count(),
         speculative=cfg.model.speculative,
     )
-    cloud = CloudClient(cfg.cloud.address, cfg.cloud.token, timeout_s=cfg.cloud.timeout_s) if cfg.cloud.address else None
     return AgentService(
         engine,
         store,
         routing,
-        cloud=cloud,
         queue_depth=cfg.server.queue_depth,
         context_token_budget=cfg.limits.context_token_budget,
     )
+
+
+def connect_cloud(cfg: Config) -> CloudClient | None:
+    """The cloud client for ``cfg`` (None when no cloud is configured); call on the loop."""
+    if not cfg.cloud.address:
+        return None
+    return CloudClient(cfg.cloud.address, cfg.cloud.token, timeout_s=cfg.cloud.timeout_s)

@@ -26,6 +26,7 @@ from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 from orchestrator.errors import DomainError, InvalidArgument
 
 from . import convert
+from .app import connect_cloud
 from .config import Config
 from .errors_grpc import ErrorMappingInterceptor
 from .service import AgentService, Outcome
@@ -175,6 +176,7 @@ async def serve(
             return
         waiter.cancel()
         service = load.result()
+        service.cloud = connect_cloud(cfg)
         pb_grpc.add_EdgeAgentServicer_to_server(EdgeAgentServicer(service, cfg), server)
         if service.cloud is not None:
             await service.cloud.fetch_info()
