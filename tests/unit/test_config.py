@@ -49,3 +49,10 @@ def test_mistakes_name_file_key_and_expectation(tmp_path: Path, text: str, key: 
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="nope.toml"):
         load_config(str(tmp_path / "nope.toml"), env={})
+
+
+def test_annotated_example_config_is_valid_and_matches_defaults() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "edge-agent.toml"
+    cfg = load_config(str(example), env={})
+    defaults = load_config(None, env={})
+    assert (cfg.server, cfg.model, cfg.cloud, cfg.limits) == (defaults.server, defaults.model, defaults.cloud, defaults.limits)
