@@ -1,0 +1,80 @@
+"""Adaptive draft length and gating: draft only as far as it pays.
+
+A verification step that checks ``k`` drafted tokens costs about ``1 + c*k`` plain
+decode steps (``c``: the relative cost of one more position with logits, dominated by
+the large vocabulary's LM head). If each drafted token is accepted with probability
+``p`` (given that the ones before it were), the step yields ``1 + p + ... + p^k``
+tokens. The policy estimates ``p`` per request for each (drafter, match length) bucket
+from what was accepted so far (Beta prior), and picks the ``k`` that maximises tokens
+per unit of cost; ``k = 0`` means a plain step, so text that drafts badly falls back to
+plain decoding after a few tries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .drafters import Draft
+
+
+@dataclass
+class _Bucket:
+    hits: float
+    trials: float
+
+
+class DraftPolicy:
+    """Chooses how many tokens of a draft to verify, learning within one request."""
+
+    def __init__(
+        self,
+        max_draft: int = 16,
+        step_cost: float = 0.2,
+        prior_hits: float = 1.0,
+        prior_trials: float = 2.0,
+        max_match_bucket: int = 4,
+    ) -> None:
+        self.max_draft = max_draft
+        self.step_cost = step_cost
+        self.prior_hits = prior_hits
+        self.prior_trials = prior_trials
+        self.max_match_bucket = max_match_bucket
+        self._buckets: dict[tuple[str, int], _Bucket] = {}
+
+    def reset(self) -> None:
+        """Forget what was learnt (new request)."""
+        self._buckets.clear()
+
+    def _bucket(self, draft: Draft) -> _Bucket:
+        key = (draft.source, min(draft.match_len, self.max_match_bucket))
+        b = self._buckets.get(key)
+        if b is None:
+            b = self._buckets[key] = _Bucket(self.prior_hits, self.prior_trials)
+        return b
+
+    def acceptance(self, draft: Draft) -> float:
+        """Estimated probability that each next drafted token is accepted."""
+        b = self._bucket(draft)
+        return b.hits / b.trials
+
+    def draft_len(self, draft: Draft) -> int:
+        """Tokens of ``draft`` worth verifying (0: take a plain step)."""
+        p = self.acceptance(draft)
+        limit = min(len(draft.tokens), self.max_draft)
+        best_k, best_rate = 0, 1.0
+        expected, term = 1.0, 1.0
+        for k in range(1, limit + 1):
+            term *= p
+            expected += term
+            rate = expected / (1.0 + self.step_cost * k)
+            if rate > best_rate:
+                best_k, best_rate = k, rate
+        return best_k
+
+    def update(self, draft: Draft, verified: int, accepted: int) -> None:
+        """``accepted`` of the first ``verified`` draft tokens were accepted."""
+        if verified <= 0:
+            return
+        b = self._bucket(draft)
+        b.hits += accepted
+        b.trials += accepted + (1 if accepted < verified else 0)

@@ -1,0 +1,232 @@
+"""The decode loop: prefix reuse, drafting, batched verification, KV rollback.
+
+Works on any ``TokenModel``. Each step evaluates the last emitted token together with
+the drafted tokens the ``DraftPolicy`` judged worth checking, requesting logits only
+for those positions; the verifier keeps the longest acceptable prefix of the draft and
+chooses the next token; rejected positions are removed from the KV cache. With no
+drafters (or ``speculative=False``) it is a plain one-token-per-step loop.
+
+Between requests the decoder remembers which tokens sit in the KV cache and keeps the
+longest common prefix with the next prompt, so a shared system prompt or personal
+context is not evaluated again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+from .adaptive import DraftPolicy
+from .drafters import Draft, Drafter
+from .model import TokenModel
+from .sampling import Sampler
+from .verify import MatchVerifier, Verifier
+
+
+@dataclass
+class DecodeStats:
+    """What one ``decode`` call did; filled in while it runs."""
+
+    prompt_tokens: int = 0
+    reused_prefix_tokens: int = 0
+    generated_tokens: int = 0
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+    verify_steps: int = 0
+    steps: int = 0
+    t_start: float = 0.0
+    t_first: float = 0.0
+    t_end: float = 0.0
+    finish_reason: str = ""
+    # (start position, batch tokens, positions kept) per step, when tracing
+    trace: list[tuple[int, tuple[int, ...], int]] | None = field(default=None, repr=False)
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two token sequences."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class SpeculativeDecoder:
+    """Runs generations on one ``TokenModel``, one at a time."""
+
+    def __init__(
+        self,
+        model: TokenModel,
+        *,
+        drafters: Sequence[Drafter] = (),
+        policy: DraftPolicy | None = None,
+        verifier: Verifier | None = None,
+        prefill_chunk: int = 512,
+        learn_step_cost: bool = True,
+    ) -> None:
+        self.model = model
+        self.drafters = list(drafters)
+        self.policy = policy or DraftPolicy()
+        self.verifier: Verifier = verifier or MatchVerifier()
+        self.prefill_chunk = prefill_chunk
+        self.learn_step_cost = learn_step_cost
+        self.cached: list[int] = []  # tokens whose KV entries the model holds
+        self._plain_s = 0.0  # EWMA seconds of a plain step
+        self._extra_s = 0.0  # EWMA extra seconds per verified draft token
+        self._n_plain = 0
+        self._n_extra = 0
+
+    # -- helpers -----------------------------------------------------------
+    def _rollback(self, n: int) -> None:
+        if n < self.model.n_past:
+            self.model.truncate(n)
+        del self.cached[n:]
+
+    def _prefill(self, prompt: Sequence[int], stats: DecodeStats) -> None:
+        common = min(common_prefix(self.cached, prompt), len(prompt) - 1)
+        self._rollback(common)
+        stats.reused_prefix_tokens = common
+        rest = list(prompt[common:])
+        chunk = self.prefill_chunk
+        for i in range(0, len(rest), chunk):
+            part = rest[i : i + chunk]
+            last = i + chunk >= len(rest)
+            self._rows = self.model.eval(part, [len(part) - 1] if last else [])
+            self.cached.extend(part)
+
+    def _choose(self, room: int) -> tuple[Draft | None, int]:
+        best: tuple[Draft | None, int] = (None, 0)
+        best_rate = 1.0
+        policy = self.policy
+        for drafter in self.drafters:
+            draft = drafter.propose(min(room, policy.max_draft))
+            if draft is None or not draft.tokens:
+                continue
+            k = policy.draft_len(draft)
+            if k == 0:
+                continue
+            p = policy.acceptance(draft)
+            expected = sum(p**i for i in range(k + 1))
+            rate = expected / (1.0 + policy.step_cost * k)
+            if rate > best_rate:
+                best, best_rate = (draft, k), rate
+        return best
+
+    def _learn_cost(self, k: int, seconds: float) -> None:
+        if not self.learn_step_cost:
+            return
+        if k == 0:
+            self._plain_s = seconds if self._n_plain == 0 else 0.9 * self._plain_s + 0.1 * seconds
+            self._n_plain += 1
+        elif self._n_plain >= 3:
+            extra = max(seconds - self._plain_s, 0.0) / k
+            self._extra_s = extra if self._n_extra == 0 else 0.9 * self._extra_s + 0.1 * extra
+            self._n_extra += 1
+            if self._n_extra >= 3 and self._plain_s > 0:
+                self.policy.step_cost = min(max(self._extra_s / self._plain_s, 0.02), 2.0)
+
+    # -- the loop ----------------------------------------------------------
+    def decode(
+        self,
+        prompt: Sequence[int],
+        sampler: Sampler,
+        max_tokens: int,
+        *,
+        speculative: bool = True,
+        cancelled: Callable[[], bool] | None = None,
+        stats: DecodeStats | None = None,
+    ) -> Iterator[list[int]]:
+        """Yield the new tokens of each step (never an end-of-generation token).
+
+        ``stats.finish_reason`` ends as "stop" (end-of-generation token), "length"
+        (``max_tokens`` or the context is full) or "cancelled". The caller may close
+        the iterator early (a stop string); the KV bookkeeping stays consistent.
+        """
+        st = stats if stats is not None else DecodeStats()
+        st.t_start = time.perf_counter()
+        st.prompt_tokens = len(prompt)
+        model = self.model
+        if not prompt:
+            raise ValueError("empty prompt")
+        if len(prompt) >= model.n_ctx:
+            raise ValueError(f"prompt of {len(prompt)} tokens does not fit a context of {model.n_ctx}")
+        if max_tokens <= 0:
+            st.finish_reason = "length"
+            st.t_first = st.t_end = time.perf_counter()
+            return
+        if cancelled is not None and cancelled():
+            st.finish_reason = "cancelled"
+            st.t_first = st.t_end = time.perf_counter()
+            return
+        self.policy.reset()
+        self._prefill(prompt, st)
+        tok = sampler.sample(self._rows[0])
+        st.t_first = time.perf_counter()
+        if model.is_eog(tok):
+            st.finish_reason = "stop"
+            st.t_end = st.t_first
+            return
+        use_drafts = speculative and bool(self.drafters)
+        if use_drafts:
+            for d in self.drafters:
+                d.begin(prompt)
+                d.extend([tok])
+        produced = 1
+        st.generated_tokens = 1
+        st.t_end = time.perf_counter()
+        yield [tok]
+        verifier = self.verifier
+        while True:
+            if produced >= max_tokens:
+                st.finish_reason = "length"
+                break
+            if cancelled is not None and cancelled():
+                st.finish_reason = "cancelled"
+                break
+            start = model.n_past
+            room = min(max_tokens - produced - 1, model.n_ctx - start - 1)
+            if room < 0:
+                st.finish_reason = "length"
+                break
+            draft, k = self._choose(room) if use_drafts and room > 0 else (None, 0)
+            batch = [tok]
+            if draft is not None:
+                batch.extend(draft.tokens[:k])
+            t0 = time.perf_counter()
+            rows = model.eval(batch, range(len(batch)))
+            self.cached.extend(batch)
+            if k:
+                accepted, nxt = verifier.verify(rows, batch[1:], sampler)
+                assert draft is not None
+                self.policy.update(draft, k, accepted)
+                st.verify_steps += 1
+                st.drafted_tokens += k
+                st.accepted_tokens += accepted
+            else:
+                accepted, nxt = 0, sampler.sample(rows[0])
+            self._learn_cost(k, time.perf_counter() - t0)
+            st.steps += 1
+            keep = start + 1 + accepted
+            if st.trace is not None:
+                st.trace.append((start, tuple(batch), keep))
+            self._rollback(keep)
+            new = batch[1 : 1 + accepted] + [nxt]
+            eog = False
+            for i, t in enumerate(new):
+                if model.is_eog(t):
+                    new, eog = new[:i], True
+                    break
+            if use_drafts and new:
+                for d in self.drafters:
+                    d.extend(new)
+            produced += len(new)
+            st.generated_tokens = produced
+            st.t_end = time.perf_counter()
+            if new:
+                yield new
+            if eog:
+                st.finish_reason = "stop"
+                break
+            tok = nxt
+        st.t_end = time.perf_counter()

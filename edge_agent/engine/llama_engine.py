@@ -1,0 +1,156 @@
+"""``LlamaEngine``: the ``Engine`` contract on llama.cpp with self-speculative decoding.
+
+Text in, text deltas out. The prompt is tokenized with the model's BOS token, decoded by
+``SpeculativeDecoder`` (drafts from the prompt and generated tokens, and from a bounded
+store of retrieved personal-context texts and past answers), and streamed through
+``TextStream`` so deltas never split a UTF-8 character and stop sequences are cut.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from .adaptive import DraftPolicy
+from .api import EngineEvent, EngineUsage, Finished, SamplingParams, TextDelta
+from .decoder import DecodeStats, SpeculativeDecoder
+from .drafters import ContextDrafter, CorpusDrafter
+from .llama_model import LlamaModel
+from .sampling import Sampler
+from .text import TextStream
+
+
+class LlamaEngine:
+    """A GGUF model served through the speculative decode loop.
+
+    ``speculative=False`` gives the plain loop (one token per forward pass).
+    ``draft_store`` names a JSON file in which the store of past answers and context
+    texts is kept across restarts (None: memory only). ``generate`` is not re-entrant:
+    callers serialise requests.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        speculative: bool = True,
+        seed: int = 0,
+        max_draft: int = 16,
+        step_cost: float = 0.2,
+        corpus_tokens: int = 200_000,
+        draft_store: str | Path | None = None,
+        remember_answers: bool = True,
+    ) -> None:
+        self._model = LlamaModel(model_path, n_ctx=n_ctx, n_threads=n_threads)
+        self.model_name = self._model.name
+        self.n_ctx = self._model.n_ctx
+        self.speculative = speculative
+        self.seed = seed
+        self.remember_answers = remember_answers
+        self.context_drafter = ContextDrafter(min_n=2, max_n=4)
+        self.corpus = CorpusDrafter(min_n=2, max_n=4, max_tokens=corpus_tokens)
+        self._store_path = Path(draft_store) if draft_store is not None else None
+        if self._store_path is not None:
+            self.corpus.load(self._store_path)
+        self.decoder = SpeculativeDecoder(
+            self._model,
+            drafters=[self.context_drafter, self.corpus],
+            policy=DraftPolicy(max_draft=max_draft, step_cost=step_cost),
+        )
+        self._requests = 0
+        self.last_stats: DecodeStats | None = None
+        self.last_tokens: list[int] = []
+
+    @property
+    def model(self) -> LlamaModel:
+        """The underlying token-level model."""
+        return self._model
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._model.tokenize(text, add_bos=False))
+
+    def tokenize_prompt(self, prompt: str) -> list[int]:
+        """Prompt tokens as ``generate`` feeds them (BOS first when the model wants it)."""
+        return self._model.tokenize(prompt, add_bos=True)
+
+    def generate(
+        self,
+        prompt: str,
+        params: SamplingParams,
+        *,
+        draft_texts: Sequence[str] = (),
+        cancelled: Callable[[], bool] | None = None,
+        trace: bool = False,
+    ) -> Iterator[EngineEvent]:
+        t0 = time.perf_counter()
+        model = self._model
+        tokens = self.tokenize_prompt(prompt)
+        if self.speculative:
+            for text in draft_texts:
+                self.corpus.add(model.tokenize(text, add_bos=False))
+        seed = params.seed if params.seed is not None else self.seed + self._requests
+        self._requests += 1
+        sampler = Sampler(params.temperature, params.top_k, params.top_p, seed)
+        stats = DecodeStats(trace=[] if trace else None)
+        stream = TextStream(params.stop)
+        out_tokens: list[int] = []
+        finish = ""
+        steps = self.decoder.decode(
+            tokens,
+            sampler,
+            params.max_tokens,
+            speculative=self.speculative,
+            cancelled=cancelled,
+            stats=stats,
+        )
+        try:
+            for new in steps:
+                for tok in new:
+                    out_tokens.append(tok)
+                    text = stream.feed(model.piece(tok))
+                    if text:
+                        yield TextDelta(text)
+                    if stream.stopped:
+                        break
+                if stream.stopped:
+                    finish = "stop"
+                    break
+        finally:
+            steps.close()
+        if not finish:
+            finish = stats.finish_reason or "length"
+            tail = stream.flush()
+            if tail:
+                yield TextDelta(tail)
+        t_end = time.perf_counter()
+        self.last_stats = stats
+        self.last_tokens = out_tokens
+        if self.speculative and self.remember_answers and out_tokens:
+            self.corpus.add(out_tokens)
+            if self._store_path is not None:
+                self.corpus.save(self._store_path)
+        n = len(out_tokens)
+        ttft = (stats.t_first - t0) * 1000.0 if stats.t_first else (t_end - t0) * 1000.0
+        decode_s = max(stats.t_end - stats.t_first, 0.0)
+        yield Finished(
+            usage=EngineUsage(
+                prompt_tokens=len(tokens),
+                completion_tokens=n,
+                ttft_ms=ttft,
+                total_ms=(t_end - t0) * 1000.0,
+                tokens_per_s=((n - 1) / decode_s) if n > 1 and decode_s > 0 else 0.0,
+                drafted_tokens=stats.drafted_tokens,
+                accepted_tokens=stats.accepted_tokens,
+                verify_steps=stats.verify_steps,
+                reused_prefix_tokens=stats.reused_prefix_tokens,
+            ),
+            finish_reason=finish,
+        )
+
+    def close(self) -> None:
+        if self._store_path is not None:
+            self.corpus.save(self._store_path)
+        self._model.close()

@@ -1,0 +1,183 @@
+"""``TokenModel`` on the low-level llama.cpp API (through llama-cpp-python's ctypes).
+
+One model, one context, one sequence. ``eval`` fills a preallocated ``llama_batch``
+with per-position logits flags, runs ``llama_decode`` and returns the requested rows
+as a numpy view over llama.cpp's logits buffer (no copy of the 262k-entry vocabulary).
+``truncate`` removes rejected positions from the KV cache with ``llama_memory_seq_rm``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+import llama_cpp as lc
+
+_backend_ready = False
+
+
+def _init_backend() -> None:
+    global _backend_ready
+    if not _backend_ready:
+        lc.llama_backend_init()
+        _backend_ready = True
+
+
+class LlamaError(RuntimeError):
+    """llama.cpp refused an operation (load, decode, cache edit)."""
+
+
+class LlamaModel:
+    """A GGUF model with one llama.cpp context, driven token by token."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+    ) -> None:
+        _init_backend()
+        path = Path(model_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"model file not found: {path}")
+        threads = n_threads or max(1, os.cpu_count() or 1)
+        mparams = lc.llama_model_default_params()
+        mparams.n_gpu_layers = 0
+        self._model = lc.llama_model_load_from_file(str(path).encode(), mparams)
+        if not self._model:
+            raise LlamaError(f"could not load model {path}")
+        cparams = lc.llama_context_default_params()
+        cparams.n_ctx = n_ctx
+        cparams.n_batch = n_batch
+        cparams.n_ubatch = n_batch
+        cparams.n_seq_max = 1
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        cparams.embeddings = False
+        cparams.no_perf = True
+        if hasattr(cparams, "swa_full"):
+            cparams.swa_full = True  # keep every position so rejected drafts can be removed
+        self._ctx = lc.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            lc.llama_model_free(self._model)
+            raise LlamaError("could not create a llama.cpp context")
+        self._vocab = lc.llama_model_get_vocab(self._model)
+        self._mem = lc.llama_get_memory(self._ctx)
+        self.n_vocab = int(lc.llama_vocab_n_tokens(self._vocab))
+        self.n_ctx = int(lc.llama_n_ctx(self._ctx))
+        self.n_batch = n_batch
+        self.n_threads = threads
+        self._batch = lc.llama_batch_init(n_batch, 0, 1)
+        self._n_past = 0
+        self._piece_cache: dict[int, bytes] = {}
+        self._eog_cache: dict[int, bool] = {}
+        buf = ctypes.create_string_buffer(256)
+        n = lc.llama_model_desc(self._model, buf, 256)
+        self.description = buf.value[: max(n, 0)].decode("utf-8", "replace")
+        self.name = path.stem
+        self.add_bos = bool(lc.llama_vocab_get_add_bos(self._vocab))
+        self.bos_token = int(lc.llama_vocab_bos(self._vocab))
+        self._closed = False
+
+    # -- TokenModel ----------------------------------------------------------
+    @property
+    def n_past(self) -> int:
+        return self._n_past
+
+    def truncate(self, n: int) -> None:
+        if n >= self._n_past:
+            return
+        if not lc.llama_memory_seq_rm(self._mem, 0, n, -1):
+            lc.llama_memory_clear(self._mem, True)
+            self._n_past = 0
+            raise LlamaError(f"could not remove cached positions from {n}")
+        self._n_past = n
+
+    def eval(self, tokens: Sequence[int], want: Sequence[int]) -> npt.NDArray[np.float32]:
+        n = len(tokens)
+        if n == 0 or n > self.n_batch:
+            raise ValueError(f"batch of {n} tokens (1..{self.n_batch} allowed)")
+        if self._n_past + n > self.n_ctx:
+            raise LlamaError("context full")
+        batch = self._batch
+        base = self._n_past
+        tok, pos, nseq, seq, flags = batch.token, batch.pos, batch.n_seq_id, batch.seq_id, batch.logits
+        for i in range(n):
+            tok[i] = tokens[i]
+            pos[i] = base + i
+            nseq[i] = 1
+            seq[i][0] = 0
+            flags[i] = 0
+        wanted = list(want)
+        for i in wanted:
+            flags[i] = 1
+        batch.n_tokens = n
+        rc = lc.llama_decode(self._ctx, batch)
+        if rc != 0:
+            # a failed decode may leave part of the batch in the cache
+            lc.llama_memory_seq_rm(self._mem, 0, base, -1)
+            raise LlamaError(f"llama_decode failed with status {rc}")
+        self._n_past = base + n
+        if not wanted:
+            return np.empty((0, self.n_vocab), dtype=np.float32)
+        ptr = lc.llama_get_logits(self._ctx)
+        return np.ctypeslib.as_array(ptr, shape=(len(wanted), self.n_vocab))
+
+    def is_eog(self, token: int) -> bool:
+        hit = self._eog_cache.get(token)
+        if hit is None:
+            hit = self._eog_cache[token] = bool(lc.llama_vocab_is_eog(self._vocab, token))
+        return hit
+
+    # -- text ------------------------------------------------------------------
+    def tokenize(self, text: str, *, add_bos: bool, special: bool = True) -> list[int]:
+        """Token ids of ``text``; ``add_bos`` adds the BOS token if the model wants one."""
+        data = text.encode("utf-8")
+        cap = len(data) + 8
+        buf = (lc.llama_token * cap)()
+        n = lc.llama_tokenize(self._vocab, data, len(data), buf, cap, add_bos, special)
+        if n < 0:
+            cap = -n
+            buf = (lc.llama_token * cap)()
+            n = lc.llama_tokenize(self._vocab, data, len(data), buf, cap, add_bos, special)
+        if n < 0:
+            raise LlamaError("tokenization failed")
+        return list(buf[:n])
+
+    def piece(self, token: int) -> bytes:
+        """The bytes a token stands for (special tokens render as empty)."""
+        hit = self._piece_cache.get(token)
+        if hit is None:
+            buf = ctypes.create_string_buffer(64)
+            n = lc.llama_token_to_piece(self._vocab, token, buf, 64, 0, False)
+            if n < 0:
+                buf = ctypes.create_string_buffer(-n)
+                n = lc.llama_token_to_piece(self._vocab, token, buf, -n, 0, False)
+            hit = self._piece_cache[token] = buf.raw[: max(n, 0)]
+        return hit
+
+    def detokenize(self, tokens: Sequence[int]) -> bytes:
+        """Concatenated bytes of ``tokens``."""
+        return b"".join(self.piece(t) for t in tokens)
+
+    def close(self) -> None:
+        """Free the context, the batch and the model."""
+        if self._closed:
+            return
+        self._closed = True
+        lc.llama_batch_free(self._batch)
+        lc.llama_free(self._ctx)
+        lc.llama_model_free(self._model)
+
+    def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
+        try:
+            self.close()
+        except Exception:
+            pass
