@@ -233,13 +233,22 @@ class ContextStore:
 
     def vacuum(self) -> None:
         """Rebuild the file compactly (frees the pages of deleted items)."""
-        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM")
+        self._outside_transaction("VACUUM")
         self._checkpoint()
 
     def _checkpoint(self) -> None:
-        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        """Copy the write-ahead log into the file and empty it (best effort)."""
+        self._outside_transaction("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _outside_transaction(self, statement: str) -> None:
+        # The pooled DBAPI connection runs in autocommit (see db.py), as VACUUM needs.
+        connection = self._engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(statement).fetchall()
+            cursor.close()
+        finally:
+            connection.close()
 
     # -- reads -----------------------------------------------------------------------
 
