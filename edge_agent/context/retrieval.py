@@ -82,7 +82,10 @@ def format_item(item: Item, words: Sequence[str] = ()) -> str:
     title = _squash(item.title)
     if title:
         bracket.append(title)
-    body = excerpt(_squash(item.body), words, MAX_ITEM_CHARS)
+    body = _squash(item.body)
+    if title and body.startswith(title) and len(body) > len(title):
+        body = body[len(title) :].lstrip(" :-")  # importers often repeat the title
+    body = excerpt(body, words, MAX_ITEM_CHARS)
     return f"[{' | '.join(bracket)}] {body}"
 
 

@@ -125,10 +125,12 @@ def import_paths(
     batch_size: int = 500,
     progress: ProgressFn | None = None,
     sensitivity: str | None = None,
+    on_batch: Callable[[list[str]], None] | None = None,
 ) -> ImportReport:
-    """Import every path into ``store``; each full batch is durable once written.
+    """Import every path into ``store``; each batch is durable once written.
 
     ``sensitivity`` overrides the label importers choose (e.g. ``secret`` for a diary).
+    ``on_batch`` gets the ids of each batch once it is on disk (to acknowledge progress).
     Paths are checked before anything is written.
     """
     if not 1 <= batch_size <= MAX_BATCH_ITEMS:
@@ -141,15 +143,21 @@ def import_paths(
     for path, name in zip(resolved, formats):
         batch: list[NewItem] = []
         written = 0
+
+        def flush() -> None:
+            nonlocal written
+            ids = store.put(batch)
+            written += len(ids)
+            batch.clear()
+            if on_batch is not None:
+                on_batch(ids)
+
         for item in read_path(path, fmt=name, progress=progress, on_error=report.error):
             batch.append(item if sensitivity is None else replace(item, sensitivity=sensitivity))
             if len(batch) >= batch_size:
-                store.put(batch)
-                written += len(batch)
-                batch = []
+                flush()
         if batch:
-            store.put(batch)
-            written += len(batch)
+            flush()
         report.items += written
         report.by_path[str(path)] = written
     return report

@@ -1,0 +1,116 @@
+"""Schema versioning, migrations, pragmas and the FTS triggers."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection
+
+from edge_agent.context import schema
+from edge_agent.context.api import NewItem
+from edge_agent.context.db import make_engine
+from edge_agent.context.store import ContextStore
+
+
+def test_new_database_is_at_current_version(tmp_path: Path) -> None:
+    with ContextStore(tmp_path / "c.db", purge_interval_s=None) as store:
+        assert store.schema_version == schema.SCHEMA_VERSION
+    with sqlite3.connect(tmp_path / "c.db") as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+            (schema.SCHEMA_VERSION,)
+        ]
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"items", "item_tags", "items_fts", "items_fts_ai", "items_fts_ad", "items_fts_au"} <= names
+
+
+def test_newer_database_is_refused(tmp_path: Path) -> None:
+    ContextStore(tmp_path / "c.db", purge_interval_s=None).close()
+    with sqlite3.connect(tmp_path / "c.db") as conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(schema.SchemaError, match="newer"):
+        ContextStore(tmp_path / "c.db", purge_interval_s=None)
+
+
+def test_upgrade_applies_new_steps_and_keeps_data(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    with ContextStore(path, purge_interval_s=None) as store:
+        [item_id] = store.put([NewItem(kind="note", body="survives the migration")])
+
+    def to_2(conn: Connection) -> None:
+        conn.exec_driver_sql("ALTER TABLE items ADD COLUMN language TEXT")
+
+    steps = {**schema.MIGRATIONS, 2: to_2}
+    engine = make_engine(path)
+    try:
+        assert schema.upgrade(engine, target=2, migrations=steps) == 2
+        assert schema.upgrade(engine, target=2, migrations=steps) == 2  # idempotent
+    finally:
+        engine.dispose()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (2,)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
+        assert "language" in columns
+        assert conn.execute("SELECT body FROM items WHERE id = ?", (item_id,)).fetchone() == (
+            "survives the migration",
+        )
+
+
+def test_failed_migration_step_leaves_previous_version(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    ContextStore(path, purge_interval_s=None).close()
+
+    def broken(conn: Connection) -> None:
+        conn.exec_driver_sql("ALTER TABLE items ADD COLUMN half_done TEXT")
+        raise RuntimeError("boom")
+
+    engine = make_engine(path)
+    try:
+        with pytest.raises(RuntimeError):
+            schema.upgrade(engine, target=2, migrations={**schema.MIGRATIONS, 2: broken})
+    finally:
+        engine.dispose()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (1,)
+        assert "half_done" not in {row[1] for row in conn.execute("PRAGMA table_info(items)")}
+
+
+def test_pragmas_on_every_connection(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path / "c.db")
+    try:
+        results: list[tuple[object, ...]] = []
+
+        def check() -> None:
+            with engine.connect() as conn:
+                results.append(
+                    tuple(
+                        conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                        for name in ("journal_mode", "foreign_keys", "synchronous", "secure_delete")
+                    )
+                )
+
+        threads = [threading.Thread(target=check) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results == [("wal", 1, 2, 1)] * 3  # synchronous 2 = FULL
+    finally:
+        engine.dispose()
+
+
+def test_tags_cascade_and_fts_follows_updates(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    with ContextStore(path, purge_interval_s=None) as store:
+        [item_id] = store.put([NewItem(kind="note", body="alpha", tags=("t1", "t2"))])
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("UPDATE items SET body = 'omega' WHERE id = ?", (item_id,))
+        assert store.search("alpha") == []
+        assert [h.item.id for h in store.search("omega")] == [item_id]
+        store.delete(ids=[item_id])
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM item_tags").fetchone() == (0,)
+        conn.execute("INSERT INTO items_fts(items_fts) VALUES ('integrity-check')")
