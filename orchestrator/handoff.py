@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from orchestrator.policy_model import Policy
-from orchestrator.privacy import redact_many
+from orchestrator.privacy import PiiSpan, redact_many
 from orchestrator.signals import Signals
 from orchestrator.types import ContextRef, RouteRequest
 
@@ -38,11 +38,16 @@ def build_handoff(
     kinds = set(pv.redaction.kinds) | set(pv.local_pii)
     items = [(request.prompt, [s for s in sig.prompt_spans if s.kind in kinds])]
     kept: list[ContextRef] = []
+    left_out: list[tuple[str, list[PiiSpan]]] = []
     for item, spans in zip(request.context, sig.context_spans):
+        found = [s for s in spans if s.kind in kinds]
         if item.sensitivity in pv.local_sensitivities:
-            continue  # left out entirely (only reachable when listed as redactable)
+            # Left out entirely (only reachable when its label is redactable); its PII
+            # values are still scrubbed wherever else they appear.
+            left_out.append((item.text, found))
+            continue
         kept.append(item)
-        items.append((item.text, [s for s in spans if s.kind in kinds]))
-    texts, restore_map = redact_many(items)
-    sent = tuple(replace(item, text=text) for item, text in zip(kept, texts[1:]))
+        items.append((item.text, found))
+    texts, restore_map = redact_many(items + left_out)
+    sent = tuple(replace(item, text=text) for item, text in zip(kept, texts[1 : len(items)]))
     return texts[0], sent, restore_map

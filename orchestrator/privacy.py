@@ -72,6 +72,32 @@ def _luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+_DIGIT_GROUP = re.compile(r"\d+")
+
+
+def _card_in(raw: str) -> tuple[int, int] | None:
+    """Longest run of whole digit groups in ``raw`` that is a Luhn-valid card number.
+
+    The pattern is greedy, so "4111 1111 1111 1111 221" must still yield the card.
+    """
+    digits = _NON_DIGIT.sub("", raw)
+    if 13 <= len(digits) <= 19 and _luhn_ok(digits):
+        return 0, len(raw)
+    groups = [(g.start(), g.end()) for g in _DIGIT_GROUP.finditer(raw)]
+    best: tuple[int, int] | None = None
+    for i in range(len(groups)):
+        n = 0
+        for j in range(i, len(groups)):
+            n += groups[j][1] - groups[j][0]
+            if n > 19:
+                break
+            a, b = groups[i][0], groups[j][1]
+            if n >= 13 and (best is None or b - a > best[1] - best[0]):
+                if _luhn_ok(_NON_DIGIT.sub("", raw[a:b])):
+                    best = (a, b)
+    return best
+
+
 def _iban_ok(raw: str) -> bool:
     s = raw.replace(" ", "")
     if not 15 <= len(s) <= 34:
@@ -121,9 +147,9 @@ def detect_pii(text: str, contact_names: Sequence[str] = ()) -> list[PiiSpan]:
             if _iban_ok(m.group()):
                 add(PiiSpan(m.start(), m.end(), "iban"))
         for m in _CARD.finditer(text):
-            digits = _NON_DIGIT.sub("", m.group())
-            if 13 <= len(digits) <= 19 and _luhn_ok(digits):
-                add(PiiSpan(m.start(), m.end(), "credit_card"))
+            card = _card_in(m.group())
+            if card is not None:
+                add(PiiSpan(m.start() + card[0], m.start() + card[1], "credit_card"))
         for m in _NATIONAL_ID.finditer(text):
             add(PiiSpan(m.start(), m.end(), "national_id"))
         for m in _PHONE.finditer(text):
