@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from .cloud import CloudClient
+from .cloud import CircuitBreaker, CloudClient, tls_credentials
 from .config import Config
 from .service import AgentService
 
@@ -43,6 +43,14 @@ def build_service(cfg: Config) -> AgentService:
 
 def connect_cloud(cfg: Config) -> CloudClient | None:
     """The cloud client for ``cfg`` (None when no cloud is configured); call on the loop."""
-    if not cfg.cloud.address:
+    c = cfg.cloud
+    if not c.address:
         return None
-    return CloudClient(cfg.cloud.address, cfg.cloud.token, timeout_s=cfg.cloud.timeout_s)
+    creds = tls_credentials(c.ca_file, c.cert_file, c.key_file) if c.ca_file else None
+    return CloudClient(
+        c.address,
+        c.token,
+        timeout_s=c.timeout_s,
+        breaker=CircuitBreaker(c.breaker_failures, c.breaker_cooldown_s),
+        credentials=creds,
+    )

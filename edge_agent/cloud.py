@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import AsyncIterator, Union
 
 import grpc
@@ -100,14 +101,24 @@ class CircuitBreaker:
 class CloudClient:
     """One channel to the cloud, reused by every request."""
 
-    def __init__(self, address: str, token: str = "", *, timeout_s: float = 60.0, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(
+        self,
+        address: str,
+        token: str = "",
+        *,
+        timeout_s: float = 60.0,
+        breaker: CircuitBreaker | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
         self.address = address
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._timeout_s = timeout_s
         self.breaker = breaker or CircuitBreaker()
-        self._channel = grpc.aio.insecure_channel(
-            address, options=[("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)]
-        )
+        options = [("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)]
+        if credentials is None:
+            self._channel = grpc.aio.insecure_channel(address, options=options)
+        else:
+            self._channel = grpc.aio.secure_channel(address, credentials, options=options)
         self._stub = cloud_pb2_grpc.CloudInferenceStub(self._channel)
         self.info: CloudInfo | None = None
 
@@ -162,3 +173,13 @@ class CloudClient:
 
     async def close(self) -> None:
         await self._channel.close()
+
+
+def tls_credentials(ca_file: str, cert_file: str = "", key_file: str = "") -> grpc.ChannelCredentials:
+    """Channel credentials from PEM files: the CA, and a client certificate for mTLS."""
+    def read(path: str) -> bytes | None:
+        return Path(path).read_bytes() if path else None
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=read(ca_file), private_key=read(key_file), certificate_chain=read(cert_file)
+    )

@@ -58,6 +58,11 @@ class CloudConfig:
     token: str = ""
     timeout_s: float = 60.0
     connect_timeout_s: float = 2.0
+    breaker_failures: int = 3  # consecutive failures that open the circuit
+    breaker_cooldown_s: float = 10.0  # open time before one probe is let through
+    ca_file: str = ""  # TLS: CA bundle that signs the cloud's certificate ("" = plaintext)
+    cert_file: str = ""  # mTLS: this agent's client certificate
+    key_file: str = ""  # mTLS: its private key
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,12 @@ def _check(cfg: Config, source: str) -> Config:
             raise ConfigError(source, "server.listen", f"a loopback address host:port (got {cfg.server.listen!r})")
     if cfg.limits.default_max_tokens > cfg.limits.max_tokens:
         raise ConfigError(source, "limits.default_max_tokens", "at most limits.max_tokens")
+    if bool(cfg.cloud.cert_file) != bool(cfg.cloud.key_file):
+        raise ConfigError(source, "cloud.cert_file", "cert_file and key_file set together (mTLS)")
+    if cfg.cloud.cert_file and not cfg.cloud.ca_file:
+        raise ConfigError(source, "cloud.ca_file", "a CA file when a client certificate is set")
+    if cfg.cloud.breaker_failures < 1:
+        raise ConfigError(source, "cloud.breaker_failures", "at least 1")
     if cfg.server.queue_depth < 1:
         raise ConfigError(source, "server.queue_depth", "at least 1")
     return replace(cfg, log_level=cfg.log_level.upper())

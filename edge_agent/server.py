@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
-from orchestrator.errors import DomainError, InvalidArgument
+from orchestrator.errors import DomainError, InvalidArgument, Unavailable
 
 from . import convert
 from .app import connect_cloud
@@ -34,14 +34,29 @@ from .service import AgentService, Outcome
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EdgeAgent"].full_name
+# Health names: LIVENESS is SERVING while the process serves at all; READINESS names
+# ("" and the EdgeAgent service) are SERVING only with the model loaded and warmed up
+# and not draining.
+LIVENESS = "liveness"
+READINESS = ("", SERVICE_NAME)
 
 
 class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
     """Message conversion around ``AgentService``."""
 
-    def __init__(self, service: AgentService, cfg: Config) -> None:
-        self.service = service
+    def __init__(self, cfg: Config) -> None:
+        self._service: AgentService | None = None
         self.cfg = cfg
+
+    @property
+    def service(self) -> AgentService:
+        """The request pipeline; UNAVAILABLE until the model is loaded and warm."""
+        if self._service is None:
+            raise Unavailable("the daemon is starting: the model is not loaded yet")
+        return self._service
+
+    def attach(self, service: AgentService) -> None:
+        self._service = service
 
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GenerateResponse]:
         req = convert.ask_request(request, self.cfg.limits)
@@ -144,8 +159,11 @@ async def serve(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME), server)
-    for name in ("", SERVICE_NAME):
+    servicer = EdgeAgentServicer(cfg)
+    pb_grpc.add_EdgeAgentServicer_to_server(servicer, server)
+    for name in READINESS:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
 
     sock = cfg.socket_path
     sock.parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +195,6 @@ async def serve(
         waiter.cancel()
         service = load.result()
         service.cloud = connect_cloud(cfg)
-        pb_grpc.add_EdgeAgentServicer_to_server(EdgeAgentServicer(service, cfg), server)
         if service.cloud is not None:
             await service.cloud.fetch_info()
         if cfg.model.warmup:
@@ -190,15 +207,16 @@ async def serve(
                 log.error("policy reload rejected, old policy stays: %s", exc.message)
 
         loop.add_signal_handler(signal.SIGHUP, reload_policy)
-        for name in ("", SERVICE_NAME):
+        for name in READINESS:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        servicer.attach(service)
         log.info("ready")
         if ready:
             ready(Bound(sock, tcp_port))
         await stop.wait()
     finally:
         log.info("shutting down: draining")
-        for name in ("", SERVICE_NAME):
+        for name in READINESS:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.stop(cfg.server.grace_s)
         if service is not None:

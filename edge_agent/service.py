@@ -169,14 +169,22 @@ class AgentService:
             if not first:
                 first.append((time.perf_counter() - t0) * 1000)
 
-        if d.target in (Target.CLOUD, Target.CLOUD_REDACTED):
-            async for ev in self._cloud_then_local(req, plan, out):
+        run = (
+            self._cloud_then_local(req, plan, out)
+            if d.target in (Target.CLOUD, Target.CLOUD_REDACTED)
+            else self._local(plan.prompt, req.params, plan, out)
+        )
+        try:
+            async for ev in run:
                 mark()
                 yield ev
-        else:
-            async for ev in self._local(plan.prompt, req.params, plan, out):
-                mark()
-                yield ev
+        except (asyncio.CancelledError, GeneratorExit):
+            log.info(
+                "request id=%s route=%s rules=%s finish=cancelled after %.0f ms",
+                out.request_id, d.target.value, ",".join(d.rules_fired), (time.perf_counter() - t0) * 1000,
+            )
+            self.stats.cancelled()
+            raise
         out.ttft_ms = first[0] if first else (time.perf_counter() - t0) * 1000
         out.total_ms = (time.perf_counter() - t0) * 1000
         route = "local" if out.answered_by == ["local"] else "+".join(out.answered_by) or d.target.value

@@ -20,6 +20,7 @@ def percentile(values: list[float], q: float) -> float:
 class StatsSnapshot:
     requests_by_route: dict[str, int]
     errors: int
+    cancelled: int
     ttft_p50_ms: float
     ttft_p99_ms: float
     local_tokens_per_s_p50: float
@@ -35,6 +36,7 @@ class Stats:
         self._lock = threading.Lock()
         self._routes: Counter[str] = Counter()
         self._errors = 0
+        self._cancelled = 0
         self._fallbacks = 0
         self._ttft: deque[float] = deque(maxlen=window)
         self._local_tps: deque[float] = deque(maxlen=window)
@@ -53,6 +55,10 @@ class Stats:
             self._spend += cost
             self._fallbacks += int(fallback)
 
+    def cancelled(self) -> None:
+        with self._lock:
+            self._cancelled += 1
+
     def error(self) -> None:
         with self._lock:
             self._errors += 1
@@ -63,6 +69,7 @@ class Stats:
             return StatsSnapshot(
                 requests_by_route=dict(self._routes),
                 errors=self._errors,
+                cancelled=self._cancelled,
                 ttft_p50_ms=percentile(ttft, 50),
                 ttft_p99_ms=percentile(ttft, 99),
                 local_tokens_per_s_p50=percentile(list(self._local_tps), 50),
