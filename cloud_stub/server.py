@@ -1,4 +1,5 @@
-"""The CloudInference gRPC service: bearer auth, health, reflection, backend streaming."""
+"""The CloudInference gRPC service: bearer auth, TLS/mTLS, limits, health, reflection,
+backend streaming, and one table from errors to status codes."""
 
 from __future__ import annotations
 
@@ -6,23 +7,47 @@ import asyncio
 import hmac
 import logging
 import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
+from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc, common_pb2
+from edgecloud.validate import check_params
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc, common_pb2
-from edgecloud.validate import check_params
-from orchestrator.errors import InvalidArgument
+from orchestrator.errors import InvalidArgument, OutOfRange
 
-from .backends import Backend, BackendError, Done, Params
+from .backends import Backend, BackendBusy, BackendError, BackendRejected, Done, Params
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = cloud_pb2.DESCRIPTOR.services_by_name["CloudInference"].full_name
 _OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+# Room for the other request fields on top of the prompt.
+_MESSAGE_SLACK_BYTES = 64 * 1024
+
+# Most specific first: the first matching class decides. Messages are public.
+STATUS_TABLE: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (OutOfRange, grpc.StatusCode.OUT_OF_RANGE),
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (BackendBusy, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (BackendRejected, grpc.StatusCode.INVALID_ARGUMENT),
+    (BackendError, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+def status_for(exc: Exception) -> tuple[grpc.StatusCode, str]:
+    """(status code, public message); anything unknown is INTERNAL with a generic message."""
+    for cls, code in STATUS_TABLE:
+        if isinstance(exc, cls):
+            message = exc.message if isinstance(exc, InvalidArgument) else str(exc)
+            if isinstance(exc, BackendBusy) and exc.retry_after_s is not None:
+                message = f"{message} (retry after {exc.retry_after_s:.1f}s)"
+            return code, message
+    return grpc.StatusCode.INTERNAL, "internal error; see the cloud-stub log"
 
 
 @dataclass(frozen=True)
@@ -34,6 +59,7 @@ class StubSettings:
     price_out_per_1k: float = 0.0
     max_tokens_limit: int = 4096
     default_max_tokens: int = 128
+    max_prompt_bytes: int = 256 * 1024
 
 
 class BearerAuthInterceptor(grpc.aio.ServerInterceptor):
@@ -91,40 +117,63 @@ class CloudServicer(cloud_pb2_grpc.CloudInferenceServicer):
             backend=info.backend,
         )
 
+    def _check(self, request: cloud_pb2.CloudGenerateRequest) -> Params:
+        if not request.prompt:
+            raise InvalidArgument("prompt", "must not be empty")
+        size = len(request.prompt.encode())
+        limit = self._settings.max_prompt_bytes
+        if size > limit:
+            raise OutOfRange("prompt", f"must be at most {limit} bytes in UTF-8 (got {size})")
+        p = check_params(
+            request.params,
+            default_max_tokens=self._settings.default_max_tokens,
+            max_tokens_limit=self._settings.max_tokens_limit,
+        )
+        return Params(p.max_tokens, p.temperature, p.top_p, p.top_k, p.seed, p.stop)
+
     async def Generate(
         self, request: cloud_pb2.CloudGenerateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[cloud_pb2.CloudGenerateResponse]:
         try:
-            if not request.prompt:
-                raise InvalidArgument("prompt", "must not be empty")
-            p = check_params(
-                request.params,
-                default_max_tokens=self._settings.default_max_tokens,
-                max_tokens_limit=self._settings.max_tokens_limit,
+            params = self._check(request)
+            log.info(
+                "generate request_id=%s prompt_bytes=%d max_tokens=%d",
+                request.request_id, len(request.prompt.encode()), params.max_tokens,
             )
-        except InvalidArgument as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
-        params = Params(p.max_tokens, p.temperature, p.top_p, p.top_k, p.seed, p.stop)
-        log.info("generate request_id=%s prompt_chars=%d max_tokens=%d", request.request_id, len(request.prompt), p.max_tokens)
-        try:
-            async for event in self._backend.generate(request.prompt, params):
-                if isinstance(event, Done):
-                    decode_s = max(event.total_ms - event.ttft_ms, 1e-3) / 1000
-                    usage = common_pb2.Usage(
-                        prompt_tokens=event.prompt_tokens,
-                        completion_tokens=event.completion_tokens,
-                        ttft_ms=event.ttft_ms,
-                        total_ms=event.total_ms,
-                        tokens_per_s=max(event.completion_tokens - 1, 0) / decode_s,
-                    )
-                    yield cloud_pb2.CloudGenerateResponse(
-                        done=cloud_pb2.CloudDone(usage=usage, finish_reason=event.finish_reason)
-                    )
-                else:
-                    yield cloud_pb2.CloudGenerateResponse(delta=event)
-        except BackendError as exc:
-            log.warning("backend failed request_id=%s: %s", request.request_id, exc)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            async with aclosing(self._backend.generate(request.prompt, params)) as events:
+                async for event in events:
+                    yield _to_message(event)
+        except Exception as exc:
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            await _abort(context, request.request_id, exc)
+
+
+def _to_message(event: str | Done) -> cloud_pb2.CloudGenerateResponse:
+    if not isinstance(event, Done):
+        return cloud_pb2.CloudGenerateResponse(delta=event)
+    decode_s = max(event.total_ms - event.ttft_ms, 1e-3) / 1000
+    usage = common_pb2.Usage(
+        prompt_tokens=event.prompt_tokens,
+        completion_tokens=event.completion_tokens,
+        ttft_ms=event.ttft_ms,
+        total_ms=event.total_ms,
+        tokens_per_s=max(event.completion_tokens - 1, 0) / decode_s,
+    )
+    return cloud_pb2.CloudGenerateResponse(done=cloud_pb2.CloudDone(usage=usage, finish_reason=event.finish_reason))
+
+
+async def _abort(context: grpc.aio.ServicerContext, request_id: str, exc: Exception) -> None:
+    code, message = status_for(exc)
+    if code == grpc.StatusCode.INTERNAL:
+        log.error("internal error request_id=%s", request_id, exc_info=exc)
+    elif isinstance(exc, BackendError):
+        log.warning("backend failed request_id=%s: %s", request_id, message)
+    else:
+        log.info("rejected request_id=%s: %s %s", request_id, code.name, message)
+    if isinstance(exc, BackendBusy) and exc.retry_after_s is not None:
+        context.set_trailing_metadata((("retry-after-s", f"{exc.retry_after_s:.1f}"),))
+    await context.abort(code, message)
 
 
 async def run_server(
@@ -135,21 +184,33 @@ async def run_server(
     ready: Callable[[int], None] | None = None,
     stop_event: asyncio.Event | None = None,
     grace_s: float = 5.0,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT (or ``stop_event``), then shut down in order."""
+    """Serve until SIGTERM/SIGINT (or ``stop_event``), then shut down in order.
+
+    With ``credentials`` (see ``tls.server_credentials``) the port speaks TLS only.
+    """
     interceptors = [BearerAuthInterceptor(settings.token)] if settings.token else []
-    server = grpc.aio.server(interceptors=interceptors)
+    max_message = settings.max_prompt_bytes + _MESSAGE_SLACK_BYTES
+    server = grpc.aio.server(
+        interceptors=interceptors,
+        options=[("grpc.max_receive_message_length", max_message)],
+    )
     cloud_pb2_grpc.add_CloudInferenceServicer_to_server(CloudServicer(backend, settings), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME), server)
-    port = server.add_insecure_port(listen)
+    if credentials is not None:
+        port = server.add_secure_port(listen, credentials)
+    else:
+        port = server.add_insecure_port(listen)
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     stop = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    signals = (signal.SIGTERM, signal.SIGINT) if stop_event is None else ()
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     log.info("cloud-stub listening on %s (port %d)", listen, port)
     if ready:
@@ -159,4 +220,6 @@ async def run_server(
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.stop(grace_s)
+    for sig in signals:
+        loop.remove_signal_handler(sig)
     await backend.aclose()
