@@ -7,6 +7,7 @@ Sources, later ones winning: built-in defaults, the TOML file (``--config`` or
 ``EDGE_AGENT_DATA_DIR``     data directory (database, ledger, socket, logs)
 ``EDGE_AGENT_SOCKET``       unix socket path
 ``EDGE_AGENT_LISTEN``       loopback TCP address, e.g. ``127.0.0.1:50051``
+``EDGE_AGENT_METRICS``      Prometheus /metrics loopback address ("" = off)
 ``EDGE_AGENT_MODEL``        GGUF file path (default: the shipped model)
 ``EDGE_AGENT_POLICY``       routing policy TOML file
 ``EDGE_AGENT_CLOUD``        cloud-stub address ``host:port`` ("" disables the cloud)
@@ -37,6 +38,7 @@ class ServerConfig:
     max_message_bytes: int = 4 * 1024 * 1024
     queue_depth: int = 16  # requests waiting for the model beyond the running one
     grace_s: float = 5.0  # drain time on shutdown
+    metrics: str = ""  # Prometheus /metrics on loopback "host:port"; "" -> off
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ _ENV = {
     "EDGE_AGENT_LOG_LEVEL": ("log_level", None),
     "EDGE_AGENT_SOCKET": ("socket", "server"),
     "EDGE_AGENT_LISTEN": ("listen", "server"),
+    "EDGE_AGENT_METRICS": ("metrics", "server"),
     "EDGE_AGENT_MODEL": ("path", "model"),
     "EDGE_AGENT_CLOUD": ("address", "cloud"),
     "EDGE_AGENT_CLOUD_TOKEN": ("token", "cloud"),
@@ -165,10 +168,12 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Config:
 def _check(cfg: Config, source: str) -> Config:
     if cfg.log_level.upper() not in _LEVELS:
         raise ConfigError(source, "log_level", f"one of {list(_LEVELS)} (got {cfg.log_level!r})")
-    if cfg.server.listen:
-        host = cfg.server.listen.rsplit(":", 1)[0].strip("[]")
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            raise ConfigError(source, "server.listen", f"a loopback address host:port (got {cfg.server.listen!r})")
+    for key in ("listen", "metrics"):
+        value = getattr(cfg.server, key)
+        if value:
+            host, _, port = value.rpartition(":")
+            if host.strip("[]") not in ("127.0.0.1", "localhost", "::1") or not port.isdigit():
+                raise ConfigError(source, f"server.{key}", f"a loopback address host:port (got {value!r})")
     if cfg.limits.default_max_tokens > cfg.limits.max_tokens:
         raise ConfigError(source, "limits.default_max_tokens", "at most limits.max_tokens")
     if bool(cfg.cloud.cert_file) != bool(cfg.cloud.key_file):

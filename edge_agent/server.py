@@ -29,6 +29,7 @@ from . import convert
 from .app import connect_cloud
 from .config import Config
 from .errors_grpc import ErrorMappingInterceptor
+from .metrics import StatsCollector, start_metrics_server
 from .service import AgentService, Outcome
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,7 @@ class Bound:
 
     socket: Path
     tcp_port: int | None
+    metrics_port: int | None = None
 
 
 async def serve(
@@ -210,9 +212,15 @@ async def serve(
         for name in READINESS:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         servicer.attach(service)
+        metrics_port = None
+        if cfg.server.metrics:
+            metrics_port = start_metrics_server(
+                cfg.server.metrics,
+                StatsCollector(service.stats.snapshot, lambda: service.cloud.breaker.state if service.cloud else "disabled", lambda: service.slot.waiting),  # type: ignore[union-attr]
+            )
         log.info("ready")
         if ready:
-            ready(Bound(sock, tcp_port))
+            ready(Bound(sock, tcp_port, metrics_port))
         await stop.wait()
     finally:
         log.info("shutting down: draining")

@@ -43,14 +43,16 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     data = tmp_path_factory.mktemp("resilience")
     cfg = data / "edge-agent.toml"
     cfg.write_text("[server]\nqueue_depth = 1\n[cloud]\nbreaker_failures = 2\nbreaker_cooldown_s = 1.5\n")
-    svc = start_agent(data, EDGE_AGENT_CONFIG=str(cfg), EDGE_AGENT_CLOUD=f"127.0.0.1:{_closed_port()}")
+    svc = start_agent(
+        data, EDGE_AGENT_CONFIG=str(cfg), EDGE_AGENT_CLOUD=f"127.0.0.1:{_closed_port()}", EDGE_AGENT_METRICS="127.0.0.1:0"
+    )
     yield svc
     assert svc.stop() == 0, svc.log()
 
 
 @pytest.fixture(scope="module")
 def channel(agent: Service) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(agent.ready_line.split(" on ", 1)[1]) as ch:
+    with grpc.insecure_channel(agent.ready_line.split(" on ", 1)[1].split(";")[0]) as ch:
         yield ch
 
 
@@ -130,3 +132,14 @@ def test_dead_cloud_falls_back_locally_then_breaker_opens_and_half_opens(channel
     assert stub.GetStats(pb.GetStatsRequest()).cloud_circuit == "half_open"
     assert stub.ExplainRoute(general).target == pb.ROUTE_TARGET_CLOUD  # one probe is let through
     assert stub.GetStats(pb.GetStatsRequest()).fallbacks >= 1
+
+
+def test_prometheus_metrics_on_loopback(agent: Service, channel: grpc.Channel) -> None:
+    import httpx
+
+    _finish(pb_grpc.EdgeAgentStub(channel), SHORT)
+    url = agent.ready_line.split("metrics on ", 1)[1]
+    assert url.startswith("http://127.0.0.1:")
+    text = httpx.get(url, timeout=10).text
+    assert 'edge_agent_requests_total{route="local"}' in text
+    assert 'edge_agent_cloud_circuit{state=' in text and "edge_agent_ttft_ms{quantile=\"0.5\"}" in text

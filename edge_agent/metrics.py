@@ -1,0 +1,61 @@
+"""Prometheus ``/metrics`` text endpoint (off by default; loopback only when on).
+
+Figures are read from the service's ``Stats`` at scrape time through a custom
+collector, so the request path does no extra work for metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterator
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .stats import StatsSnapshot
+
+log = logging.getLogger(__name__)
+
+
+class StatsCollector(Collector):
+    """Exposes a ``StatsSnapshot`` (and the circuit state) as Prometheus metrics."""
+
+    def __init__(self, snapshot: Callable[[], StatsSnapshot], circuit: Callable[[], str], waiting: Callable[[], int]) -> None:
+        self._snapshot = snapshot
+        self._circuit = circuit
+        self._waiting = waiting
+
+    def collect(self) -> Iterator[Any]:
+        s = self._snapshot()
+        routes = CounterMetricFamily("edge_agent_requests", "Requests answered, by route", labels=["route"])
+        for route, n in sorted(s.requests_by_route.items()):
+            routes.add_metric([route], n)
+        yield routes
+        yield CounterMetricFamily("edge_agent_errors", "Requests rejected with an error status", value=s.errors)
+        yield CounterMetricFamily("edge_agent_cancelled", "Requests cancelled by the caller", value=s.cancelled)
+        yield CounterMetricFamily("edge_agent_fallbacks", "Requests answered by the other side after a failure", value=s.fallbacks)
+        yield CounterMetricFamily("edge_agent_cloud_spend", "Cloud spend since start, currency units", value=s.cloud_spend)
+        ttft = GaugeMetricFamily("edge_agent_ttft_ms", "Time to first token over recent requests", labels=["quantile"])
+        ttft.add_metric(["0.5"], s.ttft_p50_ms)
+        ttft.add_metric(["0.99"], s.ttft_p99_ms)
+        yield ttft
+        yield GaugeMetricFamily("edge_agent_local_tokens_per_second", "Median local decode speed", value=s.local_tokens_per_s_p50)
+        yield GaugeMetricFamily("edge_agent_draft_acceptance_ratio", "Accepted / drafted tokens", value=s.acceptance_rate)
+        yield GaugeMetricFamily("edge_agent_queue_waiting", "Requests waiting for the local model", value=self._waiting())
+        circuit = GaugeMetricFamily("edge_agent_cloud_circuit", "1 for the cloud circuit's current state", labels=["state"])
+        state = self._circuit()
+        for name in ("closed", "half_open", "open", "disabled"):
+            circuit.add_metric([name], 1.0 if state == name else 0.0)
+        yield circuit
+
+
+def start_metrics_server(address: str, collector: Collector) -> int:
+    """Serve ``/metrics`` on a loopback ``host:port``; returns the bound port."""
+    host, _, port = address.rpartition(":")
+    registry = CollectorRegistry()
+    registry.register(collector)
+    server, _thread = start_http_server(int(port), addr=host.strip("[]"), registry=registry)
+    bound = int(server.server_address[1])
+    log.info("metrics on http://%s:%d/metrics", host, bound)
+    return bound
