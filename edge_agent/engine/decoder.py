@@ -77,6 +77,10 @@ class SpeculativeDecoder:
         self._n_plain = 0
         self._n_extra = 0
 
+    def reset(self) -> None:
+        """Empty the KV cache (the next prompt is evaluated in full)."""
+        self._rollback(0)
+
     # -- helpers -----------------------------------------------------------
     def _rollback(self, n: int) -> None:
         if n < self.model.n_past:

@@ -69,6 +69,10 @@ class LlamaEngine:
         """The underlying token-level model."""
         return self._model
 
+    def reset_cache(self) -> None:
+        """Forget the cached prefix (the next request evaluates its whole prompt)."""
+        self.decoder.reset()
+
     def count_tokens(self, text: str) -> int:
         return len(self._model.tokenize(text, add_bos=False))
 
