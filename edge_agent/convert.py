@@ -104,6 +104,7 @@ def done(o: Outcome) -> pb.GenerateDone:
         accepted_tokens=o.accepted_tokens,
         verify_steps=o.verify_steps,
         total_ms=o.total_ms,
+        queue_wait_ms=o.queue_wait_ms,
     )
     return pb.GenerateDone(
         usage=usage,

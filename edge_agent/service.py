@@ -75,6 +75,7 @@ class Outcome:
     drafted_tokens: int = 0
     accepted_tokens: int = 0
     verify_steps: int = 0
+    queue_wait_ms: float = 0.0
     cost: float = 0.0
     fallback: bool = False
     fallback_reason: str = ""
@@ -206,7 +207,8 @@ class AgentService:
 
     async def _local(self, prompt: str, params: SamplingParams, plan: Plan, out: Outcome) -> AsyncIterator[str]:
         drafts: Sequence[str] = tuple(i.body for i in plan.context.items) if plan.context else ()
-        async with self.slot.hold():
+        async with self.slot.hold() as waited_s:
+            out.queue_wait_ms += waited_s * 1000
             async for ev in self._run_engine(prompt, params, drafts):
                 if isinstance(ev, TextDelta):
                     yield ev.text
