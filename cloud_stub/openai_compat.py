@@ -65,7 +65,11 @@ class OpenAIBackend:
         )
 
     async def discover_model(self) -> None:
-        """Fill the model name (and context length, where the server says) from ``/v1/models``."""
+        """Fill the model name (and context length, where the server says) from ``/v1/models``.
+
+        Fails only when no model name was configured: the context length is optional,
+        and an upstream that is down at start may well be up by the first request.
+        """
         if self._model and self._context_length:
             return
         try:
@@ -73,6 +77,9 @@ class OpenAIBackend:
             resp.raise_for_status()
             data = resp.json().get("data") or []
         except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            if self._model:
+                log.warning("cannot list models at the upstream server (%s); context length unknown", type(exc).__name__)
+                return
             raise BackendError(f"cannot list models at the upstream server: {type(exc).__name__}") from exc
         if not data or not isinstance(data[0], dict):
             return

@@ -1,18 +1,24 @@
 """Helpers for the cloud-stub tests: a scripted backend for logic tests, an in-process
-server on port 0 (the real ``run_server``), and a client that collects a stream."""
+server on port 0 (the real ``run_server``), a client that collects a stream, and the
+``cloud-stub serve`` subprocess on port 0."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
+from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc
 
 from cloud_stub.backends import Backend, BackendInfo, Done, Event, Params
 from cloud_stub.server import StubSettings, run_server
-from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc
 
 
 class ScriptedBackend:
@@ -109,3 +115,32 @@ async def generate(
         out.code = exc.code()
         out.details = exc.details() or ""
     return out
+
+
+def start_stub(args: Sequence[str], log_path: Path, timeout: float = 60) -> tuple[subprocess.Popen[str], str]:
+    """Run ``cloud-stub serve ARGS --listen 127.0.0.1:0``; returns the process and ``host:port``
+    read from its first stdout line (which must be ``listening on HOST:PORT``)."""
+    err = log_path.open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cloud_stub.cli", "serve", "--listen", "127.0.0.1:0", *args],
+        stdout=subprocess.PIPE, stderr=err, text=True,
+    )
+    box: list[str] = []
+    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout)
+    line = box[0] if box else ""
+    if not line.startswith("listening on 127.0.0.1:"):
+        stop_stub(proc)
+        raise RuntimeError(f"cloud-stub did not start ({line!r}):\n{log_path.read_text(errors='replace')}")
+    return proc, line.split()[-1]
+
+
+def stop_stub(proc: subprocess.Popen[str]) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()

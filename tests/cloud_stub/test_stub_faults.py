@@ -10,6 +10,7 @@ import grpc
 import pytest
 from stub_helpers import Result, ScriptedBackend, generate, serving
 
+from cloud_stub.backends import BackendError
 from cloud_stub.cli import _parser
 from cloud_stub.faults import FaultConfig, FaultyBackend, with_faults
 
@@ -98,7 +99,7 @@ def _outcomes(seed: int, n: int = 40, rate: float = 0.5) -> list[bool]:
         try:
             async for _ in backend.generate("p", None):  # type: ignore[arg-type]
                 pass
-        except Exception:
+        except BackendError:
             return False
         return True
 

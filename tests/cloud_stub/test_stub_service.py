@@ -7,12 +7,12 @@ import asyncio
 
 import grpc
 import pytest
+from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from stub_helpers import ScriptedBackend, generate, serving
 
 from cloud_stub.backends import BackendBusy, BackendError, BackendRejected
 from cloud_stub.server import StubSettings, status_for
-from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc
 from orchestrator.errors import InvalidArgument, OutOfRange
 
 SETTINGS = StubSettings(price_in_per_1k=0.25, price_out_per_1k=0.75, max_tokens_limit=64, max_prompt_bytes=100)
