@@ -8,39 +8,65 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from orchestrator.kinds import SENSITIVITIES, sensitivity_rank
 from orchestrator.policy_model import Policy
 from orchestrator.privacy import PiiSpan, detect_pii
 from orchestrator.types import RouteRequest
 
-_WORD = re.compile(r"\w+")
+_SPACE = re.compile(r"\s+")
 
 
-def _normalise(text: str) -> str:
-    return " " + " ".join(_WORD.findall(text.lower())) + " "
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+@lru_cache(maxsize=4096)
+def _phrase(keyword: str) -> tuple[str, re.Pattern[str] | None]:
+    """(lowercased first word, pattern for a multi-word phrase or None)."""
+    words = keyword.lower().split()
+    if len(words) == 1:
+        return words[0], None
+    body = r"\s+".join(re.escape(w) for w in words)
+    return words[0], re.compile(r"(?<!\w)" + body + r"(?!\w)")
 
 
 class Words:
-    """Whole-word, case-insensitive keyword tests over one or more texts."""
+    """Whole-word, case-insensitive keyword tests over one or more texts.
+
+    Substring search first (C speed), word boundaries checked only where it hits, so
+    a policy with many keywords costs little on a long prompt.
+    """
 
     def __init__(self, *texts: str) -> None:
         self._texts = texts
 
     @cached_property
-    def _norm(self) -> str:
-        return "\n".join(_normalise(t) for t in self._texts)
+    def _low(self) -> str:
+        return "\n".join(t.lower() for t in self._texts)
+
+    def has(self, keyword: str) -> bool:
+        low = self._low
+        first, phrase = _phrase(keyword)
+        if not first or first not in low:
+            return False
+        if phrase is not None:
+            return phrase.search(low) is not None
+        n = len(first)
+        i = low.find(first)
+        while i != -1:
+            j = i + n
+            if (i == 0 or not _is_word_char(low[i - 1])) and (j == len(low) or not _is_word_char(low[j])):
+                return True
+            i = low.find(first, i + 1)
+        return False
 
     def hits(self, keywords: tuple[str, ...]) -> tuple[str, ...]:
-        if not keywords:
-            return ()
-        norm = self._norm
-        return tuple(k for k in keywords if _normalise(k) in norm)
+        return tuple(k for k in keywords if self.has(k))
 
     def any(self, keywords: tuple[str, ...]) -> bool:
-        norm = self._norm
-        return any(_normalise(k) in norm for k in keywords)
+        return any(self.has(k) for k in keywords)
 
 
 @dataclass(frozen=True)
