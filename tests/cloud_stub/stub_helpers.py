@@ -13,6 +13,7 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc
@@ -81,7 +82,8 @@ async def serving(
             ready=port.set_result, stop_event=stop, grace_s=0.5, credentials=credentials,
         )
     )
-    done, _ = await asyncio.wait({task, port}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    waiters: set[asyncio.Future[Any]] = {task, port}
+    done, _ = await asyncio.wait(waiters, timeout=10, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         task.result()  # raises the startup error
     assert port.done(), "server did not start"
