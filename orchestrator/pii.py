@@ -35,6 +35,8 @@ PHONE = re.compile(
     r"\+\d{1,3}[ .-]?(?:\(0\)[ .-]?)?(?:\(\d{1,4}\)|\d{1,4})(?:[ .-]?\d{2,4}){1,4}"
     r"|\(\d{2,5}\)[ .-]?\d{3,4}[ .-]?\d{3,4}"
     r"|0[1-9]\d{0,3}[ .-]\d{2,4}(?:[ .-]\d{2,4}){1,3}"
+    r"|0[1-9]\d{2,4}[ .-]\d{5,8}"
+    r"|1[ .-]\d{3}[ .-]\d{3}[ .-]\d{4}"
     r"|\d{3}[.-]\d{3}[.-]\d{4}"
     r")(?![\w])"
 )
@@ -50,8 +52,16 @@ _STREET_WORDS = (
     r"|Court|Ct\.?|Way|Place|Pl\.?|Terrace|Square|Sq\.?|Crescent|Close|Parkway"
 )
 STREET_EN = re.compile(
-    r"(?<![\w])\d{1,5}[A-Za-z]?,?\s+(?:[A-Z][A-Za-z'-]+\s+){1,3}(?:" + _STREET_WORDS + r")(?![\w])"
+    r"(?<![\w])\d{1,5}[A-Za-z]?,?\s+(?:[A-Z][A-Za-z'-]+\s+){1,3}(?:" + _STREET_WORDS + r")(?![\w-])"
 )
+# "Flat 3, " / "Apt 4B " before a street address belongs to it.
+_UNIT_BEFORE = re.compile(r"(?<![\w])(?:Flat|Apt\.?|Apartment|Unit|Suite)\s+\w{1,5},?\s+$")
+# Document numbers have no fixed shape; they count only right after a naming keyword.
+_ID_KEYWORDS = (
+    "passport", "licence", "license", "id number", "id card", "identity card",
+    "personalausweis", "carte d'identité", "tax id", "national id",
+)
+_ID_TOKEN = re.compile(r"[A-Z0-9]{0,3}[0-9]{5,12}[A-Z0-9]{0,2}(?![\w])")
 STREET_FR = re.compile(
     r"(?<![\w])\d{1,4}(?:bis|ter)?,?\s+(?:rue|avenue|boulevard|place|chemin|impasse|allée)"
     r"\s+(?:(?:de|du|des|la|le|l'|d')\s*)*[A-ZÉÈ][\w'-]+(?:\s+[A-ZÉÈ][\w'-]+){0,2}"
@@ -93,21 +103,20 @@ def iban_ok(raw: str) -> bool:
 
 def _card_in(raw: str) -> tuple[int, int] | None:
     """Longest run of whole digit groups in ``raw`` that is a Luhn-valid card number."""
+    if raw.startswith("0"):  # no card number starts with 0
+        return None
     digits = _NON_DIGIT.sub("", raw)
     if 13 <= len(digits) <= 19 and luhn_ok(digits):
         return 0, len(raw)
-    groups = [(g.start(), g.end()) for g in _DIGITS.finditer(raw)]
+    # A card followed by another number ("... 1111 221 Baker Street"): longest prefix.
     best: tuple[int, int] | None = None
-    for i in range(len(groups)):
-        n = 0
-        for j in range(i, len(groups)):
-            n += groups[j][1] - groups[j][0]
-            if n > 19:
-                break
-            a, b = groups[i][0], groups[j][1]
-            if n >= 13 and (best is None or b - a > best[1] - best[0]):
-                if luhn_ok(_NON_DIGIT.sub("", raw[a:b])):
-                    best = (a, b)
+    n = 0
+    for g in _DIGITS.finditer(raw):
+        n += g.end() - g.start()
+        if n > 19:
+            break
+        if n >= 13 and luhn_ok(_NON_DIGIT.sub("", raw[: g.end()])):
+            best = (0, g.end())
     return best
 
 
@@ -158,7 +167,8 @@ def _at_digit_group(text: str, s: int, digits_left: int, last: bool, out: list[P
         for rx in (STREET_EN, STREET_FR):
             m = rx.match(text, s)
             if m:
-                out.append(PiiSpan(s, m.end(), "street_address"))
+                unit = _UNIT_BEFORE.search(text, max(0, s - 24), s)
+                out.append(PiiSpan(unit.start() if unit else s, m.end(), "street_address"))
                 end = max(end, m.end())
         if digits_left <= 4 and s > 0 and text[s - 1].isspace():
             num = _DE_NUMBER.match(text, s)
@@ -166,7 +176,24 @@ def _at_digit_group(text: str, s: int, digits_left: int, last: bool, out: list[P
             if num and m and (m.start() == 0 or not text[m.start() - 1].isalnum()):
                 out.append(PiiSpan(m.start(), num.end(), "street_address"))
                 end = max(end, num.end())
+    if end == s:
+        _document_number(text, s, out)
     return end
+
+
+def _document_number(text: str, s: int, out: list[PiiSpan]) -> None:
+    """Passport / licence / ID card numbers, only right after such a keyword."""
+    a = s
+    while a > 0 and s - a < 3 and text[a - 1] in _ASCII_UPPER:
+        a -= 1
+    if a > 0 and text[a - 1].isalnum():
+        return
+    m = _ID_TOKEN.match(text, a)
+    if not m:
+        return
+    before = text[max(0, a - 40) : a].lower()
+    if any(k in before for k in _ID_KEYWORDS):
+        out.append(PiiSpan(a, m.end(), "national_id"))
 
 
 def _numbers(text: str, out: list[PiiSpan]) -> None:
@@ -195,18 +222,39 @@ def _emails(text: str, out: list[PiiSpan]) -> None:
             i = text.find("@", i + 1)
 
 
+# Name parts that are also everyday words: matched only capitalised ("Will", not "will").
+_COMMON_WORDS = frozenset(
+    """will bill mark rose may june april august grace hope faith joy art jack pat sue dawn
+    frank amber summer don ray rich rob sky autumn iris lily daisy holly ivy ruby pearl
+    crystal jade penny victor buck chase cliff dale dean drew earl glen grant hunter lane
+    max miles norm page reed rod rusty sandy stone terry wade ward wood young king white
+    black brown green gray grey long little hill park price rice bell cook baker miller
+    smith turner mason fisher taylor porter parker walker sharp good love guy van von del
+    der den day way field banks hall booth street""".split()
+)
+
+
 @lru_cache(maxsize=256)
 def _contact_index(
     names: tuple[str, ...],
-) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
-    """({first word lowercased: full names lowercased, longest first}, capitalised parts)."""
-    full = sorted({n.strip() for n in names if len(n.strip()) >= 2}, key=len, reverse=True)
+) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, bool]]]:
+    """Full names by lowercased first word (longest first), and single name parts.
+
+    Parts map lowercased -> (as written, whether any case may match).
+    """
+    full = sorted({" ".join(n.split()) for n in names if len(n.strip()) >= 2}, key=len, reverse=True)
     index: dict[str, list[str]] = {}
     for n in full:
         index.setdefault(n.split()[0].lower(), []).append(n.lower())
-    parts = {p for n in full for p in n.split()[1:] + n.split()[:1] if len(p) >= 3 and p[0].isupper()}
-    parts -= set(full)
-    return {k: tuple(v) for k, v in index.items()}, tuple(sorted(parts, key=len, reverse=True))
+    parts: dict[str, tuple[str, bool]] = {}
+    for n in full:
+        words = n.split()
+        if len(words) < 2:
+            continue
+        for w in words:
+            if len(w) >= 3 and w[0].isupper() and w.lower() not in index.get(w.lower(), ()):
+                parts.setdefault(w.lower(), (w, w.lower() not in _COMMON_WORDS))
+    return {k: tuple(v) for k, v in index.items()}, parts
 
 
 def _is_word_char(ch: str) -> bool:
@@ -219,17 +267,29 @@ def _bounded(text: str, a: int, b: int) -> bool:
     )
 
 
+def _other_surname_follows(text: str, j: int) -> bool:
+    """``text[j:]`` starts with " Xy...": the part belongs to another person ("Bob Dylan")."""
+    return (
+        j + 2 < len(text)
+        and text[j] == " "
+        and text[j + 1].isupper()
+        and text[j + 2].isalpha()
+        and text[j + 2].islower()
+    )
+
+
 def _contacts(text: str, names: tuple[str, ...], out: list[PiiSpan]) -> None:
     index, parts = _contact_index(names)
     low = text.lower()
-    if len(low) != len(text):  # case folding changed lengths: compare word by word
+    if len(low) != len(text):  # case folding changed lengths: fold char by char
         low = "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
     if len(index) + len(parts) > 64:
         words = {w.strip(_PUNCT) for w in low.split()}
-        firsts = [k for k in index if k in words]
-        parts = tuple(p for p in parts if p.lower() in words)
+        firsts = [k for k in index if k.split()[0] in words]
+        part_keys = [p for p in parts if p in words]
     else:
         firsts = [k for k in index if k in low]
+        part_keys = [p for p in parts if p in low]
     taken: set[int] = set()
     for first in firsts:
         i = low.find(first)
@@ -241,13 +301,20 @@ def _contacts(text: str, names: tuple[str, ...], out: list[PiiSpan]) -> None:
                     taken.update(range(i, j))
                     break
             i = low.find(first, i + 1)
-    for part in parts:
-        i = text.find(part)
+    for key in part_keys:
+        written, any_case = parts[key]
+        n = len(key)
+        i = low.find(key)
         while i != -1:
-            j = i + len(part)
-            if i not in taken and _bounded(text, i, j):
+            j = i + n
+            if (
+                i not in taken
+                and _bounded(text, i, j)
+                and (any_case or text.startswith(written, i))
+                and not _other_surname_follows(text, j)
+            ):
                 out.append(PiiSpan(i, j, "contact_name"))
-            i = text.find(part, j)
+            i = low.find(key, j)
 
 
 def detect_pii(text: str, contact_names: Sequence[str] = ()) -> list[PiiSpan]:

@@ -29,16 +29,44 @@ def kinds_and_values(text: str, contacts: tuple[str, ...] = ()) -> list[tuple[st
         ("wohnt Hauptstraße 12 in Berlin", [("street_address", "Hauptstraße 12")]),
         ("on 2024-01-15 at 10:30, order 1234567890123, version 3.11.7", []),
         ("price $1,299.99 for 3 items", []),
+        ("call 1-800-555-0199 now", [("phone", "1-800-555-0199")]),
+        ("text 07700 900123", [("phone", "07700 900123")]),
+        ("tracking 9400 1000 0000 0000 0000 00", []),
+        ("card 4111 1111 1111 1111 221 Baker Street", [
+            ("credit_card", "4111 1111 1111 1111"), ("street_address", "221 Baker Street")]),
+        ("at Flat 3, 27 Old Gloucester Street", [("street_address", "Flat 3, 27 Old Gloucester Street")]),
+        ("go 3 Blocks Street-wise", []),
+        ("my passport number is X12345678.", [("national_id", "X12345678")]),
+        ("order X12345678 shipped", []),
+        ("8 rue de la Paix, Paris", [("street_address", "8 rue de la Paix")]),
+        ("IBAN: NL91ABNA0417164300", [("iban", "NL91ABNA0417164300")]),
     ],
 )
 def test_detects_kinds(text: str, expected: list[tuple[str, str]]) -> None:
     assert kinds_and_values(text) == expected
 
 
-def test_contact_names_full_and_capitalised_parts() -> None:
-    text = "Ask alice martin, then Martin again; martin is lowercase"
-    got = kinds_and_values(text, ("Alice Martin",))
-    assert got == [("contact_name", "alice martin"), ("contact_name", "Martin")]
+def test_contact_names_full_names_and_parts() -> None:
+    text = "Ask alice martin, then Martin and martin; will and Will too"
+    got = kinds_and_values(text, ("Alice Martin", "Will Turner"))
+    assert got == [
+        ("contact_name", "alice martin"),
+        ("contact_name", "Martin"),
+        ("contact_name", "martin"),
+        ("contact_name", "Will"),  # an everyday word: only capitalised
+    ]
+
+
+def test_contact_part_followed_by_another_surname_is_someone_else() -> None:
+    got = kinds_and_values("Bob Dylan and Jones Street, but Bob I trust", ("Bob Jones",))
+    assert got == [("contact_name", "Bob")]
+    assert kinds_and_values("Bob Jones", ("Bob Jones",)) == [("contact_name", "Bob Jones")]
+
+
+def test_many_contacts_use_the_word_set_path() -> None:
+    names = tuple(f"Person{i} Family{i}" for i in range(100)) + ("Dana Okafor",)
+    got = kinds_and_values("Lunch with dana okafor and Family7.", names)
+    assert got == [("contact_name", "dana okafor"), ("contact_name", "Family7")]
 
 
 def test_overlap_keeps_stronger_kind() -> None:
