@@ -154,3 +154,15 @@ def test_cancelled_call_closes_the_backend_stream() -> None:
 
     asyncio.run(main())
     assert backend.closed_early == 1
+
+
+def test_oversized_messages_are_refused_by_grpc_itself() -> None:
+    backend = ScriptedBackend()
+
+    async def main():  # type: ignore[no-untyped-def]
+        async with serving(backend, SETTINGS) as addr, grpc.aio.insecure_channel(addr) as ch:
+            return await generate(ch, "x" * (SETTINGS.max_prompt_bytes + 70 * 1024))
+
+    r = asyncio.run(main())
+    assert r.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert not backend.calls
