@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 from hypothesis import HealthCheck, given, settings
@@ -111,7 +112,9 @@ policies = st.builds(
 )
 spends = st.none() | st.builds(Spend, today=st.floats(0, 10), month=st.floats(0, 100))
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# EDGECLOUD_LONG=1 runs many more examples.
+_EXAMPLES = 3000 if os.environ.get("EDGECLOUD_LONG") == "1" else 100
+SETTINGS = settings(max_examples=_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _sensitive(r: RouteRequest, p: Policy) -> bool:
