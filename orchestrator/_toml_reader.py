@@ -91,8 +91,8 @@ class Table:
         ok = isinstance(value, int) if integer else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok:
             raise self.error(self.key(name), f"{kind}, got {_type_name(value)}")
-        if value != value:  # NaN
-            raise self.error(self.key(name), f"{kind}, got nan")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise self.error(self.key(name), f"a finite {kind[kind.index(' ') + 1:]}, got {value}")
         if minimum is not None and (value <= minimum if exclusive_min else value < minimum):
             rel = ">" if exclusive_min else ">="
             raise self.error(self.key(name), f"{kind} {rel} {minimum:g}, got {value:g}")

@@ -1,17 +1,38 @@
-"""The redacted hand-off: what may leave the device, with PII as placeholders."""
+"""The redacted hand-off: what may leave the device, with PII as placeholders.
+
+Context items whose label the policy lets the hand-off *leave out* are removed from
+the context sent and, because the daemon may have embedded them in the prompt, each of
+their lines is also replaced by a ``[PERSONAL_CONTEXT_n]`` placeholder wherever it
+appears. If a long fragment of such an item still survives (the prompt formatted it
+differently), the hand-off is refused and the request stays local.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from orchestrator.policy_model import Policy
 from orchestrator.privacy import PiiSpan, redact_many
 from orchestrator.signals import Signals
 from orchestrator.types import ContextRef, RouteRequest
 
+_MIN_LINE = 4  # shorter lines of a left-out item are not worth a placeholder
+_WINDOW = 32  # leak check: no 32-character fragment of a left-out item may remain
+_STRIDE = 16
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """What goes to the cloud for a ``cloud_redacted`` decision."""
+
+    prompt: str
+    context: tuple[ContextRef, ...]
+    restore: dict[str, str] = field(default_factory=dict)
+    leak: str = ""  # non-empty: why this hand-off must not be sent
+
 
 def redaction_blockers(request: RouteRequest, sig: Signals, policy: Policy) -> list[str]:
-    """Why a redacted hand-off is impossible for this request (empty: it is possible)."""
+    """Why a redacted hand-off is impossible by policy (empty: it is possible)."""
     pv = policy.privacy
     red = pv.redaction
     out: list[str] = []
@@ -30,10 +51,37 @@ def redaction_blockers(request: RouteRequest, sig: Signals, policy: Policy) -> l
     return out
 
 
-def build_handoff(
-    request: RouteRequest, sig: Signals, policy: Policy
-) -> tuple[str, tuple[ContextRef, ...], dict[str, str]]:
-    """``(redacted prompt, context to send, placeholder -> original)``."""
+def leaves_items_out(request: RouteRequest, policy: Policy) -> bool:
+    """Whether the hand-off would leave context items out (and must scrub them)."""
+    local = policy.privacy.local_sensitivities
+    return any(c.sensitivity in local for c in request.context)
+
+
+def _whole(text: str) -> list[PiiSpan]:
+    """One span per non-trivial line of ``text``."""
+    spans: list[PiiSpan] = []
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        body = line.strip()
+        if len(body) >= _MIN_LINE:
+            start = pos + line.index(body)
+            spans.append(PiiSpan(start, start + len(body), "personal_context"))
+        pos += len(line)
+    return spans
+
+
+def _leak(left_out: list[str], outgoing: list[str]) -> str:
+    for text in left_out:
+        flat = " ".join(text.split())
+        for i in range(0, max(1, len(flat) - _WINDOW + 1), _STRIDE):
+            window = flat[i : i + _WINDOW]
+            if len(window) == _WINDOW and any(window in " ".join(o.split()) for o in outgoing):
+                return "left-out personal context could not be separated from the prompt"
+    return ""
+
+
+def build_handoff(request: RouteRequest, sig: Signals, policy: Policy) -> Handoff:
+    """The redacted prompt and context, and the map to restore the answer."""
     pv = policy.privacy
     kinds = set(pv.redaction.kinds) | set(pv.local_pii)
     items = [(request.prompt, [s for s in sig.prompt_spans if s.kind in kinds])]
@@ -42,12 +90,14 @@ def build_handoff(
     for item, spans in zip(request.context, sig.context_spans):
         found = [s for s in spans if s.kind in kinds]
         if item.sensitivity in pv.local_sensitivities:
-            # Left out entirely (only reachable when its label is redactable); its PII
-            # values are still scrubbed wherever else they appear.
-            left_out.append((item.text, found))
+            # Left out (only reachable when its label is redactable): its lines and
+            # its PII values are scrubbed wherever else they appear.
+            left_out.append((item.text, found + _whole(item.text)))
             continue
         kept.append(item)
         items.append((item.text, found))
     texts, restore_map = redact_many(items + left_out)
-    sent = tuple(replace(item, text=text) for item, text in zip(kept, texts[1 : len(items)]))
-    return texts[0], sent, restore_map
+    n = len(items)
+    sent = tuple(replace(item, text=text) for item, text in zip(kept, texts[1:n]))
+    leak = _leak([t for t, _ in left_out], texts[:n]) if left_out else ""
+    return Handoff(texts[0], sent, restore_map, leak)

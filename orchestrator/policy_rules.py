@@ -55,6 +55,11 @@ def _match(t: Table) -> Match:
         a, b = getattr(m, lo), getattr(m, hi)
         if a is not None and b is not None and a > b:
             raise t.error(t.key(lo), f"at most {hi} ({b}), got {a}: the rule can never match")
+    if m.marked_personal and m.sensitivity is not None and m.sensitivity == ("public",):
+        raise t.error(
+            t.key("sensitivity"),
+            "personal or secret with marked_personal = true (a marked request is never public)",
+        )
     return m
 
 

@@ -17,11 +17,19 @@ from __future__ import annotations
 from datetime import datetime
 
 from orchestrator.budget import Spend, budget_blocks, cloud_cost, local_cost
-from orchestrator.handoff import build_handoff, redaction_blockers
+from orchestrator.handoff import Handoff, build_handoff, leaves_items_out, redaction_blockers
 from orchestrator.matching import matches
 from orchestrator.policy_model import Policy
 from orchestrator.signals import Signals, compute_signals
-from orchestrator.types import Decision, Estimates, OptionEstimate, Preference, RouteRequest, Target
+from orchestrator.types import (
+    ContextRef,
+    Decision,
+    Estimates,
+    OptionEstimate,
+    Preference,
+    RouteRequest,
+    Target,
+)
 
 _CLOUDS = (Target.CLOUD, Target.CLOUD_REDACTED)
 _ORDER = (Target.LOCAL, Target.CLOUD_REDACTED, Target.CLOUD)  # tie-break: most private first
@@ -93,6 +101,7 @@ def decide(
     if local_kinds:
         reasons.append(("privacy.pii", f"it contains PII ({', '.join(local_kinds)})"))
 
+    handoff: Handoff | None = None
     st = _State(_ORDER if reasons else (Target.LOCAL, Target.CLOUD))
     if request.preference is Preference.LOCAL_ONLY:
         st.block(_CLOUDS, "preference.local_only", "the caller asked for local only")
@@ -104,6 +113,10 @@ def decide(
         for name, text in reasons:
             st.block((Target.CLOUD,), name, f"privacy: {text}")
         blockers = redaction_blockers(request, sig, policy)
+        if not blockers and leaves_items_out(request, policy):
+            handoff = build_handoff(request, sig, policy)
+            if handoff.leak:
+                blockers.append(handoff.leak)
         if blockers:
             st.block((Target.CLOUD_REDACTED,), reasons[0][0], "no redacted hand-off: " + blockers[0])
             st.why.append(reasons[0][1] + " and privacy keeps it on the device")
@@ -125,7 +138,7 @@ def decide(
     if budget_reject and budget_rule is not None:
         for t in _CLOUDS:
             st.blocked.setdefault(t, f"the {budget_rule.split('.')[1]} budget is spent")
-    return _decision(request, policy, sig, st, target, lat, cost)
+    return _decision(request, policy, sig, st, target, lat, cost, handoff)
 
 
 def _choose(
@@ -213,6 +226,7 @@ def _decision(
     target: Target,
     lat: dict[Target, float],
     cost: dict[Target, float],
+    handoff: Handoff | None,
 ) -> Decision:
     options = tuple(
         OptionEstimate(
@@ -226,9 +240,10 @@ def _decision(
     )
     redacted_prompt: str | None = None
     restore: dict[str, str] = {}
-    context: tuple = ()
+    context: tuple[ContextRef, ...] = ()
     if target is Target.CLOUD_REDACTED:
-        redacted_prompt, context, restore = build_handoff(request, sig, policy)
+        handoff = handoff or build_handoff(request, sig, policy)
+        redacted_prompt, context, restore = handoff.prompt, handoff.context, handoff.restore
         st.fired.append("privacy.redaction")
     escalate: Target | None = None
     if target is Target.LOCAL and policy.quality.cascade.enabled and not any(

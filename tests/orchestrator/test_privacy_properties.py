@@ -195,12 +195,15 @@ OPEN_CLOUD = Estimates(100.0, 10.0, 100.0, 100.0, True, 0.0, 0.0)
         max_size=3,
     ),
     contacts=st.sampled_from(((), CONTACTS)),
+    embed=st.booleans(),
 )
 def test_forced_redacted_handoff_is_clean(
-    prompt: str, context: list[ContextRef], contacts: tuple[str, ...]
+    prompt: str, context: list[ContextRef], contacts: tuple[str, ...], embed: bool
 ) -> None:
+    # Like the daemon: retrieved context embedded above the user's prompt.
+    composed = "Context:\n" + "\n".join(c.text for c in context) + "\n\n" + prompt
     r = RouteRequest(
-        prompt=prompt,
+        prompt=composed if embed else prompt,
         prompt_tokens=10,
         max_tokens=10,
         preference=Preference.CLOUD_PREFERRED,
@@ -212,6 +215,12 @@ def test_forced_redacted_handoff_is_clean(
         assert d.target is Target.CLOUD_REDACTED, d.explanation
         _check_handoff(r, REDACTING, d)
         assert len(d.redacted_context) == sum(c.sensitivity == "public" for c in context)
+        outgoing = [d.redacted_prompt or "", *(c.text for c in d.redacted_context)]
+        for c in context:
+            if c.sensitivity == "personal":
+                for line in c.text.splitlines():
+                    if len(line.strip()) >= 4:
+                        assert all(line.strip() not in o for o in outgoing)
     else:
         assert d.target is Target.CLOUD
 

@@ -304,7 +304,30 @@ def test_redacted_handoff_contents_and_restore() -> None:
     assert d.redacted_prompt == "Ask [CONTACT_NAME_1] at [EMAIL_1] about it"
     assert [c.item_id for c in d.redacted_context] == ["m1"]  # personal item left out
     assert d.redacted_context[0].text == "[CONTACT_NAME_1] said hi from [EMAIL_1]"
-    assert d.restore == {"[CONTACT_NAME_1]": "Bob Jones", "[EMAIL_1]": "bob@example.com"}
+    assert d.restore == {
+        "[CONTACT_NAME_1]": "Bob Jones",
+        "[EMAIL_1]": "bob@example.com",
+        "[PERSONAL_CONTEXT_1]": PERSONAL.text,
+    }
+
+
+def test_left_out_item_embedded_in_prompt_is_scrubbed() -> None:
+    note = ContextRef("n9", "personal", "Dentist appointment moved to Tuesday\nBring the X-ray")
+    prompt = f"Context:\n{note.text}\n\nWhat should I bring?"
+    r = req(prompt, deadline_ms=3000, context=(note,))
+    d = decide(r, est(), parse_policy(REDACT))
+    assert d.target is Target.CLOUD_REDACTED
+    assert d.redacted_prompt == "Context:\n[PERSONAL_CONTEXT_1]\n[PERSONAL_CONTEXT_2]\n\nWhat should I bring?"
+    assert d.redacted_context == ()
+
+
+def test_left_out_item_reformatted_in_prompt_blocks_the_handoff() -> None:
+    note = ContextRef("n9", "personal", "Dentist appointment moved to Tuesday at nine in Springfield")
+    prompt = "Context: - dentist appointment moved to Tuesday at nine in Spring...\nWhat now?"
+    d = decide(req(prompt, deadline_ms=3000, context=(note,)), est(), parse_policy(REDACT))
+    assert d.target is Target.LOCAL
+    blocked = next(o for o in d.options if o.target is Target.CLOUD_REDACTED)
+    assert not blocked.allowed and "could not be separated" in blocked.note
 
 
 def test_cascade_offers_escalation_only_where_privacy_allows() -> None:
