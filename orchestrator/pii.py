@@ -157,19 +157,18 @@ def _at_digit_group(text: str, s: int, digits_left: int, last: bool, out: list[P
         if m:
             out.append(PiiSpan(s, m.end(), "national_id"))
             end = max(end, m.end())
-    if digits_left >= 7:
+    if digits_left >= 7 and end == s:
         p = s - 1 if s > 0 and text[s - 1] in "+(" else s
         m = PHONE.match(text, p)
         if m and 7 <= len(_NON_DIGIT.sub("", m.group())) <= 15:
             out.append(PiiSpan(p, m.end(), "phone"))
             end = max(end, m.end())
-    if last and digits_left <= 5:
-        for rx in (STREET_EN, STREET_FR):
-            m = rx.match(text, s)
-            if m:
-                unit = _UNIT_BEFORE.search(text, max(0, s - 24), s)
-                out.append(PiiSpan(unit.start() if unit else s, m.end(), "street_address"))
-                end = max(end, m.end())
+    if last and digits_left <= 5 and end == s:
+        m = STREET_EN.match(text, s) or STREET_FR.match(text, s)
+        if m:
+            unit = _UNIT_BEFORE.search(text, max(0, s - 24), s)
+            out.append(PiiSpan(unit.start() if unit else s, m.end(), "street_address"))
+            return m.end()
         if digits_left <= 4 and s > 0 and text[s - 1].isspace():
             num = _DE_NUMBER.match(text, s)
             m = _DE_NAME.search(text, max(0, s - 40), s) if num else None
@@ -200,7 +199,11 @@ def _numbers(text: str, out: list[PiiSpan]) -> None:
     done = 0
     for cluster in _CLUSTER.finditer(text):
         base = cluster.start()
-        groups = [(base + g.start(), g.end() - g.start()) for g in _DIGITS.finditer(cluster.group())]
+        raw = cluster.group()
+        if raw.isdigit():
+            groups = [(base, len(raw))]
+        else:
+            groups = [(base + g.start(), g.end() - g.start()) for g in _DIGITS.finditer(raw)]
         left = sum(n for _, n in groups)
         for k, (s, n) in enumerate(groups):
             if s >= done:
@@ -279,6 +282,7 @@ def _other_surname_follows(text: str, j: int) -> bool:
 
 
 def _contacts(text: str, names: tuple[str, ...], out: list[PiiSpan]) -> None:
+    """Contact names; positions inside e-mail addresses already in ``out`` are skipped."""
     index, parts = _contact_index(names)
     low = text.lower()
     if len(low) != len(text):  # case folding changed lengths: fold char by char
@@ -291,9 +295,15 @@ def _contacts(text: str, names: tuple[str, ...], out: list[PiiSpan]) -> None:
         firsts = [k for k in index if k in low]
         part_keys = [p for p in parts if p in low]
     taken: set[int] = set()
+    for span in out:
+        if span.kind == "email":
+            taken.update(range(span.start, span.end))
     for first in firsts:
         i = low.find(first)
         while i != -1:
+            if i in taken:
+                i = low.find(first, i + 1)
+                continue
             for name in index[first]:
                 j = i + len(name)
                 if low.startswith(name, i) and _bounded(text, i, j):
@@ -342,13 +352,27 @@ _PRIORITY = {
 
 
 def _resolve_overlaps(spans: list[PiiSpan]) -> list[PiiSpan]:
+    """Keep non-overlapping spans; within each group of overlapping ones, by priority."""
     if len(spans) <= 1:
         return spans
     spans.sort(key=_span_key)
-    # Fast path: most texts have no overlaps at all.
-    if all(spans[i].end <= spans[i + 1].start for i in range(len(spans) - 1)):
-        return spans
-    ranked = sorted(spans, key=lambda s: (_PRIORITY.get(s.kind, 9), s.start - s.end, s.start))
+    out: list[PiiSpan] = []
+    group = [spans[0]]
+    group_end = spans[0].end
+    for s in spans[1:]:
+        if s.start < group_end:
+            group.append(s)
+            group_end = max(group_end, s.end)
+            continue
+        out.extend(group if len(group) == 1 else _best_of(group))
+        group = [s]
+        group_end = s.end
+    out.extend(group if len(group) == 1 else _best_of(group))
+    return out
+
+
+def _best_of(group: list[PiiSpan]) -> list[PiiSpan]:
+    ranked = sorted(group, key=lambda s: (_PRIORITY.get(s.kind, 9), s.start - s.end, s.start))
     kept: list[PiiSpan] = []
     for s in ranked:
         if all(s.end <= k.start or s.start >= k.end for k in kept):
