@@ -7,7 +7,10 @@ the large vocabulary's LM head). If each drafted token is accepted with probabil
 tokens. The policy estimates ``p`` per request for each (drafter, match length) bucket
 from what was accepted so far (Beta prior), and picks the ``k`` that maximises tokens
 per unit of cost; ``k = 0`` means a plain step, so text that drafts badly falls back to
-plain decoding after a few tries.
+plain decoding after a few tries. A gated bucket is probed again with one token every
+``retry_every`` skipped opportunities, so text that turns into a copy later is noticed.
+What a request learnt is carried into the next one with a small weight (``carry``
+trials), so a new request starts from the last one's acceptance rather than from scratch.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from .drafters import Draft
 class _Bucket:
     hits: float
     trials: float
+    skipped: int = 0
 
 
 class DraftPolicy:
@@ -33,16 +37,32 @@ class DraftPolicy:
         prior_hits: float = 1.0,
         prior_trials: float = 2.0,
         max_match_bucket: int = 4,
+        retry_every: int = 16,
+        carry: float = 4.0,
     ) -> None:
         self.max_draft = max_draft
         self.step_cost = step_cost
         self.prior_hits = prior_hits
         self.prior_trials = prior_trials
         self.max_match_bucket = max_match_bucket
+        self.retry_every = retry_every
+        self.carry = carry
         self._buckets: dict[tuple[str, int], _Bucket] = {}
 
     def reset(self) -> None:
-        """Forget what was learnt (new request)."""
+        """Start a new request: keep what was learnt with a weight of ``carry`` trials."""
+        for key, b in list(self._buckets.items()):
+            seen = b.trials - self.prior_trials
+            if seen <= 0 or self.carry <= 0:
+                del self._buckets[key]
+                continue
+            scale = min(1.0, self.carry / seen)
+            b.hits = self.prior_hits + (b.hits - self.prior_hits) * scale
+            b.trials = self.prior_trials + seen * scale
+            b.skipped = 0
+
+    def forget(self) -> None:
+        """Drop everything learnt."""
         self._buckets.clear()
 
     def _bucket(self, draft: Draft) -> _Bucket:
@@ -59,7 +79,8 @@ class DraftPolicy:
 
     def draft_len(self, draft: Draft) -> int:
         """Tokens of ``draft`` worth verifying (0: take a plain step)."""
-        p = self.acceptance(draft)
+        b = self._bucket(draft)
+        p = b.hits / b.trials
         limit = min(len(draft.tokens), self.max_draft)
         best_k, best_rate = 0, 1.0
         expected, term = 1.0, 1.0
@@ -69,7 +90,18 @@ class DraftPolicy:
             rate = expected / (1.0 + self.step_cost * k)
             if rate > best_rate:
                 best_k, best_rate = k, rate
+        if best_k == 0 and limit > 0 and self.retry_every > 0:
+            b.skipped += 1
+            if b.skipped >= self.retry_every:
+                b.skipped = 0
+                return 1  # probe: has this source started to pay?
         return best_k
+
+    def expected_rate(self, draft: Draft, k: int) -> float:
+        """Expected tokens per plain-step cost when verifying ``k`` tokens of ``draft``."""
+        p = self.acceptance(draft)
+        expected = sum(p**i for i in range(k + 1))
+        return expected / (1.0 + self.step_cost * k)
 
     def update(self, draft: Draft, verified: int, accepted: int) -> None:
         """``accepted`` of the first ``verified`` draft tokens were accepted."""

@@ -36,6 +36,7 @@ class EngineUsage:
     accepted_tokens: int = 0
     verify_steps: int = 0  # batched verification forward passes
     reused_prefix_tokens: int = 0
+    mean_accepted_per_step: float = 0.0  # accepted_tokens / verify_steps (0 without drafting)
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ class SpeculativeDecoder:
         policy: DraftPolicy | None = None,
         verifier: Verifier | None = None,
         prefill_chunk: int = 512,
-        learn_step_cost: bool = True,
+        learn_step_cost: bool = False,
     ) -> None:
         self.model = model
         self.drafters = list(drafters)
@@ -110,10 +110,8 @@ class SpeculativeDecoder:
             k = policy.draft_len(draft)
             if k == 0:
                 continue
-            p = policy.acceptance(draft)
-            expected = sum(p**i for i in range(k + 1))
-            rate = expected / (1.0 + policy.step_cost * k)
-            if rate > best_rate:
+            rate = policy.expected_rate(draft, k)
+            if best[0] is None or rate > best_rate:
                 best, best_rate = (draft, k), rate
         return best
 

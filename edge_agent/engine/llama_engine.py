@@ -150,6 +150,9 @@ class LlamaEngine:
                 accepted_tokens=stats.accepted_tokens,
                 verify_steps=stats.verify_steps,
                 reused_prefix_tokens=stats.reused_prefix_tokens,
+                mean_accepted_per_step=(
+                    stats.accepted_tokens / stats.verify_steps if stats.verify_steps else 0.0
+                ),
             ),
             finish_reason=finish,
         )

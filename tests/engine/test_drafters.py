@@ -89,8 +89,23 @@ def test_policy_gates_off_after_rejections_and_grows_after_acceptance() -> None:
     for _ in range(10):
         pol.update(other, 8, 8)
     assert pol.draft_len(other) >= 8
-    pol.reset()
+    pol.reset()  # the next request starts from what this one learnt
+    assert pol.draft_len(d) == 0
+    assert pol.acceptance(other) > 0.7
+    pol.forget()
     assert pol.draft_len(d) > 0
+
+
+def test_policy_probes_a_gated_source_again() -> None:
+    pol = DraftPolicy(step_cost=0.2, retry_every=5)
+    d = _draft()
+    for _ in range(6):
+        pol.update(d, 2, 0)
+    lens = [pol.draft_len(d) for _ in range(10)]
+    assert lens == [0, 0, 0, 0, 1, 0, 0, 0, 0, 1]
+    for _ in range(12):
+        pol.update(d, 1, 1)  # the source started to match: drafting resumes
+    assert pol.draft_len(d) > 1
 
 
 def test_policy_never_drafts_when_verification_is_too_expensive() -> None:
