@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.policy import parse_policy  # noqa: E402
-from orchestrator.privacy import detect_pii  # noqa: E402
-from orchestrator.router import decide  # noqa: E402
-from orchestrator.types import ContextRef, Estimates, RouteRequest  # noqa: E402
+from orchestrator.policy import parse_policy
+from orchestrator.privacy import detect_pii
+from orchestrator.router import decide
+from orchestrator.types import ContextRef, Estimates, RouteRequest
 
 SAMPLE = ROOT / "benchmarks" / "pii_sample.jsonl"
 
@@ -45,8 +45,8 @@ _MATCHES = [
 def fifty_rule_policy() -> str:
     """50 rules, none of which matches the benchmark request, so all are evaluated."""
     parts = [
-        "[privacy.redaction]\nenabled = true\nkinds = [\"email\", \"phone\", \"contact_name\"]\n",
-        "[quality]\nprefer_cloud_keywords = [\"prove\", \"step by step\"]\n",
+        '[privacy.redaction]\nenabled = true\nkinds = ["email", "phone", "contact_name"]\n',
+        '[quality]\nprefer_cloud_keywords = ["prove", "step by step"]\n',
     ]
     for i in range(50):
         m = _MATCHES[i % len(_MATCHES)].format(i=i, big=100_000 + i, mm=i, mm2=i + 1)

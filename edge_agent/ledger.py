@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import DateTime, Float, Integer, String, create_engine, event, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -74,7 +75,7 @@ def _on_connect(conn: sqlite3.Connection, _record: Any) -> None:
 def _utc_naive(t: datetime) -> datetime:
     if t.tzinfo is None:
         t = t.astimezone()  # naive means local time
-    return t.astimezone(timezone.utc).replace(tzinfo=None)
+    return t.astimezone(UTC).replace(tzinfo=None)
 
 
 class Ledger:
@@ -107,7 +108,9 @@ class Ledger:
         """Append one cloud call. Only PII kind names are accepted, never values."""
         bad = [k for k in pii_kinds_redacted if k not in PII_KINDS]
         if bad:
-            raise InvalidArgument("pii_kinds_redacted", f"known PII kind names only, got {bad[0]!r}")
+            raise InvalidArgument(
+                "pii_kinds_redacted", f"known PII kind names only, got {bad[0]!r}"
+            )
         if not _SHA256.match(text_sha256):
             raise InvalidArgument("text_sha256", "64 lowercase hex digits")
         if target not in _TARGETS:
@@ -115,7 +118,7 @@ class Ledger:
         if prompt_tokens < 0 or completion_tokens < 0 or cost < 0:
             raise InvalidArgument("cost", "token counts and cost must be >= 0")
         row = _Row(
-            at=_utc_naive(at or datetime.now(timezone.utc)),
+            at=_utc_naive(at or datetime.now(UTC)),
             request_id=request_id,
             rule=rule,
             target=target,
@@ -136,7 +139,9 @@ class Ledger:
         day = local.replace(hour=0, minute=0, second=0, microsecond=0)
         month = day.replace(day=1)
         with Session(self._engine) as s:
-            today = s.scalar(select(func.coalesce(func.sum(_Row.cost), 0.0)).where(_Row.at >= _utc_naive(day)))
+            today = s.scalar(
+                select(func.coalesce(func.sum(_Row.cost), 0.0)).where(_Row.at >= _utc_naive(day))
+            )
             this_month = s.scalar(
                 select(func.coalesce(func.sum(_Row.cost), 0.0)).where(_Row.at >= _utc_naive(month))
             )
@@ -162,7 +167,7 @@ class Ledger:
             rows = s.scalars(stmt).all()
             return [
                 EgressEntry(
-                    at=r.at.replace(tzinfo=timezone.utc),
+                    at=r.at.replace(tzinfo=UTC),
                     request_id=r.request_id,
                     rule=r.rule,
                     target=r.target,
@@ -177,4 +182,3 @@ class Ledger:
 
     def close(self) -> None:
         self._engine.dispose()
-

@@ -81,14 +81,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     red = "on (" + ", ".join(pv.redaction.kinds) + ")" if pv.redaction.enabled else "off"
     budgets = [
         f"{name} {value:g} {policy.cost.currency}"
-        for name, value in (("daily", policy.cost.daily_budget), ("monthly", policy.cost.monthly_budget))
+        for name, value in (
+            ("daily", policy.cost.daily_budget),
+            ("monthly", policy.cost.monthly_budget),
+        )
         if value is not None
     ]
     print(f"{args.file}: OK")
-    print(f"  rules: {len(policy.rules)}" + "".join(f"\n    {r.name} -> {r.action}" for r in policy.rules))
-    print(f"  local: {', '.join(pv.local_sensitivities) or '-'} context; PII {', '.join(pv.local_pii) or '-'}")
+    print(
+        f"  rules: {len(policy.rules)}"
+        + "".join(f"\n    {r.name} -> {r.action}" for r in policy.rules)
+    )
+    print(
+        f"  local: {', '.join(pv.local_sensitivities) or '-'} context; PII {', '.join(pv.local_pii) or '-'}"
+    )
     print(f"  redacted hand-off: {red}")
-    print(f"  default deadline: {policy.default_deadline_ms} ms; budgets: {', '.join(budgets) or 'none'}")
+    print(
+        f"  default deadline: {policy.default_deadline_ms} ms; budgets: {', '.join(budgets) or 'none'}"
+    )
     return 0
 
 
@@ -97,9 +107,15 @@ def _request(args: argparse.Namespace) -> RouteRequest:
     for i, raw in enumerate(args.context):
         label, sep, text = raw.partition(":")
         if not sep or label not in ("public", "personal", "secret"):
-            raise ValueError(f"--context {raw!r}: expected SENSITIVITY:TEXT with public, personal or secret")
+            raise ValueError(
+                f"--context {raw!r}: expected SENSITIVITY:TEXT with public, personal or secret"
+            )
         context.append(ContextRef(item_id=f"cli-{i}", sensitivity=label, text=text))
-    pref = {"auto": Preference.AUTO, "local": Preference.LOCAL_ONLY, "cloud": Preference.CLOUD_PREFERRED}
+    pref = {
+        "auto": Preference.AUTO,
+        "local": Preference.LOCAL_ONLY,
+        "cloud": Preference.CLOUD_PREFERRED,
+    }
     if args.max_tokens < 1 or args.prompt_tokens < 0 or args.deadline_ms < 0:
         raise ValueError("--max-tokens must be >= 1, --prompt-tokens and --deadline-ms >= 0")
     return RouteRequest(
@@ -127,7 +143,9 @@ def _when(args: argparse.Namespace) -> datetime:
     return datetime.combine(datetime.now().date(), t)
 
 
-def explain(policy: Policy, request: RouteRequest, *, cloud_available: bool, now: datetime) -> Decision:
+def explain(
+    policy: Policy, request: RouteRequest, *, cloud_available: bool, now: datetime
+) -> Decision:
     """The decision for ``request`` with the policy's prior estimates."""
     est = Estimators(policy.latency).snapshot(
         prompt_tokens=request.prompt_tokens,
@@ -207,7 +225,9 @@ def parse_when(text: str, now: datetime) -> datetime:
     try:
         t = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ValueError(f"{text!r}: expected e.g. 24h, 7d, 2w, today, yesterday or 2026-11-01[T10:00]") from None
+        raise ValueError(
+            f"{text!r}: expected e.g. 24h, 7d, 2w, today, yesterday or 2026-11-01[T10:00]"
+        ) from None
     return t if t.tzinfo else t.astimezone()
 
 
@@ -254,7 +274,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 )
             )
         return 0
-    print(f"{'time':<20} {'request':<14} {'target':<15} {'in':>6} {'out':>6} {'cost':>10}  {'redacted':<22} sha256")
+    print(
+        f"{'time':<20} {'request':<14} {'target':<15} {'in':>6} {'out':>6} {'cost':>10}  {'redacted':<22} sha256"
+    )
     for r in rows:
         when = r.at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
         kinds = ",".join(r.pii_kinds_redacted) or "-"

@@ -7,7 +7,9 @@ read are reported as unknown by ``finish()``.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import math
+from collections.abc import Sequence
+from typing import Any
 
 from orchestrator.errors import PolicyError
 
@@ -91,8 +93,8 @@ class Table:
         ok = isinstance(value, int) if integer else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok:
             raise self.error(self.key(name), f"{kind}, got {_type_name(value)}")
-        if value != value or value in (float("inf"), float("-inf")):
-            raise self.error(self.key(name), f"a finite {kind[kind.index(' ') + 1:]}, got {value}")
+        if not math.isfinite(value):
+            raise self.error(self.key(name), f"a finite {kind[kind.index(' ') + 1 :]}, got {value}")
         if minimum is not None and (value <= minimum if exclusive_min else value < minimum):
             rel = ">" if exclusive_min else ">="
             raise self.error(self.key(name), f"{kind} {rel} {minimum:g}, got {value:g}")

@@ -9,8 +9,8 @@ mean is below ``min_mean_prob``. The router only offers escalation
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from orchestrator.policy_model import Cascade
 

@@ -67,7 +67,9 @@ class Estimators:
     def __init__(self, latency: Latency | None = None) -> None:
         lat = latency or Latency()
         self._lock = threading.Lock()
-        self._local_ttft = _LinearEwma(lat.ewma_alpha, lat.local.ttft_ms, lat.local.ms_per_prompt_token)
+        self._local_ttft = _LinearEwma(
+            lat.ewma_alpha, lat.local.ttft_ms, lat.local.ms_per_prompt_token
+        )
         self._local_rate = _Ewma(lat.ewma_alpha, lat.local.tokens_per_s)
         self._cloud_ttft = _Ewma(lat.ewma_alpha, lat.cloud.ttft_ms)
         self._cloud_per_token = lat.cloud.ms_per_prompt_token

@@ -37,6 +37,4 @@ def matches(m: Match, request: RouteRequest, sig: Signals, minute_of_day: int) -
         return False
     if m.hours is not None and not in_window(minute_of_day, m.hours):
         return False
-    if m.keywords is not None and not sig.prompt_words.any(m.keywords):
-        return False
-    return True
+    return m.keywords is None or sig.prompt_words.any(m.keywords)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
 
 
 @dataclass(frozen=True, order=True)
@@ -58,17 +58,23 @@ STREET_EN = re.compile(
 _UNIT_BEFORE = re.compile(r"(?<![\w])(?:Flat|Apt\.?|Apartment|Unit|Suite)\s+\w{1,5},?\s+$")
 # Document numbers have no fixed shape; they count only right after a naming keyword.
 _ID_KEYWORDS = (
-    "passport", "licence", "license", "id number", "id card", "identity card",
-    "personalausweis", "carte d'identité", "tax id", "national id",
+    "passport",
+    "licence",
+    "license",
+    "id number",
+    "id card",
+    "identity card",
+    "personalausweis",
+    "carte d'identité",
+    "tax id",
+    "national id",
 )
 _ID_TOKEN = re.compile(r"[A-Z0-9]{0,3}[0-9]{5,12}[A-Z0-9]{0,2}(?![\w])")
 STREET_FR = re.compile(
     r"(?<![\w])\d{1,4}(?:bis|ter)?,?\s+(?:rue|avenue|boulevard|place|chemin|impasse|allée)"
     r"\s+(?:(?:de|du|des|la|le|l'|d')\s*)*[A-ZÉÈ][\w'-]+(?:\s+[A-ZÉÈ][\w'-]+){0,2}"
 )
-_DE_NAME = re.compile(
-    r"[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|str\.|weg|gasse|platz|allee|ring)\s+$"
-)
+_DE_NAME = re.compile(r"[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|str\.|weg|gasse|platz|allee|ring)\s+$")
 _DE_NUMBER = re.compile(r"\d{1,4}[a-z]?(?![\w])")
 
 # ASCII digits only: a leading "+" or "(" is looked at by the phone check itself.
@@ -227,13 +233,111 @@ def _emails(text: str, out: list[PiiSpan]) -> None:
 
 # Name parts that are also everyday words: matched only capitalised ("Will", not "will").
 _COMMON_WORDS = frozenset(
-    """will bill mark rose may june april august grace hope faith joy art jack pat sue dawn
-    frank amber summer don ray rich rob sky autumn iris lily daisy holly ivy ruby pearl
-    crystal jade penny victor buck chase cliff dale dean drew earl glen grant hunter lane
-    max miles norm page reed rod rusty sandy stone terry wade ward wood young king white
-    black brown green gray grey long little hill park price rice bell cook baker miller
-    smith turner mason fisher taylor porter parker walker sharp good love guy van von del
-    der den day way field banks hall booth street""".split()
+    [
+        "will",
+        "bill",
+        "mark",
+        "rose",
+        "may",
+        "june",
+        "april",
+        "august",
+        "grace",
+        "hope",
+        "faith",
+        "joy",
+        "art",
+        "jack",
+        "pat",
+        "sue",
+        "dawn",
+        "frank",
+        "amber",
+        "summer",
+        "don",
+        "ray",
+        "rich",
+        "rob",
+        "sky",
+        "autumn",
+        "iris",
+        "lily",
+        "daisy",
+        "holly",
+        "ivy",
+        "ruby",
+        "pearl",
+        "crystal",
+        "jade",
+        "penny",
+        "victor",
+        "buck",
+        "chase",
+        "cliff",
+        "dale",
+        "dean",
+        "drew",
+        "earl",
+        "glen",
+        "grant",
+        "hunter",
+        "lane",
+        "max",
+        "miles",
+        "norm",
+        "page",
+        "reed",
+        "rod",
+        "rusty",
+        "sandy",
+        "stone",
+        "terry",
+        "wade",
+        "ward",
+        "wood",
+        "young",
+        "king",
+        "white",
+        "black",
+        "brown",
+        "green",
+        "gray",
+        "grey",
+        "long",
+        "little",
+        "hill",
+        "park",
+        "price",
+        "rice",
+        "bell",
+        "cook",
+        "baker",
+        "miller",
+        "smith",
+        "turner",
+        "mason",
+        "fisher",
+        "taylor",
+        "porter",
+        "parker",
+        "walker",
+        "sharp",
+        "good",
+        "love",
+        "guy",
+        "van",
+        "von",
+        "del",
+        "der",
+        "den",
+        "day",
+        "way",
+        "field",
+        "banks",
+        "hall",
+        "booth",
+        "street",
+    ]
 )
 
 
@@ -245,7 +349,9 @@ def _contact_index(
 
     Parts map lowercased -> (as written, whether any case may match).
     """
-    full = sorted({" ".join(n.split()) for n in names if len(n.strip()) >= 2}, key=len, reverse=True)
+    full = sorted(
+        {" ".join(n.split()) for n in names if len(n.strip()) >= 2}, key=len, reverse=True
+    )
     index: dict[str, list[str]] = {}
     for n in full:
         index.setdefault(n.split()[0].lower(), []).append(n.lower())

@@ -184,4 +184,3 @@ def _weights(t: Table, d: Weights) -> Weights:
     if w.latency == 0 and w.cost == 0 and w.quality == 0:
         raise t.error(t.path, "at least one weight > 0")
     return w
-

@@ -23,7 +23,7 @@ def _hours(t: Table) -> tuple[int, int] | None:
         return None
     m = _HOURS.match(raw.strip())
     if not m or (m.group(3) == "24" and m.group(4) != "00"):
-        raise t.error(t.key("hours"), f"a window \"HH:MM-HH:MM\" (e.g. \"22:00-06:00\"), got {raw!r}")
+        raise t.error(t.key("hours"), f'a window "HH:MM-HH:MM" (e.g. "22:00-06:00"), got {raw!r}')
     start = int(m.group(1)) * 60 + int(m.group(2))
     end = int(m.group(3)) * 60 + int(m.group(4))
     if start == end:
@@ -51,7 +51,10 @@ def _match(t: Table) -> Match:
         marked_personal=marked,
     )
     t.finish()
-    for lo, hi in (("min_prompt_tokens", "max_prompt_tokens"), ("min_max_tokens", "max_max_tokens")):
+    for lo, hi in (
+        ("min_prompt_tokens", "max_prompt_tokens"),
+        ("min_max_tokens", "max_max_tokens"),
+    ):
         a, b = getattr(m, lo), getattr(m, hi)
         if a is not None and b is not None and a > b:
             raise t.error(t.key(lo), f"at most {hi} ({b}), got {a}: the rule can never match")
@@ -81,12 +84,19 @@ def _never_leaves(m: Match, privacy: Privacy) -> str | None:
     red = privacy.redaction
     if m.marked_personal:
         return "requests marked personal always stay local"
-    if m.sensitivity is not None and all(s in privacy.local_sensitivities for s in m.sensitivity):
-        if not red.enabled or not all(s in red.sensitivities for s in m.sensitivity):
-            return f"privacy keeps {', '.join(m.sensitivity)} context local"
-    if m.pii is not None and all(k in privacy.local_pii for k in m.pii):
-        if not red.enabled or not all(k in red.kinds for k in m.pii):
-            return f"privacy keeps PII {', '.join(m.pii)} local without redaction"
+    sens = m.sensitivity
+    if (
+        sens is not None
+        and all(s in privacy.local_sensitivities for s in sens)
+        and (not red.enabled or not all(s in red.sensitivities for s in sens))
+    ):
+        return f"privacy keeps {', '.join(sens)} context local"
+    if (
+        m.pii is not None
+        and all(k in privacy.local_pii for k in m.pii)
+        and (not red.enabled or not all(k in red.kinds for k in m.pii))
+    ):
+        return f"privacy keeps PII {', '.join(m.pii)} local without redaction"
     if m.keywords is not None and privacy.local_keywords:
         local = {k.lower() for k in privacy.local_keywords}
         if all(k.lower() in local for k in m.keywords):
@@ -101,7 +111,9 @@ def check_rules(source: str, rules: tuple[Rule, ...], privacy: Privacy) -> None:
     for i, rule in enumerate(rules):
         key = f"rules[{i}]"
         if rule.name in seen:
-            raise PolicyError(source, f"{key}.name", f"a unique name ({rule.name!r} is rules[{seen[rule.name]}])")
+            raise PolicyError(
+                source, f"{key}.name", f"a unique name ({rule.name!r} is rules[{seen[rule.name]}])"
+            )
         seen[rule.name] = i
         if catch_all is not None:
             raise PolicyError(
@@ -113,11 +125,15 @@ def check_rules(source: str, rules: tuple[Rule, ...], privacy: Privacy) -> None:
             catch_all = i
         if rule.action == "cloud_redacted" and not privacy.redaction.enabled:
             raise PolicyError(
-                source, f"{key}.action", "privacy.redaction.enabled = true for action cloud_redacted"
+                source,
+                f"{key}.action",
+                "privacy.redaction.enabled = true for action cloud_redacted",
             )
         if rule.action in ("cloud", "cloud_redacted"):
             why = _never_leaves(rule.match, privacy)
             if why:
                 raise PolicyError(
-                    source, f"{key}.action", f"an action that can take effect ({rule.action} never applies: {why})"
+                    source,
+                    f"{key}.action",
+                    f"an action that can take effect ({rule.action} never applies: {why})",
                 )

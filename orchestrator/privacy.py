@@ -12,10 +12,9 @@ back into the cloud's answer.
 from __future__ import annotations
 
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from orchestrator.pii import PiiSpan, detect_pii
-
 
 __all__ = ["PiiSpan", "detect_pii", "redact", "redact_many", "restore"]
 

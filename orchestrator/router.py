@@ -77,8 +77,12 @@ def decide(
     if price_in == 0 and price_out == 0:
         price_in, price_out = policy.cloud_price_in_per_1k, policy.cloud_price_out_per_1k
     lat = {
-        Target.LOCAL: _latency(estimates.local_ttft_ms, estimates.local_tokens_per_s, request.max_tokens),
-        Target.CLOUD: _latency(estimates.cloud_ttft_ms, estimates.cloud_tokens_per_s, request.max_tokens),
+        Target.LOCAL: _latency(
+            estimates.local_ttft_ms, estimates.local_tokens_per_s, request.max_tokens
+        ),
+        Target.CLOUD: _latency(
+            estimates.cloud_ttft_ms, estimates.cloud_tokens_per_s, request.max_tokens
+        ),
     }
     lat[Target.CLOUD_REDACTED] = lat[Target.CLOUD]
     c_cloud = cloud_cost(request.prompt_tokens, request.max_tokens, price_in, price_out)
@@ -118,7 +122,9 @@ def decide(
             if handoff.leak:
                 blockers.append(handoff.leak)
         if blockers:
-            st.block((Target.CLOUD_REDACTED,), reasons[0][0], "no redacted hand-off: " + blockers[0])
+            st.block(
+                (Target.CLOUD_REDACTED,), reasons[0][0], "no redacted hand-off: " + blockers[0]
+            )
             st.why.append(reasons[0][1] + " and privacy keeps it on the device")
         else:
             st.why.append(reasons[0][1] + "; only a redacted hand-off may leave the device")
@@ -162,12 +168,18 @@ def _choose(
             if wanted is Target.REJECT:
                 st.why.append(f"rule {rule.name!r} rejects it")
                 return Target.REJECT
-            if wanted is Target.CLOUD and not st.allowed(Target.CLOUD) and st.allowed(Target.CLOUD_REDACTED):
+            if (
+                wanted is Target.CLOUD
+                and not st.allowed(Target.CLOUD)
+                and st.allowed(Target.CLOUD_REDACTED)
+            ):
                 wanted = Target.CLOUD_REDACTED
             if st.allowed(wanted):
                 st.why.append(f"rule {rule.name!r} chose {wanted.value}")
                 return wanted
-            st.why.append(f"rule {rule.name!r} wanted {wanted.value} but {st.blocked.get(wanted, 'it is not an option')}")
+            st.why.append(
+                f"rule {rule.name!r} wanted {wanted.value} but {st.blocked.get(wanted, 'it is not an option')}"
+            )
             break
 
     if request.preference is Preference.CLOUD_PREFERRED:
@@ -189,7 +201,11 @@ def _choose(
         return best
     for t in allowed:
         if t not in meeting:
-            name = "latency.local_misses_deadline" if t is Target.LOCAL else "latency.cloud_misses_deadline"
+            name = (
+                "latency.local_misses_deadline"
+                if t is Target.LOCAL
+                else "latency.cloud_misses_deadline"
+            )
             st.block((t,), name, f"misses the {deadline:.0f} ms deadline")
     if len(meeting) == 1:
         st.why.append(f"only {meeting[0].value} meets the {deadline:.0f} ms deadline")
@@ -246,8 +262,10 @@ def _decision(
         redacted_prompt, context, restore = handoff.prompt, handoff.context, handoff.restore
         st.fired.append("privacy.redaction")
     escalate: Target | None = None
-    if target is Target.LOCAL and policy.quality.cascade.enabled and not any(
-        f.startswith("rule:") for f in st.fired
+    if (
+        target is Target.LOCAL
+        and policy.quality.cascade.enabled
+        and not any(f.startswith("rule:") for f in st.fired)
     ):
         escalate = next((t for t in (Target.CLOUD, Target.CLOUD_REDACTED) if st.allowed(t)), None)
     est = f"(est. local {lat[Target.LOCAL]:.0f} ms, cloud {lat[Target.CLOUD]:.0f} ms / {cost[Target.CLOUD]:.4g} {policy.cost.currency})"

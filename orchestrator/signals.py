@@ -57,7 +57,9 @@ class Words:
         i = low.find(first)
         while i != -1:
             j = i + n
-            if (i == 0 or not _is_word_char(low[i - 1])) and (j == len(low) or not _is_word_char(low[j])):
+            if (i == 0 or not _is_word_char(low[i - 1])) and (
+                j == len(low) or not _is_word_char(low[j])
+            ):
                 return True
             i = low.find(first, i + 1)
         return False
@@ -118,7 +120,10 @@ def compute_signals(request: RouteRequest, policy: Policy) -> Signals:
 def _quality_reasons(request: RouteRequest, policy: Policy, words: Words) -> tuple[str, ...]:
     q = policy.quality
     out: list[str] = []
-    if q.prefer_cloud_prompt_tokens_over and request.prompt_tokens > q.prefer_cloud_prompt_tokens_over:
+    if (
+        q.prefer_cloud_prompt_tokens_over
+        and request.prompt_tokens > q.prefer_cloud_prompt_tokens_over
+    ):
         out.append(f"prompt over {q.prefer_cloud_prompt_tokens_over} tokens")
     if q.prefer_cloud_max_tokens_over and request.max_tokens > q.prefer_cloud_max_tokens_over:
         out.append(f"max_tokens over {q.prefer_cloud_max_tokens_over}")

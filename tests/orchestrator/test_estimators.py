@@ -12,7 +12,10 @@ from orchestrator.policy_model import Latency, SideLatency
 
 def snap(e: Estimators, prompt_tokens: int = 100, available: bool = True):  # type: ignore[no-untyped-def]
     return e.snapshot(
-        prompt_tokens=prompt_tokens, cloud_available=available, price_in_per_1k=0.1, price_out_per_1k=0.2
+        prompt_tokens=prompt_tokens,
+        cloud_available=available,
+        price_in_per_1k=0.1,
+        price_out_per_1k=0.2,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,6 @@ import pytest
 from edge_agent.ledger import Ledger
 from orchestrator.errors import InvalidArgument
 
-UTC = timezone.utc
 H = hashlib.sha256(b"hello").hexdigest()
 
 
@@ -80,9 +79,14 @@ def test_spend_uses_the_time_zone_of_now(tmp_path: Path) -> None:
 )
 def test_rejects_anything_but_kinds_and_hashes(tmp_path: Path, kw: dict[str, object]) -> None:
     led = Ledger(tmp_path / "l.db")
-    args: dict[str, object] = dict(
-        request_id="r", rule="x", prompt_tokens=1, completion_tokens=1, cost=0.0, text_sha256=H
-    )
+    args: dict[str, object] = {
+        "request_id": "r",
+        "rule": "x",
+        "prompt_tokens": 1,
+        "completion_tokens": 1,
+        "cost": 0.0,
+        "text_sha256": H,
+    }
     args.update(kw)
     with pytest.raises(InvalidArgument):
         led.record(**args)  # type: ignore[arg-type]

@@ -91,9 +91,17 @@ ERRORS = [
     ("[latency.local]\nttft = 1", "latency.local.ttft", "unknown key"),
     ("[privacy]\nlocal_pii = 'email'", "privacy.local_pii", "an array of strings, got a string"),
     ("[privacy]\nlocal_pii = ['emial']", "privacy.local_pii[0]", "one of email"),
-    ("[privacy]\nlocal_sensitivities = ['private']", "privacy.local_sensitivities[0]", "one of public"),
+    (
+        "[privacy]\nlocal_sensitivities = ['private']",
+        "privacy.local_sensitivities[0]",
+        "one of public",
+    ),
     ("[privacy.redaction]\nenabled = 'yes'", "privacy.redaction.enabled", "true or false"),
-    ("[privacy.redaction]\nsensitivities = ['secret']", "privacy.redaction.sensitivities[0]", "one of public, personal"),
+    (
+        "[privacy.redaction]\nsensitivities = ['secret']",
+        "privacy.redaction.sensitivities[0]",
+        "one of public, personal",
+    ),
     ("[privacy.redaction]\nenabled = true\nkinds = []", "privacy.redaction.kinds", "at least one"),
     ("[latency]\ndefault_deadline_ms = 0", "latency.default_deadline_ms", ">= 1"),
     ("[latency]\ndefault_deadline_ms = 1.5", "latency.default_deadline_ms", "an integer"),
@@ -101,7 +109,11 @@ ERRORS = [
     ("[latency]\newma_alpha = 0", "latency.ewma_alpha", "> 0"),
     ("[latency.cloud]\ntokens_per_s = 0", "latency.cloud.tokens_per_s", "> 0"),
     ("[cost]\ncloud_price_in_per_1k = -0.5", "cost.cloud_price_in_per_1k", ">= 0"),
-    ("[cost]\ncloud_price_out_per_1k = true", "cost.cloud_price_out_per_1k", "a number, got a boolean"),
+    (
+        "[cost]\ncloud_price_out_per_1k = true",
+        "cost.cloud_price_out_per_1k",
+        "a number, got a boolean",
+    ),
     ("[cost]\ndaily_budget = -1", "cost.daily_budget", ">= 0"),
     ("[cost]\non_budget_exhausted = 'queue'", "cost.on_budget_exhausted", "one of local, reject"),
     ("[cost]\nenergy_price_per_kwh = nan", "cost.energy_price_per_kwh", "a finite number"),
@@ -121,26 +133,62 @@ ERRORS = [
     ("[[rules]]\nname = 'a'", "rules[0].action", "one of local"),
     ("[[rules]]\nname = 'a'\naction = 'cloudy'", "rules[0].action", "one of local"),
     ("[[rules]]\nname = 'a'\naction = 'local'\nwhen = 1", "rules[0].when", "unknown key"),
-    ("[[rules]]\nname = 'a'\naction = 'local'\nmatch = { pii = ['ssn'] }", "rules[0].match.pii[0]", "one of email"),
-    ("[[rules]]\nname = 'a'\naction = 'local'\nmatch = { pii = [] }", "rules[0].match.pii", "never match"),
-    ("[[rules]]\nname = 'a'\naction = 'local'\nmatch = { size = 1 }", "rules[0].match.size", "unknown key"),
+    (
+        "[[rules]]\nname = 'a'\naction = 'local'\nmatch = { pii = ['ssn'] }",
+        "rules[0].match.pii[0]",
+        "one of email",
+    ),
+    (
+        "[[rules]]\nname = 'a'\naction = 'local'\nmatch = { pii = [] }",
+        "rules[0].match.pii",
+        "never match",
+    ),
+    (
+        "[[rules]]\nname = 'a'\naction = 'local'\nmatch = { size = 1 }",
+        "rules[0].match.size",
+        "unknown key",
+    ),
     (
         "[[rules]]\nname = 'a'\naction = 'local'\nmatch = { min_max_tokens = 9, max_max_tokens = 3 }",
         "rules[0].match.min_max_tokens",
         "never match",
     ),
-    ("[[rules]]\nname = 'a'\naction = 'local'\nmatch = { hours = '9-17' }", "rules[0].match.hours", "HH:MM-HH:MM"),
-    ("[[rules]]\nname = 'a'\naction = 'local'\nmatch = { hours = '09:00-09:00' }", "rules[0].match.hours", "never matches"),
-    ("[[rules]]\nname = 'a'\naction = 'local'\n[[rules]]\nname = 'b'\naction = 'cloud'", "rules[1]", "never matches"),
+    (
+        "[[rules]]\nname = 'a'\naction = 'local'\nmatch = { hours = '9-17' }",
+        "rules[0].match.hours",
+        "HH:MM-HH:MM",
+    ),
+    (
+        "[[rules]]\nname = 'a'\naction = 'local'\nmatch = { hours = '09:00-09:00' }",
+        "rules[0].match.hours",
+        "never matches",
+    ),
+    (
+        "[[rules]]\nname = 'a'\naction = 'local'\n[[rules]]\nname = 'b'\naction = 'cloud'",
+        "rules[1]",
+        "never matches",
+    ),
     (
         "[[rules]]\nname = 'a'\naction = 'local'\nmatch={labels=['x']}\n[[rules]]\nname = 'a'\naction = 'cloud'",
         "rules[1].name",
         "unique",
     ),
     ("[[rules]]\nname = 'a'\naction = 'cloud_redacted'", "rules[0].action", "redaction.enabled"),
-    ("[[rules]]\nname = 'a'\naction = 'cloud'\nmatch = { pii = ['email'] }", "rules[0].action", "never applies"),
-    ("[[rules]]\nname = 'a'\naction = 'cloud'\nmatch = { sensitivity = ['secret'] }", "rules[0].action", "never applies"),
-    ("[[rules]]\nname = 'a'\naction = 'cloud'\nmatch = { marked_personal = true }", "rules[0].action", "never applies"),
+    (
+        "[[rules]]\nname = 'a'\naction = 'cloud'\nmatch = { pii = ['email'] }",
+        "rules[0].action",
+        "never applies",
+    ),
+    (
+        "[[rules]]\nname = 'a'\naction = 'cloud'\nmatch = { sensitivity = ['secret'] }",
+        "rules[0].action",
+        "never applies",
+    ),
+    (
+        "[[rules]]\nname = 'a'\naction = 'cloud'\nmatch = { marked_personal = true }",
+        "rules[0].action",
+        "never applies",
+    ),
     (
         "[privacy]\nlocal_keywords = ['salary']\n[[rules]]\nname = 'a'\naction = 'cloud'\nmatch = { keywords = ['Salary'] }",
         "rules[0].action",
@@ -149,7 +197,9 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("text", "key", "expected"), ERRORS, ids=[e[1] + ":" + e[2] for e in ERRORS])
+@pytest.mark.parametrize(
+    ("text", "key", "expected"), ERRORS, ids=[e[1] + ":" + e[2] for e in ERRORS]
+)
 def test_every_mistake_names_file_key_and_expectation(text: str, key: str, expected: str) -> None:
     with pytest.raises(PolicyError) as info:
         parse_policy(text, "my.toml")
@@ -161,7 +211,9 @@ def test_every_mistake_names_file_key_and_expectation(text: str, key: str, expec
 
 def test_rules_that_can_apply_are_accepted() -> None:
     # The cloud action is reachable: phone is not kept local, or email is redactable.
-    parse_policy("[privacy]\nlocal_pii = ['email']\n[[rules]]\nname='a'\naction='cloud'\nmatch={pii=['phone']}")
+    parse_policy(
+        "[privacy]\nlocal_pii = ['email']\n[[rules]]\nname='a'\naction='cloud'\nmatch={pii=['phone']}"
+    )
     parse_policy(
         "[privacy.redaction]\nenabled=true\nkinds=['email']\n"
         "[[rules]]\nname='a'\naction='cloud'\nmatch={pii=['email']}"

@@ -32,9 +32,14 @@ def kinds_and_values(text: str, contacts: tuple[str, ...] = ()) -> list[tuple[st
         ("call 1-800-555-0199 now", [("phone", "1-800-555-0199")]),
         ("text 07700 900123", [("phone", "07700 900123")]),
         ("tracking 9400 1000 0000 0000 0000 00", []),
-        ("card 4111 1111 1111 1111 221 Baker Street", [
-            ("credit_card", "4111 1111 1111 1111"), ("street_address", "221 Baker Street")]),
-        ("at Flat 3, 27 Old Gloucester Street", [("street_address", "Flat 3, 27 Old Gloucester Street")]),
+        (
+            "card 4111 1111 1111 1111 221 Baker Street",
+            [("credit_card", "4111 1111 1111 1111"), ("street_address", "221 Baker Street")],
+        ),
+        (
+            "at Flat 3, 27 Old Gloucester Street",
+            [("street_address", "Flat 3, 27 Old Gloucester Street")],
+        ),
         ("go 3 Blocks Street-wise", []),
         ("my passport number is X12345678.", [("national_id", "X12345678")]),
         ("order X12345678 shipped", []),

@@ -39,7 +39,21 @@ PII_VALUES = (
     "Alice",
     "chen wei",
 )
-WORDS = ("please", "summarise", "the", "meeting", "notes", "salary", "diagnosis", "tomorrow", "draft", "reply", "2024-01-15", "v3.11", "order 12345")
+WORDS = (
+    "please",
+    "summarise",
+    "the",
+    "meeting",
+    "notes",
+    "salary",
+    "diagnosis",
+    "tomorrow",
+    "draft",
+    "reply",
+    "2024-01-15",
+    "v3.11",
+    "order 12345",
+)
 
 texts = st.lists(st.sampled_from(PII_VALUES + WORDS), min_size=1, max_size=12).map(" ".join)
 contexts = st.lists(
@@ -114,7 +128,9 @@ spends = st.none() | st.builds(Spend, today=st.floats(0, 10), month=st.floats(0,
 
 # EDGECLOUD_LONG=1 runs many more examples.
 _EXAMPLES = 3000 if os.environ.get("EDGECLOUD_LONG") == "1" else 100
-SETTINGS = settings(max_examples=_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _sensitive(r: RouteRequest, p: Policy) -> bool:
@@ -172,6 +188,15 @@ def test_redacted_handoff_sends_no_detected_value(
         assert d.redacted_prompt is None and d.redacted_context == ()
 
 
+def _shares_fragment(items: list[str], texts: list[str], width: int = 32) -> bool:
+    flat = [" ".join(t.split()) for t in texts]
+    for item in items:
+        f = " ".join(item.split())
+        if any(f[i : i + width] in t for i in range(len(f) - width + 1) for t in flat):
+            return True
+    return False
+
+
 REDACTING = Policy(
     privacy=Privacy(
         local_sensitivities=("personal", "secret"),
@@ -212,6 +237,14 @@ def test_forced_redacted_handoff_is_clean(
     )
     d = decide(r, OPEN_CLOUD, REDACTING)
     if _sensitive(r, REDACTING):
+        personal = [c.text for c in context if c.sensitivity == "personal"]
+        others = [prompt, *(c.text for c in context if c.sensitivity != "personal")]
+        if d.target is Target.LOCAL and _shares_fragment(personal, others):
+            # The user's own words repeat a long piece of a personal note: the hand-off
+            # cannot tell them apart, so it is refused (and says so).
+            note = next(o.note for o in d.options if o.target is Target.CLOUD_REDACTED)
+            assert "could not be separated" in note
+            return
         assert d.target is Target.CLOUD_REDACTED, d.explanation
         _check_handoff(r, REDACTING, d)
         assert len(d.redacted_context) == sum(c.sensitivity == "public" for c in context)

@@ -79,7 +79,9 @@ SLOW_CLOUD = est(cloud_ttft_ms=20_000.0)
 
 CASES = [
     Case("plain-local-wins-on-cost", req(), Target.LOCAL, ("score",)),
-    Case("email-stays-local", req("Mail bob@example.com the agenda"), Target.LOCAL, ("privacy.pii",)),
+    Case(
+        "email-stays-local", req("Mail bob@example.com the agenda"), Target.LOCAL, ("privacy.pii",)
+    ),
     Case(
         "personal-context-stays-local",
         req(context=(PERSONAL,)),
@@ -87,7 +89,12 @@ CASES = [
         ("privacy.sensitive_context",),
     ),
     Case("public-context-may-leave", req(context=(PUBLIC,), deadline_ms=3000), Target.CLOUD, ()),
-    Case("marked-personal", req(marked_personal=True, deadline_ms=3000), Target.LOCAL, ("privacy.marked_personal",)),
+    Case(
+        "marked-personal",
+        req(marked_personal=True, deadline_ms=3000),
+        Target.LOCAL,
+        ("privacy.marked_personal",),
+    ),
     Case(
         "local-misses-deadline-goes-cloud",
         req(deadline_ms=3000),
@@ -120,7 +127,12 @@ CASES = [
         Target.LOCAL,
         ("preference.local_only",),
     ),
-    Case("cloud-preferred", req(preference=Preference.CLOUD_PREFERRED), Target.CLOUD, ("preference.cloud_preferred",)),
+    Case(
+        "cloud-preferred",
+        req(preference=Preference.CLOUD_PREFERRED),
+        Target.CLOUD,
+        ("preference.cloud_preferred",),
+    ),
     Case(
         "cloud-preferred-cannot-loosen-privacy",
         req("ping bob@example.com", preference=Preference.CLOUD_PREFERRED),
@@ -172,10 +184,21 @@ CASES = [
         spend=Spend(today=1.0, month=5.0),
         not_fired=("budget.reject",),
     ),
-    Case("budget-left", req(deadline_ms=3000), Target.CLOUD, (), policy=BUDGET.format(mode="local"), spend=Spend(0.1, 0.1)),
+    Case(
+        "budget-left",
+        req(deadline_ms=3000),
+        Target.CLOUD,
+        (),
+        policy=BUDGET.format(mode="local"),
+        spend=Spend(0.1, 0.1),
+    ),
     Case(
         "redacted-handoff-when-local-too-slow",
-        req("Ask Bob Jones (bob@example.com) about the sales report", deadline_ms=3000, contact_names=("Bob Jones",)),
+        req(
+            "Ask Bob Jones (bob@example.com) about the sales report",
+            deadline_ms=3000,
+            contact_names=("Bob Jones",),
+        ),
         Target.CLOUD_REDACTED,
         ("privacy.pii", "latency.local_misses_deadline", "privacy.redaction"),
         policy=REDACT,
@@ -248,7 +271,13 @@ CASES = [
         policy=RULES,
         not_fired=("rule:mail-app-cloud",),
     ),
-    Case("rule-by-tokens", req(prompt_tokens=4000), Target.CLOUD, ("rule:big-to-cloud",), policy=RULES),
+    Case(
+        "rule-by-tokens",
+        req(prompt_tokens=4000),
+        Target.CLOUD,
+        ("rule:big-to-cloud",),
+        policy=RULES,
+    ),
 ]
 
 
@@ -317,12 +346,17 @@ def test_left_out_item_embedded_in_prompt_is_scrubbed() -> None:
     r = req(prompt, deadline_ms=3000, context=(note,))
     d = decide(r, est(), parse_policy(REDACT))
     assert d.target is Target.CLOUD_REDACTED
-    assert d.redacted_prompt == "Context:\n[PERSONAL_CONTEXT_1]\n[PERSONAL_CONTEXT_2]\n\nWhat should I bring?"
+    assert (
+        d.redacted_prompt
+        == "Context:\n[PERSONAL_CONTEXT_1]\n[PERSONAL_CONTEXT_2]\n\nWhat should I bring?"
+    )
     assert d.redacted_context == ()
 
 
 def test_left_out_item_reformatted_in_prompt_blocks_the_handoff() -> None:
-    note = ContextRef("n9", "personal", "Dentist appointment moved to Tuesday at nine in Springfield")
+    note = ContextRef(
+        "n9", "personal", "Dentist appointment moved to Tuesday at nine in Springfield"
+    )
     prompt = "Context: - dentist appointment moved to Tuesday at nine in Spring...\nWhat now?"
     d = decide(req(prompt, deadline_ms=3000, context=(note,)), est(), parse_policy(REDACT))
     assert d.target is Target.LOCAL

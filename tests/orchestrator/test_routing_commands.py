@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,9 @@ def test_check_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert "OK" in out and "mail-drafts-redacted -> cloud_redacted" in out
 
 
-def test_check_bad_file_names_file_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_bad_file_names_file_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     f = tmp_path / "bad.toml"
     f.write_text("[cost]\ncloud_price_in_per_1k = -2\n", encoding="utf-8")
     assert run(["policy", "check", str(f)]) == 1
@@ -46,8 +48,20 @@ def test_check_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
 def test_explain_redacted_json(capsys: pytest.CaptureFixture[str]) -> None:
     code = run(
         [
-            "policy", "explain", EXAMPLE, "--json", "--app-id", "mail", "--max-tokens", "300",
-            "--prompt", "Reply to Bob Jones at bob@example.com", "--contact", "Bob Jones", "--at", "12:00",
+            "policy",
+            "explain",
+            EXAMPLE,
+            "--json",
+            "--app-id",
+            "mail",
+            "--max-tokens",
+            "300",
+            "--prompt",
+            "Reply to Bob Jones at bob@example.com",
+            "--contact",
+            "Bob Jones",
+            "--at",
+            "12:00",
         ]
     )
     assert code == 0
@@ -59,7 +73,10 @@ def test_explain_redacted_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_explain_personal_stays_local(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["policy", "explain", EXAMPLE, "--prompt", "hi", "--personal", "--deadline-ms", "100"]) == 0
+    assert (
+        run(["policy", "explain", EXAMPLE, "--prompt", "hi", "--personal", "--deadline-ms", "100"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.startswith("route: local") and "privacy.marked_personal" in out
 
@@ -72,12 +89,18 @@ def test_explain_bad_context_is_usage_error(capsys: pytest.CaptureFixture[str]) 
 def test_audit_lists_and_filters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "ledger.db"
     led = Ledger(db)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     h = hashlib.sha256(b"x").hexdigest()
     for rid, age, kinds in (("old", 20, ()), ("recent", 1, ("email",))):
         led.record(
-            request_id=rid, rule="rule:mail", prompt_tokens=12, completion_tokens=3, cost=0.01,
-            text_sha256=h, pii_kinds_redacted=kinds, target="cloud_redacted" if kinds else "cloud",
+            request_id=rid,
+            rule="rule:mail",
+            prompt_tokens=12,
+            completion_tokens=3,
+            cost=0.01,
+            text_sha256=h,
+            pii_kinds_redacted=kinds,
+            target="cloud_redacted" if kinds else "cloud",
             at=now - timedelta(days=age),
         )
     led.close()
@@ -103,9 +126,9 @@ def test_audit_without_ledger_file(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_parse_when_forms() -> None:
-    now = datetime(2026, 11, 23, 15, 30, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 23, 15, 30, tzinfo=UTC)
     assert rc.parse_when("24h", now) == now - timedelta(hours=24)
     assert rc.parse_when("2w", now) == now - timedelta(weeks=2)
-    assert rc.parse_when("today", now) == datetime(2026, 11, 23, tzinfo=timezone.utc)
-    assert rc.parse_when("yesterday", now) == datetime(2026, 11, 22, tzinfo=timezone.utc)
-    assert rc.parse_when("2026-11-01T10:00+00:00", now) == datetime(2026, 11, 1, 10, tzinfo=timezone.utc)
+    assert rc.parse_when("today", now) == datetime(2026, 11, 23, tzinfo=UTC)
+    assert rc.parse_when("yesterday", now) == datetime(2026, 11, 22, tzinfo=UTC)
+    assert rc.parse_when("2026-11-01T10:00+00:00", now) == datetime(2026, 11, 1, 10, tzinfo=UTC)
