@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +19,6 @@ from typing import Any
 
 from sqlalchemy import DateTime, Float, Integer, String, create_engine, event, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy.pool import NullPool
 
 from orchestrator.budget import Spend
 from orchestrator.errors import InvalidArgument
@@ -87,10 +87,15 @@ class Ledger:
         self._engine = create_engine(
             f"sqlite+pysqlite:///{self.path}",
             connect_args={"check_same_thread": False},
-            poolclass=NullPool,
+            pool_size=2,
+            max_overflow=4,
         )
         event.listen(self._engine, "connect", _on_connect)
         _Base.metadata.create_all(self._engine)
+        # Spend per (day start, month start); the daemon is the only writer, so a
+        # record() here is the only thing that can change it.
+        self._lock = threading.Lock()
+        self._spend: dict[tuple[datetime, datetime], Spend] = {}
 
     def record(
         self,
@@ -130,22 +135,28 @@ class Ledger:
         )
         with Session(self._engine) as s, s.begin():
             s.add(row)
+        with self._lock:
+            self._spend.clear()
 
     def spend(self, now: datetime | None = None) -> Spend:
         """Money spent since the start of ``now``'s day and month (in ``now``'s time zone)."""
         local = datetime.now().astimezone() if now is None else now
         if local.tzinfo is None:
             local = local.astimezone()
-        day = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        month = day.replace(day=1)
+        day_local = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        key = (_utc_naive(day_local), _utc_naive(day_local.replace(day=1)))
+        with self._lock:
+            cached = self._spend.get(key)
+        if cached is not None:
+            return cached
+        total = func.coalesce(func.sum(_Row.cost), 0.0)
         with Session(self._engine) as s:
-            today = s.scalar(
-                select(func.coalesce(func.sum(_Row.cost), 0.0)).where(_Row.at >= _utc_naive(day))
-            )
-            this_month = s.scalar(
-                select(func.coalesce(func.sum(_Row.cost), 0.0)).where(_Row.at >= _utc_naive(month))
-            )
-        return Spend(today=float(today or 0.0), month=float(this_month or 0.0))
+            today = s.scalar(select(total).where(_Row.at >= key[0]))
+            this_month = s.scalar(select(total).where(_Row.at >= key[1]))
+        result = Spend(today=float(today or 0.0), month=float(this_month or 0.0))
+        with self._lock:
+            self._spend[key] = result
+        return result
 
     def query(
         self,

@@ -91,3 +91,16 @@ def test_rejects_anything_but_kinds_and_hashes(tmp_path: Path, kw: dict[str, obj
     with pytest.raises(InvalidArgument):
         led.record(**args)  # type: ignore[arg-type]
     assert led.query() == []
+
+
+def test_spend_is_cached_until_the_next_record(tmp_path: Path) -> None:
+    led = Ledger(tmp_path / "l.db")
+    now = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+    assert led.spend(now).today == 0.0
+    rec(led, now - timedelta(minutes=5), 0.3)
+    assert led.spend(now).today == pytest.approx(0.3)  # record() invalidates the cache
+    rec(led, now - timedelta(minutes=1), 0.2)
+    assert led.spend(now).today == pytest.approx(0.5)
+    # The next day starts from zero.
+    assert led.spend(now + timedelta(days=1)).today == 0.0
+    led.close()
