@@ -1,0 +1,361 @@
+"""Privacy leak suite: a capturing cloud behind the real edge agent.
+
+The cloud is the real cloud-stub server code (``run_server`` + ``CloudServicer``) on a
+loopback port, its backend the real ``LlamaBackend`` wrapped in a recorder that keeps
+every prompt byte it receives (and echoes the placeholders it sees, so restoration can
+be checked). A personal-context store is filled with planted personal strings (names,
+addresses, phone numbers, account numbers, secrets in items labelled personal or
+secret); then a corpus of private and general requests runs under the default policy
+and under a redaction policy. Nothing planted and no detected PII span may reach the
+cloud where the policy keeps it local; under redaction, placeholders go out and the
+user's answer has the originals back.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from edgecloud.v1 import common_pb2
+from edgecloud.v1 import edge_agent_pb2 as pb
+from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
+from suite_support import (
+    LONG,
+    PLACEHOLDER,
+    InProcessCloud,
+    Recording,
+    agent_target,
+    done_of,
+    start_agent,
+    write_config,
+)
+
+from cloud_stub.backends import LlamaBackend
+from orchestrator.privacy import detect_pii
+
+pytestmark = pytest.mark.model
+
+SCALE = 5 if LONG else 1
+
+# -- the planted personal data ------------------------------------------------------------
+
+CONTACTS = [
+    # (name, phone, email, street address)
+    ("Marisol Quintanilla", "+44 20 7946 0958", "marisol.quintanilla@example.org", "221 Baker Street"),
+    ("Tobias Wendelkamp", "+49 30 901820", "t.wendelkamp@example.net", "Lindenstraße 42"),
+    ("Priyanka Oduya", "(415) 555-0198", "priyanka.oduya@example.com", "1600 Larkspur Avenue"),
+]
+IBAN = "DE89 3704 0044 0532 0130 00"  # a checksum-valid test IBAN
+CARD = "4111 1111 1111 1111"  # a Luhn-valid test card
+SECRETS = ["tangerine-octopus-7731", "Zephyr-Quokka-2290", "vault code 55-19-83"]
+SSN = "219-09-9999"
+LOCKER = "Pelican-4471"  # a personal (non-PII) string in a personal note
+
+
+def planted() -> list[str]:
+    out: list[str] = []
+    for name, phone, email, street in CONTACTS:
+        out += [name, name.split()[1], phone, email, street]
+    return out + [IBAN, CARD, IBAN.replace(" ", ""), CARD.replace(" ", ""), *SECRETS, LOCKER, SSN]
+
+
+def items() -> list[pb.ContextItem]:
+    out = []
+    for name, phone, email, street in CONTACTS:
+        out.append(pb.ContextItem(kind="contact", title=name, body=f"{name}; phone {phone}; email {email}; lives at {street}", participants=[name], sensitivity="personal"))
+    out += [
+        pb.ContextItem(kind="email", title="Rent payment", body=f"Transfer the rent from account {IBAN} before Friday. Card on file {CARD}.", participants=[CONTACTS[0][0]], sensitivity="personal"),
+        pb.ContextItem(kind="note", title="Vault", body=f"The vault passphrase is {SECRETS[0]} and the backup phrase is {SECRETS[1]}.", sensitivity="secret"),
+        pb.ContextItem(kind="note", title="Storage unit", body=f"Storage unit {SECRETS[2]}, keep it safe.", sensitivity="secret"),
+        pb.ContextItem(kind="note", title="Gym locker", body=f"My gym locker code is {LOCKER}; ask {CONTACTS[1][0]} if I forget.", sensitivity="personal"),
+        pb.ContextItem(kind="event", title="Dentist appointment", body=f"Dentist with {CONTACTS[2][0]} at {CONTACTS[2][3]}, bring the card {CARD}.", starts_at=1798000000, ends_at=1798003600, sensitivity="personal"),
+        pb.ContextItem(kind="message", title="Dinner", body=f"{CONTACTS[0][0]}: dinner at {CONTACTS[0][3]}, call me on {CONTACTS[0][1]}.", participants=[CONTACTS[0][0]], sensitivity="personal"),
+        pb.ContextItem(kind="document", title="Library hours", body="The public library opens at nine and closes at six on weekdays.", sensitivity="public"),
+        pb.ContextItem(kind="document", title="Cafeteria menu", body="The cafeteria serves lasagna on Thursdays and soup on Mondays.", sensitivity="public"),
+    ]
+    return out
+
+
+# -- the request corpus ------------------------------------------------------------------------
+
+GENERAL = [
+    "What is the capital of France?",
+    "Explain photosynthesis in one sentence.",
+    "List three prime numbers.",
+    "Why is the sky blue?",
+    "Translate good morning into Spanish.",
+    "What is the boiling point of water?",
+    "Name a planet with rings.",
+    "How many legs does a spider have?",
+]
+GENERAL_PUBLIC_CONTEXT = ["When does the library open?", "What does the cafeteria serve on Thursdays?"]
+PRIVATE_CONTEXT = [
+    "What is Marisol's phone number?",
+    "What is my vault passphrase?",
+    "When is my dentist appointment?",
+    "What is the code of my gym locker?",
+    "Which account do I pay the rent from?",
+    "Where is dinner tonight?",
+    "What is my storage unit vault code?",
+    "Where does Tobias Wendelkamp live?",
+]
+# Private data typed by the user (no context needed to find it).
+PRIVATE_PROMPT = [
+    f"Write a short thank-you note to {CONTACTS[0][0]}.",
+    f"Send a reminder to {CONTACTS[1][2]} about Friday.",
+    f"Call {CONTACTS[2][1]} and say I am late.",
+    f"Remind {CONTACTS[1][0]} at {CONTACTS[1][1]} about the party.",
+    f"Is {CONTACTS[0][2]} a valid address for {CONTACTS[0][0]}?",
+]
+PRIVATE_HARD = [  # kinds the redaction policy does not redact
+    f"Is my card {CARD} still valid?",
+    f"Pay the bill from {IBAN} please.",
+    f"My social security number is {SSN}, where should I keep it?",
+]
+
+
+POOLS = {
+    "general": GENERAL,
+    "general_ctx": GENERAL_PUBLIC_CONTEXT,
+    "private_ctx": PRIVATE_CONTEXT,
+    "private_prompt": PRIVATE_PROMPT,
+    "private_hard": PRIVATE_HARD,
+    "marked": GENERAL,
+}
+
+
+@dataclass(frozen=True)
+class Req:
+    kind: str  # general | general_ctx | private_ctx | private_prompt | private_hard | marked
+    msg: pb.GenerateRequest
+
+
+def corpus(rng: random.Random, n: int) -> list[Req]:
+    """``n`` requests mixing private and general ones, most asking for the cloud."""
+    out: list[Req] = []
+    kinds = ["general", "general_ctx", "private_ctx", "private_prompt", "private_hard", "marked"]
+    weights = [3, 1, 3, 3, 1, 1]
+    for i in range(n):
+        kind = rng.choices(kinds, weights)[0]
+        pref = rng.choice([pb.ROUTE_PREFERENCE_CLOUD_PREFERRED] * 3 + [pb.ROUTE_PREFERENCE_AUTO])
+        # AUTO with a long answer: quality alone would prefer the cloud (explain only).
+        max_tokens = 1500 if pref == pb.ROUTE_PREFERENCE_AUTO else 4
+        routing = pb.Routing(preference=pref, personal=kind == "marked")
+        pool = POOLS[kind]
+        prompt = pool[rng.randrange(len(pool))]
+        use_context = kind in ("general_ctx", "private_ctx") or (kind == "marked" and i % 2 == 0)
+        msg = pb.GenerateRequest(
+            prompt=prompt,
+            params=common_pb2.GenerationParams(max_tokens=max_tokens),
+            routing=routing,
+            use_context=use_context,
+            request_id=f"r{i}",
+        )
+        out.append(Req(kind, msg))
+    return out
+
+
+def generates(i: int, r: Req) -> bool:
+    """Which requests of the corpus really generate (the rest use ExplainRoute)."""
+    private = r.kind.startswith("private") or r.kind == "marked"
+    return i % 10 == 0 if private else i % 4 == 0
+
+
+def as_generate(r: Req) -> pb.GenerateRequest:
+    m = pb.GenerateRequest()
+    m.CopyFrom(r.msg)
+    private = r.kind.startswith("private") or r.kind == "marked"
+    m.params.max_tokens = 2 if private else 4
+    if m.routing.preference == pb.ROUTE_PREFERENCE_AUTO:
+        m.routing.preference = pb.ROUTE_PREFERENCE_CLOUD_PREFERRED
+    return m
+
+
+# -- fixtures ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def capture(model_path: Path) -> Iterator[tuple[InProcessCloud, Recording]]:
+    backend = Recording(LlamaBackend(model_path, n_ctx=2048, n_threads=1), echo=True)
+    cloud = InProcessCloud(backend, secrets.token_hex(8))
+    yield cloud, backend
+    cloud.stop()
+
+
+REDACTION = """version = 1
+[privacy.redaction]
+enabled = true
+kinds = ["email", "phone", "contact_name", "street_address"]
+sensitivities = {sens}
+"""
+
+
+def run_agent(tmp: Path, cloud: InProcessCloud, policy: str | None) -> tuple[Any, grpc.Channel]:
+    tmp.mkdir(parents=True, exist_ok=True)
+    cfg = write_config(tmp / "agent.toml", "[model]\nn_threads = 1\nwarmup = false\n[cloud]\nbreaker_failures = 1000\n")
+    extra = {"EDGE_AGENT_CONFIG": str(cfg), "EDGE_AGENT_CLOUD": cloud.address, "EDGE_AGENT_CLOUD_TOKEN": cloud.token}
+    if policy is not None:
+        extra["EDGE_AGENT_POLICY"] = str(write_config(tmp / "policy.toml", policy))
+    svc = start_agent(tmp / "data", **extra)
+    return svc, grpc.insecure_channel(agent_target(svc))
+
+
+def plant(stub: pb_grpc.EdgeAgentStub) -> None:
+    ids = stub.PutContext(pb.PutContextRequest(items=items()), timeout=30).ids
+    assert len(ids) == len(items())
+
+
+def contact_names() -> list[str]:
+    return [c[0] for c in CONTACTS]
+
+
+def leaks_in(prompts: list[bytes]) -> list[tuple[str, str]]:
+    """(what, how) for every planted string or PII span found in the prompts."""
+    found: list[tuple[str, str]] = []
+    for raw in prompts:
+        text = raw.decode("utf-8")
+        low = " ".join(text.lower().split())
+        for s in planted():
+            if s.lower() in low:
+                found.append((s, "planted"))
+        for span in detect_pii(text, contact_names()):
+            found.append((text[span.start : span.end], f"pii:{span.kind}"))
+    return found
+
+
+def test_default_policy_keeps_personal_data_on_the_device(tmp_path: Path, capture: tuple[InProcessCloud, Recording]) -> None:
+    cloud, rec = capture
+    svc, ch = run_agent(tmp_path / "default", cloud, None)
+    try:
+        stub = pb_grpc.EdgeAgentStub(ch)
+        plant(stub)
+        before = len(rec.received())
+        reqs = corpus(random.Random(1), 200 * SCALE)
+        targets: Counter[str] = Counter()
+        n_generate = 0
+        for i, r in enumerate(reqs):
+            private = r.kind.startswith("private") or r.kind == "marked"
+            if generates(i, r):
+                _, done = done_of(list(stub.Generate(as_generate(r), timeout=120)))
+                target = done.route.target
+                assert not done.route.fallback, done.route.fallback_reason
+                n_generate += 1
+            else:
+                target = stub.ExplainRoute(r.msg, timeout=30).target
+            targets[f"{r.kind}:{pb.RouteTarget.Name(target)}"] += 1
+            if private:
+                assert target == pb.ROUTE_TARGET_LOCAL, (r.msg.prompt, pb.RouteTarget.Name(target))
+            elif r.msg.routing.preference == pb.ROUTE_PREFERENCE_CLOUD_PREFERRED or generates(i, r):
+                assert target == pb.ROUTE_TARGET_CLOUD, (r.msg.prompt, pb.RouteTarget.Name(target))
+        sent = rec.received()[before:]
+        leaks = leaks_in(sent)
+        print(f"\nprivacy/default: {len(reqs)} requests ({n_generate} Generate, {len(reqs) - n_generate} ExplainRoute), "
+              f"{len(sent)} prompts reached the cloud ({sum(map(len, sent))} bytes), leaks found: {len(leaks)}; routes {dict(sorted(targets.items()))}")
+        assert len(sent) >= n_generate // 3, "the general requests must really use the cloud"
+        assert leaks == []
+    finally:
+        ch.close()
+        assert svc.stop() == 0, svc.log()
+
+
+@dataclass
+class Agent:
+    svc: Any
+    channel: grpc.Channel
+    policy: Path
+
+
+@pytest.fixture(scope="module")
+def redaction_agent(tmp_path_factory: pytest.TempPathFactory, capture: tuple[InProcessCloud, Recording]) -> Iterator[Agent]:
+    tmp = tmp_path_factory.mktemp("redact")
+    svc, ch = run_agent(tmp, capture[0], REDACTION.format(sens="[]"))
+    try:
+        plant(pb_grpc.EdgeAgentStub(ch))
+        yield Agent(svc, ch, tmp / "policy.toml")
+    finally:
+        ch.close()
+        assert svc.stop() == 0, svc.log()
+
+
+def test_redaction_sends_placeholders_and_restores_originals(redaction_agent: Agent, capture: tuple[InProcessCloud, Recording]) -> None:
+    _, rec = capture
+    stub = pb_grpc.EdgeAgentStub(redaction_agent.channel)
+    reqs = corpus(random.Random(2), 200 * SCALE)
+    targets: Counter[str] = Counter()
+    restored = placeholders_sent = n_generate = 0
+    sent_all: list[bytes] = []
+    for i, r in enumerate(reqs):
+        if generates(i, r) or (r.kind == "private_prompt" and i % 3 == 0):
+            before = len(rec.received())
+            text, done = done_of(list(stub.Generate(as_generate(r), timeout=120)))
+            target = done.route.target
+            assert not done.route.fallback, done.route.fallback_reason
+            sent = rec.received()[before:]
+            sent_all += sent
+            n_generate += 1
+            if target == pb.ROUTE_TARGET_CLOUD_REDACTED:
+                assert len(sent) == 1
+                phs = set(PLACEHOLDER.findall(sent[0].decode()))
+                assert phs, "a redacted hand-off without placeholders"
+                placeholders_sent += len(phs)
+                # The cloud echoed every placeholder; the user sees the originals.
+                assert not PLACEHOLDER.search(text), text
+                originals = [s for s in planted() if s in r.msg.prompt]
+                for s in originals:
+                    if s in text:
+                        restored += 1
+                assert any(s in text for s in originals), (r.msg.prompt, text)
+        else:
+            target = stub.ExplainRoute(r.msg, timeout=30).target
+        targets[f"{r.kind}:{pb.RouteTarget.Name(target)}"] += 1
+        if r.kind in ("private_ctx", "private_hard", "marked"):
+            assert target == pb.ROUTE_TARGET_LOCAL, (r.msg.prompt, pb.RouteTarget.Name(target))
+        elif r.kind == "private_prompt" and r.msg.routing.preference == pb.ROUTE_PREFERENCE_CLOUD_PREFERRED:
+            assert target == pb.ROUTE_TARGET_CLOUD_REDACTED, (r.msg.prompt, pb.RouteTarget.Name(target))
+        elif r.kind == "private_prompt":
+            assert target in (pb.ROUTE_TARGET_LOCAL, pb.ROUTE_TARGET_CLOUD_REDACTED)
+    leaks = leaks_in(sent_all)
+    print(f"\nprivacy/redaction: {len(reqs)} requests ({n_generate} Generate), {len(sent_all)} prompts reached the cloud, "
+          f"{placeholders_sent} placeholders sent, {restored} originals restored in answers, leaks found: {len(leaks)}; "
+          f"routes {dict(sorted(targets.items()))}")
+    assert targets and any(k.endswith("CLOUD_REDACTED") for k in targets)
+    assert placeholders_sent > 0 and restored > 0
+    assert leaks == []
+
+
+def test_left_out_personal_items_never_reach_the_cloud(redaction_agent: Agent, capture: tuple[InProcessCloud, Recording]) -> None:
+    """With ``sensitivities = ["personal"]`` personal items are left out of the hand-off:
+    none of their text (PII or not, e.g. a locker code) may reach the cloud."""
+    _, rec = capture
+    stub = pb_grpc.EdgeAgentStub(redaction_agent.channel)
+    original = redaction_agent.policy.read_text()
+    redaction_agent.policy.write_text(REDACTION.format(sens='["personal"]'))
+    try:
+        assert stub.ReloadPolicy(pb.ReloadPolicyRequest(), timeout=30).policy_file
+        before = len(rec.received())
+        targets: Counter[str] = Counter()
+        for q in ["Which gym locker is mine?", "Where is dinner tonight?", "Is my gym locker in the basement?"] * 2:
+            msg = pb.GenerateRequest(
+                prompt=q,
+                params=common_pb2.GenerationParams(max_tokens=4),
+                routing=pb.Routing(preference=pb.ROUTE_PREFERENCE_CLOUD_PREFERRED),
+                use_context=True,
+            )
+            _, done = done_of(list(stub.Generate(msg, timeout=120)))
+            targets[pb.RouteTarget.Name(done.route.target)] += 1
+        sent = rec.received()[before:]
+        leaks = leaks_in(sent)
+        print(f"\nprivacy/left-out items: 6 requests, routes {dict(targets)}, {len(sent)} prompts reached the cloud, leaks found: {len(leaks)} {sorted(set(leaks))[:5]}")
+        # The requests really went out (redacted), so the check above means something.
+        assert targets["ROUTE_TARGET_CLOUD_REDACTED"] >= 2, targets
+        assert leaks == []
+    finally:
+        redaction_agent.policy.write_text(original)
+        stub.ReloadPolicy(pb.ReloadPolicyRequest(), timeout=30)
