@@ -201,20 +201,26 @@ def _document_number(text: str, s: int, out: list[PiiSpan]) -> None:
         out.append(PiiSpan(a, m.end(), "national_id"))
 
 
+_SEPARATORS = str.maketrans("", "", " -.()/")
+
+
 def _numbers(text: str, out: list[PiiSpan]) -> None:
     done = 0
     for cluster in _CLUSTER.finditer(text):
         base = cluster.start()
         raw = cluster.group()
+        if base + len(raw) <= done:
+            continue
         if raw.isdigit():
-            groups = [(base, len(raw))]
-        else:
-            groups = [(base + g.start(), g.end() - g.start()) for g in _DIGITS.finditer(raw)]
-        left = sum(n for _, n in groups)
-        for k, (s, n) in enumerate(groups):
-            if s >= done:
-                done = max(done, _at_digit_group(text, s, left, k == len(groups) - 1, out))
-            left -= n
+            if base >= done:
+                done = max(done, _at_digit_group(text, base, len(raw), True, out))
+            continue
+        for g in _DIGITS.finditer(raw):
+            k = g.start()
+            if base + k < done:
+                continue
+            left = len(raw[k:].translate(_SEPARATORS))
+            done = max(done, _at_digit_group(text, base + k, left, g.end() == len(raw), out))
 
 
 def _emails(text: str, out: list[PiiSpan]) -> None:
