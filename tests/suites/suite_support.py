@@ -381,22 +381,17 @@ class Proxy:
         self._writers.difference_update((writer, up_w))
 
     def set(self, *, upstream: str | None = None, cut_after: tuple[int, int] | None = None) -> None:
-        def apply() -> None:
+        """Change the upstream and the cut budget; open connections are dropped so the
+        next call connects afresh under the new settings."""
+
+        async def apply() -> None:
             if upstream is not None:
                 self.upstream = upstream
             self.cut_after = cut_after
-
-        self._lt.loop.call_soon_threadsafe(apply)
-        time.sleep(0.05)
-
-    def drop_all(self) -> None:
-        """Close every proxied connection now."""
-
-        async def close() -> None:
             for w in list(self._writers):
                 w.close()
 
-        self._lt.call(close())
+        self._lt.call(apply())
 
     def stop_listening(self) -> None:
         """Refuse new connections and close the open ones."""
