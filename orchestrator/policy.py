@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from orchestrator._toml_reader import Table
 from orchestrator.errors import PolicyError
@@ -43,6 +44,7 @@ __all__ = [
     "default_policy",
     "load_policy",
     "parse_policy",
+    "policy_from_dict",
 ]
 
 _DEFAULT = Policy()
@@ -79,6 +81,11 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(source, "<toml>", f"valid TOML ({exc})") from None
+    return policy_from_dict(data, source)
+
+
+def policy_from_dict(data: dict[str, Any], source: str = "<policy>") -> Policy:
+    """Validate an already parsed TOML document."""
     root = Table(source, "", data)
     root.number("version", 1, minimum=1, maximum=1, integer=True)
     d = default_policy()
