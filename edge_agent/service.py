@@ -294,10 +294,12 @@ class AgentService:
         answered = "".join(received)
         out.fallback = True
         out.cloud_chars = len(answered)
-        out.fallback_reason = f"{failure.reason}; " + ("local model continued the answer" if failure.started else "answered locally")
+        how = "local model continued the answer" if failure.started else "answered locally"
+        out.fallback_reason = f"{failure.reason}; {how}"
         if failure.started:
             out.answered_by.append("cloud")
-        log.warning("request id=%s cloud failed (%s), falling back locally", plan.request_id, failure.reason)
+            out.completion_tokens += len(received)  # one delta per token from the cloud
+        log.warning("request id=%s cloud failed (%s): %s", plan.request_id, failure.reason, how)
         shown = restore_text(answered, d.restore if redacted else {})
         async for text in self._local(plan.prompt + shown, _remaining(req.params, len(received)), plan, out):
             yield text
