@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    # llama.cpp's own log lines pass through this logger's level (ERROR unless debugging).
+    logging.getLogger("llama-cpp-python").setLevel(logging.DEBUG if cfg.log_level == "DEBUG" else logging.ERROR)
     for attr, path in (("db", cfg.database_path), ("ledger", cfg.ledger_path)):
         if getattr(args, attr, "unset") is None:
             setattr(args, attr, str(path))
