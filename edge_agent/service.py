@@ -57,6 +57,7 @@ class Plan:
     prompt: str
     prompt_tokens: int
     context: Retrieved | None
+    started: float = field(default_factory=time.perf_counter)  # perf_counter at request start
 
 
 @dataclass
@@ -118,6 +119,7 @@ class AgentService:
     # -- planning ---------------------------------------------------------------------
     async def plan(self, req: AskRequest) -> Plan:
         """Retrieve context and decide the route (no generation)."""
+        started = time.perf_counter()
         request_id = req.request_id or uuid.uuid4().hex[:16]
         retrieved: Retrieved | None = None
         if req.use_context:
@@ -148,7 +150,7 @@ class AgentService:
         )
         cloud_ok = self.cloud is not None and self.cloud.available
         decision = self.routing.decide(route_req, cloud_available=cloud_ok, cloud=self.cloud)
-        return Plan(request_id, decision, prompt, prompt_tokens, retrieved)
+        return Plan(request_id, decision, prompt, prompt_tokens, retrieved, started)
 
     # -- running ----------------------------------------------------------------------
     async def generate(self, req: AskRequest) -> AsyncIterator[Event]:
@@ -259,8 +261,9 @@ class AgentService:
         send = d.redacted_prompt if redacted and d.redacted_prompt is not None else plan.prompt
         restorer = Restorer(d.restore if redacted else {})
         received: list[str] = []
-        timeout = (req.deadline_ms or self.routing.default_deadline_ms) / 1000
+        # The cloud gets what is left of the request's deadline.
         t0 = time.perf_counter()
+        timeout = max(0.05, (req.deadline_ms or self.routing.default_deadline_ms) / 1000 - (t0 - plan.started))
         try:
             async for ev in self.cloud.generate(plan.request_id, send, req.params, timeout_s=timeout):
                 if isinstance(ev, CloudDone):
