@@ -141,6 +141,7 @@ def load(target: str, pid: int, clients: int, seconds: float, max_tokens: int) -
         "ttft_p99_ms": _percentile(ttft, 99),
         "queue_wait_p50_ms": _percentile(queue, 50),
         "queue_wait_p99_ms": _percentile(queue, 99),
+        "ttft_samples_ms": [round(t, 1) for t in ttft],
         "rss_start_mb": rss_start / 1024,
         "rss_peak_mb": rss_peak / 1024,
     }

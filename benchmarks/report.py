@@ -1,0 +1,186 @@
+"""Regenerate ``BENCHMARKS.md`` and the PNG plots from ``benchmarks/results/*.json``.
+
+Every figure states the command, the machine and the date of the run that made it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+COMMANDS = {
+    "speculative": "python benchmarks/speculative.py --json benchmarks/results/speculative.json",
+    "context_store": "python benchmarks/context_store.py --json benchmarks/results/context_store.json",
+    "routing": "python benchmarks/routing.py --json benchmarks/results/routing.json",
+    "e2e": "python benchmarks/e2e.py --json benchmarks/results/e2e.json",
+}
+
+
+def _load(results: Path, name: str) -> dict[str, Any] | None:
+    path = results / f"{name}.json"
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    data["_date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
+    return data
+
+
+def _f(x: Any, digits: int = 2) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _provenance(name: str, data: dict[str, Any]) -> str:
+    return (
+        f"Command: `{COMMANDS[name]}` (or `make bench`) · run {data['_date']} · "
+        f"{os.cpu_count()} cores, {platform.machine()}, model `gemma-3-270m-q4_k_m.gguf`"
+    )
+
+
+def _speculative(data: dict[str, Any], results: Path, plots: list[str]) -> list[str]:
+    out = ["## Self-speculative decoding", "", _provenance("speculative", data), ""]
+    out += [
+        "Greedy, same model file and thread count for every contender, contenders interleaved per prompt. "
+        "Ratios are medians over the suite's prompts of per-prompt tok/s ratios. "
+        "`peer_plain` = llama-cpp-python `create_completion`; `peer_pld` = llama-cpp-python with "
+        "`LlamaPromptLookupDecoding`; `own_plain` = our decode loop without drafting; `own_spec` = our engine.",
+        "",
+        "| suite | prompts | vs peer plain | vs own plain | vs peer PLD | own plain vs peer plain | faster than PLD on | accepted/step | identical | unexplained divergences |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for suite, s in data.get("summary", {}).items():
+        out.append(
+            f"| {suite} | {s['prompts']} | {_f(s['vs_peer_plain'])}x | {_f(s['vs_own_plain'])}x | {_f(s['vs_peer_pld'])}x | "
+            f"{_f(s['own_plain_vs_peer_plain'])}x | {s['faster_than_pld_on']}/{s['prompts']} | "
+            f"{_f(s['median_accepted_per_step'])} | {_f(s['identical_rate'])} | {s['unexplained_divergences']} |"
+        )
+    out += ["", "Targets: copy ≥ 3.0x, grounded ≥ 1.5x, open ≥ 0.95x vs peer plain; faster than PLD on every prompt; own plain ≥ 1.15x peer plain.", ""]
+    rows = data.get("prompts", [])
+    if rows:
+        contenders = [c for c in ("peer_plain", "peer_pld", "own_plain", "own_spec") if c in rows[0]]
+        out += ["| prompt | suite | " + " | ".join(f"{c} tok/s" for c in contenders) + " | accepted/step | identical |",
+                "|---|---|" + "---|" * len(contenders) + "---|---|"]
+        for r in rows:
+            cells = " | ".join(_f(r[c]["tok_s"], 1) for c in contenders)
+            out.append(f"| {r['name']} | {r['suite']} | {cells} | {_f(r['own_spec'].get('accepted_per_step'))} | {'yes' if r['identical'] else 'no'} |")
+        out.append("")
+        plots += _speculative_plots(rows, results)
+        out += [f"![{p}](benchmarks/results/{p})" for p in plots if p.startswith("speculative")] + [""]
+    return out
+
+
+def _speculative_plots(rows: list[dict[str, Any]], results: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [f"{r['suite']}:{r['name']}" for r in rows]
+    colours = {"copy": "tab:blue", "grounded": "tab:green", "open": "tab:orange"}
+    c = [colours.get(r["suite"], "tab:gray") for r in rows]
+    made = []
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.bar(range(len(rows)), [r["own_spec"]["tok_s"] / r["peer_plain"]["tok_s"] for r in rows], color=c)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(rows)), names, rotation=70, ha="right", fontsize=7)
+    ax.set_ylabel("speedup vs llama-cpp-python plain")
+    ax.set_title("Self-speculative decoding: speedup per prompt (blue copy, green grounded, orange open)")
+    fig.tight_layout()
+    fig.savefig(results / "speculative_speedup.png", dpi=110)
+    plt.close(fig)
+    made.append("speculative_speedup.png")
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.bar(range(len(rows)), [r["own_spec"].get("accepted_per_step") or 0 for r in rows], color=c)
+    ax.set_xticks(range(len(rows)), names, rotation=70, ha="right", fontsize=7)
+    ax.set_ylabel("tokens accepted per verification step")
+    ax.set_title("Accepted tokens per step")
+    fig.tight_layout()
+    fig.savefig(results / "speculative_accepted.png", dpi=110)
+    plt.close(fig)
+    made.append("speculative_accepted.png")
+    return made
+
+
+def _table(name: str, title: str, data: dict[str, Any], keys: list[tuple[str, str]]) -> list[str]:
+    out = [f"## {title}", "", _provenance(name, data), "", "| figure | value |", "|---|---|"]
+    for key, label in keys:
+        if key in data:
+            out.append(f"| {label} | {_f(data[key])} |")
+    return out + [""]
+
+
+def _hist(values: list[float], path: Path, xlabel: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.hist(values, bins=40)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _e2e(data: dict[str, Any], results: Path) -> list[str]:
+    ov, ld = data.get("overhead", {}), data.get("load", {})
+    out = ["## End to end", "", _provenance("e2e", data), ""]
+    out += [
+        f"**gRPC overhead** ({ov.get('max_tokens')}-token greedy generation, {ov.get('rounds')} interleaved rounds): "
+        f"in-process {_f(ov.get('in_process_s_median'), 3)} s, through the daemon over the unix socket "
+        f"{_f(ov.get('daemon_s_median'), 3)} s; median ratio **{_f(ov.get('ratio_median'), 3)}** (target ≤ 1.05).",
+        "",
+        f"**Load**: {ld.get('clients')} concurrent streaming clients for {_f(ld.get('seconds'), 0)} s "
+        f"(max_tokens {ld.get('max_tokens')}): {ld.get('completed')} completed; errors by code {ld.get('errors_by_code')}; "
+        f"TTFT p50/p99 {_f(ld.get('ttft_p50_ms'), 0)}/{_f(ld.get('ttft_p99_ms'), 0)} ms; queue wait p50/p99 "
+        f"{_f(ld.get('queue_wait_p50_ms'), 0)}/{_f(ld.get('queue_wait_p99_ms'), 0)} ms; daemon RSS "
+        f"{_f(ld.get('rss_start_mb'), 0)} → peak {_f(ld.get('rss_peak_mb'), 0)} MB.",
+        "",
+    ]
+    if ld.get("ttft_samples_ms"):
+        _hist(ld["ttft_samples_ms"], results / "e2e_ttft_load.png", "TTFT (ms)", f"TTFT under load ({ld.get('clients')} clients)")
+        out += ["![TTFT under load](benchmarks/results/e2e_ttft_load.png)", ""]
+    return out
+
+
+def write(results: Path, target: Path) -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Regenerated by `make bench` (`benchmarks/run_all.py` → `benchmarks/report.py`) from the JSON in "
+        "`benchmarks/results/`. Speed is always compared against a peer measured in the same run, since "
+        "these machines are noisy; each section names its command, machine and date.",
+        "",
+    ]
+    if (spec := _load(results, "speculative")) is not None:
+        lines += _speculative(spec, results, [])
+    if (ctx := _load(results, "context_store")) is not None:
+        lines += _table("context_store", "Personal-context store", ctx, [
+            ("items", "items"), ("searches", "searches"), ("import_items_per_s", "import, items/s (target ≥ 5,000)"),
+            ("search_p50_ms", "search p50, ms (target ≤ 5)"), ("search_p99_ms", "search p99, ms (target ≤ 20)"),
+            ("db_bytes", "database size, bytes"),
+        ])
+    if (rt := _load(results, "routing")) is not None:
+        lines += _table("routing", "Routing decisions and PII detection", rt, [
+            ("rules", "rules in the policy"), ("prompt_bytes", "prompt bytes"),
+            ("decide_p50_us", "decide p50, µs"), ("decide_p99_us", "decide p99, µs (target ≤ 1,000)"),
+            ("precision", "PII precision (exact spans)"), ("recall", "PII recall (exact spans)"),
+            ("precision_overlap", "PII precision (overlapping spans)"), ("recall_overlap", "PII recall (overlapping spans)"),
+            ("precision_test_split", "PII precision, held-out split"), ("recall_test_split", "PII recall, held-out split"),
+        ])
+        if rt.get("decide_samples_us"):
+            _hist(rt["decide_samples_us"], results / "routing_latency.png", "decide() latency (µs)", "Routing decision latency")
+            lines += ["![Routing latency](benchmarks/results/routing_latency.png)", ""]
+    if (e2e := _load(results, "e2e")) is not None:
+        lines += _e2e(e2e, results)
+    target.write_text("\n".join(lines).rstrip() + "\n")
