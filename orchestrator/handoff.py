@@ -17,8 +17,13 @@ from orchestrator.signals import Signals
 from orchestrator.types import ContextRef, RouteRequest
 
 _MIN_LINE = 4  # shorter lines of a left-out item are not worth a placeholder
-_WINDOW = 32  # leak check: no 32-character fragment of a left-out item may remain
-_STRIDE = 16
+# Leak check after scrubbing: no 32-character fragment of a left-out item may remain
+# (windows of 24 at a stride of 8 catch every such fragment), nor any of its
+# distinctive words: ones with a digit (codes, account numbers) or capitalised ones
+# inside a sentence (names, places).
+_WINDOW = 24
+_STRIDE = 8
+_TOKEN_EDGE = "\"'()[]{}<>.,;:!?…“”‘’«»"
 
 
 @dataclass(frozen=True)
@@ -70,12 +75,36 @@ def _whole(text: str) -> list[PiiSpan]:
     return spans
 
 
+def _distinctive(text: str) -> set[str]:
+    out: set[str] = set()
+    for line in text.splitlines():
+        words = [w.strip(_TOKEN_EDGE) for w in line.split()]
+        for i, w in enumerate(words):
+            if len(w) >= 3 and any(ch.isdigit() for ch in w):
+                out.add(w)
+            elif (
+                i > 0
+                and len(w) >= 4
+                and w[0].isupper()
+                and not words[i - 1].endswith((".", "!", "?"))
+            ):
+                out.add(w)
+    return out
+
+
 def _leak(left_out: list[str], outgoing: list[str]) -> str:
+    flat_out = [" ".join(o.split()) for o in outgoing]
     for text in left_out:
         flat = " ".join(text.split())
-        for i in range(0, max(1, len(flat) - _WINDOW + 1), _STRIDE):
+        starts = list(range(0, max(0, len(flat) - _WINDOW) + 1, _STRIDE))
+        if len(flat) > _WINDOW:
+            starts.append(len(flat) - _WINDOW)
+        for i in starts:
             window = flat[i : i + _WINDOW]
-            if len(window) == _WINDOW and any(window in " ".join(o.split()) for o in outgoing):
+            if len(window) == _WINDOW and any(window in o for o in flat_out):
+                return "left-out personal context could not be separated from the prompt"
+        for word in _distinctive(text):
+            if any(word in o for o in flat_out):
                 return "left-out personal context could not be separated from the prompt"
     return ""
 

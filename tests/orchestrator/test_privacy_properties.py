@@ -189,10 +189,13 @@ def test_redacted_handoff_sends_no_detected_value(
 
 
 def _shares_fragment(items: list[str], texts: list[str], width: int = 32) -> bool:
+    """A long fragment or a word of a personal item also occurs in the other texts."""
     flat = [" ".join(t.split()) for t in texts]
     for item in items:
         f = " ".join(item.split())
         if any(f[i : i + width] in t for i in range(len(f) - width + 1) for t in flat):
+            return True
+        if any(w in t for w in f.split() if len(w) >= 3 for t in flat):
             return True
     return False
 
@@ -240,8 +243,8 @@ def test_forced_redacted_handoff_is_clean(
         personal = [c.text for c in context if c.sensitivity == "personal"]
         others = [prompt, *(c.text for c in context if c.sensitivity != "personal")]
         if d.target is Target.LOCAL and _shares_fragment(personal, others):
-            # The user's own words repeat a long piece of a personal note: the hand-off
-            # cannot tell them apart, so it is refused (and says so).
+            # The user's own words (or a public item) repeat a piece of a personal
+            # note: the hand-off cannot tell them apart, so it is refused (and says so).
             note = next(o.note for o in d.options if o.target is Target.CLOUD_REDACTED)
             assert "could not be separated" in note
             return

@@ -369,3 +369,28 @@ def test_cascade_offers_escalation_only_where_privacy_allows() -> None:
     assert decide(req(), est(), policy).escalate_to is Target.CLOUD
     assert decide(req("x a@b.io"), est(), policy).escalate_to is None
     assert decide(req(), est(), default_policy()).escalate_to is None
+
+
+def test_truncated_left_out_item_with_a_code_blocks_the_handoff() -> None:
+    # The daemon's retrieval cut the note: a short fragment with the code remains.
+    note = ContextRef(
+        "n9", "personal", "Gym locker\nMy gym locker code is Pelican-4471; ask Tobias"
+    )
+    prompt = "[note | Gym locker] …code is Pelican-4471…\n\nWhich gym locker is mine?"
+    d = decide(req(prompt, deadline_ms=3000, context=(note,)), est(), parse_policy(REDACT))
+    assert d.target is Target.LOCAL
+
+
+def test_daemon_style_context_line_is_scrubbed() -> None:
+    note = ContextRef(
+        "n9", "personal", "Gym locker\nMy gym locker code is Pelican-4471; ask Tobias"
+    )
+    prompt = (
+        "Context:\n[note 2026-11-20 | Gym locker] My gym locker code is Pelican-4471; ask Tobias"
+        "\n\nWhich gym locker is mine?"
+    )
+    d = decide(req(prompt, deadline_ms=3000, context=(note,)), est(), parse_policy(REDACT))
+    assert d.target is Target.CLOUD_REDACTED
+    assert d.redacted_prompt is not None and "Pelican" not in d.redacted_prompt
+    assert "Tobias" not in d.redacted_prompt
+    assert d.redacted_prompt.endswith("Which gym locker is mine?")
