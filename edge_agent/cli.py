@@ -14,7 +14,9 @@ from typing import Any
 
 from orchestrator.errors import DomainError
 
+from . import routing_commands
 from .config import Config, load_config
+from .context import commands as context_commands
 
 EXIT_USAGE = 2
 
@@ -153,12 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     _client_args(st)
     st.set_defaults(func=_cmd_stats)
 
-    for module in ("edge_agent.context.commands", "edge_agent.routing_commands"):
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ImportError:
-            continue
-        mod.register(sub)
+    context_commands.register(sub)
+    routing_commands.register(sub)
     return p
 
 
