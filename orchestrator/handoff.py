@@ -80,9 +80,7 @@ def _distinctive(text: str) -> set[str]:
     for line in text.splitlines():
         words = [w.strip(_TOKEN_EDGE) for w in line.split()]
         for i, w in enumerate(words):
-            if len(w) >= 3 and any(ch.isdigit() for ch in w):
-                out.add(w)
-            elif (
+            if len(w) >= 3 and any(ch.isdigit() for ch in w) or (
                 i > 0
                 and len(w) >= 4
                 and w[0].isupper()
