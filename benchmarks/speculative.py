@@ -29,9 +29,10 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,10 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from edge_agent.engine.api import Finished, SamplingParams, TextDelta  # noqa: E402
-from edge_agent.engine.llama_engine import LlamaEngine  # noqa: E402
-from edge_agent.engine.llama_model import LlamaModel  # noqa: E402
-from edge_agent.engine.sampling import greedy, top2_margin  # noqa: E402
+from edge_agent.engine.api import Finished, SamplingParams, TextDelta
+from edge_agent.engine.llama_engine import LlamaEngine
+from edge_agent.engine.llama_model import LlamaModel
+from edge_agent.engine.sampling import greedy, top2_margin
 
 DEFAULT_PROMPTS = Path(__file__).resolve().parent / "prompts" / "speculative.jsonl"
 SUITES = ("copy", "grounded", "open")
@@ -97,7 +98,11 @@ class PeerRunner:
         self.llm.reset()
         t0 = time.perf_counter()
         out = self.llm.create_completion(
-            prompt, max_tokens=max_tokens, temperature=0.0, repeat_penalty=1.0, stopping_criteria=self._criteria([record])
+            prompt,
+            max_tokens=max_tokens,
+            temperature=0.0,
+            repeat_penalty=1.0,
+            stopping_criteria=self._criteria([record]),
         )
         t_end = time.perf_counter()
         text = out["choices"][0]["text"]  # type: ignore[index]
@@ -111,7 +116,9 @@ class OwnRunner:
     """Our engine, with or without drafting."""
 
     def __init__(self, model_path: Path, n_ctx: int, threads: int, speculative: bool) -> None:
-        self.engine = LlamaEngine(model_path, n_ctx=n_ctx, n_threads=threads, speculative=speculative)
+        self.engine = LlamaEngine(
+            model_path, n_ctx=n_ctx, n_threads=threads, speculative=speculative
+        )
         self.trace: list[tuple[int, tuple[int, ...], int]] = []
         self.tokens: list[int] = []
 
@@ -120,7 +127,9 @@ class OwnRunner:
         parts: list[str] = []
         fin: Finished | None = None
         t0 = time.perf_counter()
-        for ev in self.engine.generate(prompt, SamplingParams(max_tokens=max_tokens), draft_texts=draft_texts, trace=True):
+        for ev in self.engine.generate(
+            prompt, SamplingParams(max_tokens=max_tokens), draft_texts=draft_texts, trace=True
+        ):
             if isinstance(ev, TextDelta):
                 parts.append(ev.text)
             else:
@@ -209,8 +218,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             continue
         tps = {c: [r[c]["tok_s"] for r in sel] for c in CONTENDERS}
 
-        def ratio(a: str, b: str) -> float | None:
-            return _median([x / y for x, y in zip(tps[a], tps[b]) if y > 0])
+        def ratio(a: str, b: str, tps: dict[str, list[float]] = tps) -> float | None:
+            return _median([x / y for x, y in zip(tps[a], tps[b], strict=True) if y > 0])
 
         out[suite] = {
             "prompts": len(sel),
@@ -218,8 +227,12 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "vs_own_plain": ratio("own_spec", "own_plain"),
             "vs_peer_pld": ratio("own_spec", "peer_pld"),
             "own_plain_vs_peer_plain": ratio("own_plain", "peer_plain"),
-            "faster_than_pld_on": sum(1 for r in sel if r["own_spec"]["tok_s"] > r["peer_pld"]["tok_s"]),
-            "median_accepted_per_step": _median([r["own_spec"]["accepted_per_step"] or 0.0 for r in sel]),
+            "faster_than_pld_on": sum(
+                1 for r in sel if r["own_spec"]["tok_s"] > r["peer_pld"]["tok_s"]
+            ),
+            "median_accepted_per_step": _median(
+                [r["own_spec"]["accepted_per_step"] or 0.0 for r in sel]
+            ),
             "median_tok_s": {c: _median(tps[c]) for c in CONTENDERS},
             "identical_rate": round(sum(1 for r in sel if r["identical"]) / len(sel), 3),
             "unexplained_divergences": sum(
@@ -229,14 +242,24 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def print_table(rows: list[dict[str, Any]], summary: dict[str, Any], out: Callable[[str], None] = print) -> None:
-    out(f"{'prompt':24} {'suite':8} " + " ".join(f"{c:>10}" for c in CONTENDERS) + "  acc/step  same")
+def print_table(
+    rows: list[dict[str, Any]], summary: dict[str, Any], out: Callable[[str], None] = print
+) -> None:
+    out(
+        f"{'prompt':24} {'suite':8} "
+        + " ".join(f"{c:>10}" for c in CONTENDERS)
+        + "  acc/step  same"
+    )
     for r in rows:
         cells = " ".join(f"{r[c]['tok_s']:10.1f}" for c in CONTENDERS)
         acc = r["own_spec"]["accepted_per_step"] or 0.0
-        out(f"{r['name'][:24]:24} {r['suite']:8} {cells}  {acc:8.2f}  {'yes' if r['identical'] else 'no'}")
+        out(
+            f"{r['name'][:24]:24} {r['suite']:8} {cells}  {acc:8.2f}  {'yes' if r['identical'] else 'no'}"
+        )
     out("")
-    out(f"{'suite':8} {'vs_peer_plain':>13} {'vs_own_plain':>12} {'vs_peer_pld':>11} {'own_vs_peer':>11} {'>pld':>5} {'ident':>6} {'unexpl':>6}")
+    out(
+        f"{'suite':8} {'vs_peer_plain':>13} {'vs_own_plain':>12} {'vs_peer_pld':>11} {'own_vs_peer':>11} {'>pld':>5} {'ident':>6} {'unexpl':>6}"
+    )
     for suite, s in summary.items():
         out(
             f"{suite:8} {s['vs_peer_plain']:13.2f} {s['vs_own_plain']:12.2f} {s['vs_peer_pld']:11.2f} "
@@ -249,10 +272,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--prompts", type=Path, default=DEFAULT_PROMPTS)
     ap.add_argument("--json", type=Path, default=None, help="write results here")
-    ap.add_argument("--model", type=Path, default=None, help="GGUF file (default: the shipped model)")
+    ap.add_argument(
+        "--model", type=Path, default=None, help="GGUF file (default: the shipped model)"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n-ctx", type=int, default=2048)
-    ap.add_argument("--max-tokens", type=int, default=None, help="override every prompt's max_tokens")
+    ap.add_argument(
+        "--max-tokens", type=int, default=None, help="override every prompt's max_tokens"
+    )
     ap.add_argument("--suite", action="append", choices=SUITES, help="only these suites")
     ap.add_argument("--limit", type=int, default=None, help="at most this many prompts per suite")
     args = ap.parse_args(argv)
@@ -298,7 +325,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         identical = own_plain.tokens == own_spec.tokens
         div = None
         if not identical:
-            div = divergence(own_plain.engine.model, prompt_tokens, own_plain.tokens, own_spec.tokens, own_spec.trace)
+            div = divergence(
+                own_plain.engine.model,
+                prompt_tokens,
+                own_plain.tokens,
+                own_spec.tokens,
+                own_spec.trace,
+            )
             own_plain.engine.reset_cache()
         row: dict[str, Any] = {
             "name": p["name"],
@@ -307,7 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "max_tokens": max_tokens,
             **{c: asdict(results[c]) for c in CONTENDERS},
             "identical": identical,
-            "own_plain_text_equals_peer_plain": results["own_plain"].text == results["peer_plain"].text,
+            "own_plain_text_equals_peer_plain": results["own_plain"].text
+            == results["peer_plain"].text,
             "divergence": div,
         }
         for c in CONTENDERS:
@@ -328,7 +362,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model": str(args.model.name),
         "threads": args.threads,
         "n_ctx": args.n_ctx,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "tok_s_definition": "(completion_tokens - 1) / (time of last token - time of first token)",
         "elapsed_s": round(time.perf_counter() - t_start, 1),
         "summary": summary,

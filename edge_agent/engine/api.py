@@ -7,8 +7,9 @@ interchangeable.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol, Sequence, Union
+from typing import Protocol, Union
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ context is not evaluated again.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
 
 from .adaptive import DraftPolicy
 from .drafters import Draft, Drafter
@@ -138,7 +138,7 @@ class SpeculativeDecoder:
         speculative: bool = True,
         cancelled: Callable[[], bool] | None = None,
         stats: DecodeStats | None = None,
-    ) -> Iterator[list[int]]:
+    ) -> Generator[list[int], None, None]:
         """Yield the new tokens of each step (never an end-of-generation token).
 
         ``stats.finish_reason`` ends as "stop" (end-of-generation token), "length"
@@ -152,7 +152,9 @@ class SpeculativeDecoder:
         if not prompt:
             raise ValueError("empty prompt")
         if len(prompt) >= model.n_ctx:
-            raise ValueError(f"prompt of {len(prompt)} tokens does not fit a context of {model.n_ctx}")
+            raise ValueError(
+                f"prompt of {len(prompt)} tokens does not fit a context of {model.n_ctx}"
+            )
         if max_tokens <= 0:
             st.finish_reason = "length"
             st.t_first = st.t_end = time.perf_counter()

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,9 @@ class CorpusDrafter:
 
     name = "corpus"
 
-    def __init__(self, min_n: int = 2, max_n: int = 4, max_tokens: int = 200_000, min_doc_tokens: int = 4) -> None:
+    def __init__(
+        self, min_n: int = 2, max_n: int = 4, max_tokens: int = 200_000, min_doc_tokens: int = 4
+    ) -> None:
         if not 1 <= min_n <= max_n:
             raise ValueError("need 1 <= min_n <= max_n")
         self.min_n = min_n

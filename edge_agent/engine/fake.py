@@ -9,7 +9,7 @@ llama.cpp. Used by the exactness tests of the decoder and the verifiers.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -32,7 +32,9 @@ class FakeModel:
         self.order = order
         self.eog_token = eog_token
         rng = np.random.default_rng(seed)
-        self._table = (rng.standard_normal((n_vocab**order, n_vocab)) * sharpness).astype(np.float32)
+        self._table = (rng.standard_normal((n_vocab**order, n_vocab)) * sharpness).astype(
+            np.float32
+        )
         self._tokens: list[int] = []
         self.eval_calls = 0
         self.evaluated_positions = 0

@@ -9,8 +9,10 @@ store of retrieved personal-context texts and past answers), and streamed throug
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+
+from orchestrator.errors import InvalidArgument, OutOfRange
 
 from .adaptive import DraftPolicy
 from .api import EngineEvent, EngineUsage, Finished, SamplingParams, TextDelta
@@ -91,7 +93,10 @@ class LlamaEngine:
     ) -> Iterator[EngineEvent]:
         t0 = time.perf_counter()
         model = self._model
+        _validate(params)
         tokens = self.tokenize_prompt(prompt)
+        if len(tokens) >= self.n_ctx:
+            raise OutOfRange("prompt", f"{len(tokens)} tokens do not fit the context of {self.n_ctx}")
         if self.speculative:
             for text in draft_texts:
                 self.corpus.add(model.tokenize(text, add_bos=False))
@@ -161,3 +166,16 @@ class LlamaEngine:
         if self._store_path is not None:
             self.corpus.save(self._store_path)
         self._model.close()
+
+
+def _validate(params: SamplingParams) -> None:
+    if params.max_tokens < 0:
+        raise OutOfRange("params.max_tokens", "must be >= 0")
+    if params.temperature < 0:
+        raise OutOfRange("params.temperature", "must be >= 0")
+    if not 0.0 < params.top_p <= 1.0:
+        raise OutOfRange("params.top_p", "must be in (0, 1]")
+    if params.top_k < 0:
+        raise OutOfRange("params.top_k", "must be >= 0")
+    if any(not isinstance(s, str) for s in params.stop):
+        raise InvalidArgument("params.stop", "must be strings")

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
-
-import numpy as np
-import numpy.typing as npt
 
 import llama_cpp as lc
+import numpy as np
+import numpy.typing as npt
 
 _backend_ready = False
 
@@ -108,7 +107,13 @@ class LlamaModel:
             raise LlamaError("context full")
         batch = self._batch
         base = self._n_past
-        tok, pos, nseq, seq, flags = batch.token, batch.pos, batch.n_seq_id, batch.seq_id, batch.logits
+        tok, pos, nseq, seq, flags = (
+            batch.token,
+            batch.pos,
+            batch.n_seq_id,
+            batch.seq_id,
+            batch.logits,
+        )
         for i in range(n):
             tok[i] = tokens[i]
             pos[i] = base + i
@@ -175,9 +180,3 @@ class LlamaModel:
         lc.llama_batch_free(self._batch)
         lc.llama_free(self._ctx)
         lc.llama_model_free(self._model)
-
-    def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
-        try:
-            self.close()
-        except Exception:
-            pass

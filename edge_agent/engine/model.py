@@ -6,7 +6,8 @@ the decode loop, the verifier and the drafters are tested without llama.cpp.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt

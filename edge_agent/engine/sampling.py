@@ -53,12 +53,16 @@ def top2_margin(row: FloatArray) -> float:
     return float(two[1] - two[0])
 
 
-def _sorted_desc(ids: npt.NDArray[np.int64], vals: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+def _sorted_desc(
+    ids: npt.NDArray[np.int64], vals: npt.NDArray[np.float64]
+) -> npt.NDArray[np.int64]:
     order = np.lexsort((ids, -vals))
     return order
 
 
-def candidates(row: FloatArray, temperature: float, top_k: int = 0, top_p: float = 1.0) -> Candidates:
+def candidates(
+    row: FloatArray, temperature: float, top_k: int = 0, top_p: float = 1.0
+) -> Candidates:
     """The distribution a sampler with these settings draws from (``temperature > 0``).
 
     Order of operations: temperature, top-k cut, softmax, top-p cut, renormalise.
@@ -97,7 +101,9 @@ def candidates(row: FloatArray, temperature: float, top_k: int = 0, top_p: float
 class Sampler:
     """Chooses tokens from logits rows for one request; owns the request's RNG."""
 
-    def __init__(self, temperature: float, top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> None:
+    def __init__(
+        self, temperature: float, top_k: int = 0, top_p: float = 1.0, seed: int | None = None
+    ) -> None:
         self.temperature = temperature
         self.top_k = top_k
         self.top_p = top_p

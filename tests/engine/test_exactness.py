@@ -9,8 +9,8 @@ deliberately broken acceptance rule fails the same chi-square test.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from itertools import product
-from typing import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -75,14 +75,18 @@ def _always_draft() -> DraftPolicy:
     return DraftPolicy(max_draft=8, step_cost=0.0)
 
 
-def _spec(model: FakeModel, drafters: Sequence[Drafter], verifier: Verifier | None = None) -> SpeculativeDecoder:
+def _spec(
+    model: FakeModel, drafters: Sequence[Drafter], verifier: Verifier | None = None
+) -> SpeculativeDecoder:
     """A decoder that verifies every draft in full (no cost learning from timings)."""
     return SpeculativeDecoder(
         model, drafters=drafters, policy=_always_draft(), verifier=verifier, learn_step_cost=False
     )
 
 
-def _run(dec: SpeculativeDecoder, prompt: list[int], sampler: Sampler, n: int, spec: bool = True) -> list[int]:
+def _run(
+    dec: SpeculativeDecoder, prompt: list[int], sampler: Sampler, n: int, spec: bool = True
+) -> list[int]:
     out: list[int] = []
     for new in dec.decode(prompt, sampler, n, speculative=spec):
         out.extend(new)
@@ -109,7 +113,9 @@ def test_greedy_speculative_equals_plain(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(10))
 @pytest.mark.parametrize("temperature,top_k,top_p", [(0.8, 0, 1.0), (1.2, 5, 0.9)])
-def test_sampled_match_verifier_reproduces_plain_sampling(seed: int, temperature: float, top_k: int, top_p: float) -> None:
+def test_sampled_match_verifier_reproduces_plain_sampling(
+    seed: int, temperature: float, top_k: int, top_p: float
+) -> None:
     rng = np.random.default_rng(100 + seed)
     model = FakeModel(n_vocab=10, order=2, seed=seed, sharpness=2.5)
     prompt = [int(t) for t in rng.integers(1, 10, size=6)]
@@ -124,7 +130,9 @@ def test_decoder_stops_on_eog_and_respects_max_tokens() -> None:
     dec = _spec(model, [ContextDrafter(min_n=1)])
     for seed in range(20):
         st = DecodeStats()
-        out = [t for new in dec.decode([3, 4, 5], Sampler(1.0, seed=seed), 9, stats=st) for t in new]
+        out = [
+            t for new in dec.decode([3, 4, 5], Sampler(1.0, seed=seed), 9, stats=st) for t in new
+        ]
         assert 0 not in out
         assert len(out) <= 9
         assert st.finish_reason == ("length" if len(out) == 9 else "stop")
@@ -143,7 +151,12 @@ def test_prefix_reuse_skips_the_shared_prompt() -> None:
     assert st2.reused_prefix_tokens == len(shared)
     # only the 3 new prompt tokens and the decode steps were evaluated
     assert model.evaluated_positions - before == 3 + (len(second) - 1)
-    fresh = _run(SpeculativeDecoder(FakeModel(n_vocab=12, order=2, seed=1, eog_token=None)), shared + [7, 8, 9], Sampler(0.0), 5)
+    fresh = _run(
+        SpeculativeDecoder(FakeModel(n_vocab=12, order=2, seed=1, eog_token=None)),
+        shared + [7, 8, 9],
+        Sampler(0.0),
+        5,
+    )
     assert second == fresh and first
     # identical prompt again: everything but the last token is reused
     st3 = DecodeStats()
@@ -162,7 +175,11 @@ def test_cancellation_between_steps() -> None:
         return calls["n"] > 3
 
     st = DecodeStats()
-    out = [t for new in dec.decode([1, 2, 3], Sampler(0.0), 50, cancelled=cancelled, stats=st) for t in new]
+    out = [
+        t
+        for new in dec.decode([1, 2, 3], Sampler(0.0), 50, cancelled=cancelled, stats=st)
+        for t in new
+    ]
     assert st.finish_reason == "cancelled"
     assert len(out) == 3
 
@@ -224,7 +241,9 @@ def test_chi_square_helper_matches_known_quantiles() -> None:
 class BrokenRejectionVerifier:
     """The rejection rule with a bug: on rejection it redraws from p, d included."""
 
-    def verify(self, rows: npt.NDArray[np.float32], draft: Sequence[int], sampler: Sampler) -> tuple[int, int]:
+    def verify(
+        self, rows: npt.NDArray[np.float32], draft: Sequence[int], sampler: Sampler
+    ) -> tuple[int, int]:
         for i, d in enumerate(draft):
             dist = sampler.distribution(rows[i])
             if sampler.uniform() < dist.prob_of(d):
@@ -236,7 +255,9 @@ class BrokenRejectionVerifier:
 V, N_TOK, RUNS, T = 4, 4, 6000, 0.8
 
 
-def _empirical_and_exact(verifier: Verifier) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def _empirical_and_exact(
+    verifier: Verifier,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     model = FakeModel(n_vocab=V, order=1, seed=11, sharpness=1.5, eog_token=None)
     prompt = [1, 2]
     # draft the most likely path: the rule is exercised at every position
@@ -261,7 +282,9 @@ def _empirical_and_exact(verifier: Verifier) -> tuple[npt.NDArray[np.float64], n
     return counts, exact * RUNS
 
 
-@pytest.mark.parametrize("verifier", [MatchVerifier(), RejectionVerifier()], ids=["match", "rejection"])
+@pytest.mark.parametrize(
+    "verifier", [MatchVerifier(), RejectionVerifier()], ids=["match", "rejection"]
+)
 def test_sampled_output_follows_target_distribution(verifier: Verifier) -> None:
     observed, expected = _empirical_and_exact(verifier)
     assert chi_square_p(observed, expected) > 0.01

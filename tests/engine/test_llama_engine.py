@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from edge_agent.engine.api import EngineUsage, Finished, SamplingParams, TextDelta
 from edge_agent.engine.llama_engine import LlamaEngine
+from orchestrator.errors import OutOfRange
 
 pytestmark = pytest.mark.model
 
@@ -32,7 +33,9 @@ def spec(model_path: Path) -> Iterator[LlamaEngine]:
     eng.close()
 
 
-def run(eng: LlamaEngine, prompt: str, params: SamplingParams, **kw: object) -> tuple[list[str], Finished]:
+def run(
+    eng: LlamaEngine, prompt: str, params: SamplingParams, **kw: object
+) -> tuple[list[str], Finished]:
     deltas: list[str] = []
     events = list(eng.generate(prompt, params, **kw))  # type: ignore[arg-type]
     for ev in events[:-1]:
@@ -55,7 +58,9 @@ def test_greedy_generation_streams_text_and_reports_usage(plain: LlamaEngine) ->
     assert u.ttft_ms > 0 and u.total_ms >= u.ttft_ms and u.tokens_per_s > 0
     # deltas are exactly the UTF-8 decoding of the emitted tokens
     assert text == plain.model.detokenize(plain.last_tokens).decode("utf-8", "replace")
-    assert plain.count_tokens("hello world") == len(plain.model.tokenize("hello world", add_bos=False))
+    assert plain.count_tokens("hello world") == len(
+        plain.model.tokenize("hello world", add_bos=False)
+    )
 
 
 def test_max_tokens_and_cancellation(plain: LlamaEngine) -> None:
@@ -82,6 +87,15 @@ def test_stop_sequence_is_cut(plain: LlamaEngine) -> None:
     assert fin.finish_reason == "stop"
 
 
+def test_invalid_requests_raise_domain_errors(plain: LlamaEngine) -> None:
+    with pytest.raises(OutOfRange):
+        list(plain.generate("hi", SamplingParams(top_p=0.0)))
+    with pytest.raises(OutOfRange):
+        list(plain.generate("hi", SamplingParams(temperature=-1.0)))
+    with pytest.raises(OutOfRange):
+        list(plain.generate("word " * 1100, SamplingParams(max_tokens=4)))
+
+
 def test_prefix_reuse_between_requests(plain: LlamaEngine) -> None:
     system = "You are a helpful assistant. Notes: the meeting moved to Thursday.\n"
     run(plain, system + "Question: when is the meeting?", SamplingParams(max_tokens=4))
@@ -98,7 +112,9 @@ def test_sampling_is_seeded(plain: LlamaEngine) -> None:
     assert a == b
 
 
-def test_speculative_engine_drafts_and_matches_plain_on_a_copy(spec: LlamaEngine, plain: LlamaEngine) -> None:
+def test_speculative_engine_drafts_and_matches_plain_on_a_copy(
+    spec: LlamaEngine, plain: LlamaEngine
+) -> None:
     params = SamplingParams(max_tokens=32)
     run(plain, COPY_PROMPT, params)
     expected = "".join(run(plain, COPY_PROMPT, params)[0])
