@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 
 BUSY_TIMEOUT_MS = 10_000
 CACHE_KIB = 32_768
+MMAP_BYTES = 1 << 30
 
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -34,6 +35,7 @@ _PRAGMAS = (
     f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
     f"PRAGMA cache_size=-{CACHE_KIB}",
     "PRAGMA temp_store=MEMORY",
+    f"PRAGMA mmap_size={MMAP_BYTES}",
 )
 
 

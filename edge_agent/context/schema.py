@@ -48,19 +48,20 @@ items = Table(
     metadata,
     Column("pk", Integer, primary_key=True),  # the rowid, shared with items_fts
     Column("id", String, nullable=False, unique=True),
+    # Small columns first: filters and ranking read them without touching the body.
     Column("kind", String, nullable=False),
-    Column("source", String, nullable=False),
-    Column("source_id", String, nullable=False, server_default=""),
-    Column("title", Text, nullable=False, server_default=""),
-    Column("body", Text, nullable=False),
-    Column("participants", Text, nullable=False, server_default=""),  # "\n"-joined
-    Column("tags", Text, nullable=False, server_default=""),  # "\n"-joined
     Column("sensitivity", String, nullable=False),
     Column("created_at", Float, nullable=False),  # epoch seconds, UTC
     Column("starts_at", Float),
     Column("ends_at", Float),
     Column("expires_at", Float),
     Column("updated_at", Float, nullable=False),
+    Column("source", String, nullable=False),
+    Column("source_id", String, nullable=False, server_default=""),
+    Column("title", Text, nullable=False, server_default=""),
+    Column("participants", Text, nullable=False, server_default=""),  # "\n"-joined
+    Column("tags", Text, nullable=False, server_default=""),  # "\n"-joined
+    Column("body", Text, nullable=False),
     Index(
         "ix_items_source_key",
         "source",
@@ -69,7 +70,6 @@ items = Table(
         sqlite_where=text("source_id <> ''"),
     ),
     Index("ix_items_source", "source"),
-    Index("ix_items_created", "created_at"),
     Index("ix_items_expires", "expires_at", sqlite_where=text("expires_at IS NOT NULL")),
 )
 
@@ -86,7 +86,9 @@ FTS_COLUMNS = ("title", "body", "participants", "tags")
 #: BM25 weights, in FTS_COLUMNS order: a word in the title counts double.
 FTS_WEIGHTS = (2.0, 1.0, 1.5, 1.0)
 
-_FTS_DDL = (
+_EXTRA_DDL = (
+    # The item's time (event start, else creation): recency listing and time filters.
+    "CREATE INDEX ix_items_time ON items (coalesce(starts_at, created_at))",
     "CREATE VIRTUAL TABLE items_fts USING fts5("
     "title, body, participants, tags, content='items', content_rowid='pk', "
     "tokenize='porter unicode61 remove_diacritics 2')",
@@ -111,7 +113,7 @@ class SchemaError(DomainError):
 
 def _migrate_to_1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[items, item_tags])
-    for statement in _FTS_DDL:
+    for statement in _EXTRA_DDL:
         conn.exec_driver_sql(statement)
 
 

@@ -27,7 +27,7 @@ from sqlalchemy import Connection
 
 from orchestrator.errors import InvalidArgument, NotFound
 
-from . import retrieval
+from . import ranking, retrieval
 from .api import KINDS, SENSITIVITIES, Hit, Item, NewItem, Retrieved
 from .codec import (
     ITEM_SELECT,
@@ -49,7 +49,7 @@ from .limits import (
     validate_range,
 )
 from .query import STOPWORDS, match_expression, terms
-from .schema import FTS_WEIGHTS, upgrade
+from .schema import upgrade
 
 RECENCY_WEIGHT = 0.5
 RECENCY_HALF_DAYS = 30.0
@@ -72,8 +72,6 @@ _INSERT = (
 )
 _ITEM_TIME = "coalesce(i.starts_at, i.created_at)"
 _LIVE = "(i.expires_at IS NULL OR i.expires_at > ?)"
-_BM25 = "bm25(items_fts, {})".format(", ".join(str(w) for w in FTS_WEIGHTS))
-_RECENCY = f"(1.0 + ? / (1.0 + abs(? - {_ITEM_TIME}) / ?))"
 
 
 class ContextStore:
@@ -85,6 +83,7 @@ class ContextStore:
         self._engine = make_engine(self.path)
         self.schema_version = upgrade(self._engine)
         self._contacts: tuple[float, list[str]] | None = None
+        self._frequencies = ranking.DocFrequencies()
         self._closed = threading.Event()
         self._last_purge = 0.0
         self.purge_expired()
@@ -124,6 +123,7 @@ class ContextStore:
             with conn.begin():
                 yield conn
         self._contacts = None
+        self._frequencies.clear()
 
     # -- writes ----------------------------------------------------------------------
 
@@ -286,23 +286,31 @@ class ContextStore:
         now = time.time()
         where, params = _filters(now, kinds, since, until, tags, sensitivities)
         words = terms(query)
-        if words:
-            sql = (
-                f"SELECT {ITEM_SELECT}, -{_BM25} * {_RECENCY} AS score "
-                "FROM items_fts JOIN items i ON i.pk = items_fts.rowid "
-                f"WHERE items_fts MATCH ? AND {where} ORDER BY score DESC LIMIT ?"
-            )
-            args: list[Any] = [RECENCY_WEIGHT, now, RECENCY_HALF_DAYS * 86400.0]
-            args += [match_expression(words), *params, limit]
-        else:
-            sql = (
-                f"SELECT {ITEM_SELECT}, {_RECENCY} AS score FROM items i "
-                f"WHERE {where} ORDER BY {_ITEM_TIME} DESC LIMIT ?"
-            )
-            args = [RECENCY_WEIGHT, now, RECENCY_HALF_DAYS * 86400.0, *params, limit]
+        recency = (RECENCY_WEIGHT, now, RECENCY_HALF_DAYS * 86400.0)
         with self._read() as conn:
-            rows = conn.exec_driver_sql(sql, tuple(args)).all()
-        return [Hit(item=row_to_item(row), score=float(row[-1])) for row in rows]
+            if words:
+                scored = ranking.ranked(
+                    conn, words, self._frequencies, where=where, params=params,
+                    recency=recency, limit=limit, filtered=where != _LIVE,
+                )
+            else:
+                scored = [
+                    (int(row[0]), float(row[1]))
+                    for row in conn.exec_driver_sql(
+                        f"SELECT i.pk, {ranking.RECENCY} FROM items i WHERE {where} "
+                        f"ORDER BY {_ITEM_TIME} DESC LIMIT ?",
+                        (*recency, *params, limit),
+                    )
+                ]
+            if not scored:
+                return []
+            marks = ", ".join("?" for _ in scored)
+            rows = conn.exec_driver_sql(
+                f"SELECT {ITEM_SELECT}, i.pk FROM items i WHERE i.pk IN ({marks})",
+                tuple(pk for pk, _ in scored),
+            ).all()
+        by_pk = {int(row[-1]): row_to_item(row) for row in rows}
+        return [Hit(item=by_pk[pk], score=score) for pk, score in scored if pk in by_pk]
 
     def retrieve(
         self,

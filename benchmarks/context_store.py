@@ -1,0 +1,328 @@
+"""Context store benchmark: import a synthetic personal corpus, then search it.
+
+The corpus imitates a person's data: e-mails, messages, notes, events, contacts,
+documents and preferences with lengths drawn per kind (log-normal), words drawn from a
+Zipf-distributed mix of common English words, topic vocabularies (each item is about one
+or two topics) and a long tail of rare words, people from an address book of a few
+hundred names, and times spread over three years (events also in the coming months).
+
+Import goes through ``ContextStore.put`` in batches (durable, as in production); the
+searches are a mix of topic words, names, natural questions, rare words and filtered
+queries, each timed around ``ContextStore.search(limit=10)``.
+
+    python benchmarks/context_store.py --json benchmarks/results/context_store.json
+
+Targets at 100,000 items: search p50 <= 5 ms, p99 <= 20 ms; import >= 5,000 items/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edge_agent.context.api import NewItem  # noqa: E402
+from edge_agent.context.store import ContextStore  # noqa: E402
+
+COMMON = """the be to of and a in that have i it for not on with he as you do at this but his
+by from they we say her she or an will my one all would there their what so up out if about
+who get which go me when make can like time no just him know take people into year your good
+some could them see other than then now look only come its over think also back after use two
+how our work first well way even new want because any these give day most us is was are been
+has had were said did got made went thanks please today tomorrow week next last meeting call
+send sent let know sure great sorry hope soon later maybe yes ok right still again here there
+very much many really need help ask tell find keep start show try leave put mean while talk
+turn place home number part point fact group problem question plan money book note list open
+""".split()
+
+TOPICS = {
+    "work": "project deadline review budget quarterly roadmap sprint release customer contract "
+    "invoice proposal stakeholder presentation slides report manager team hiring interview "
+    "onboarding launch milestone metrics dashboard revenue forecast strategy offsite",
+    "travel": "flight hotel booking itinerary passport airport train luggage reservation "
+    "lisbon tokyo berlin rome museum beach visa boarding gate layover rental taxi check "
+    "departure arrival terminal suitcase ticket tour",
+    "family": "mom dad sister brother kids school birthday party grandma dinner weekend "
+    "holiday gift wedding anniversary cousin nephew niece babysitter pickup homework recital "
+    "christmas thanksgiving visit photos",
+    "health": "dentist doctor appointment prescription pharmacy checkup vaccine allergy "
+    "physio therapy gym workout running yoga sleep diet vitamins clinic insurance referral "
+    "bloodwork cardio stretching",
+    "finance": "bank account mortgage tax return savings transfer payment credit card "
+    "statement pension stocks portfolio dividend loan rent bill utilities refund receipt "
+    "budget accountant deduction",
+    "home": "plumber electrician repair kitchen garden lawn furniture landlord lease "
+    "cleaning laundry groceries recipe paint renovation heating boiler roof window garage "
+    "neighbour delivery parcel",
+    "hobbies": "guitar piano concert tickets football tennis climbing photography camera "
+    "painting novel podcast chess hiking camping cycling marathon knitting baking pottery "
+    "birdwatching fishing",
+    "tech": "laptop phone upgrade password backup server router wifi printer software "
+    "update bug install license subscription cloud storage email account security keyboard "
+    "monitor charger",
+}
+
+FIRST = """Alice Bob Carol Dave Erin Frank Grace Heidi Ivan Judy Karl Laura Mallory Niaj Olivia
+Peggy Quentin Rupert Sybil Trent Uma Victor Wendy Xavier Yara Zoe Aaron Bianca Chen Dmitri
+Elena Farid Greta Hiro Ines Jamal Kenji Lena Marco Nadia Oscar Priya Rosa Sven Tariq Ursula
+Vera Wei Yusuf Zara""".split()
+LAST = """Smith Jones Garcia Muller Rossi Tanaka Silva Novak Kim Cohen Nguyen Patel Okafor
+Larsen Dubois Costa Haddad Ivanova Moreau Schmidt Fischer Weber Romero Santos Ahmed Ali Chen
+Wang Sato Kowalski Nowak Horvat Petrov Jensen Berg""".split()
+
+#: Share of an item's words that are common English, topic words, rare words.
+WORD_MIX = (0.50, 0.12, 0.38)
+#: Invented words added to each topic's vocabulary, and the Zipf exponent within a topic.
+TOPIC_JARGON = 80
+TOPIC_ZIPF = 1.1
+
+KIND_MIX = {  # kind: (share, median words, sigma)
+    "email": (0.45, 90, 0.8),
+    "message": (0.22, 14, 0.6),
+    "note": (0.10, 70, 0.9),
+    "event": (0.10, 18, 0.5),
+    "contact": (0.04, 14, 0.3),
+    "document": (0.07, 400, 0.7),
+    "preference": (0.02, 12, 0.4),
+}
+
+
+@dataclass
+class Vocabulary:
+    common: list[str]
+    topics: dict[str, list[str]]
+    tail: list[str]
+    people: list[str]
+
+
+def make_vocabulary(rng: np.random.Generator, tail_size: int = 40_000) -> Vocabulary:
+    syllables = [a + b for a in "bcdfghjklmnprstvwz" for b in ("a", "e", "i", "o", "u", "ai", "ou")]
+    tail: set[str] = set()
+    while len(tail) < tail_size:
+        count = int(rng.integers(2, 5))
+        tail.add("".join(syllables[int(i)] for i in rng.integers(0, len(syllables), count)))
+    people = sorted({f"{rng.choice(FIRST)} {rng.choice(LAST)}" for _ in range(600)})
+    ordered = sorted(tail)
+    rng.shuffle(ordered)
+    topics: dict[str, list[str]] = {}
+    for index, (name, words) in enumerate(TOPICS.items()):
+        # The topic's real words first (its most frequent), then its own jargon.
+        jargon = ordered[index * TOPIC_JARGON : (index + 1) * TOPIC_JARGON]
+        topics[name] = words.split() + jargon
+    rest = ordered[len(TOPICS) * TOPIC_JARGON :]
+    return Vocabulary(common=COMMON, topics=topics, tail=rest, people=people)
+
+
+def zipf_cdf(size: int, s: float) -> np.ndarray:
+    """Cumulative Zipf weights over ranks 1..size (sample with searchsorted)."""
+    weights = 1.0 / np.arange(1, size + 1) ** s
+    return np.cumsum(weights / weights.sum())
+
+
+class Corpus:
+    """Draws items and queries from a vocabulary, reproducibly."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.vocab = make_vocabulary(self.rng)
+        self.cdf_common = zipf_cdf(len(self.vocab.common), 1.0)
+        self.cdf_tail = zipf_cdf(len(self.vocab.tail), 1.05)
+        self.cdf_topic = zipf_cdf(len(next(iter(self.vocab.topics.values()))), TOPIC_ZIPF)
+        self.kinds = list(KIND_MIX)
+        self.cdf_kinds = np.cumsum([KIND_MIX[k][0] for k in self.kinds])
+        self.topic_names = list(self.vocab.topics)
+        self.now = datetime.now(timezone.utc)
+
+    def _draw(self, words: list[str], cdf: np.ndarray, count: int) -> list[str]:
+        picks = np.searchsorted(cdf, self.rng.random(count) * cdf[-1])
+        return [words[min(int(i), len(words) - 1)] for i in picks]
+
+    def _words(self, count: int, topics: list[str]) -> list[str]:
+        rng = self.rng
+        source = rng.random(count)
+        n_common = int((source < WORD_MIX[0]).sum())
+        n_topic = int((source < WORD_MIX[0] + WORD_MIX[1]).sum()) - n_common
+        n_tail = count - n_common - n_topic
+        words = self._draw(self.vocab.common, self.cdf_common, n_common)
+        which = rng.integers(len(topics), size=n_topic)
+        for index, name in enumerate(topics):
+            share = int((which == index).sum())
+            words += self._draw(self.vocab.topics[name], self.cdf_topic, share)
+        words += self._draw(self.vocab.tail, self.cdf_tail, n_tail)
+        order = rng.permutation(len(words))
+        return [words[int(i)] for i in order]
+
+    def item(self, index: int) -> NewItem:
+        rng = self.rng
+        kind = self.kinds[int(np.searchsorted(self.cdf_kinds, rng.random() * self.cdf_kinds[-1]))]
+        _share, median, sigma = KIND_MIX[kind]
+        length = max(3, int(rng.lognormal(np.log(median), sigma)))
+        picked = rng.choice(len(self.topic_names), size=int(rng.integers(1, 3)), replace=False)
+        topics = [self.topic_names[int(i)] for i in picked]
+        words = self._words(length, topics)
+        people = [str(p) for p in rng.choice(self.vocab.people, size=int(rng.integers(1, 4)))]
+        created = self.now - timedelta(days=float(rng.uniform(0, 3 * 365)))
+        title = " ".join(self._words(int(rng.integers(2, 7)), topics)).capitalize()
+        starts = ends = None
+        if kind == "event":
+            starts = self.now + timedelta(days=float(rng.uniform(-3 * 365, 120)))
+            ends = starts + timedelta(minutes=int(rng.choice([30, 60, 90, 120])))
+        if kind == "contact":
+            title = people[0]
+        body_words = words
+        if kind in ("email", "message", "document") and len(words) > 20:
+            cut = sorted(int(c) for c in rng.integers(1, len(words) - 1, size=len(words) // 14))
+            sentences, start = [], 0
+            for end in cut + [len(words)]:
+                if end > start:
+                    sentences.append(" ".join(body_words[start:end]).capitalize() + ".")
+                    start = end
+            body = " ".join(sentences)
+        else:
+            body = " ".join(body_words)
+        return NewItem(
+            kind=kind,
+            title=title if kind not in ("message", "preference") else "",
+            body=body,
+            source=f"bench-{kind}",
+            source_id=str(index),
+            participants=tuple(people),
+            tags=tuple(topics),
+            sensitivity=str(rng.choice(["public", "personal", "secret"], p=[0.1, 0.85, 0.05])),
+            created_at=created,
+            starts_at=starts,
+            ends_at=ends,
+        )
+
+    def query(self) -> tuple[str, dict[str, Any]]:
+        rng = self.rng
+        style = float(rng.random())
+        topic = self.vocab.topics[self.topic_names[int(rng.integers(len(self.topic_names)))]]
+
+        def topic_word() -> str:
+            return self._draw(topic, self.cdf_topic, 1)[0]
+
+        person = str(rng.choice(self.vocab.people))
+        if style < 0.35:
+            return " ".join({topic_word() for _ in range(int(rng.integers(1, 4)))}), {}
+        if style < 0.50:
+            return (person if rng.random() < 0.5 else person.split()[1]), {}
+        if style < 0.75:
+            first = person.split()[0]
+            templates = [
+                f"when is my {topic_word()} with {first}?",
+                f"what did {first} say about the {topic_word()} {topic_word()}",
+                f"remind me about {topic_word()} and {topic_word()} next week",
+                f"find the email from {person} about {topic_word()}",
+            ]
+            return templates[int(rng.integers(len(templates)))], {}
+        if style < 0.85:
+            return str(rng.choice(self.vocab.tail[: len(self.vocab.tail) // 4])), {}
+        since = self.now - timedelta(days=180)
+        return topic_word(), {"kinds": ["email", "message"], "since": since}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def run(items: int, searches: int, batch: int, seed: int, db: Path) -> dict[str, Any]:
+    corpus = Corpus(seed)
+    started = time.perf_counter()
+    generated = [corpus.item(i) for i in range(items)]
+    generate_s = time.perf_counter() - started
+    print(f"generated {items} items in {generate_s:.1f} s", file=sys.stderr)
+
+    store = ContextStore(db, purge_interval_s=None)
+    try:
+        started = time.perf_counter()
+        for offset in range(0, items, batch):
+            store.put(generated[offset : offset + batch])
+        import_s = time.perf_counter() - started
+        print(f"imported in {import_s:.1f} s ({items / import_s:.0f} items/s)", file=sys.stderr)
+        del generated
+
+        queries = [corpus.query() for _ in range(searches)]
+        for query, filters in queries[:50]:  # warm the page cache like a running daemon
+            store.search(query, **filters)
+        latencies: list[float] = []
+        hits_found = 0
+        for query, filters in queries:
+            t0 = time.perf_counter()
+            hits = store.search(query, limit=10, **filters)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            hits_found += bool(hits)
+        store._checkpoint()
+        stats = store.stats()
+        db_bytes = store.db_bytes()
+    finally:
+        store.close()
+    return {
+        "items": items,
+        "searches": searches,
+        "batch_size": batch,
+        "seed": seed,
+        "import_items_per_s": round(items / import_s, 1),
+        "import_s": round(import_s, 2),
+        "search_p50_ms": round(percentile(latencies, 50), 3),
+        "search_p90_ms": round(percentile(latencies, 90), 3),
+        "search_p99_ms": round(percentile(latencies, 99), 3),
+        "search_max_ms": round(max(latencies), 3),
+        "search_mean_ms": round(statistics.fmean(latencies), 3),
+        "searches_with_hits": hits_found,
+        "db_bytes": db_bytes,
+        "by_kind": stats["by_kind"],
+        "targets": {"search_p50_ms": 5, "search_p99_ms": 20, "import_items_per_s": 5000},
+        "machine": {
+            "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version,
+            "platform": platform.platform(),
+            "cpus": __import__("os").cpu_count(),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--searches", type=int, default=1_000)
+    parser.add_argument("--batch", type=int, default=1_000, help="items per put")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--db", type=Path, help="database file (default: a temporary one)")
+    parser.add_argument("--json", type=Path, dest="out", help="write the results here")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = args.db or Path(tmp) / "bench.db"
+        if db.exists():
+            parser.error(f"{db} exists; give a new path")
+        result = run(args.items, args.searches, args.batch, args.seed, db)
+    text = json.dumps(result, indent=2)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    print(text)
+    ok = (
+        result["search_p50_ms"] <= 5
+        and result["search_p99_ms"] <= 20
+        and result["import_items_per_s"] >= 5000
+    )
+    print("targets met" if ok else "targets NOT met", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
