@@ -137,6 +137,7 @@ class ContextStore:
         now = time.time()
         rows = [_row(item, now) for item in items]
         ids: list[str] = []
+        tags_of: dict[int, tuple[str, ...]] = {}  # the last write of an item wins
         with self._write() as conn:
             self._purge(conn, now)
             cursor = raw_cursor(conn)
@@ -145,12 +146,12 @@ class ContextStore:
                     pk, item_id = cursor.execute(_INSERT, row).fetchone()
                     if item_id != row[0]:  # an update: replace its tags
                         cursor.execute("DELETE FROM item_tags WHERE item_pk = ?", (pk,))
-                    if tags:
-                        cursor.executemany(
-                            "INSERT OR IGNORE INTO item_tags (item_pk, tag) VALUES (?, ?)",
-                            [(pk, tag) for tag in tags],
-                        )
+                    tags_of[pk] = tags
                     ids.append(item_id)
+                cursor.executemany(
+                    "INSERT OR IGNORE INTO item_tags (item_pk, tag) VALUES (?, ?)",
+                    [(pk, tag) for pk, tags in tags_of.items() for tag in tags],
+                )
             finally:
                 cursor.close()
         return ids

@@ -222,3 +222,17 @@ def test_reopen_keeps_items(tmp_path: Path) -> None:
         [item_id] = first.put([note("persisted")])
     with ContextStore(tmp_path / "c.db", purge_interval_s=None) as second:
         assert second.get(item_id).body == "persisted"
+
+
+def test_same_key_twice_in_one_batch_keeps_the_last(store: ContextStore) -> None:
+    first, second = store.put(
+        [
+            note("draft words", source="s", source_id="k", tags=("draft",)),
+            note("final words", source="s", source_id="k", tags=("final",)),
+        ]
+    )
+    assert first == second
+    item = store.get(first)
+    assert (item.body, item.tags) == ("final words", ("final",))
+    assert store.search("words", tags=["draft"]) == []
+    assert [h.item.id for h in store.search("words", tags=["final"])] == [first]
