@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +35,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge_agent.context.api import NewItem  # noqa: E402
-from edge_agent.context.store import ContextStore  # noqa: E402
+from edge_agent.context.api import NewItem
+from edge_agent.context.store import ContextStore
 
-COMMON = """the be to of and a in that have i it for not on with he as you do at this but his
-by from they we say her she or an will my one all would there their what so up out if about
-who get which go me when make can like time no just him know take people into year your good
-some could them see other than then now look only come its over think also back after use two
-how our work first well way even new want because any these give day most us is was are been
-has had were said did got made went thanks please today tomorrow week next last meeting call
-send sent let know sure great sorry hope soon later maybe yes ok right still again here there
-very much many really need help ask tell find keep start show try leave put mean while talk
-turn place home number part point fact group problem question plan money book note list open
-""".split()
+COMMON = ["the", "be", "to", "of", "and", "a", "in", "that", "have", "i", "it", "for", "not", "on", "with", "he", "as", "you", "do", "at", "this", "but", "his", "by", "from", "they", "we", "say", "her", "she", "or", "an", "will", "my", "one", "all", "would", "there", "their", "what", "so", "up", "out", "if", "about", "who", "get", "which", "go", "me", "when", "make", "can", "like", "time", "no", "just", "him", "know", "take", "people", "into", "year", "your", "good", "some", "could", "them", "see", "other", "than", "then", "now", "look", "only", "come", "its", "over", "think", "also", "back", "after", "use", "two", "how", "our", "work", "first", "well", "way", "even", "new", "want", "because", "any", "these", "give", "day", "most", "us", "is", "was", "are", "been", "has", "had", "were", "said", "did", "got", "made", "went", "thanks", "please", "today", "tomorrow", "week", "next", "last", "meeting", "call", "send", "sent", "let", "know", "sure", "great", "sorry", "hope", "soon", "later", "maybe", "yes", "ok", "right", "still", "again", "here", "there", "very", "much", "many", "really", "need", "help", "ask", "tell", "find", "keep", "start", "show", "try", "leave", "put", "mean", "while", "talk", "turn", "place", "home", "number", "part", "point", "fact", "group", "problem", "question", "plan", "money", "book", "note", "list", "open"]
 
 TOPICS = {
     "work": "project deadline review budget quarterly roadmap sprint release customer contract "
@@ -76,13 +67,8 @@ TOPICS = {
     "monitor charger",
 }
 
-FIRST = """Alice Bob Carol Dave Erin Frank Grace Heidi Ivan Judy Karl Laura Mallory Niaj Olivia
-Peggy Quentin Rupert Sybil Trent Uma Victor Wendy Xavier Yara Zoe Aaron Bianca Chen Dmitri
-Elena Farid Greta Hiro Ines Jamal Kenji Lena Marco Nadia Oscar Priya Rosa Sven Tariq Ursula
-Vera Wei Yusuf Zara""".split()
-LAST = """Smith Jones Garcia Muller Rossi Tanaka Silva Novak Kim Cohen Nguyen Patel Okafor
-Larsen Dubois Costa Haddad Ivanova Moreau Schmidt Fischer Weber Romero Santos Ahmed Ali Chen
-Wang Sato Kowalski Nowak Horvat Petrov Jensen Berg""".split()
+FIRST = ["Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy", "Karl", "Laura", "Mallory", "Niaj", "Olivia", "Peggy", "Quentin", "Rupert", "Sybil", "Trent", "Uma", "Victor", "Wendy", "Xavier", "Yara", "Zoe", "Aaron", "Bianca", "Chen", "Dmitri", "Elena", "Farid", "Greta", "Hiro", "Ines", "Jamal", "Kenji", "Lena", "Marco", "Nadia", "Oscar", "Priya", "Rosa", "Sven", "Tariq", "Ursula", "Vera", "Wei", "Yusuf", "Zara"]
+LAST = ["Smith", "Jones", "Garcia", "Muller", "Rossi", "Tanaka", "Silva", "Novak", "Kim", "Cohen", "Nguyen", "Patel", "Okafor", "Larsen", "Dubois", "Costa", "Haddad", "Ivanova", "Moreau", "Schmidt", "Fischer", "Weber", "Romero", "Santos", "Ahmed", "Ali", "Chen", "Wang", "Sato", "Kowalski", "Nowak", "Horvat", "Petrov", "Jensen", "Berg"]
 
 #: Share of an item's words that are common English, topic words, rare words.
 WORD_MIX = (0.50, 0.12, 0.38)
@@ -145,7 +131,7 @@ class Corpus:
         self.kinds = list(KIND_MIX)
         self.cdf_kinds = np.cumsum([KIND_MIX[k][0] for k in self.kinds])
         self.topic_names = list(self.vocab.topics)
-        self.now = datetime.now(timezone.utc)
+        self.now = datetime.now(UTC)
 
     def _draw(self, words: list[str], cdf: np.ndarray, count: int) -> list[str]:
         picks = np.searchsorted(cdf, self.rng.random(count) * cdf[-1])
@@ -238,7 +224,7 @@ class Corpus:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def run(items: int, searches: int, batch: int, seed: int, db: Path) -> dict[str, Any]:

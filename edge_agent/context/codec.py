@@ -8,7 +8,7 @@ newline-joined; tags are normalised to stripped lower case without duplicates.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .api import Item, NewItem
@@ -53,7 +53,7 @@ def _dedupe(values: Any) -> tuple[str, ...]:
 
 def from_epoch(value: float | None) -> datetime | None:
     """An aware UTC datetime, or None."""
-    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
 
 
 def epoch_or_none(value: datetime | None) -> float | None:
@@ -115,16 +115,16 @@ def parse_time(value: Any, field: str) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise ValueError(f"{field}: expected an ISO 8601 time")
+        raise TypeError(f"{field}: expected an ISO 8601 time")
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+        return datetime.fromtimestamp(float(value), tz=UTC)
     if not isinstance(value, str):
-        raise ValueError(f"{field}: expected an ISO 8601 time")
+        raise TypeError(f"{field}: expected an ISO 8601 time")
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise ValueError(f"{field}: expected an ISO 8601 time, got {value!r}") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def record_to_new_item(record: Mapping[str, Any]) -> NewItem:
@@ -132,25 +132,25 @@ def record_to_new_item(record: Mapping[str, Any]) -> NewItem:
 
     An exported item without a ``source_id`` gets its old ``id`` as ``source_id`` so that
     importing the same export twice does not duplicate it. Raises ``ValueError`` naming
-    the field on a malformed record.
+    the field on a malformed record (``TypeError`` for a value of the wrong type).
     """
     if not isinstance(record, Mapping):
-        raise ValueError("expected a JSON object")
+        raise TypeError("expected a JSON object")
 
     def text_field(name: str, default: str = "") -> str:
         value = record.get(name, default)
         if value is None:
             return default
         if not isinstance(value, str):
-            raise ValueError(f"{name}: expected a string")
+            raise TypeError(f"{name}: expected a string")
         return value
 
     def list_field(name: str) -> tuple[str, ...]:
         value = record.get(name) or []
         if isinstance(value, str) or not isinstance(value, list):
-            raise ValueError(f"{name}: expected a list of strings")
+            raise TypeError(f"{name}: expected a list of strings")
         if not all(isinstance(entry, str) for entry in value):
-            raise ValueError(f"{name}: expected a list of strings")
+            raise TypeError(f"{name}: expected a list of strings")
         return tuple(value)
 
     source_id = text_field("source_id") or text_field("id")

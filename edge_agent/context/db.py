@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
 
@@ -71,5 +71,4 @@ def raw_cursor(conn: Connection) -> sqlite3.Cursor:
     """The DBAPI cursor under ``conn``, for the bulk-insert hot path."""
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
-    cursor: sqlite3.Cursor = dbapi.cursor()
-    return cursor
+    return cast(sqlite3.Cursor, dbapi.cursor())

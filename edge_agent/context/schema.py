@@ -89,21 +89,29 @@ FTS_WEIGHTS = (2.0, 1.0, 1.5, 1.0)
 _EXTRA_DDL = (
     # The item's time (event start, else creation): recency listing and time filters.
     "CREATE INDEX ix_items_time ON items (coalesce(starts_at, created_at))",
-    "CREATE VIRTUAL TABLE items_fts USING fts5("
-    "title, body, participants, tags, content='items', content_rowid='pk', "
-    "tokenize='porter unicode61 remove_diacritics 2')",
-    "CREATE TRIGGER items_fts_ai AFTER INSERT ON items BEGIN "
-    "INSERT INTO items_fts(rowid, title, body, participants, tags) "
-    "VALUES (new.pk, new.title, new.body, new.participants, new.tags); END",
-    "CREATE TRIGGER items_fts_ad AFTER DELETE ON items BEGIN "
-    "INSERT INTO items_fts(items_fts, rowid, title, body, participants, tags) "
-    "VALUES ('delete', old.pk, old.title, old.body, old.participants, old.tags); END",
-    "CREATE TRIGGER items_fts_au AFTER UPDATE OF title, body, participants, tags ON items "
-    "BEGIN "
-    "INSERT INTO items_fts(items_fts, rowid, title, body, participants, tags) "
-    "VALUES ('delete', old.pk, old.title, old.body, old.participants, old.tags); "
-    "INSERT INTO items_fts(rowid, title, body, participants, tags) "
-    "VALUES (new.pk, new.title, new.body, new.participants, new.tags); END",
+    (
+        "CREATE VIRTUAL TABLE items_fts USING fts5("
+        "title, body, participants, tags, content='items', content_rowid='pk', "
+        "tokenize='porter unicode61 remove_diacritics 2')"
+    ),
+    (
+        "CREATE TRIGGER items_fts_ai AFTER INSERT ON items BEGIN "
+        "INSERT INTO items_fts(rowid, title, body, participants, tags) "
+        "VALUES (new.pk, new.title, new.body, new.participants, new.tags); END"
+    ),
+    (
+        "CREATE TRIGGER items_fts_ad AFTER DELETE ON items BEGIN "
+        "INSERT INTO items_fts(items_fts, rowid, title, body, participants, tags) "
+        "VALUES ('delete', old.pk, old.title, old.body, old.participants, old.tags); END"
+    ),
+    (
+        "CREATE TRIGGER items_fts_au AFTER UPDATE OF title, body, participants, tags ON items "
+        "BEGIN "
+        "INSERT INTO items_fts(items_fts, rowid, title, body, participants, tags) "
+        "VALUES ('delete', old.pk, old.title, old.body, old.participants, old.tags); "
+        "INSERT INTO items_fts(rowid, title, body, participants, tags) "
+        "VALUES (new.pk, new.title, new.body, new.participants, new.tags); END"
+    ),
 )
 
 
@@ -159,12 +167,11 @@ def upgrade(
         step = steps.get(version + 1)
         if step is None:
             raise SchemaError(f"no migration to context schema version {version + 1}")
-        with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
-            with conn.begin():
-                if current_version(conn) != version:  # another process got there first
-                    version = current_version(conn)
-                    continue
+        writer = engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+        with writer as conn, conn.begin():
+            found = current_version(conn)
+            if found == version:
                 step(conn)
                 set_version(conn, version + 1)
-        version += 1
+        version = version + 1 if found == version else found  # else: another process did it
     return version

@@ -14,6 +14,7 @@ and purged on open, on every write and by a background timer.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from sqlalchemy import Connection
 
@@ -50,6 +51,8 @@ from .limits import (
 )
 from .query import STOPWORDS, match_expression, terms
 from .schema import upgrade
+
+_log = logging.getLogger(__name__)
 
 RECENCY_WEIGHT = 0.5
 RECENCY_HALF_DAYS = 30.0
@@ -106,7 +109,7 @@ class ContextStore:
             self._purger.join()
         self._engine.dispose()
 
-    def __enter__(self) -> ContextStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -119,9 +122,9 @@ class ContextStore:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self._engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
-            with conn.begin():
-                yield conn
+        writer = self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+        with writer as conn, conn.begin():
+            yield conn
         self._contacts = None
         self._frequencies.clear()
 
@@ -230,7 +233,7 @@ class ContextStore:
             try:
                 self.purge_expired()
             except Exception:  # noqa: BLE001 - a busy database must not kill the timer
-                continue
+                _log.warning("purging expired context items failed", exc_info=True)
 
     def vacuum(self) -> None:
         """Rebuild the file compactly (frees the pages of deleted items)."""

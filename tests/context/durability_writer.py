@@ -14,9 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from edge_agent.context.api import NewItem  # noqa: E402
-from edge_agent.context.importers import import_paths  # noqa: E402
-from edge_agent.context.store import ContextStore  # noqa: E402
+from edge_agent.context.api import NewItem
+from edge_agent.context.importers import import_paths
+from edge_agent.context.store import ContextStore
 
 BATCH = 40
 FILLER = "lorem ipsum dolor sit amet " * 20

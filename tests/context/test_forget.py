@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ MARKERS = ("qzxwvk", "jzxwvk", "kzxwvk", "yzxwvk", "xzxwvk")
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> ContextStore:
+def store(tmp_path: Path) -> Iterator[ContextStore]:
     s = ContextStore(tmp_path / "ctx.db", purge_interval_s=None)
     yield s
     s.close()
@@ -39,7 +40,7 @@ def file_bytes(path: Path) -> bytes:
 
 
 def test_forget_by_id_source_query_everything(store: ContextStore) -> None:
-    a, b, c, d, e = store.put(
+    a, _b, c, d, e = store.put(
         [
             note("red apples", source="orchard"),
             note("green apples", source="orchard", source_id="g"),
@@ -126,7 +127,7 @@ def test_forgotten_text_is_gone_from_the_file(tmp_path: Path) -> None:
 
 
 def test_expired_items_are_invisible_and_purged(store: ContextStore, tmp_path: Path) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     gone, kept = store.put(
         [
             note("stale coupon code", expires_at=now - timedelta(seconds=1)),
@@ -145,7 +146,7 @@ def test_expired_items_are_invisible_and_purged(store: ContextStore, tmp_path: P
 def test_purge_runs_by_itself(tmp_path: Path) -> None:
     path = tmp_path / "ctx.db"
     with ContextStore(path, purge_interval_s=0.1) as store:
-        soon = datetime.now(timezone.utc) + timedelta(seconds=0.3)
+        soon = datetime.now(UTC) + timedelta(seconds=0.3)
         store.put([note("short lived", expires_at=soon), note("long lived")])
         deadline = time.monotonic() + 5
         count = 2
@@ -161,7 +162,7 @@ def test_purge_runs_by_itself(tmp_path: Path) -> None:
 def test_expired_items_are_purged_on_open(tmp_path: Path) -> None:
     path = tmp_path / "ctx.db"
     with ContextStore(path, purge_interval_s=None) as store:
-        store.put([note("short lived", expires_at=datetime.now(timezone.utc) + timedelta(seconds=0.2))])
+        store.put([note("short lived", expires_at=datetime.now(UTC) + timedelta(seconds=0.2))])
     time.sleep(0.3)
     with ContextStore(path, purge_interval_s=None):
         pass

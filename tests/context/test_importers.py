@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -161,7 +162,7 @@ END:VCARD\r
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> ContextStore:
+def store(tmp_path: Path) -> Iterator[ContextStore]:
     s = ContextStore(tmp_path / "ctx.db", purge_interval_s=None)
     yield s
     s.close()
@@ -188,7 +189,7 @@ def test_mbox(tmp_path: Path) -> None:
         "carl@example.org",
     )
     assert lunch.source_id == "<m1@example.org>"
-    assert lunch.created_at == datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    assert lunch.created_at == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
     assert invoice.body == "Your invoice 42 is due. Grüße"
     assert "color" not in invoice.body
     assert invoice.source_id  # hash of headers and text, no Message-ID
@@ -209,8 +210,8 @@ def test_ics(tmp_path: Path) -> None:
     assert errors == []  # the event without a start is skipped silently
     assert planning.kind == "event"
     assert planning.title == "Café planning, part 2"
-    assert planning.starts_at == datetime(2026, 7, 1, 8, 0, tzinfo=timezone.utc)
-    assert planning.ends_at == datetime(2026, 7, 1, 9, 30, tzinfo=timezone.utc)
+    assert planning.starts_at == datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
+    assert planning.ends_at == datetime(2026, 7, 1, 9, 30, tzinfo=UTC)
     assert planning.participants == ("Dana Scully", "Fox Mulder", "skinner@example.org")
     assert planning.tags == ("Work", "Planning")
     assert "fo" + "lded across two lines" in planning.body
@@ -218,8 +219,8 @@ def test_ics(tmp_path: Path) -> None:
     assert "Repeats: FREQ=WEEKLY;COUNT=4" in planning.body
     assert "Reminder" not in planning.body  # the alarm's description is not the event's
     assert christmas.sensitivity == "secret"
-    assert christmas.starts_at == datetime(2026, 12, 24, tzinfo=timezone.utc)
-    assert standup.ends_at == datetime(2026, 3, 1, 9, 45, tzinfo=timezone.utc)
+    assert christmas.starts_at == datetime(2026, 12, 24, tzinfo=UTC)
+    assert standup.ends_at == datetime(2026, 3, 1, 9, 45, tzinfo=UTC)
     assert moved.source_id.startswith("ev-1@test#")
     assert len({planning.source_id, moved.source_id}) == 2
 
@@ -267,7 +268,7 @@ def test_notes_folder(tmp_path: Path) -> None:
 
 
 def test_jsonl_round_trip(store: ContextStore, tmp_path: Path) -> None:
-    start = datetime(2026, 5, 1, 12, tzinfo=timezone.utc)
+    start = datetime(2026, 5, 1, 12, tzinfo=UTC)
     store.put(
         [
             NewItem(kind="note", body="first ünïcode line\nsecond", title="T", tags=("x",)),

@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,11 +16,11 @@ from edge_agent.context import ranking
 from edge_agent.context.api import NewItem
 from edge_agent.context.store import ContextStore
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 @pytest.fixture()
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ContextStore:
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ContextStore]:
     monkeypatch.setattr(ranking, "SCORE_CAP", 8)
     monkeypatch.setattr(ranking, "RERANK_MIN", 3)
     monkeypatch.setattr(ranking, "SCAN_FACTOR", 1)
@@ -28,9 +30,10 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ContextStore:
     s.close()
 
 
-def note(body: str, **kw: object) -> NewItem:
-    return NewItem(kind=kw.pop("kind", "note"), body=body, created_at=kw.pop("created_at", NOW),
-                   **kw)  # type: ignore[arg-type]
+def note(body: str, **kw: Any) -> NewItem:
+    kw.setdefault("kind", "note")
+    kw.setdefault("created_at", NOW)
+    return NewItem(body=body, **kw)
 
 
 def bodies(hits: list) -> list[str]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ def words(text: str) -> int:
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> ContextStore:
+def store(tmp_path: Path) -> Iterator[ContextStore]:
     s = ContextStore(tmp_path / "ctx.db", purge_interval_s=None)
     yield s
     s.close()
@@ -63,10 +64,11 @@ def test_retrieve_can_exclude_secret_items(store: ContextStore) -> None:
 
 
 def _item(body: str, **kw: object) -> Item:
-    fields: dict[str, object] = dict(
-        id="i", kind="note", body=body, title="", source="s", source_id="", participants=(),
-        tags=(), sensitivity="personal", created_at=datetime(2026, 1, 2, tzinfo=timezone.utc),
-    )
+    fields: dict[str, object] = {
+        "id": "i", "kind": "note", "body": body, "title": "", "source": "s", "source_id": "",
+        "participants": (), "tags": (), "sensitivity": "personal",
+        "created_at": datetime(2026, 1, 2, tzinfo=UTC),
+    }
     fields.update(kw)
     return Item(**fields)  # type: ignore[arg-type]
 
@@ -77,7 +79,7 @@ def test_format_is_compact() -> None:
               participants=("Ann", "Bob", "Cy", "Di", "Ed", "Flo"))
     )
     assert line == "[email 2026-01-02 | Ann, Bob, Cy, Di, +2 | Lunch] Let's meet at noon"
-    start = datetime(2026, 3, 4, 9, 30, tzinfo=timezone.utc)
+    start = datetime(2026, 3, 4, 9, 30, tzinfo=UTC)
     event = format_item(_item("Dentist", kind="event", starts_at=start,
                               ends_at=start.replace(hour=10)))
     assert event == "[event 2026-03-04 09:30-10:30] Dentist"

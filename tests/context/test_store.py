@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,11 @@ from edge_agent.context.api import NewItem
 from edge_agent.context.store import ContextStore
 from orchestrator.errors import InvalidArgument, NotFound, OutOfRange
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> ContextStore:
+def store(tmp_path: Path) -> Iterator[ContextStore]:
     s = ContextStore(tmp_path / "ctx.db", purge_interval_s=None)
     yield s
     s.close()
@@ -57,7 +58,7 @@ def test_put_get_round_trip(store: ContextStore) -> None:
 
 def test_naive_datetimes_are_utc(store: ContextStore) -> None:
     [item_id] = store.put([note("x", created_at=datetime(2024, 1, 2, 3, 4, 5))])
-    assert store.get(item_id).created_at == datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert store.get(item_id).created_at == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def test_get_unknown_raises_not_found(store: ContextStore) -> None:

@@ -143,21 +143,23 @@ def import_paths(
     for path, name in zip(resolved, formats):
         batch: list[NewItem] = []
         written = 0
-
-        def flush() -> None:
-            nonlocal written
-            ids = store.put(batch)
-            written += len(ids)
-            batch.clear()
-            if on_batch is not None:
-                on_batch(ids)
-
         for item in read_path(path, fmt=name, progress=progress, on_error=report.error):
             batch.append(item if sensitivity is None else replace(item, sensitivity=sensitivity))
             if len(batch) >= batch_size:
-                flush()
+                written += _flush(store, batch, on_batch)
         if batch:
-            flush()
+            written += _flush(store, batch, on_batch)
         report.items += written
         report.by_path[str(path)] = written
     return report
+
+
+def _flush(
+    store: ContextStore, batch: list[NewItem], on_batch: Callable[[list[str]], None] | None
+) -> int:
+    """Write ``batch`` durably, empty it, acknowledge it; return how many were written."""
+    ids = store.put(batch)
+    batch.clear()
+    if on_batch is not None:
+        on_batch(ids)
+    return len(ids)

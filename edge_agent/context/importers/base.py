@@ -13,8 +13,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from ..limits import MAX_BODY_BYTES, MAX_NAME_CHARS, MAX_PARTICIPANTS, MAX_TAG_CHARS, MAX_TAGS
-from ..limits import MAX_TITLE_CHARS
+from ..limits import (
+    MAX_BODY_BYTES,
+    MAX_NAME_CHARS,
+    MAX_PARTICIPANTS,
+    MAX_TAG_CHARS,
+    MAX_TAGS,
+    MAX_TITLE_CHARS,
+)
 
 
 @dataclass(frozen=True)

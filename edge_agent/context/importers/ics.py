@@ -17,7 +17,7 @@ is the ``UID`` (plus ``RECURRENCE-ID`` for a changed occurrence of a series).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ def read_ics(path: Path, meter: Meter, on_error: ErrorFn) -> Iterator[NewItem]:
             try:
                 calendar = icalendar.Calendar.from_ical(_WRAP.format("".join(zones) + text))
                 events = calendar.walk("VEVENT")
-                item = event_to_item(events[0], source)
+                item = event_to_item(events[0], source)  # type: ignore[arg-type]
             except Exception as exc:  # noqa: BLE001 - one broken event must not stop it
                 on_error(f"{path}: event {number}", f"{type(exc).__name__}: {exc}")
                 continue
@@ -54,9 +54,9 @@ def read_ics(path: Path, meter: Meter, on_error: ErrorFn) -> Iterator[NewItem]:
 
 def _when(value: Any) -> datetime | None:
     if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     if isinstance(value, date):
-        return datetime.combine(value, time(0, 0), tzinfo=timezone.utc)
+        return datetime.combine(value, time(0, 0), tzinfo=UTC)
     return None
 
 
@@ -121,7 +121,8 @@ def event_to_item(event: icalendar.Event, source: str) -> NewItem | None:
     if people:
         lines_.append(f"With: {', '.join(people)}")
     if "RRULE" in event:
-        lines_.append(f"Repeats: {event['RRULE'].to_ical().decode()}")
+        rule = event["RRULE"].to_ical()
+        lines_.append(f"Repeats: {rule.decode() if isinstance(rule, bytes) else rule}")
     status = _text(event, "STATUS")
     if status.upper() == "CANCELLED":
         lines_.append("Status: cancelled")

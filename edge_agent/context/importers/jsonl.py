@@ -25,7 +25,7 @@ def read_jsonl(path: Path, meter: Meter, on_error: ErrorFn) -> Iterator[NewItem]
                 continue
             try:
                 item = record_to_new_item(json.loads(raw))
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, TypeError) as exc:  # bad JSON, bad UTF-8, bad fields
                 on_error(f"{path}:{number}", str(exc).splitlines()[0])
                 continue
             yield replace(item, body=clip_body(item.body))

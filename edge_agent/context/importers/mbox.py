@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -115,7 +115,7 @@ def _date(message: EmailMessage) -> datetime | None:
         sent = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    return sent if sent.tzinfo is not None else sent.replace(tzinfo=timezone.utc)
+    return sent if sent.tzinfo is not None else sent.replace(tzinfo=UTC)
 
 
 def _text(message: EmailMessage) -> tuple[str, list[str]]:
@@ -126,11 +126,11 @@ def _text(message: EmailMessage) -> tuple[str, list[str]]:
             name = part.get_filename()
             if name:
                 attachments.append(str(name))
-    part = message.get_body(preferencelist=("plain", "html"))
-    if part is None:
+    body = message.get_body(preferencelist=("plain", "html"))
+    if body is None:
         return "", attachments
-    content = _content(part)  # type: ignore[arg-type]
-    if part.get_content_subtype() == "html":
+    content = _content(body)  # type: ignore[arg-type]
+    if body.get_content_subtype() == "html":
         content = html_to_text(content)
     return content.strip(), attachments
 

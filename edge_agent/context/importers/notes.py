@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..api import NewItem
@@ -63,7 +63,7 @@ def read_notes(root: Path, meter: Meter, on_error: ErrorFn) -> Iterator[NewItem]
             source=source,
             source_id=file.resolve().relative_to(base.resolve()).as_posix(),
             tags=tags,
-            created_at=datetime.fromtimestamp(mtime, tz=timezone.utc),
+            created_at=datetime.fromtimestamp(mtime, tz=UTC),
         )
 
 
