@@ -80,11 +80,15 @@ def _distinctive(text: str) -> set[str]:
     for line in text.splitlines():
         words = [w.strip(_TOKEN_EDGE) for w in line.split()]
         for i, w in enumerate(words):
-            if len(w) >= 3 and any(ch.isdigit() for ch in w) or (
-                i > 0
-                and len(w) >= 4
-                and w[0].isupper()
-                and not words[i - 1].endswith((".", "!", "?"))
+            if (
+                len(w) >= 3
+                and any(ch.isdigit() for ch in w)
+                or (
+                    i > 0
+                    and len(w) >= 4
+                    and w[0].isupper()
+                    and not words[i - 1].endswith((".", "!", "?"))
+                )
             ):
                 out.add(w)
     return out

@@ -24,12 +24,12 @@ def _is_word_char(ch: str) -> bool:
 
 @lru_cache(maxsize=4096)
 def _phrase(keyword: str) -> tuple[str, re.Pattern[str] | None]:
-    """(lowercased first word, pattern for a multi-word phrase or None)."""
+    """(lowercased first word, anchored pattern for the rest of a phrase, or None)."""
     words = keyword.lower().split()
     if len(words) == 1:
         return words[0], None
-    body = r"\s+".join(re.escape(w) for w in words)
-    return words[0], re.compile(r"(?<!\w)" + body + r"(?!\w)")
+    rest = "".join(r"\s+" + re.escape(w) for w in words[1:])
+    return words[0], re.compile(rest + r"(?!\w)")
 
 
 class Words:
@@ -51,16 +51,16 @@ class Words:
         first, phrase = _phrase(keyword)
         if not first or first not in low:
             return False
-        if phrase is not None:
-            return phrase.search(low) is not None
         n = len(first)
         i = low.find(first)
         while i != -1:
             j = i + n
-            if (i == 0 or not _is_word_char(low[i - 1])) and (
-                j == len(low) or not _is_word_char(low[j])
-            ):
-                return True
+            if i == 0 or not _is_word_char(low[i - 1]):
+                if phrase is not None:
+                    if phrase.match(low, j):
+                        return True
+                elif j == len(low) or not _is_word_char(low[j]):
+                    return True
             i = low.find(first, i + 1)
         return False
 

@@ -394,3 +394,22 @@ def test_daemon_style_context_line_is_scrubbed() -> None:
     assert d.redacted_prompt is not None and "Pelican" not in d.redacted_prompt
     assert "Tobias" not in d.redacted_prompt
     assert d.redacted_prompt.endswith("Which gym locker is mine?")
+
+
+@pytest.mark.parametrize(
+    ("prompt", "hit"),
+    [
+        ("Please do it Step by step.", True),
+        ("step\nby   step", True),
+        ("a step by steps", False),
+        ("footstep by step", False),
+        ("step by", False),
+        ("prove it", True),
+        ("improve it", False),
+        ("proven", False),
+    ],
+)
+def test_quality_keywords_are_whole_words(prompt: str, hit: bool) -> None:
+    policy = parse_policy('[quality]\nprefer_cloud_keywords = ["step by step", "prove"]\n')
+    d = decide(req(prompt, max_tokens=10), est(), policy)
+    assert ("quality.prefer_cloud" in d.rules_fired) is hit
