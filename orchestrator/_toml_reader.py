@@ -142,4 +142,4 @@ class Table:
         for name in self.data:
             if name not in self._seen:
                 known = ", ".join(sorted(self._seen)) or "none"
-                raise self.error(self.key(name), f"a known key (unknown key; known: {known})")
+                raise self.error(self.key(name), f"unknown key; expected one of: {known}")

@@ -75,6 +75,22 @@ class Estimators:
         self._cloud_per_token = lat.cloud.ms_per_prompt_token
         self._cloud_rate = _Ewma(lat.ewma_alpha, lat.cloud.tokens_per_s)
 
+    def reconfigure(self, latency: Latency) -> None:
+        """Apply a reloaded policy: new smoothing; new priors where nothing was observed."""
+        with self._lock:
+            for est in (self._local_ttft, self._local_rate, self._cloud_ttft, self._cloud_rate):
+                est.alpha = latency.ewma_alpha
+            if self._local_ttft.count == 0:
+                self._local_ttft.a = latency.local.ttft_ms
+                self._local_ttft.b = latency.local.ms_per_prompt_token
+            if self._local_rate.count == 0:
+                self._local_rate.value = latency.local.tokens_per_s
+            if self._cloud_ttft.count == 0:
+                self._cloud_ttft.value = latency.cloud.ttft_ms
+            if self._cloud_rate.count == 0:
+                self._cloud_rate.value = latency.cloud.tokens_per_s
+            self._cloud_per_token = latency.cloud.ms_per_prompt_token
+
     def observe_local(
         self, prompt_tokens: int, ttft_ms: float, completion_tokens: int, tokens_per_s: float
     ) -> None:

@@ -82,3 +82,12 @@ def test_thread_safe_under_concurrent_updates() -> None:
     for t in threads:
         t.join()
     assert snap(e).local_tokens_per_s == pytest.approx(25.0)
+
+
+def test_reconfigure_keeps_what_was_learned() -> None:
+    e = Estimators()
+    e.observe_cloud(900.0, 50, 30.0)
+    e.reconfigure(Latency(local=SideLatency(10.0, 0.0, 99.0), cloud=SideLatency(1.0, 0.0, 1.0)))
+    s = snap(e, prompt_tokens=100)
+    assert s.local_ttft_ms == pytest.approx(10.0) and s.local_tokens_per_s == 99.0  # new priors
+    assert s.cloud_ttft_ms == pytest.approx(900.0) and s.cloud_tokens_per_s == 30.0  # learned
