@@ -94,6 +94,9 @@ _EXTRA_DDL = (
         "title, body, participants, tags, content='items', content_rowid='pk', "
         "tokenize='porter unicode61 remove_diacritics 2')"
     ),
+    # Merge index segments 8 at a time (default 4): about 15% less work per import for
+    # a few more segments to look up per query word.
+    "INSERT INTO items_fts(items_fts, rank) VALUES ('automerge', 8)",
     (
         "CREATE TRIGGER items_fts_ai AFTER INSERT ON items BEGIN "
         "INSERT INTO items_fts(rowid, title, body, participants, tags) "

@@ -4,9 +4,11 @@
 as a whole batch first (see :mod:`edge_agent.context.limits` for the documented limits),
 then run in one ``BEGIN IMMEDIATE`` transaction that is on disk when the call returns.
 
-Search ranks by BM25 (title words count double) times a recency boost: an item whose
-time (event start, else creation time) is near now scores up to ``1 + RECENCY_WEIGHT``
-times its text score, decaying by half over ``RECENCY_HALF_DAYS``. Filters: kinds and
+Search matches items containing any word of the query (common function words dropped,
+see :mod:`.query`) and ranks them by BM25 (title words count double) times a recency
+boost: an item whose time (event start, else creation time) is near now scores up to
+``1 + RECENCY_WEIGHT`` times its text score, a boost that halves at ``RECENCY_HALF_DAYS``
+away. :mod:`.ranking` bounds the work per query on large stores. Filters: kinds and
 sensitivities match any of the given values, tags must all be present, ``since`` is
 inclusive and ``until`` exclusive on the item's time. Expired items are invisible at once
 and purged on open, on every write and by a background timer.

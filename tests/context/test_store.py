@@ -237,3 +237,33 @@ def test_same_key_twice_in_one_batch_keeps_the_last(store: ContextStore) -> None
     assert (item.body, item.tags) == ("final words", ("final",))
     assert store.search("words", tags=["draft"]) == []
     assert [h.item.id for h in store.search("words", tags=["final"])] == [first]
+
+
+def test_threads_share_one_store(store: ContextStore) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for batch in range(5):
+                store.put([note(f"thread{n} batch{batch} item{i} shared") for i in range(20)])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    def reader() -> None:
+        try:
+            for _ in range(10):
+                store.search("shared", limit=5)
+                store.contact_names()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    threads += [threading.Thread(target=reader) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert store.stats()["items"] == 3 * 5 * 20

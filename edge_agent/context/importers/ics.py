@@ -3,9 +3,9 @@
 Why ``icalendar``: it is the maintained RFC 5545 implementation for Python (parsing,
 escaping, line unfolding, ``TZID`` with IANA zones and with the file's own ``VTIMEZONE``
 definitions). The file is split into components as it is read (see
-:mod:`.components`); time zone definitions are kept (they are few and small) and each
-event is parsed inside a minimal calendar with them, so memory does not grow with the
-number of events.
+:mod:`.components`); time zone definitions are kept, one per ``TZID`` (they are few and
+small), and each event is parsed inside a minimal calendar with them, so memory does not
+grow with the number of events.
 
 Each ``VEVENT`` becomes an ``event`` item: title from ``SUMMARY``, body with the time,
 place, people, recurrence rule and ``DESCRIPTION``; participants from ``ORGANIZER`` and
@@ -16,6 +16,7 @@ is the ``UID`` (plus ``RECURRENCE-ID`` for a changed occurrence of a series).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -27,22 +28,25 @@ from ..api import NewItem
 from .base import ErrorFn, Meter, clip_body, clip_names, clip_tags, clip_title, digest, lines
 from .components import components
 
+_TZID = re.compile(r"^TZID:(.*)$", re.IGNORECASE | re.MULTILINE)
 _WRAP = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//edgecloud//import//EN\r\n{}END:VCALENDAR\r\n"
 
 
 def read_ics(path: Path, meter: Meter, on_error: ErrorFn) -> Iterator[NewItem]:
     """Events of the iCalendar file at ``path``."""
     source = f"ics:{path.resolve()}"
-    zones: list[str] = []
+    zones: dict[str, str] = {}  # TZID -> its VTIMEZONE text (a calendar repeats them)
     with path.open("rb") as stream:
         number = 0
         for name, text in components(lines(stream, meter), ("VTIMEZONE", "VEVENT")):
             if name == "VTIMEZONE":
-                zones.append(text)
+                found = _TZID.search(text)
+                zones[found.group(1).strip() if found else text] = text
                 continue
             number += 1
             try:
-                calendar = icalendar.Calendar.from_ical(_WRAP.format("".join(zones) + text))
+                wrapped = _WRAP.format("".join(zones.values()) + text)
+                calendar = icalendar.Calendar.from_ical(wrapped)
                 events = calendar.walk("VEVENT")
                 item = event_to_item(events[0], source)  # type: ignore[arg-type]
             except Exception as exc:  # noqa: BLE001 - one broken event must not stop it
