@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import Any
 
 import grpc
+import pytest
 from edgecloud.v1 import edge_agent_pb2 as pb
 
 from cloud_stub.backends import Backend, BackendError, BackendInfo, Done, Event, Params
@@ -31,6 +32,13 @@ from cloud_stub.server import StubSettings, run_server
 
 TESTS = Path(__file__).resolve().parents[1]
 LONG = os.environ.get("EDGECLOUD_LONG") == "1"
+
+
+def scales(default: Any, long: Any, name: str = "") -> list[Any]:
+    """Parameters for a suite's default count and its long variant; the long one is
+    marked ``slow`` and runs only with ``EDGECLOUD_LONG=1``."""
+    skip = pytest.mark.skipif(not LONG, reason="long variant: set EDGECLOUD_LONG=1")
+    return [pytest.param(default, id="default"), pytest.param(long, id="long", marks=[pytest.mark.slow, skip])]
 
 
 def _top_conftest() -> ModuleType:

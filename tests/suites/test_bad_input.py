@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,23 @@ from orchestrator.policy import parse_policy
 
 pytestmark = pytest.mark.model
 
-EXAMPLES = 1500 if LONG else 200
+EXAMPLES = 200
+LONG_FACTOR = 8
+
+
+def fuzzed(examples: int, **strategies: Any) -> Callable[[Callable[..., None]], tuple[Any, Any]]:
+    """The default test (``examples`` reproducible cases) and its long variant (eight
+    times more, fresh every run, marked slow, only with ``EDGECLOUD_LONG=1``)."""
+
+    def wrap(body: Callable[..., None]) -> tuple[Any, Any]:
+        base: dict[str, Any] = {"deadline": None, "suppress_health_check": list(HealthCheck), "database": None}
+        quick = settings(max_examples=examples, derandomize=True, **base)(given(**strategies)(body))
+        long = settings(max_examples=examples * LONG_FACTOR, **base)(given(**strategies)(body))
+        skip = pytest.mark.skipif(not LONG, reason="long variant: set EDGECLOUD_LONG=1")
+        return quick, pytest.mark.slow(skip(long))
+
+    return wrap
+
 FIELD_DETAIL = re.compile(r"^(?P<field>[a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*|ids\|source\|all): \S")
 REJECT = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE}
 SEEN: Counter[str] = Counter()
@@ -72,7 +88,7 @@ def check_status(exc: grpc.RpcError, bad: set[str], what: str) -> None:
 
 # -- GenerateRequest ------------------------------------------------------------------------
 
-text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
+text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 words = st.text(st.characters(exclude_categories=("Cs", "Z", "C")), min_size=1, max_size=12)
 floats = st.one_of(st.floats(width=32), st.sampled_from([-0.0, 2.0000001, -1e-9, 1.0000001]))
 int32 = st.one_of(st.integers(-(2**31), 2**31 - 1), st.sampled_from([-1, 2049, 2**31 - 1, -(2**31)]))
@@ -113,11 +129,14 @@ def generate_requests(draw: st.DrawFn) -> pb.GenerateRequest:
         labels=draw(mostly(st.lists(words, max_size=3), st.lists(text, max_size=20))),
         app_id=draw(text),
     )
+    prompt = draw(prompts)
     return pb.GenerateRequest(
-        prompt=draw(prompts),
+        prompt=prompt,
         params=params,
         routing=routing,
-        use_context=draw(st.booleans()),
+        # use_context with a prompt over 2000 characters hits a known defect, pinned by
+        # test_use_context_with_a_long_prompt_is_accepted below.
+        use_context=draw(st.booleans()) and len(prompt) <= 2000,
         request_id=draw(mostly(st.text(st.characters(codec="ascii"), max_size=20), st.text(min_size=60, max_size=70))),
     )
 
@@ -155,9 +174,7 @@ def bad_fields(m: pb.GenerateRequest) -> set[str]:
     return bad
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-@given(msg=generate_requests())
-def test_random_generate_requests(channel: grpc.Channel, msg: pb.GenerateRequest) -> None:
+def _random_generate_requests(channel: grpc.Channel, msg: pb.GenerateRequest) -> None:
     stub = pb_grpc.EdgeAgentStub(channel)
     bad = bad_fields(msg)
     try:
@@ -179,7 +196,10 @@ def test_random_generate_requests(channel: grpc.Channel, msg: pb.GenerateRequest
         if not bad:
             assert exc.code() != grpc.StatusCode.INTERNAL, exc.details()
             SEEN[f"generate:{exc.code().name}"] += 1
-            assert exc.code() in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.PERMISSION_DENIED), exc.details()
+            # More tokens than the model's context: refused naming the prompt (the byte
+            # limit alone cannot tell, so only long prompts may get this).
+            too_long = exc.code() == grpc.StatusCode.OUT_OF_RANGE and (exc.details() or "").startswith("prompt: ")
+            assert (too_long and len(msg.prompt.encode()) > 4096) or exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, exc.details()
             return
         check_status(exc, bad, "generate")
     except StopIteration:  # pragma: no cover - a stream always has a done
@@ -189,6 +209,26 @@ def test_random_generate_requests(channel: grpc.Channel, msg: pb.GenerateRequest
         assert not bad, f"Generate accepted although {bad} break the rules"
         assert first.HasField("delta") or first.HasField("done")
         call.cancel()
+
+
+test_random_generate_requests, test_random_generate_requests_long = fuzzed(EXAMPLES, msg=generate_requests())(_random_generate_requests)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "defect: a valid GenerateRequest with use_context and a prompt over 2000 characters "
+        "(the prompt limit is 32 KiB) is refused OUT_OF_RANGE 'query: must be at most 2000 "
+        "characters', naming a field the request does not have: AgentService.plan() passes the "
+        "whole prompt to ContextStore.retrieve(), whose validate_query() caps queries at "
+        "MAX_QUERY_CHARS"
+    ),
+)
+def test_use_context_with_a_long_prompt_is_accepted(channel: grpc.Channel) -> None:
+    stub = pb_grpc.EdgeAgentStub(channel)
+    prompt = "Summarise my notes about the garden. " * 60  # about 2.2 kB
+    d = stub.ExplainRoute(pb.GenerateRequest(prompt=prompt, use_context=True), timeout=30)
+    assert d.target == pb.ROUTE_TARGET_LOCAL
 
 
 # -- PutContext -----------------------------------------------------------------------------
@@ -251,9 +291,7 @@ def bad_item_fields(i: int, it: pb.ContextItem) -> set[str]:
     return bad
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-@given(batch=st.lists(items(), max_size=4))
-def test_random_put_context(channel: grpc.Channel, batch: list[pb.ContextItem]) -> None:
+def _random_put_context(channel: grpc.Channel, batch: list[pb.ContextItem]) -> None:
     stub = pb_grpc.EdgeAgentStub(channel)
     bad: set[str] = set() if batch else {"items"}
     for i, it in enumerate(batch):
@@ -269,18 +307,15 @@ def test_random_put_context(channel: grpc.Channel, batch: list[pb.ContextItem]) 
         assert len(ids) == len(batch)
 
 
+test_random_put_context, test_random_put_context_long = fuzzed(EXAMPLES, batch=st.lists(items(), max_size=4))(_random_put_context)
+
+
 # -- SearchContext with FTS5 syntax ---------------------------------------------------------
 
 FTS = ['"', "*", "NEAR(", "NEAR", ")", "(", "AND", "OR", "NOT", "^", ":", "title:", "{title body}:", "-", "+", "'", "\\", "''", '""', "dentist*", "col:x", "a OR", "NOT b"]
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-@given(
-    words=st.lists(st.one_of(st.sampled_from(FTS), text), max_size=8),
-    limit=st.one_of(st.integers(0, 100), st.integers(-(2**31), 2**31 - 1)),
-    kinds=st.lists(st.one_of(st.sampled_from(KINDS), text), max_size=2),
-)
-def test_fts5_syntax_in_search_is_plain_words(channel: grpc.Channel, words: list[str], limit: int, kinds: list[str]) -> None:
+def _fts5_syntax_in_search_is_plain_words(channel: grpc.Channel, words: list[str], limit: int, kinds: list[str]) -> None:
     stub = pb_grpc.EdgeAgentStub(channel)
     query = " ".join(words)
     bad: set[str] = set()
@@ -299,6 +334,11 @@ def test_fts5_syntax_in_search_is_plain_words(channel: grpc.Channel, words: list
     else:
         SEEN["search:OK"] += 1
         assert not bad, f"accepted although {bad} break the rules"
+
+
+test_fts5_syntax_in_search_is_plain_words, test_fts5_syntax_in_search_is_plain_words_long = fuzzed(EXAMPLES, words=st.lists(st.one_of(st.sampled_from(FTS), text), max_size=8),
+    limit=st.one_of(st.integers(0, 100), st.integers(-(2**31), 2**31 - 1)),
+    kinds=st.lists(st.one_of(st.sampled_from(KINDS), text), max_size=2),)(_fts5_syntax_in_search_is_plain_words)
 
 
 def test_fts5_operators_find_the_words(channel: grpc.Channel) -> None:
@@ -472,9 +512,7 @@ def policies(draw: st.DrawFn) -> tuple[str, str]:
     return doc, f"{section}.{name}"
 
 
-@settings(max_examples=EXAMPLES * 2, deadline=None, database=None)
-@given(case=policies())
-def test_random_policy_files_raise_only_policy_errors_naming_the_key(case: tuple[str, str]) -> None:
+def _random_policy_files_raise_only_policy_errors_naming_the_key(case: tuple[str, str]) -> None:
     doc, key = case
     try:
         parse_policy(doc, "fuzz.toml")
@@ -488,9 +526,10 @@ def test_random_policy_files_raise_only_policy_errors_naming_the_key(case: tuple
         SEEN["policy:ok"] += 1
 
 
-@settings(max_examples=EXAMPLES, deadline=None, database=None)
-@given(doc=st.one_of(text, st.text(st.sampled_from(list('[]="{}.,#\n \\0123456789abcdefxyz_-tru')), max_size=80)))
-def test_random_policy_text_raises_only_policy_errors(doc: str) -> None:
+test_random_policy_files_raise_only_policy_errors_naming_the_key, test_random_policy_files_raise_only_policy_errors_naming_the_key_long = fuzzed(EXAMPLES * 2, case=policies())(_random_policy_files_raise_only_policy_errors_naming_the_key)
+
+
+def _random_policy_text_raises_only_policy_errors(doc: str) -> None:
     try:
         parse_policy(doc, "fuzz.toml")
     except PolicyError as exc:
@@ -498,6 +537,9 @@ def test_random_policy_text_raises_only_policy_errors(doc: str) -> None:
         assert exc.key
     else:
         SEEN["policy-text:ok"] += 1
+
+
+test_random_policy_text_raises_only_policy_errors, test_random_policy_text_raises_only_policy_errors_long = fuzzed(EXAMPLES, doc=st.one_of(text, st.text(st.sampled_from(list('[]="{}.,#\n \\0123456789abcdefxyz_-tru')), max_size=80)))(_random_policy_text_raises_only_policy_errors)
 
 
 def test_policy_reload_rejects_a_bad_file_and_keeps_the_old(channel: grpc.Channel, agent: Any) -> None:

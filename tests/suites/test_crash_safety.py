@@ -20,14 +20,12 @@ import grpc
 import pytest
 from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
-from suite_support import LONG, agent_target, start_agent, write_config
+from suite_support import agent_target, scales, start_agent, write_config
 
 from edge_agent.context.store import ContextStore
 
 pytestmark = pytest.mark.model
 
-KILLS = 40 if LONG else 10
-MIN_ACKED = 4000 if LONG else 1000
 WRITERS = 2
 
 
@@ -109,7 +107,9 @@ def check_db(db: Path, ledger: Ledger) -> int:
         return len(ledger.ids)
 
 
-def test_kill_9_during_acknowledged_writes_loses_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("counts", scales((10, 1000), (40, 4000)))
+def test_kill_9_during_acknowledged_writes_loses_nothing(tmp_path: Path, counts: tuple[int, int]) -> None:
+    kills_wanted, min_acked = counts
     rng = random.Random(42)
     data = tmp_path / "data"
     cfg = write_config(tmp_path / "agent.toml", "[model]\nn_threads = 1\nwarmup = false\n")
@@ -117,7 +117,7 @@ def test_kill_9_during_acknowledged_writes_loses_nothing(tmp_path: Path) -> None
     ledger = Ledger()
     kills = 0
     t0 = time.monotonic()
-    while kills < KILLS or ledger.acked_items < MIN_ACKED:
+    while kills < kills_wanted or ledger.acked_items < min_acked:
         agent = start_agent(data, EDGE_AGENT_CONFIG=str(cfg))
         target = agent_target(agent)
         stop = threading.Event()

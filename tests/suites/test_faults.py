@@ -6,7 +6,7 @@ the test switches between: the real cloud-stub server code around a scripted bac
 short), a gRPC server answering bytes that are not protobuf, real ``cloud-stub``
 processes that are SIGKILLed mid-stream, nothing at all (connection refused), and a
 listener speaking junk. The proxy can also cut connections after a random number of
-bytes. For every fault at least ``PER_FAULT`` requests run; each must end with a
+bytes. For every fault at least 50 requests run (200 in the long variant); each must end with a
 complete answer (``done`` with ``fallback`` and its reason in ``done.route`` when the
 cloud failed) or a documented status code, and none may hang past its deadline. A
 second agent with a small breaker shows the circuit opening and recovering.
@@ -33,7 +33,6 @@ from edgecloud.v1 import common_pb2
 from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 from suite_support import (
-    LONG,
     GarbageCloud,
     InProcessCloud,
     JunkTcp,
@@ -42,6 +41,7 @@ from suite_support import (
     ScriptState,
     Shared,
     agent_target,
+    scales,
     start_agent,
     start_service,
     write_config,
@@ -51,7 +51,7 @@ from cloud_stub.backends import LlamaBackend
 
 pytestmark = pytest.mark.model
 
-PER_FAULT = 200 if LONG else 50
+PER_FAULT = scales(50, 200)
 CONCURRENCY = 8
 CLIENT_SLACK_S = 60.0  # local fallback time allowed on top of a request's deadline
 # Outcomes that count as "ended well": a whole answer, or the documented queue status.
@@ -194,24 +194,26 @@ def test_baseline_healthy_cloud_answers(rig: Rig) -> None:
 
 
 @pytest.mark.parametrize("mode", ["unavailable", "internal"])
-def test_cloud_error_status_falls_back(rig: Rig, mode: str) -> None:
+@pytest.mark.parametrize("per_fault", PER_FAULT)
+def test_cloud_error_status_falls_back(rig: Rig, mode: str, per_fault: int) -> None:
     rig.state.mode = mode
     calls0 = rig.state.calls
     try:
-        results = run_many(rig.stub, [request() for _ in range(PER_FAULT)])
+        results = run_many(rig.stub, [request() for _ in range(per_fault)])
     finally:
         rig.state.mode = "ok"
     report(mode, results, cloud_calls=rig.state.calls - calls0)
     assert_good(results)
     assert all(r.outcome == "fallback" and mode in r.detail for r in results), results[:3]
-    assert rig.state.calls - calls0 >= PER_FAULT
+    assert rig.state.calls - calls0 >= per_fault
     healthy(rig)
 
 
-def test_cloud_stream_ending_without_final_message_is_continued(rig: Rig) -> None:
+@pytest.mark.parametrize("per_fault", PER_FAULT)
+def test_cloud_stream_ending_without_final_message_is_continued(rig: Rig, per_fault: int) -> None:
     rig.state.mode = "truncated"
     try:
-        results = run_many(rig.stub, [request() for _ in range(max(20, PER_FAULT // 2))])
+        results = run_many(rig.stub, [request() for _ in range(max(20, per_fault // 2))])
     finally:
         rig.state.mode = "ok"
     report("truncated", results)
@@ -228,11 +230,12 @@ def test_cloud_stream_ending_without_final_message_is_continued(rig: Rig) -> Non
         "failure, and the caller gets INTERNAL"
     ),
 )
-def test_cloud_answering_garbage_falls_back(rig: Rig) -> None:
+@pytest.mark.parametrize("per_fault", PER_FAULT)
+def test_cloud_answering_garbage_falls_back(rig: Rig, per_fault: int) -> None:
     garbage = GarbageCloud()
     rig.proxy.set(upstream=garbage.address)
     try:
-        results = run_many(rig.stub, [request() for _ in range(PER_FAULT)])
+        results = run_many(rig.stub, [request() for _ in range(per_fault)])
     finally:
         rig.proxy.set(upstream=rig.scripted.address)
         garbage.stop()
@@ -243,12 +246,13 @@ def test_cloud_answering_garbage_falls_back(rig: Rig) -> None:
     assert all(r.outcome in ("fallback", "continued") for r in results)
 
 
-def test_cloud_slower_than_the_deadline_is_abandoned_at_the_deadline(rig: Rig) -> None:
+@pytest.mark.parametrize("per_fault", PER_FAULT)
+def test_cloud_slower_than_the_deadline_is_abandoned_at_the_deadline(rig: Rig, per_fault: int) -> None:
     deadline_ms = 1000
     rig.state.mode = "slow"
     rig.state.cancel_after_s.clear()
     try:
-        results = run_many(rig.stub, [request(deadline_ms=deadline_ms) for _ in range(PER_FAULT)], concurrency=16)
+        results = run_many(rig.stub, [request(deadline_ms=deadline_ms) for _ in range(per_fault)], concurrency=16)
     finally:
         rig.state.mode = "ok"
     waited = sorted(rig.state.cancel_after_s)
@@ -256,17 +260,18 @@ def test_cloud_slower_than_the_deadline_is_abandoned_at_the_deadline(rig: Rig) -
     assert_good(results, within_s=deadline_ms / 1000 + 15)
     assert all(r.outcome == "fallback" and "deadline" in r.detail for r in results), results[:3]
     # The cloud call of every request was given up within its deadline (plus scheduling).
-    assert len(waited) >= PER_FAULT * 0.9
+    assert len(waited) >= per_fault * 0.9
     assert waited[-1] <= deadline_ms / 1000 + 1.5
     healthy(rig)
 
 
-def test_connection_cut_by_the_proxy(rig: Rig) -> None:
+@pytest.mark.parametrize("per_fault", PER_FAULT)
+def test_connection_cut_by_the_proxy(rig: Rig, per_fault: int) -> None:
     rig.state.mode = "ok"
     rig.proxy.set(cut_after=(120, 1500))
     cuts0 = rig.proxy.cuts
     try:
-        results = run_many(rig.stub, [request(max_tokens=4) for _ in range(PER_FAULT)], concurrency=4)
+        results = run_many(rig.stub, [request(max_tokens=4) for _ in range(per_fault)], concurrency=4)
     finally:
         rig.proxy.set(cut_after=None)
     cuts = rig.proxy.cuts - cuts0
@@ -283,9 +288,10 @@ def _spawn_stub(tmp: Path, token_file: Path, n: int) -> Any:
     )
 
 
-def test_cloud_process_killed_mid_stream(rig: Rig) -> None:
-    rounds = max(5, PER_FAULT // 10)
-    per_round = -(-PER_FAULT // rounds)
+@pytest.mark.parametrize("per_fault", PER_FAULT)
+def test_cloud_process_killed_mid_stream(rig: Rig, per_fault: int) -> None:
+    rounds = max(5, per_fault // 10)
+    per_round = -(-per_fault // rounds)
     rng = random.Random(5)
     token_file = rig.tmp / "token"
     token_file.write_text(rig.token)
@@ -317,15 +323,16 @@ def test_cloud_process_killed_mid_stream(rig: Rig) -> None:
         rig.proxy.set(upstream=rig.scripted.address)
     counts = report("sigkill", results, kills=kills)
     assert_good(results)
-    assert len(results) >= PER_FAULT
+    assert len(results) >= per_fault
     assert counts["continued"] >= 1, "no kill landed mid-stream"
     healthy(rig)
 
 
-def test_cloud_unreachable_then_back(rig: Rig) -> None:
+@pytest.mark.parametrize("per_fault", PER_FAULT)
+def test_cloud_unreachable_then_back(rig: Rig, per_fault: int) -> None:
     rig.proxy.stop_listening()
     try:
-        results = run_many(rig.stub, [request() for _ in range(PER_FAULT)])
+        results = run_many(rig.stub, [request() for _ in range(per_fault)])
     finally:
         rig.proxy.listen_again()
     report("unreachable", results)
@@ -333,11 +340,12 @@ def test_cloud_unreachable_then_back(rig: Rig) -> None:
     assert all(r.outcome == "fallback" and "unavailable" in r.detail for r in results), results[:3]
 
 
-def test_cloud_speaking_junk_bytes(rig: Rig) -> None:
+@pytest.mark.parametrize("per_fault", PER_FAULT)
+def test_cloud_speaking_junk_bytes(rig: Rig, per_fault: int) -> None:
     junk = JunkTcp()
     rig.proxy.set(upstream=junk.address)
     try:
-        results = run_many(rig.stub, [request() for _ in range(max(20, PER_FAULT // 2))])
+        results = run_many(rig.stub, [request() for _ in range(max(20, per_fault // 2))])
     finally:
         rig.proxy.set(upstream=rig.scripted.address)
         junk.stop()

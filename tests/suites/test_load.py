@@ -19,12 +19,11 @@ from edgecloud.v1 import common_pb2
 from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from suite_support import LONG, agent_tcp, rss_kib, start_agent, write_config
+from suite_support import agent_tcp, rss_kib, scales, start_agent, write_config
 
 pytestmark = pytest.mark.model
 
 CLIENTS = 64
-SECONDS = 120.0 if LONG else 20.0
 RSS_GROWTH_LIMIT_KIB = 150 * 1024
 PROMPTS = ["The sky is", "Water boils at", "A good breakfast is", "Three colours are", "The moon is"]
 
@@ -72,7 +71,8 @@ def client(target: str, cid: int, until: float, counts: Counter[str], lock: thre
                 counts[outcome] += 1
 
 
-def test_64_streaming_clients(tmp_path: Path) -> None:
+@pytest.mark.parametrize("seconds", scales(20.0, 120.0))
+def test_64_streaming_clients(tmp_path: Path, seconds: float) -> None:
     cfg = write_config(tmp_path / "agent.toml", "[model]\nn_threads = 1\n")
     agent = start_agent(tmp_path / "data", EDGE_AGENT_CONFIG=str(cfg), EDGE_AGENT_LISTEN="127.0.0.1:0")
     target = agent_tcp(agent)
@@ -86,7 +86,7 @@ def test_64_streaming_clients(tmp_path: Path) -> None:
             counts: Counter[str] = Counter()
             hints: list[float] = []
             lock = threading.Lock()
-            until = time.monotonic() + SECONDS
+            until = time.monotonic() + seconds
             threads = [threading.Thread(target=client, args=(target, i, until, counts, lock, hints), daemon=True) for i in range(CLIENTS)]
             t0 = time.monotonic()
             for t in threads:
@@ -95,13 +95,13 @@ def test_64_streaming_clients(tmp_path: Path) -> None:
             while any(t.is_alive() for t in threads):
                 peak = max(peak, rss_kib(agent.proc.pid))
                 time.sleep(0.25)
-                assert time.monotonic() - t0 < SECONDS + 90, "clients hung"
+                assert time.monotonic() - t0 < seconds + 90, "clients hung"
             rss_after = rss_kib(agent.proc.pid)
             stats = stub.GetStats(pb.GetStatsRequest(), timeout=10)
             health = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
             final = list(stub.Generate(pb.GenerateRequest(prompt="The sky is", params=common_pb2.GenerationParams(max_tokens=2)), timeout=30))
         errors = {k: v for k, v in counts.items() if k not in ("ok", "cancelled-by-client", "status:RESOURCE_EXHAUSTED")}
-        print(f"\nload: {CLIENTS} clients for {SECONDS:.0f}s: {sum(counts.values())} calls, outcomes {dict(counts)}, "
+        print(f"\nload: {CLIENTS} clients for {seconds:.0f}s: {sum(counts.values())} calls, outcomes {dict(counts)}, "
               f"retry hints {min(hints, default=0):.1f}..{max(hints, default=0):.1f}s, "
               f"RSS {rss_before // 1024} -> peak {peak // 1024} -> {rss_after // 1024} MiB, "
               f"daemon stats: {dict(stats.requests_by_route)} errors={stats.errors}, threads={os.cpu_count()} cores")

@@ -27,12 +27,12 @@ from edgecloud.v1 import common_pb2
 from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 from suite_support import (
-    LONG,
     PLACEHOLDER,
     InProcessCloud,
     Recording,
     agent_target,
     done_of,
+    scales,
     start_agent,
     write_config,
 )
@@ -42,7 +42,7 @@ from orchestrator.privacy import detect_pii
 
 pytestmark = pytest.mark.model
 
-SCALE = 5 if LONG else 1
+CORPUS = scales(200, 1000)
 
 # -- the planted personal data ------------------------------------------------------------
 
@@ -230,14 +230,15 @@ def leaks_in(prompts: list[bytes]) -> list[tuple[str, str]]:
     return found
 
 
-def test_default_policy_keeps_personal_data_on_the_device(tmp_path: Path, capture: tuple[InProcessCloud, Recording]) -> None:
+@pytest.mark.parametrize("n", CORPUS)
+def test_default_policy_keeps_personal_data_on_the_device(tmp_path: Path, capture: tuple[InProcessCloud, Recording], n: int) -> None:
     cloud, rec = capture
     svc, ch = run_agent(tmp_path / "default", cloud, None)
     try:
         stub = pb_grpc.EdgeAgentStub(ch)
         plant(stub)
         before = len(rec.received())
-        reqs = corpus(random.Random(1), 200 * SCALE)
+        reqs = corpus(random.Random(1), n)
         targets: Counter[str] = Counter()
         n_generate = 0
         for i, r in enumerate(reqs):
@@ -284,10 +285,11 @@ def redaction_agent(tmp_path_factory: pytest.TempPathFactory, capture: tuple[InP
         assert svc.stop() == 0, svc.log()
 
 
-def test_redaction_sends_placeholders_and_restores_originals(redaction_agent: Agent, capture: tuple[InProcessCloud, Recording]) -> None:
+@pytest.mark.parametrize("n", CORPUS)
+def test_redaction_sends_placeholders_and_restores_originals(redaction_agent: Agent, capture: tuple[InProcessCloud, Recording], n: int) -> None:
     _, rec = capture
     stub = pb_grpc.EdgeAgentStub(redaction_agent.channel)
-    reqs = corpus(random.Random(2), 200 * SCALE)
+    reqs = corpus(random.Random(2), n)
     targets: Counter[str] = Counter()
     restored = placeholders_sent = n_generate = 0
     sent_all: list[bytes] = []
