@@ -58,7 +58,9 @@ class _State:
 
 
 def _latency(ttft_ms: float, tokens_per_s: float, max_tokens: int) -> float:
-    return ttft_ms + (max_tokens / tokens_per_s * 1000.0 if tokens_per_s > 0 else float("inf"))
+    if tokens_per_s <= 0:
+        return float("inf")
+    return max(0.0, ttft_ms) + max(0, max_tokens) / tokens_per_s * 1000.0
 
 
 def decide(

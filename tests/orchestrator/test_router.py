@@ -413,3 +413,10 @@ def test_quality_keywords_are_whole_words(prompt: str, hit: bool) -> None:
     policy = parse_policy('[quality]\nprefer_cloud_keywords = ["step by step", "prove"]\n')
     d = decide(req(prompt, max_tokens=10), est(), policy)
     assert ("quality.prefer_cloud" in d.rules_fired) is hit
+
+
+def test_dead_local_estimate_sends_allowed_requests_to_the_cloud() -> None:
+    d = decide(req(), est(local_tokens_per_s=0.0), default_policy())
+    assert d.target is Target.CLOUD
+    d = decide(req("mail a@b.io"), est(local_tokens_per_s=0.0), default_policy())
+    assert d.target is Target.LOCAL  # privacy still wins
