@@ -123,6 +123,13 @@ def check_rules(source: str, rules: tuple[Rule, ...], privacy: Privacy) -> None:
             )
         if rule.match.is_catch_all():
             catch_all = i
+        same = next((j for j, r in enumerate(rules[:i]) if r.match == rule.match), None)
+        if same is not None:
+            raise PolicyError(
+                source,
+                f"{key}.match",
+                f"a reachable rule (rules[{same}] has the same match, so this one never matches)",
+            )
         if rule.action == "cloud_redacted" and not privacy.redaction.enabled:
             raise PolicyError(
                 source,
