@@ -175,8 +175,10 @@ ERRORS = [
     ),
     ("[[rules]]\nname = 'a'\naction = 'cloud_redacted'", "rules[0].action", "redaction.enabled"),
     (
-        "[[rules]]\nname='a'\naction='local'\nmatch={app_id=['m']}\n"
-        "[[rules]]\nname='b'\naction='reject'\nmatch={app_id=['m']}",
+        (
+            "[[rules]]\nname='a'\naction='local'\nmatch={app_id=['m']}\n"
+            "[[rules]]\nname='b'\naction='reject'\nmatch={app_id=['m']}"
+        ),
         "rules[1].match",
         "same match",
     ),
