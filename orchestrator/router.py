@@ -176,6 +176,13 @@ def _choose(
                 and st.allowed(Target.CLOUD_REDACTED)
             ):
                 wanted = Target.CLOUD_REDACTED
+            if (
+                wanted is Target.CLOUD_REDACTED
+                and wanted not in st.targets
+                and policy.privacy.redaction.enabled
+                and st.allowed(Target.CLOUD)
+            ):
+                st.targets = _ORDER  # a redacted copy of what could even go out plain
             if st.allowed(wanted):
                 st.why.append(f"rule {rule.name!r} chose {wanted.value}")
                 return wanted

@@ -33,6 +33,13 @@ daily_budget = 1.0
 on_budget_exhausted = "{mode}"
 """
 
+MAIL_REDACTED = """
+[[rules]]
+name = "mail-redacted"
+action = "cloud_redacted"
+match = { app_id = ["mail"] }
+"""
+
 RULES = """
 [privacy.redaction]
 enabled = true
@@ -277,6 +284,13 @@ CASES = [
         Target.CLOUD,
         ("rule:big-to-cloud",),
         policy=RULES,
+    ),
+    Case(
+        "rule-redacts-even-plain-requests",
+        req(app_id="mail"),
+        Target.CLOUD_REDACTED,
+        ("rule:mail-redacted", "privacy.redaction"),
+        policy=REDACT + MAIL_REDACTED,
     ),
 ]
 
