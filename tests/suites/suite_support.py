@@ -14,6 +14,8 @@ import importlib.util
 import os
 import random
 import re
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -57,6 +59,16 @@ _top = _top_conftest()
 Service = _top.Service
 start_agent: Callable[..., Any] = _top.start_agent
 start_service: Callable[..., Any] = _top.start_service
+
+
+def stop_service(svc: Any, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+    """Stop a started service; one that does not stop in time is killed (and reported)."""
+    try:
+        return int(svc.stop(sig, timeout))
+    except subprocess.TimeoutExpired:
+        svc.proc.kill()
+        svc.proc.wait(10)
+        raise AssertionError(f"the service did not stop within {timeout:.0f}s; log tail:\n{svc.log()[-3000:]}") from None
 
 
 def agent_target(svc: Any) -> str:

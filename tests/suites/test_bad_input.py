@@ -25,7 +25,7 @@ from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from suite_support import LONG, agent_target, start_agent, write_config
+from suite_support import LONG, agent_target, start_agent, stop_service, write_config
 
 from orchestrator.errors import PolicyError
 from orchestrator.policy import parse_policy
@@ -67,7 +67,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     svc.policy_path = policy
     yield svc
     assert svc.proc.poll() is None, "the daemon died under bad input:\n" + svc.log()
-    assert svc.stop() == 0, svc.log()
+    assert stop_service(svc) == 0, svc.log()
     print(f"\nbad-input: outcomes {dict(sorted(SEEN.items()))}")
 
 

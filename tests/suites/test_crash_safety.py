@@ -20,7 +20,7 @@ import grpc
 import pytest
 from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
-from suite_support import agent_target, scales, start_agent, write_config
+from suite_support import agent_target, scales, start_agent, stop_service, write_config
 
 from edge_agent.context.store import ContextStore
 
@@ -153,7 +153,7 @@ def test_kill_9_during_acknowledged_writes_loses_nothing(tmp_path: Path, counts:
             stats = stub.GetStats(pb.GetStatsRequest(), timeout=10)
             assert stats.context_items == len({sid for sid in ledger.ids.values()})
     finally:
-        assert agent.stop() == 0, agent.log()
+        assert stop_service(agent) == 0, agent.log()
     with ContextStore(db, purge_interval_s=None) as store:
         for item_id in random.Random(2).sample(sorted(ledger.ids), 200):
             assert store.get(item_id).source == "crash"

@@ -44,6 +44,7 @@ from suite_support import (
     scales,
     start_agent,
     start_service,
+    stop_service,
     write_config,
 )
 
@@ -165,7 +166,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory, llama: LlamaBackend) -> Iterat
         yield Rig(pb_grpc.EdgeAgentStub(ch), agent, proxy, scripted, state, token, tmp)
     finally:
         ch.close()
-        code = agent.stop()
+        code = stop_service(agent)
         proxy.close()
         scripted.stop()
         assert code == 0, agent.log()
@@ -297,13 +298,16 @@ def test_cloud_process_killed_mid_stream(rig: Rig, per_fault: int) -> None:
     token_file.write_text(rig.token)
     results: list[Result] = []
     kills = 0
+    spawned: list[Any] = []
     nxt = _spawn_stub(rig.tmp, token_file, 0)
+    spawned.append(nxt)
     try:
         for i in range(rounds):
             current = nxt
             rig.proxy.set(upstream=current.ready_line.split()[-1])
             healthy(rig)
             nxt = _spawn_stub(rig.tmp, token_file, i + 1)  # the restarted cloud, warming up
+            spawned.append(nxt)
             first = threading.Event()
             with ThreadPoolExecutor(per_round) as pool:
                 # One long answer that is streaming when the process dies, the rest queued.
@@ -319,7 +323,8 @@ def test_cloud_process_killed_mid_stream(rig: Rig, per_fault: int) -> None:
                 rig.proxy.set(upstream=nxt.ready_line.split()[-1])
                 results += [f.result() for f in futures]
     finally:
-        nxt.stop(signal.SIGKILL)
+        for stub in spawned:
+            stop_service(stub, signal.SIGKILL)
         rig.proxy.set(upstream=rig.scripted.address)
     counts = report("sigkill", results, kills=kills)
     assert_good(results)
@@ -380,15 +385,20 @@ def test_breaker_opens_and_recovers(tmp_path: Path, llama: LlamaBackend) -> None
         while_open = [call(stub, request()) for _ in range(5)]
         assert all(r.outcome == "local" and "cloud.unavailable" in r.detail for r in while_open), while_open
         assert state.calls == calls, "an open breaker must not call the cloud"
-        state.mode = "ok"
         time.sleep(1.6)
         assert circuit() == "half_open"
-        assert call(stub, request()).outcome == "cloud"  # the probe succeeds
+        assert call(stub, request()).outcome == "fallback"  # a failed probe opens it again
+        assert circuit() == "open"
+        state.mode = "ok"
+        time.sleep(1.6)
+        assert call(stub, request()).outcome == "cloud"  # the next probe succeeds
         assert circuit() == "closed"
-        print(f"\nfault[breaker]: 3 failures opened it, {len(while_open)} requests answered locally while open without a cloud call, closed again after one probe")
+        assert [call(stub, request()).outcome for _ in range(3)] == ["cloud"] * 3
+        print(f"\nfault[breaker]: 3 failures opened it, {len(while_open)} requests answered locally while open without a cloud call, "
+              "a failed probe re-opened it, a good probe closed it")
     finally:
         ch.close()
-        code = agent.stop()
+        code = stop_service(agent)
         cloud.stop()
         assert code == 0, agent.log()
 
@@ -410,6 +420,6 @@ def test_agent_starts_and_answers_when_the_cloud_answers_garbage(tmp_path: Path)
                 r = call(pb_grpc.EdgeAgentStub(ch), request())
                 assert r.outcome in ("fallback", "local"), r
         finally:
-            assert agent.stop() == 0, agent.log()
+            assert stop_service(agent) == 0, agent.log()
     finally:
         garbage.stop()

@@ -19,7 +19,7 @@ from edgecloud.v1 import common_pb2
 from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from suite_support import agent_tcp, rss_kib, scales, start_agent, write_config
+from suite_support import agent_tcp, rss_kib, scales, start_agent, stop_service, write_config
 
 pytestmark = pytest.mark.model
 
@@ -112,4 +112,4 @@ def test_64_streaming_clients(tmp_path: Path, seconds: float) -> None:
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         assert final[-1].HasField("done")
     finally:
-        assert agent.stop() == 0, agent.log()
+        assert stop_service(agent) == 0, agent.log()
