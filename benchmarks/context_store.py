@@ -264,6 +264,7 @@ def run(items: int, searches: int, batch: int, seed: int, db: Path) -> dict[str,
     finally:
         store.close()
     return {
+        "benchmark": "context_store",
         "items": items,
         "searches": searches,
         "batch_size": batch,
