@@ -125,7 +125,8 @@ PLACEHOLDER = re.compile(r"\[[A-Z_]+_\d+\]")
 
 
 class Recording:
-    """Records every prompt it receives (as UTF-8 bytes), then runs ``inner``.
+    """Records every text it receives (the prompt, then each stop sequence after a NUL
+    byte, as UTF-8), then runs ``inner``.
 
     With ``echo``, the answer starts with every placeholder found in the prompt, so
     the caller can check that the edge agent restores the originals.
@@ -146,7 +147,7 @@ class Recording:
 
     async def generate(self, prompt: str, params: Params) -> AsyncGenerator[Event, None]:
         with self._lock:
-            self.prompts.append(prompt.encode("utf-8"))
+            self.prompts.append("\x00".join([prompt, *params.stop]).encode("utf-8"))
         if self.echo:
             found = list(dict.fromkeys(PLACEHOLDER.findall(prompt)))
             if found:

@@ -221,7 +221,7 @@ def leaks_in(prompts: list[bytes]) -> list[tuple[str, str]]:
     """(what, how) for every planted string or PII span found in the prompts."""
     found: list[tuple[str, str]] = []
     for raw in prompts:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8").replace("\x00", "\n")
         low = " ".join(text.lower().split())
         for s in planted():
             if s.lower() in low:
@@ -305,7 +305,7 @@ def test_redaction_sends_placeholders_and_restores_originals(redaction_agent: Ag
             n_generate += 1
             if target == pb.ROUTE_TARGET_CLOUD_REDACTED:
                 assert len(sent) == 1
-                phs = set(PLACEHOLDER.findall(sent[0].decode()))
+                phs = set(PLACEHOLDER.findall(sent[0].decode().split("\x00")[0]))
                 assert phs, "a redacted hand-off without placeholders"
                 placeholders_sent += len(phs)
                 # The cloud echoed every placeholder; the user sees the originals.
@@ -362,3 +362,31 @@ def test_left_out_personal_items_never_reach_the_cloud(redaction_agent: Agent, c
     finally:
         redaction_agent.policy.write_text(original)
         stub.ReloadPolicy(pb.ReloadPolicyRequest(), timeout=30)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "privacy defect: GenerationParams.stop is neither inspected by the router nor redacted: "
+        "AgentService.plan() builds the RouteRequest from the prompt and context only, and "
+        "CloudClient.generate() forwards params.stop verbatim, so an email address or a contact "
+        "name in a stop sequence reaches the cloud although the same value in the prompt would "
+        "keep the request local (or be replaced by a placeholder)"
+    ),
+)
+def test_stop_sequences_do_not_carry_personal_data_to_the_cloud(redaction_agent: Agent, capture: tuple[InProcessCloud, Recording]) -> None:
+    _, rec = capture
+    stub = pb_grpc.EdgeAgentStub(redaction_agent.channel)
+    before = len(rec.received())
+    name, _, email, _ = CONTACTS[0]
+    for prompt, stop in [("List three colours.", [email]), (f"Write a short thank-you note to {name}.", [name.split()[0], "\n\n"])]:
+        msg = pb.GenerateRequest(
+            prompt=prompt,
+            params=common_pb2.GenerationParams(max_tokens=4, stop=stop),
+            routing=pb.Routing(preference=pb.ROUTE_PREFERENCE_CLOUD_PREFERRED),
+        )
+        done_of(list(stub.Generate(msg, timeout=120)))
+    sent = rec.received()[before:]
+    leaks = leaks_in(sent)
+    print(f"\nprivacy/stop sequences: 2 requests, {len(sent)} reached the cloud, leaks found: {len(leaks)} {sorted(set(leaks))}")
+    assert leaks == []
