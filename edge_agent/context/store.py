@@ -91,6 +91,7 @@ class ContextStore:
         self._frequencies = ranking.DocFrequencies()
         self._closed = threading.Event()
         self._last_purge = 0.0
+        self._scrub_pending = False  # expired items were deleted but not yet scrubbed
         self.purge_expired()
         self._purger: threading.Thread | None = None
         if purge_interval_s is not None:
@@ -144,7 +145,8 @@ class ContextStore:
         ids: list[str] = []
         tags_of: dict[int, tuple[str, ...]] = {}  # the last write of an item wins
         with self._write() as conn:
-            self._purge(conn, now)
+            if self._purge(conn, now):
+                self._scrub_pending = True  # the purge timer scrubs the index
             cursor = raw_cursor(conn)
             try:
                 for row, tags in rows:
@@ -210,16 +212,22 @@ class ContextStore:
                     )
                 )
             if count:
-                # Merge the index into one segment: deleted terms leave the file.
-                conn.exec_driver_sql("INSERT INTO items_fts(items_fts) VALUES ('optimize')")
+                _scrub(conn)
         if count:
             self._checkpoint()
         return count
 
     def purge_expired(self) -> int:
-        """Delete items whose expiry has passed; return how many."""
+        """Forget items whose expiry has passed (like ``delete``); return how many."""
         with self._write() as conn:
-            return self._purge(conn, time.time(), force=True)
+            count = self._purge(conn, time.time(), force=True)
+            scrub = bool(count) or self._scrub_pending
+            if scrub:
+                _scrub(conn)
+                self._scrub_pending = False
+        if scrub:
+            self._checkpoint()
+        return count
 
     def _purge(self, conn: Connection, now: float, *, force: bool = False) -> int:
         if not force and now - self._last_purge < 1.0:
@@ -427,6 +435,14 @@ class ContextStore:
             if file.exists():
                 size += file.stat().st_size
         return size
+
+
+def _scrub(conn: Connection) -> None:
+    """Merge the index into one segment, so deleted words leave the file too.
+
+    Costs time in proportion to the index (about 0.2 s of CPU per 30,000 items).
+    """
+    conn.exec_driver_sql("INSERT INTO items_fts(items_fts) VALUES ('optimize')")
 
 
 def _row(item: NewItem, now: float) -> tuple[tuple[Any, ...], tuple[str, ...]]:

@@ -143,6 +143,28 @@ def test_expired_items_are_invisible_and_purged(store: ContextStore, tmp_path: P
         assert conn.execute("SELECT count(*) FROM items").fetchone() == (1,)
 
 
+def test_expired_text_is_gone_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "ctx.db"
+    with ContextStore(path, purge_interval_s=None) as store:
+        store.put([note(f"ordinary note {i}") for i in range(50)])
+        soon = datetime.now(UTC) + timedelta(seconds=0.3)
+        store.put([note(f"one time code {MARKERS[0]}", expires_at=soon)])
+        store._checkpoint()
+        assert MARKERS[0].encode() in file_bytes(path)
+        time.sleep(0.4)
+        store._last_purge = 0.0  # writes purge at most once a second: let this one
+        store.put([note("a later write purges the expired item")])
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT count(*) FROM items").fetchone() == (51,)
+        assert store.purge_expired() == 0  # already deleted by the write; now scrubbed
+        assert MARKERS[0].encode() not in file_bytes(path)
+        soon = datetime.now(UTC) + timedelta(seconds=0.3)
+        store.put([note(f"another code {MARKERS[1]}", expires_at=soon)])
+        time.sleep(0.4)
+        assert store.purge_expired() == 1
+        assert MARKERS[1].encode() not in file_bytes(path)
+
+
 def test_purge_runs_by_itself(tmp_path: Path) -> None:
     path = tmp_path / "ctx.db"
     with ContextStore(path, purge_interval_s=0.1) as store:
