@@ -14,8 +14,14 @@ semantics (``OR``) rank items by how well they match; ``all`` semantics (implici
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from .limits import MAX_QUERY_TERMS
+
+#: Characters of a prompt looked at when choosing its key words for retrieval, and the
+#: longest word taken from it (longer runs are data, not words).
+MAX_PROMPT_SCAN_CHARS = 256 * 1024
+MAX_KEY_WORD_CHARS = 64
 
 _WORD = re.compile(r"[^\W_]+")
 
@@ -44,3 +50,18 @@ def match_expression(words: list[str], *, mode: str = "any") -> str:
     quoted = [f'"{word}"' for word in words]  # words hold no quotes: see _WORD
     joiner = " OR " if mode == "any" else " "
     return joiner.join(quoted)
+
+
+def key_terms(text: str, limit: int = MAX_QUERY_TERMS) -> list[str]:
+    """The content words of a prompt of any length, most frequent first (ties: earliest).
+
+    Unlike :func:`terms` this never falls back to function words: a prompt made only of
+    them ("what is this?") has no key words. Only the first ``MAX_PROMPT_SCAN_CHARS``
+    characters are read.
+    """
+    counts: Counter[str] = Counter()
+    for match in _WORD.finditer(text[:MAX_PROMPT_SCAN_CHARS].lower()):
+        word = match.group(0)
+        if word not in STOPWORDS and len(word) <= MAX_KEY_WORD_CHARS:
+            counts[word] += 1
+    return [word for word, _ in counts.most_common(limit)]  # stable: first seen wins ties

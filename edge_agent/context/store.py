@@ -51,7 +51,7 @@ from .limits import (
     validate_query,
     validate_range,
 )
-from .query import STOPWORDS, match_expression, terms
+from .query import key_terms, match_expression, terms
 from .schema import upgrade
 
 _log = logging.getLogger(__name__)
@@ -293,13 +293,24 @@ class ContextStore:
         A query without words lists the items passing the filters, most recent first.
         """
         validate_query(query)
+        return self._search(terms(query), kinds, since, until, tags, sensitivities, limit)
+
+    def _search(
+        self,
+        words: list[str],
+        kinds: Sequence[str],
+        since: datetime | None,
+        until: datetime | None,
+        tags: Sequence[str],
+        sensitivities: Sequence[str],
+        limit: int,
+    ) -> list[Hit]:
         validate_limit(limit)
         validate_choices(kinds, KINDS, "kinds")
         validate_choices(sensitivities, SENSITIVITIES, "sensitivities")
         validate_range(since, until)
         now = time.time()
         where, params = _filters(now, kinds, since, until, tags, sensitivities)
-        words = terms(query)
         recency = (RECENCY_WEIGHT, now, RECENCY_HALF_DAYS * 86400.0)
         with self._read() as conn:
             if words:
@@ -338,21 +349,21 @@ class ContextStore:
     ) -> Retrieved:
         """Context for a prompt: the best items for ``query`` that fit ``token_budget``.
 
-        Only queries with content words retrieve anything; every returned item's text is
-        in ``text``, and ``tokens`` is ``count_tokens(text)``.
+        ``query`` is the request's prompt, of any length: its most frequent content words
+        (at most ``MAX_QUERY_TERMS``, see :func:`.query.key_terms`) are searched for. Only
+        prompts with content words retrieve anything; every returned item's text is in
+        ``text``, and ``tokens`` is ``count_tokens(text)``.
         """
-        validate_query(query)
+        if not isinstance(query, str):
+            raise InvalidArgument("query", "must be a string")
         validate_limit(limit)
         if token_budget < 0:
             raise InvalidArgument("token_budget", "must not be negative")
-        words = terms(query)
-        if token_budget == 0 or not words or all(w in STOPWORDS for w in words):
+        words = key_terms(query)
+        if token_budget == 0 or not words:
             return Retrieved(text="", items=(), tokens=0)
-        hits = self.search(
-            query,
-            kinds=kinds,
-            sensitivities=sensitivities,
-            limit=min(MAX_SEARCH_LIMIT, limit * 3),
+        hits = self._search(
+            words, kinds, None, None, (), sensitivities, min(MAX_SEARCH_LIMIT, limit * 3)
         )
         return retrieval.pack(hits, words, token_budget, count_tokens, limit)
 

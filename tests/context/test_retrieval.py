@@ -104,3 +104,21 @@ def test_pack_cuts_the_last_item_to_use_the_budget() -> None:
     assert got.text.endswith("…")
     tight = pack(hits, ["a"], 16, words, limit=5)
     assert [i.id for i in tight.items] == ["small"]  # too little room left to cut "big"
+
+
+def test_long_prompts_retrieve_by_their_key_words(store: ContextStore) -> None:
+    store.put([NewItem(kind="note", body="The garden needs compost in spring"),
+               NewItem(kind="note", body="Car insurance renews in May")])
+    prompt = ("Summarise my notes about the garden. " * 60) + "x" * 40_000  # ~42 kB
+    got = store.retrieve(prompt, token_budget=100, count_tokens=words)
+    assert [i.body for i in got.items] == ["The garden needs compost in spring"]
+
+
+def test_key_terms_prefer_repeated_words() -> None:
+    from edge_agent.context.query import key_terms
+
+    assert key_terms("What about the garden? Garden soil, garden tools and soil.") == [
+        "garden", "soil", "tools",
+    ]
+    assert key_terms("what is this?") == []
+    assert len(key_terms(" ".join(f"w{i}" for i in range(100)))) == 32
