@@ -10,8 +10,13 @@ boost: an item whose time (event start, else creation time) is near now scores u
 ``1 + RECENCY_WEIGHT`` times its text score, a boost that halves at ``RECENCY_HALF_DAYS``
 away. :mod:`.ranking` bounds the work per query on large stores. Filters: kinds and
 sensitivities match any of the given values, tags must all be present, ``since`` is
-inclusive and ``until`` exclusive on the item's time. Expired items are invisible at once
-and purged on open, on every write and by a background timer.
+inclusive and ``until`` exclusive on the item's time.
+
+Forgetting (``delete``) removes the rows, their words from the FTS index (the index is
+merged so no segment keeps them) and, with ``secure_delete``, their bytes from the file;
+the write-ahead log is then checkpointed and truncated. Expired items are invisible at
+once, deleted on open, by writes and by a background timer, and scrubbed like forgotten
+ones by the timer (or ``purge_expired``).
 """
 
 from __future__ import annotations
