@@ -159,6 +159,11 @@ def test_sensitive_requests_never_reach_the_plain_cloud(
         assert p.privacy.redaction.enabled and not r.marked_personal
     if not e.cloud_available:
         assert d.target not in (Target.CLOUD, Target.CLOUD_REDACTED)
+    # Decisions are logged and sent to clients: they name kinds, never values.
+    shown = " ".join([d.explanation, *d.rules_fired, *(o.note for o in d.options)])
+    for text in [r.prompt, *(c.text for c in r.context)]:
+        for span in detect_pii(text, r.contact_names):
+            assert text[span.start : span.end] not in shown
 
 
 def _check_handoff(r: RouteRequest, p: Policy, d: Decision) -> None:
