@@ -33,6 +33,7 @@ class Handoff:
     prompt: str
     context: tuple[ContextRef, ...]
     restore: dict[str, str] = field(default_factory=dict)
+    stop: tuple[str, ...] = ()
     leak: str = ""  # non-empty: why this hand-off must not be sent
 
 
@@ -127,8 +128,12 @@ def build_handoff(request: RouteRequest, sig: Signals, policy: Policy) -> Handof
             continue
         kept.append(item)
         items.append((item.text, found))
+    n_context = len(items)
+    for stop, spans in zip(request.stop, sig.stop_spans):
+        items.append((stop, [s for s in spans if s.kind in kinds]))
     texts, restore_map = redact_many(items + left_out)
     n = len(items)
-    sent = tuple(replace(item, text=text) for item, text in zip(kept, texts[1:n]))
+    sent = tuple(replace(item, text=text) for item, text in zip(kept, texts[1:n_context]))
+    stops = tuple(texts[n_context:n])
     leak = _leak([t for t, _ in left_out], texts[:n]) if left_out else ""
-    return Handoff(texts[0], sent, restore_map, leak)
+    return Handoff(texts[0], sent, restore_map, stops, leak)

@@ -266,9 +266,11 @@ def _decision(
     redacted_prompt: str | None = None
     restore: dict[str, str] = {}
     context: tuple[ContextRef, ...] = ()
+    stops: tuple[str, ...] = ()
     if target is Target.CLOUD_REDACTED:
         handoff = handoff or build_handoff(request, sig, policy)
         redacted_prompt, context, restore = handoff.prompt, handoff.context, handoff.restore
+        stops = handoff.stop
         st.fired.append("privacy.redaction")
     escalate: Target | None = None
     if (
@@ -289,4 +291,5 @@ def _decision(
         restore=restore,
         redacted_context=context,
         escalate_to=escalate,
+        redacted_stop=stops,
     )

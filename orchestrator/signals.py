@@ -77,6 +77,7 @@ class Signals:
 
     prompt_spans: tuple[PiiSpan, ...]
     context_spans: tuple[tuple[PiiSpan, ...], ...]  # one tuple per context item
+    stop_spans: tuple[tuple[PiiSpan, ...], ...]  # one tuple per stop sequence
     pii_kinds: tuple[str, ...]  # sorted, distinct
     sensitivity: str  # highest label among context items (and the client's mark)
     context_sensitivities: frozenset[str]
@@ -86,12 +87,13 @@ class Signals:
 
 
 def compute_signals(request: RouteRequest, policy: Policy) -> Signals:
-    """Detect PII in prompt and context, rank sensitivity, test keywords."""
+    """Detect PII in prompt, context and stop sequences, rank sensitivity, test keywords."""
     names = request.contact_names
     prompt_spans = tuple(detect_pii(request.prompt, names))
     context_spans = tuple(tuple(detect_pii(c.text, names)) for c in request.context)
+    stop_spans = tuple(tuple(detect_pii(s, names)) for s in request.stop)
     kinds = {s.kind for s in prompt_spans}
-    for spans in context_spans:
+    for spans in (*context_spans, *stop_spans):
         kinds.update(s.kind for s in spans)
     labels = frozenset(c.sensitivity for c in request.context)
     rank = max((sensitivity_rank(s) for s in labels), default=0)
@@ -101,13 +103,13 @@ def compute_signals(request: RouteRequest, policy: Policy) -> Signals:
     local_hits: tuple[str, ...] = ()
     if policy.privacy.local_keywords:
         local_hits = prompt_words.hits(policy.privacy.local_keywords)
-        if not local_hits and request.context:
-            local_hits = Words(*(c.text for c in request.context)).hits(
-                policy.privacy.local_keywords
-            )
+        if not local_hits and (request.context or request.stop):
+            others = Words(*request.stop, *(c.text for c in request.context))
+            local_hits = others.hits(policy.privacy.local_keywords)
     return Signals(
         prompt_spans=prompt_spans,
         context_spans=context_spans,
+        stop_spans=stop_spans,
         pii_kinds=tuple(sorted(kinds)),
         sensitivity=SENSITIVITIES[rank],
         context_sensitivities=labels,

@@ -52,6 +52,8 @@ class RouteRequest:
     app_id: str = ""
     context: tuple[ContextRef, ...] = ()
     contact_names: tuple[str, ...] = ()  # names from the user's contacts, for PII
+    # Stop sequences travel to the cloud with the prompt, so they are checked the same way.
+    stop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,3 +98,5 @@ class Decision:
     # For LOCAL with the quality cascade on: where to escalate when the local model's
     # first tokens look unsure (None: no escalation allowed).
     escalate_to: Target | None = None
+    # For CLOUD_REDACTED: the request's stop sequences with the same placeholders.
+    redacted_stop: tuple[str, ...] = ()

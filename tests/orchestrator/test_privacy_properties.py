@@ -78,6 +78,9 @@ requests = st.builds(
     app_id=st.sampled_from(("", "mail", "notes")),
     context=contexts.map(tuple),
     contact_names=st.sampled_from(((), CONTACTS)),
+    stop=st.lists(
+        st.sampled_from(("\n\n", "END", *PII_VALUES[:4], "Bob", "salary")), max_size=2
+    ).map(tuple),
 )
 estimates = st.builds(
     Estimates,
@@ -136,9 +139,9 @@ SETTINGS = settings(
 def _sensitive(r: RouteRequest, p: Policy) -> bool:
     pv = p.privacy
     found = {s.kind for s in detect_pii(r.prompt, r.contact_names)}
-    for c in r.context:
-        found |= {s.kind for s in detect_pii(c.text, r.contact_names)}
-    words = (r.prompt + " " + " ".join(c.text for c in r.context)).lower().split()
+    for text in [*(c.text for c in r.context), *r.stop]:
+        found |= {s.kind for s in detect_pii(text, r.contact_names)}
+    words = (r.prompt + " " + " ".join([*(c.text for c in r.context), *r.stop])).lower().split()
     return (
         r.marked_personal
         or any(c.sensitivity in pv.local_sensitivities for c in r.context)
@@ -168,9 +171,10 @@ def test_sensitive_requests_never_reach_the_plain_cloud(
 
 def _check_handoff(r: RouteRequest, p: Policy, d: Decision) -> None:
     assert d.redacted_prompt is not None
-    outgoing = [d.redacted_prompt, *(c.text for c in d.redacted_context)]
+    outgoing = [d.redacted_prompt, *(c.text for c in d.redacted_context), *d.redacted_stop]
+    assert len(d.redacted_stop) == len(r.stop)
     redactable = set(p.privacy.local_pii) | set(p.privacy.redaction.kinds)
-    for text in [r.prompt, *(c.text for c in r.context)]:
+    for text in [r.prompt, *(c.text for c in r.context), *r.stop]:
         for span in detect_pii(text, r.contact_names):
             if span.kind in redactable:
                 value = text[span.start : span.end]

@@ -378,6 +378,16 @@ def test_left_out_item_reformatted_in_prompt_blocks_the_handoff() -> None:
     assert not blocked.allowed and "could not be separated" in blocked.note
 
 
+def test_stop_sequences_are_outgoing_text() -> None:
+    r = req("List three colours.", deadline_ms=3000, stop=("bob@example.com", "\n\n"))
+    d = decide(r, est(), default_policy())
+    assert d.target is Target.LOCAL and "privacy.pii" in d.rules_fired
+    d = decide(r, est(), parse_policy(REDACT))
+    assert d.target is Target.CLOUD_REDACTED
+    assert d.redacted_stop == ("[EMAIL_1]", "\n\n")
+    assert d.redacted_prompt == "List three colours."
+
+
 def test_cascade_offers_escalation_only_where_privacy_allows() -> None:
     policy = parse_policy("[quality.cascade]\nenabled = true\n")
     assert decide(req(), est(), policy).escalate_to is Target.CLOUD
