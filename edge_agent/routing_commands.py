@@ -49,6 +49,7 @@ def register(subparsers: Any) -> None:
     e.add_argument("--label", action="append", default=[], help="request label (repeatable)")
     e.add_argument("--app-id", default="")
     e.add_argument("--contact", action="append", default=[], help="a contact name (repeatable)")
+    e.add_argument("--stop", action="append", default=[], help="a stop sequence (repeatable)")
     e.add_argument(
         "--context",
         action="append",
@@ -130,6 +131,7 @@ def _request(args: argparse.Namespace) -> RouteRequest:
         app_id=args.app_id,
         context=tuple(context),
         contact_names=tuple(args.contact),
+        stop=tuple(args.stop),
     )
 
 
@@ -185,6 +187,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(f"sent to the cloud: {d.redacted_prompt}")
         for item in d.redacted_context:
             print(f"  context {item.item_id}: {item.text}")
+        for stop in d.redacted_stop:
+            print(f"  stop: {stop!r}")
     if d.escalate_to is not None:
         print(f"cascade: may escalate to {d.escalate_to.value} if the local answer looks unsure")
     return 0
@@ -207,6 +211,8 @@ def _decision_json(d: Decision) -> dict[str, Any]:
             for o in d.options
         ],
         "redacted_prompt": d.redacted_prompt,
+        "redacted_context": [{"item_id": c.item_id, "text": c.text} for c in d.redacted_context],
+        "redacted_stop": list(d.redacted_stop),
         "escalate_to": d.escalate_to.value if d.escalate_to else None,
     }
 

@@ -132,3 +132,10 @@ def test_parse_when_forms() -> None:
     assert rc.parse_when("today", now) == datetime(2026, 11, 23, tzinfo=UTC)
     assert rc.parse_when("yesterday", now) == datetime(2026, 11, 22, tzinfo=UTC)
     assert rc.parse_when("2026-11-01T10:00+00:00", now) == datetime(2026, 11, 1, 10, tzinfo=UTC)
+
+
+def test_explain_stop_sequence_with_pii(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["policy", "explain", EXAMPLE, "--json", "--prompt", "List colours", "--at", "12:00"]
+    assert run([*argv, "--stop", "bob@example.com", "--route", "cloud"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["target"] == "cloud_redacted" and d["redacted_stop"] == ["[EMAIL_1]"]
