@@ -71,7 +71,7 @@ def _whole(text: str) -> list[PiiSpan]:
         body = line.strip()
         if len(body) >= _MIN_LINE:
             start = pos + line.index(body)
-            spans.append(PiiSpan(start, start + len(body), "personal_context"))
+            spans.append(PiiSpan("personal_context", start, start + len(body)))
         pos += len(line)
     return spans
 

@@ -16,13 +16,13 @@ from orchestrator.pii_contacts import find_contacts
 from orchestrator.pii_numbers import Found, find_numbers
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class PiiSpan:
     """One detected value: ``text[start:end]`` is of PII kind ``kind``."""
 
+    kind: str
     start: int
     end: int
-    kind: str
 
 
 EMAIL = re.compile(
@@ -39,7 +39,7 @@ def _emails(text: str, out: list[PiiSpan]) -> None:
     while i != -1:
         m = EMAIL.search(text, max(done, i - 64), min(n, i + 256))
         if m and m.start() <= i < m.end():
-            out.append(PiiSpan(m.start(), m.end(), "email"))
+            out.append(PiiSpan("email", m.start(), m.end()))
             done = m.end()
             i = text.find("@", done)
         else:
@@ -54,11 +54,11 @@ def detect_pii(text: str, contact_names: Sequence[str] = ()) -> list[PiiSpan]:
     if any(d in text for d in "0123456789"):
         numbers: list[Found] = []
         find_numbers(text, numbers)
-        found.extend(PiiSpan(a, b, kind) for a, b, kind in numbers)
+        found.extend(PiiSpan(kind, a, b) for a, b, kind in numbers)
     if contact_names:
         skip = {i for s in found if s.kind == "email" for i in range(s.start, s.end)}
         for a, b in find_contacts(text, tuple(contact_names), skip):
-            found.append(PiiSpan(a, b, "contact_name"))
+            found.append(PiiSpan("contact_name", a, b))
     return _resolve_overlaps(found)
 
 
