@@ -177,7 +177,7 @@ def divergence(
     batched = _prefill(model, prompt)
     if j > 0:
         for start, batch, keep in trace:
-            if start <= target < start + len(batch):
+            if start <= target < keep:  # the step that evaluated and kept that position
                 rows = model.eval(list(batch), list(range(len(batch))))
                 batched = rows[target - start].copy()
                 break
