@@ -15,7 +15,9 @@ For each prompt where our speculative text differs from our plain text, the firs
 diverging position is evaluated again twice from an empty cache: one token at a time
 (as the plain run did) and inside the same batches as the speculative run. The
 divergence is *explained* when the plain run's top-2 logit margin there is no larger
-than the largest absolute difference between the two logit rows.
+than the largest absolute difference between the two logit rows; it is *reproduced*
+when the one-by-one row picks the plain token and the batched row the speculative one
+(a verifier that accepted a token the target would not choose fails this).
 
     python benchmarks/speculative.py --json benchmarks/results/speculative.json
 """
@@ -42,7 +44,7 @@ if str(ROOT) not in sys.path:
 
 from edge_agent.engine.api import Finished, SamplingParams, TextDelta
 from edge_agent.engine.llama_engine import LlamaEngine
-from edge_agent.engine.llama_model import LlamaModel
+from edge_agent.engine.model import TokenModel
 from edge_agent.engine.sampling import greedy, top2_margin
 
 DEFAULT_PROMPTS = Path(__file__).resolve().parent / "prompts" / "speculative.jsonl"
@@ -145,7 +147,7 @@ class OwnRunner:
         return Run("".join(parts), n, ttft, tok_s, e2e, per_step)
 
 
-def _prefill(model: LlamaModel, prompt: Sequence[int], chunk: int = 512) -> np.ndarray:
+def _prefill(model: TokenModel, prompt: Sequence[int], chunk: int = 512) -> np.ndarray:
     model.truncate(0)
     row = np.empty(0, dtype=np.float32)
     for i in range(0, len(prompt), chunk):
@@ -158,7 +160,7 @@ def _prefill(model: LlamaModel, prompt: Sequence[int], chunk: int = 512) -> np.n
 
 
 def divergence(
-    model: LlamaModel,
+    model: TokenModel,
     prompt: Sequence[int],
     plain: Sequence[int],
     spec: Sequence[int],
@@ -235,6 +237,11 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             ),
             "median_tok_s": {c: _median(tps[c]) for c in CONTENDERS},
             "identical_rate": round(sum(1 for r in sel if r["identical"]) / len(sel), 3),
+            "unreproduced_divergences": sum(
+                1
+                for r in sel
+                if r["divergence"] is not None and not r["divergence"]["replay_consistent"]
+            ),
             "unexplained_divergences": sum(
                 1 for r in sel if r["divergence"] is not None and not r["divergence"]["explained"]
             ),
