@@ -134,6 +134,10 @@ class CloudClient:
             log.warning("cloud Info failed: %s", exc.code().name)
             self.breaker.failure()
             return None
+        if r is None:  # grpc.aio hands back None for an answer that does not decode
+            log.warning("cloud Info answer does not decode")
+            self.breaker.failure()
+            return None
         self.breaker.success()
         self.info = CloudInfo(r.model, r.context_length, r.price_in_per_1k, r.price_out_per_1k, r.max_tokens_limit)
         return self.info
@@ -156,6 +160,9 @@ class CloudClient:
         call = self._stub.Generate(req, metadata=self._metadata, timeout=timeout_s or self._timeout_s)
         try:
             async for msg in call:
+                if msg is None:  # grpc.aio yields None for a message that does not decode
+                    self.breaker.failure()
+                    raise CloudFailure("cloud sent a message that does not decode", started)
                 if msg.HasField("done"):
                     self.breaker.success()
                     yield CloudDone(msg.done.usage, msg.done.finish_reason)

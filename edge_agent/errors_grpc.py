@@ -11,6 +11,7 @@ import logging
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from orchestrator import errors as e
 
@@ -55,33 +56,64 @@ async def _abort(context: grpc.aio.ServicerContext, method: str, exc: BaseExcept
     await context.abort(code, message)
 
 
-def _wrap_unary(fn: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
-    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+def _decoder(handler: grpc.RpcMethodHandler, method: str) -> Callable[[Any], Any]:
+    """Deserialise inside the wrapped call, so a request that does not decode is an
+    INVALID_ARGUMENT through the table instead of grpc's own UNKNOWN with raw text."""
+    deserialize = handler.request_deserializer
+
+    def decode(raw: Any) -> Any:
+        if deserialize is None or not isinstance(raw, bytes):
+            return raw
         try:
-            return await fn(request, context)
-        except (e.DomainError, Exception) as exc:
-            if isinstance(exc, grpc.aio.AbortError):
-                raise
-            await _abort(context, method, exc)
+            return deserialize(raw)
+        except DecodeError:
+            name = method.rsplit("/", 1)[-1]
+            raise e.InvalidArgument("request", f"must be a valid {name} request message (bytes do not decode)") from None
 
-    return wrapper
-
-
-def _wrap_stream(fn: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., AsyncIterator[Any]]:
-    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        try:
-            async for item in fn(request, context):
-                yield item
-        except Exception as exc:
-            if isinstance(exc, grpc.aio.AbortError):
-                raise
-            await _abort(context, method, exc)
-
-    return wrapper
+    return decode
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
-    """Applies ``STATUS_TABLE`` to every unary-unary and unary-stream method."""
+    """Applies ``STATUS_TABLE`` to every unary-unary and unary-stream method.
+
+    ``on_error`` is called once for every edgecloud request answered with an error
+    status (for the daemon's error counter).
+    """
+
+    def __init__(self, on_error: Callable[[], None] | None = None) -> None:
+        self._on_error = on_error
+
+    async def _fail(self, context: grpc.aio.ServicerContext, method: str, exc: BaseException) -> None:
+        if self._on_error is not None and method.startswith("/edgecloud."):
+            self._on_error()
+        await _abort(context, method, exc)
+
+    def _unary(self, handler: grpc.RpcMethodHandler, method: str) -> Callable[..., Awaitable[Any]]:
+        fn, decode = handler.unary_unary, _decoder(handler, method)
+
+        async def wrapper(raw: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await fn(decode(raw), context)
+            except Exception as exc:
+                if isinstance(exc, grpc.aio.AbortError):
+                    raise
+                await self._fail(context, method, exc)
+
+        return wrapper
+
+    def _stream(self, handler: grpc.RpcMethodHandler, method: str) -> Callable[..., AsyncIterator[Any]]:
+        fn, decode = handler.unary_stream, _decoder(handler, method)
+
+        async def wrapper(raw: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            try:
+                async for item in fn(decode(raw), context):
+                    yield item
+            except Exception as exc:
+                if isinstance(exc, grpc.aio.AbortError):
+                    raise
+                await self._fail(context, method, exc)
+
+        return wrapper
 
     async def intercept_service(
         self,
@@ -94,14 +126,10 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                self._unary(handler, method), request_deserializer=None, response_serializer=handler.response_serializer
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                self._stream(handler, method), request_deserializer=None, response_serializer=handler.response_serializer
             )
         return handler

@@ -1,5 +1,5 @@
 """The daemon's routing state: the policy in force (reloadable), live estimates,
-contact names for PII detection, prices and the egress ledger.
+prices and the egress ledger.
 
 The decision itself is ``orchestrator.router.decide``; this module only gathers its
 inputs and records what a cloud call sent.
@@ -33,7 +33,6 @@ class RoutingState:
         self.estimators = Estimators()
         self.ledger = ledger
         self._lock = threading.Lock()
-        self._contacts: list[str] | None = None
 
     @property
     def default_deadline_ms(self) -> int:
@@ -46,14 +45,6 @@ class RoutingState:
             self.policy = new
         log.info("policy reloaded from %s", self.policy_file or "<built-in default>")
         return self.policy_file
-
-    def contact_names(self, store: Any) -> list[str]:
-        if self._contacts is None:
-            self._contacts = list(store.contact_names())
-        return self._contacts
-
-    def contacts_changed(self) -> None:
-        self._contacts = None
 
     def prices(self, cloud: CloudClient | None) -> tuple[float, float]:
         if cloud is not None and cloud.info is not None and (cloud.info.price_in_per_1k or cloud.info.price_out_per_1k):

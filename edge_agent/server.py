@@ -59,6 +59,11 @@ class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
     def attach(self, service: AgentService) -> None:
         self._service = service
 
+    def count_error(self) -> None:
+        """Counts a request answered with an error status (all RPCs, any cause)."""
+        if self._service is not None:
+            self._service.stats.error()
+
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GenerateResponse]:
         req = convert.ask_request(request, self.cfg.limits)
         async for ev in self.service.generate(req):
@@ -84,8 +89,6 @@ class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
     async def PutContext(self, request: pb.PutContextRequest, context: grpc.aio.ServicerContext) -> pb.PutContextResponse:
         items = convert.new_items(request)
         ids = await asyncio.to_thread(self.service.store.put, items)  # type: ignore[attr-defined]
-        if any(i.kind == "contact" for i in items):
-            self.service.routing.contacts_changed()
         return pb.PutContextResponse(ids=ids)
 
     async def SearchContext(self, request: pb.SearchContextRequest, context: grpc.aio.ServicerContext) -> pb.SearchContextResponse:
@@ -111,7 +114,6 @@ class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
             source=request.source or None,
             everything=request.all,
         )
-        self.service.routing.contacts_changed()
         return pb.DeleteContextResponse(deleted=n)
 
     async def GetStats(self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext) -> pb.StatsResponse:
@@ -157,11 +159,11 @@ async def serve(
         ("grpc.max_receive_message_length", cfg.server.max_message_bytes),
         ("grpc.max_send_message_length", cfg.server.max_message_bytes),
     ]
-    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()], options=opts)
+    servicer = EdgeAgentServicer(cfg)
+    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor(on_error=servicer.count_error)], options=opts)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME), server)
-    servicer = EdgeAgentServicer(cfg)
     pb_grpc.add_EdgeAgentServicer_to_server(servicer, server)
     for name in READINESS:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)

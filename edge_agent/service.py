@@ -15,7 +15,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import AsyncIterator, Sequence, Union
+from typing import Any, AsyncIterator, Sequence, Union
 
 from orchestrator.errors import PermissionDenied, Unavailable
 from orchestrator.types import ContextRef, Decision, Preference, RouteRequest, Target
@@ -23,6 +23,7 @@ from orchestrator.types import ContextRef, Decision, Preference, RouteRequest, T
 from .cloud import CloudClient, CloudDone, CloudFailure
 from .context.api import Retrieved
 from .engine.api import Engine, Finished, SamplingParams, TextDelta
+from .engine.text import TextStream
 from .routing import RoutingState
 from .slot import ModelSlot
 from .stats import Stats
@@ -117,18 +118,19 @@ class AgentService:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
 
     # -- planning ---------------------------------------------------------------------
+    def _gather(self, req: AskRequest) -> tuple[Retrieved | None, tuple[str, ...]]:
+        """Blocking store reads for a plan: context for the prompt, contact names for PII."""
+        store: Any = self.store
+        retrieved = None
+        if req.use_context:
+            retrieved = store.retrieve(req.prompt, token_budget=self._context_budget, count_tokens=self.engine.count_tokens)
+        return retrieved, tuple(store.contact_names())
+
     async def plan(self, req: AskRequest) -> Plan:
         """Retrieve context and decide the route (no generation)."""
         started = time.perf_counter()
         request_id = req.request_id or uuid.uuid4().hex[:16]
-        retrieved: Retrieved | None = None
-        if req.use_context:
-            retrieved = await asyncio.to_thread(
-                self.store.retrieve,  # type: ignore[attr-defined]
-                req.prompt,
-                token_budget=self._context_budget,
-                count_tokens=self.engine.count_tokens,
-            )
+        retrieved, contacts = await asyncio.to_thread(self._gather, req)
         prompt = compose_prompt(req.prompt, retrieved)
         prompt_tokens = self.engine.count_tokens(prompt)
         refs = tuple(
@@ -146,7 +148,7 @@ class AgentService:
             labels=req.labels,
             app_id=req.app_id,
             context=refs,
-            contact_names=tuple(self.routing.contact_names(self.store)),
+            contact_names=contacts,
         )
         cloud_ok = self.cloud is not None and self.cloud.available
         decision = self.routing.decide(route_req, cloud_available=cloud_ok, cloud=self.cloud)
@@ -156,15 +158,10 @@ class AgentService:
     async def generate(self, req: AskRequest) -> AsyncIterator[Event]:
         """Stream text deltas, then one Outcome."""
         t0 = time.perf_counter()
-        try:
-            plan = await self.plan(req)
-        except Exception:
-            self.stats.error()
-            raise
+        plan = await self.plan(req)
         d = plan.decision
         out = Outcome(plan.request_id, d, tuple(i.id for i in plan.context.items) if plan.context else ())
         if d.target == Target.REJECT:
-            self.stats.error()
             raise PermissionDenied(f"policy rejected the request: {d.explanation}")
         first: list[float] = []
 
@@ -255,57 +252,72 @@ class AgentService:
             await asyncio.shield(fut)
 
     async def _cloud_then_local(self, req: AskRequest, plan: Plan, out: Outcome) -> AsyncIterator[str]:
+        """Stream the cloud's answer; on failure the local model answers or continues.
+
+        Stop sequences never leave the device: they are applied here to the (restored)
+        cloud text, and the cloud call is cancelled once one appears.
+        """
         assert self.cloud is not None
         d = plan.decision
         redacted = d.target == Target.CLOUD_REDACTED
         send = d.redacted_prompt if redacted and d.redacted_prompt is not None else plan.prompt
         restorer = Restorer(d.restore if redacted else {})
+        stops = TextStream(req.params.stop)
         received: list[str] = []
         # The cloud gets what is left of the request's deadline.
         t0 = time.perf_counter()
         timeout = max(0.05, (req.deadline_ms or self.routing.default_deadline_ms) / 1000 - (t0 - plan.started))
+        stream = self.cloud.generate(plan.request_id, send, replace(req.params, stop=()), timeout_s=timeout)
         try:
-            async for ev in self.cloud.generate(plan.request_id, send, req.params, timeout_s=timeout):
+            async for ev in stream:
                 if isinstance(ev, CloudDone):
                     u = ev.usage
-                    out.answered_by.append("cloud")
-                    out.finish_reason = ev.finish_reason
-                    out.prompt_tokens = u.prompt_tokens or plan.prompt_tokens
-                    out.completion_tokens = u.completion_tokens
-                    out.tokens_per_s = u.tokens_per_s
-                    out.cost = self.routing.record_cloud_call(
-                        plan, sent_text=send, prompt_tokens=out.prompt_tokens, completion_tokens=u.completion_tokens, cloud=self.cloud
-                    )
-                    ttft = (u.ttft_ms or (time.perf_counter() - t0) * 1000)
+                    self._cloud_answered(plan, out, send, u.prompt_tokens, u.completion_tokens, ev.finish_reason)
+                    ttft = u.ttft_ms or (time.perf_counter() - t0) * 1000
                     self.routing.estimators.observe_cloud(ttft, u.completion_tokens, u.tokens_per_s)
-                    tail = restorer.flush()
+                    out.tokens_per_s = u.tokens_per_s
+                    tail = stops.feed(restorer.flush().encode()) + stops.flush()
                     if tail:
                         yield tail
                     return
                 received.append(ev)
-                text = restorer.feed(ev)
+                text = stops.feed(restorer.feed(ev).encode())
                 if text:
                     yield text
+                if stops.stopped:  # a stop sequence: the rest of the cloud's answer is not wanted
+                    self._cloud_answered(plan, out, send, 0, len(received), "stop")
+                    return
         except CloudFailure as exc:
             failure = exc
         else:  # pragma: no cover - generate() always ends with CloudDone or raises
             raise Unavailable("cloud stream ended early")
+        finally:
+            await stream.aclose()
         # Fallback: the local model answers, or continues the partial cloud answer.
-        partial = restorer.flush()
+        partial = stops.feed(restorer.flush().encode()) + stops.flush()
         if partial:
             yield partial
-        answered = "".join(received)
+        shown = restore_text("".join(received), d.restore if redacted else {})
         out.fallback = True
-        out.cloud_chars = len(answered)
+        out.cloud_chars = len(shown)
         how = "local model continued the answer" if failure.started else "answered locally"
         out.fallback_reason = f"{failure.reason}; {how}"
         if failure.started:
             out.answered_by.append("cloud")
             out.completion_tokens += len(received)  # one delta per token from the cloud
         log.warning("request id=%s cloud failed (%s): %s", plan.request_id, failure.reason, how)
-        shown = restore_text(answered, d.restore if redacted else {})
         async for text in self._local(plan.prompt + shown, _remaining(req.params, len(received)), plan, out):
             yield text
+
+    def _cloud_answered(self, plan: Plan, out: Outcome, sent: str, prompt_tokens: int, completion_tokens: int, finish: str) -> None:
+        """Record a cloud answer: figures for the client, cost in the egress ledger."""
+        out.answered_by.append("cloud")
+        out.finish_reason = finish
+        out.prompt_tokens = prompt_tokens or plan.prompt_tokens
+        out.completion_tokens = completion_tokens
+        out.cost = self.routing.record_cloud_call(
+            plan, sent_text=sent, prompt_tokens=out.prompt_tokens, completion_tokens=completion_tokens, cloud=self.cloud
+        )
 
     async def close(self) -> None:
         """Free the model and close the store, the ledger and the cloud channel."""
