@@ -4,7 +4,8 @@ Each item becomes one line::
 
     [email 2026-11-20 | Alice Smith, Bob | Lunch on Friday] Let's meet at noon at ...
 
-Whitespace is collapsed; a long body is cut to a window around the first query word.
+Whitespace is collapsed, participants are shown by name (addresses only when there is no
+name), and a long body is cut to a window around the first query word.
 Items are taken best first while they fit; the last one that does not fit whole is cut
 down (to no less than ``MIN_ITEM_TOKENS``) to use the rest of the budget. Tokens are
 counted with the caller's tokenizer, and the whole block is checked at the end.
@@ -75,7 +76,7 @@ def format_item(item: Item, words: Sequence[str] = ()) -> str:
         head.append(stamp)
     bracket = [" ".join(head)]
     if item.participants:
-        names = list(item.participants[:MAX_NAMES])
+        names = [_short_name(name) for name in item.participants[:MAX_NAMES]]
         if len(item.participants) > MAX_NAMES:
             names.append(f"+{len(item.participants) - MAX_NAMES}")
         bracket.append(", ".join(names))
@@ -118,6 +119,12 @@ def _fit(line: str, room: int, count_tokens: Callable[[str], int]) -> str | None
     if best is None or count_tokens(best + "\n") < MIN_ITEM_TOKENS:
         return None
     return best
+
+
+def _short_name(participant: str) -> str:
+    """"Ann Lee <ann@example.org>" -> "Ann Lee"; a bare address stays as it is."""
+    name, bracket, _rest = participant.partition(" <")
+    return name.strip() if bracket and name.strip() else participant
 
 
 def _squash(text: str) -> str:

@@ -76,9 +76,9 @@ def _item(body: str, **kw: object) -> Item:
 def test_format_is_compact() -> None:
     line = format_item(
         _item("Let's  meet\n\n at noon", kind="email", title="Lunch",
-              participants=("Ann", "Bob", "Cy", "Di", "Ed", "Flo"))
+              participants=("Ann <ann@example.org>", "bob@example.org", "Cy", "Di", "Ed", "Flo"))
     )
-    assert line == "[email 2026-01-02 | Ann, Bob, Cy, Di, +2 | Lunch] Let's meet at noon"
+    assert line == "[email 2026-01-02 | Ann, bob@example.org, Cy, Di, +2 | Lunch] Let's meet at noon"
     start = datetime(2026, 3, 4, 9, 30, tzinfo=UTC)
     event = format_item(_item("Dentist", kind="event", starts_at=start,
                               ends_at=start.replace(hour=10)))
