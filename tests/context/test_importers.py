@@ -349,7 +349,9 @@ def test_oversized_records_are_clipped(tmp_path: Path) -> None:
     assert item.body.endswith("[truncated]")
 
 
-def _big_inputs(tmp_path: Path, count: int) -> dict[str, Path]:
+def _big_inputs(tmp_path: Path, count: int, pad: int = 0) -> dict[str, Path]:
+    filler = " lorem" * pad
+    tmp_path.mkdir(parents=True, exist_ok=True)
     mbox = tmp_path / "big.mbox"
     ics = tmp_path / "big.ics"
     vcf = tmp_path / "big.vcf"
@@ -358,11 +360,13 @@ def _big_inputs(tmp_path: Path, count: int) -> dict[str, Path]:
         c.write("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n")
         for i in range(count):
             m.write(f"From x Mon Jan 1 00:00:00 2026\nSubject: s{i}\nMessage-ID: <{i}@x>\n\n"
-                    f"message number {i}\n\n")
+                    f"message number {i}{filler}\n\n")
             c.write(f"BEGIN:VEVENT\r\nUID:{i}\r\nDTSTART:20260101T000000Z\r\n"
-                    f"SUMMARY:event {i}\r\nEND:VEVENT\r\n")
-            v.write(f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Person {i}\r\nUID:{i}\r\nEND:VCARD\r\n")
-            j.write(json.dumps({"kind": "note", "body": f"note {i}", "source_id": str(i)}) + "\n")
+                    f"SUMMARY:event {i}\r\nDESCRIPTION:{filler}\r\nEND:VEVENT\r\n")
+            v.write(f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Person {i}\r\nUID:{i}\r\n"
+                    f"NOTE:{filler}\r\nEND:VCARD\r\n")
+            j.write(json.dumps({"kind": "note", "body": f"note {i}{filler}", "source_id": str(i)})
+                    + "\n")
         c.write("END:VCALENDAR\r\n")
     return {"mbox": mbox, "ics": ics, "vcard": vcf, "jsonl": jsonl}
 
@@ -382,3 +386,22 @@ def test_readers_stream_and_report_progress(tmp_path: Path, fmt: str) -> None:
     assert seen[-1].items == 2000
     done = [p.bytes_done for p in seen]
     assert done == sorted(done)
+
+
+@pytest.mark.parametrize("fmt", ["mbox", "ics", "vcard", "jsonl"])
+def test_readers_use_constant_memory(tmp_path: Path, fmt: str) -> None:
+    import tracemalloc
+
+    def peak_bytes(count: int) -> int:
+        path = _big_inputs(tmp_path / f"n{count}", count, pad=100)[fmt]  # ~600 B a record
+        tracemalloc.start()
+        try:
+            for _item in read_path(path):
+                pass
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, large = peak_bytes(300), peak_bytes(1500)
+    # Five times the input must not need (anywhere near) five times the memory.
+    assert large < small * 1.5 + 256 * 1024, (small, large)
