@@ -82,6 +82,15 @@ def validate_range(since: datetime | None, until: datetime | None) -> None:
         raise InvalidArgument("until", "must not be before since")
 
 
+def validate_tags(tags: Sequence[str]) -> None:
+    """Tag filters are a list of strings."""
+    if isinstance(tags, str):
+        raise InvalidArgument("tags", "must be a list, not a string")
+    for index, tag in enumerate(tags):
+        if not isinstance(tag, str):
+            raise InvalidArgument(f"tags[{index}]", "must be a string")
+
+
 def validate_query(query: str) -> None:
     """A query is free text of bounded length (its syntax never matters)."""
     if not isinstance(query, str):
@@ -98,6 +107,8 @@ def validate_limit(limit: int, field: str = "limit") -> None:
 
 def validate_choices(values: Sequence[str], allowed: Sequence[str], field: str) -> None:
     """Every filter value must be a known one (a typo must not silently match nothing)."""
+    if isinstance(values, str):
+        raise InvalidArgument(field, "must be a list, not a string")
     for index, value in enumerate(values):
         if value not in allowed:
             raise InvalidArgument(f"{field}[{index}]", f"must be one of {', '.join(allowed)}")

@@ -55,6 +55,7 @@ from .limits import (
     validate_limit,
     validate_query,
     validate_range,
+    validate_tags,
 )
 from .query import key_terms, match_expression, terms
 from .schema import upgrade
@@ -314,6 +315,7 @@ class ContextStore:
         validate_choices(kinds, KINDS, "kinds")
         validate_choices(sensitivities, SENSITIVITIES, "sensitivities")
         validate_range(since, until)
+        validate_tags(tags)
         now = time.time()
         where, params = _filters(now, kinds, since, until, tags, sensitivities)
         recency = (RECENCY_WEIGHT, now, RECENCY_HALF_DAYS * 86400.0)

@@ -180,6 +180,12 @@ def test_search_validation(store: ContextStore) -> None:
     with pytest.raises(InvalidArgument) as raised:
         store.search("x", kinds=["note", "tweet"])
     assert raised.value.field == "kinds[1]"
+    with pytest.raises(InvalidArgument) as raised:
+        store.search("x", tags="work")
+    assert raised.value.field == "tags"
+    with pytest.raises(InvalidArgument) as raised:
+        store.search("x", kinds="note")
+    assert raised.value.field == "kinds"
     with pytest.raises(OutOfRange) as raised:
         store.search("x", limit=0)
     assert raised.value.field == "limit"
