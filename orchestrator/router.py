@@ -263,15 +263,6 @@ def _decision(
         )
         for t in st.targets
     )
-    redacted_prompt: str | None = None
-    restore: dict[str, str] = {}
-    context: tuple[ContextRef, ...] = ()
-    stops: tuple[str, ...] = ()
-    if target is Target.CLOUD_REDACTED:
-        handoff = handoff or build_handoff(request, sig, policy)
-        redacted_prompt, context, restore = handoff.prompt, handoff.context, handoff.restore
-        stops = handoff.stop
-        st.fired.append("privacy.redaction")
     escalate: Target | None = None
     if (
         target is Target.LOCAL
@@ -279,6 +270,16 @@ def _decision(
         and not any(f.startswith("rule:") for f in st.fired)
     ):
         escalate = next((t for t in (Target.CLOUD, Target.CLOUD_REDACTED) if st.allowed(t)), None)
+    redacted_prompt: str | None = None
+    restore: dict[str, str] = {}
+    context: tuple[ContextRef, ...] = ()
+    stops: tuple[str, ...] = ()
+    if Target.CLOUD_REDACTED in (target, escalate):
+        handoff = handoff or build_handoff(request, sig, policy)
+        redacted_prompt, context, restore = handoff.prompt, handoff.context, handoff.restore
+        stops = handoff.stop
+        if target is Target.CLOUD_REDACTED:
+            st.fired.append("privacy.redaction")
     est = f"(est. local {lat[Target.LOCAL]:.0f} ms, cloud {lat[Target.CLOUD]:.0f} ms / {cost[Target.CLOUD]:.4g} {policy.cost.currency})"
     why = "; ".join(st.why) if st.why else "only option"
     return Decision(

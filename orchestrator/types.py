@@ -89,7 +89,8 @@ class Decision:
     explanation: str  # one line for a human
     options: tuple[OptionEstimate, ...] = ()
     pii_kinds: tuple[str, ...] = ()  # PII kinds detected in prompt + context
-    # For CLOUD_REDACTED: the text to send and placeholder -> original for the answer.
+    # For CLOUD_REDACTED (as target or as escalate_to): the text to send and
+    # placeholder -> original for the answer.
     redacted_prompt: str | None = None
     restore: dict[str, str] = field(default_factory=dict)
     # For CLOUD_REDACTED: the context to send (items the policy keeps local left out,

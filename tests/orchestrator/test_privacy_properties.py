@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from orchestrator.budget import Spend
 from orchestrator.kinds import ACTIONS, PII_KINDS
-from orchestrator.policy_model import Match, Policy, Privacy, Redaction, Rule
+from orchestrator.policy_model import Cascade, Match, Policy, Privacy, Quality, Redaction, Rule
 from orchestrator.privacy import detect_pii, restore
 from orchestrator.router import decide
 from orchestrator.types import ContextRef, Decision, Estimates, Preference, RouteRequest, Target
@@ -113,6 +113,7 @@ rules = st.lists(
 ).map(tuple)
 policies = st.builds(
     Policy,
+    quality=st.builds(Quality, cascade=st.builds(Cascade, enabled=st.booleans())),
     privacy=st.builds(
         Privacy,
         local_sensitivities=st.sampled_from((("personal", "secret"), ("secret",))),
@@ -191,10 +192,14 @@ def test_redacted_handoff_sends_no_detected_value(
     r: RouteRequest, e: Estimates, p: Policy, s: Spend | None
 ) -> None:
     d = decide(r, e, p, s)
-    if d.target is Target.CLOUD_REDACTED:
+    if Target.CLOUD_REDACTED in (d.target, d.escalate_to):
         _check_handoff(r, p, d)
     else:
         assert d.redacted_prompt is None and d.redacted_context == ()
+    if d.escalate_to is not None:
+        assert d.target is Target.LOCAL and p.quality.cascade.enabled
+        if _sensitive(r, p):
+            assert d.escalate_to is Target.CLOUD_REDACTED
 
 
 def _shares_fragment(items: list[str], texts: list[str], width: int = 32) -> bool:

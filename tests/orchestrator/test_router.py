@@ -395,6 +395,14 @@ def test_cascade_offers_escalation_only_where_privacy_allows() -> None:
     assert decide(req(), est(), default_policy()).escalate_to is None
 
 
+def test_cascade_to_the_redacted_handoff_carries_it() -> None:
+    policy = parse_policy(REDACT + "[quality.cascade]\nenabled = true\n")
+    d = decide(req("Reply to a@b.io please"), est(), policy)
+    assert d.target is Target.LOCAL and d.escalate_to is Target.CLOUD_REDACTED
+    assert d.redacted_prompt == "Reply to [EMAIL_1] please"
+    assert "privacy.redaction" not in d.rules_fired
+
+
 def test_truncated_left_out_item_with_a_code_blocks_the_handoff() -> None:
     # The daemon's retrieval cut the note: a short fragment with the code remains.
     note = ContextRef(
