@@ -74,6 +74,8 @@ class LlamaModel:
         self.n_batch = n_batch
         self.n_threads = threads
         self._batch = lc.llama_batch_init(n_batch, 0, 1)
+        self._view = np.empty((0, 0), dtype=np.float32)
+        self._view_addr: int | None = None
         self._n_past = 0
         self._piece_cache: dict[int, bytes] = {}
         self._eog_cache: dict[int, bool] = {}
@@ -132,8 +134,18 @@ class LlamaModel:
         self._n_past = base + n
         if not wanted:
             return np.empty((0, self.n_vocab), dtype=np.float32)
-        ptr = lc.llama_get_logits(self._ctx)
-        return np.ctypeslib.as_array(ptr, shape=(len(wanted), self.n_vocab))
+        return self._logits(len(wanted))
+
+    def _logits(self, rows: int) -> npt.NDArray[np.float32]:
+        """The first ``rows`` rows of the output logits, as a view (cached per buffer)."""
+        addr = ctypes.cast(lc.llama_get_logits(self._ctx), ctypes.c_void_p).value
+        if addr is None:
+            raise LlamaError("no logits")
+        if addr != self._view_addr or rows > self._view.shape[0]:
+            buf = (ctypes.c_float * (rows * self.n_vocab)).from_address(addr)
+            self._view = np.frombuffer(memoryview(buf), dtype=np.float32).reshape(rows, self.n_vocab)
+            self._view_addr = addr
+        return self._view[:rows]
 
     def is_eog(self, token: int) -> bool:
         hit = self._eog_cache.get(token)
