@@ -129,14 +129,11 @@ def generate_requests(draw: st.DrawFn) -> pb.GenerateRequest:
         labels=draw(mostly(st.lists(words, max_size=3), st.lists(text, max_size=20))),
         app_id=draw(text),
     )
-    prompt = draw(prompts)
     return pb.GenerateRequest(
-        prompt=prompt,
+        prompt=draw(prompts),
         params=params,
         routing=routing,
-        # use_context with a prompt over 2000 characters hits a known defect, pinned by
-        # test_use_context_with_a_long_prompt_is_accepted below.
-        use_context=draw(st.booleans()) and len(prompt) <= 2000,
+        use_context=draw(st.booleans()),
         request_id=draw(mostly(st.text(st.characters(codec="ascii"), max_size=20), st.text(min_size=60, max_size=70))),
     )
 
@@ -214,17 +211,9 @@ def _random_generate_requests(channel: grpc.Channel, msg: pb.GenerateRequest) ->
 test_random_generate_requests, test_random_generate_requests_long = fuzzed(EXAMPLES, msg=generate_requests())(_random_generate_requests)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "defect: a valid GenerateRequest with use_context and a prompt over 2000 characters "
-        "(the prompt limit is 32 KiB) is refused OUT_OF_RANGE 'query: must be at most 2000 "
-        "characters', naming a field the request does not have: AgentService.plan() passes the "
-        "whole prompt to ContextStore.retrieve(), whose validate_query() caps queries at "
-        "MAX_QUERY_CHARS"
-    ),
-)
 def test_use_context_with_a_long_prompt_is_accepted(channel: grpc.Channel) -> None:
+    """A prompt over the store's 2000-character query limit still retrieves context (it
+    was once refused OUT_OF_RANGE naming ``query``, a field the request does not have)."""
     stub = pb_grpc.EdgeAgentStub(channel)
     prompt = "Summarise my notes about the garden. " * 60  # about 2.2 kB
     d = stub.ExplainRoute(pb.GenerateRequest(prompt=prompt, use_context=True), timeout=30)
@@ -380,21 +369,15 @@ def test_undecodable_request_bytes_leave_the_daemon_serving(channel: grpc.Channe
     assert stub.ExplainRoute(pb.GenerateRequest(prompt="still there?"), timeout=30).target == pb.ROUTE_TARGET_LOCAL
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "defect: a request that does not decode (e.g. invalid UTF-8 in GenerateRequest.prompt) "
-        "is answered UNKNOWN with the raw exception text (\"Unexpected <class "
-        "'google.protobuf.message.DecodeError'>: ...\") by grpc.aio's own deserializer; "
-        "edge_agent/errors_grpc.py ErrorMappingInterceptor keeps handler.request_deserializer, "
-        "so the error table never sees it"
-    ),
-)
 def test_undecodable_request_bytes_are_invalid_argument(channel: grpc.Channel) -> None:
+    """Bytes that are not the request message get INVALID_ARGUMENT without exception text
+    (grpc.aio's own deserializer once answered UNKNOWN with the DecodeError)."""
     for name, payload in UNDECODABLE.items():
-        exc = _raw(channel, "ExplainRoute", payload)
-        assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, (name, exc.code(), exc.details())
-        assert "Error" not in (exc.details() or ""), exc.details()
+        for method in ("ExplainRoute", "PutContext", "SearchContext", "Complete", "DeleteContext"):
+            exc = _raw(channel, method, payload)
+            assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, (name, method, exc.code(), exc.details())
+            assert "Error" not in (exc.details() or "") and "<class" not in (exc.details() or ""), exc.details()
+            assert FIELD_DETAIL.match(exc.details() or ""), exc.details()
 
 
 def test_oversized_messages_get_resource_exhausted(channel: grpc.Channel, agent: Any) -> None:
@@ -437,16 +420,8 @@ def test_a_prompt_longer_than_the_context_window_is_refused_not_crashed(channel:
         assert msgs[-1].HasField("done")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "defect: StatsResponse.errors is documented as 'Requests rejected (any error status)' but "
-        "only plan failures and policy rejects are counted: convert.ask_request raises in the "
-        "servicer before AgentService.generate runs, and a full queue (ModelSlot.hold raising "
-        "ResourceExhausted inside generate) escapes without stats.error()"
-    ),
-)
 def test_rejected_generate_requests_are_counted_in_stats(channel: grpc.Channel) -> None:
+    """StatsResponse.errors counts requests rejected with any status, validation included."""
     stub = pb_grpc.EdgeAgentStub(channel)
     before = stub.GetStats(pb.GetStatsRequest(), timeout=10).errors
     for _ in range(5):

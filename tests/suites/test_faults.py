@@ -222,17 +222,10 @@ def test_cloud_stream_ending_without_final_message_is_continued(rig: Rig, per_fa
     assert all(r.outcome == "continued" and r.cloud_chars == len("half an answer") for r in results), results[:3]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "defect: edge_agent/cloud.py CloudClient.generate assumes every streamed message "
-        "decodes; grpc.aio yields None for a response that is not a valid CloudGenerateResponse, "
-        "msg.HasField raises AttributeError, which is no CloudFailure: no fallback, no breaker "
-        "failure, and the caller gets INTERNAL"
-    ),
-)
 @pytest.mark.parametrize("per_fault", PER_FAULT)
 def test_cloud_answering_garbage_falls_back(rig: Rig, per_fault: int) -> None:
+    """A valid delta, then bytes that are not a CloudGenerateResponse: the local model
+    continues (grpc.aio yields None for such a message; it once surfaced as INTERNAL)."""
     garbage = GarbageCloud()
     rig.proxy.set(upstream=garbage.address)
     try:
@@ -403,22 +396,15 @@ def test_breaker_opens_and_recovers(tmp_path: Path, llama: LlamaBackend) -> None
         assert code == 0, agent.log()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "defect: edge_agent/cloud.py CloudClient.fetch_info assumes the Info answer decodes; "
-        "grpc.aio returns None for an undecodable response, r.model raises AttributeError and "
-        "server.serve() dies during start-up, so a broken cloud keeps the daemon from starting"
-    ),
-)
 def test_agent_starts_and_answers_when_the_cloud_answers_garbage(tmp_path: Path) -> None:
+    """An undecodable Info answer at start-up is a cloud failure, not a crash."""
     garbage = GarbageCloud()
     try:
         agent = start_agent(tmp_path / "data", EDGE_AGENT_CLOUD=garbage.address, EDGE_AGENT_CLOUD_TOKEN="t")
         try:
             with grpc.insecure_channel(agent_target(agent)) as ch:
                 r = call(pb_grpc.EdgeAgentStub(ch), request())
-                assert r.outcome in ("fallback", "local"), r
+                assert r.outcome in ("fallback", "continued", "local"), r
         finally:
             assert stop_service(agent) == 0, agent.log()
     finally:

@@ -364,17 +364,8 @@ def test_left_out_personal_items_never_reach_the_cloud(redaction_agent: Agent, c
         stub.ReloadPolicy(pb.ReloadPolicyRequest(), timeout=30)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "privacy defect: GenerationParams.stop is neither inspected by the router nor redacted: "
-        "AgentService.plan() builds the RouteRequest from the prompt and context only, and "
-        "CloudClient.generate() forwards params.stop verbatim, so an email address or a contact "
-        "name in a stop sequence reaches the cloud although the same value in the prompt would "
-        "keep the request local (or be replaced by a placeholder)"
-    ),
-)
 def test_stop_sequences_do_not_carry_personal_data_to_the_cloud(redaction_agent: Agent, capture: tuple[InProcessCloud, Recording]) -> None:
+    """Stop sequences are text too: an address or a name in them must not reach the cloud."""
     _, rec = capture
     stub = pb_grpc.EdgeAgentStub(redaction_agent.channel)
     before = len(rec.received())
