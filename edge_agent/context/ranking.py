@@ -29,7 +29,7 @@ from sqlalchemy import Connection
 from .schema import FTS_WEIGHTS
 
 #: Most rows BM25 is computed for in one step of a search.
-SCORE_CAP = 1000
+SCORE_CAP = 500
 #: ... and at least this many times the limit.
 CAP_PER_LIMIT = 4
 #: Candidates re-ranked with recency: this many times the limit, at least RERANK_MIN.
