@@ -305,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prompts = kept
 
     t_start = time.perf_counter()
+    load_start = os.getloadavg()
     peer_plain = PeerRunner(args.model, args.n_ctx, args.threads, pld=False)
     peer_pld = PeerRunner(args.model, args.n_ctx, args.threads, pld=True)
     own_plain = OwnRunner(args.model, args.n_ctx, args.threads, speculative=False)

@@ -6,7 +6,8 @@ the large vocabulary's LM head). If each drafted token is accepted with probabil
 ``p`` (given that the ones before it were), the step yields ``1 + p + ... + p^k``
 tokens. The policy estimates ``p`` per request for each (drafter, match length) bucket
 from what was accepted so far (Beta prior), and picks the ``k`` that maximises tokens
-per unit of cost; ``k = 0`` means a plain step, so text that drafts badly falls back to
+per unit of cost (a longer n-gram match starts from a more optimistic prior);
+``k = 0`` means a plain step, so text that drafts badly falls back to
 plain decoding after a few tries. A gated bucket is probed again with one token every
 ``retry_every`` skipped opportunities, so text that turns into a copy later is noticed.
 What a request learnt is carried into the next one with a small weight (``carry``
@@ -24,6 +25,8 @@ from .drafters import Draft
 class _Bucket:
     hits: float
     trials: float
+    prior_hits: float
+    prior_trials: float
     skipped: int = 0
 
 
@@ -39,6 +42,7 @@ class DraftPolicy:
         max_match_bucket: int = 4,
         retry_every: int = 16,
         carry: float = 4.0,
+        long_match_bonus: float = 1.0,
     ) -> None:
         self.max_draft = max_draft
         self.step_cost = step_cost
@@ -47,18 +51,19 @@ class DraftPolicy:
         self.max_match_bucket = max_match_bucket
         self.retry_every = retry_every
         self.carry = carry
+        self.long_match_bonus = long_match_bonus
         self._buckets: dict[tuple[str, int], _Bucket] = {}
 
     def reset(self) -> None:
         """Start a new request: keep what was learnt with a weight of ``carry`` trials."""
         for key, b in list(self._buckets.items()):
-            seen = b.trials - self.prior_trials
+            seen = b.trials - b.prior_trials
             if seen <= 0 or self.carry <= 0:
                 del self._buckets[key]
                 continue
             scale = min(1.0, self.carry / seen)
-            b.hits = self.prior_hits + (b.hits - self.prior_hits) * scale
-            b.trials = self.prior_trials + seen * scale
+            b.hits = b.prior_hits + (b.hits - b.prior_hits) * scale
+            b.trials = b.prior_trials + seen * scale
             b.skipped = 0
 
     def forget(self) -> None:
@@ -66,10 +71,14 @@ class DraftPolicy:
         self._buckets.clear()
 
     def _bucket(self, draft: Draft) -> _Bucket:
-        key = (draft.source, min(draft.match_len, self.max_match_bucket))
+        n = min(draft.match_len, self.max_match_bucket)
+        key = (draft.source, n)
         b = self._buckets.get(key)
         if b is None:
-            b = self._buckets[key] = _Bucket(self.prior_hits, self.prior_trials)
+            # a longer n-gram match is a stronger hint: start more optimistic
+            bonus = self.long_match_bonus * max(n - 2, 0)
+            hits, trials = self.prior_hits + bonus, self.prior_trials + bonus
+            b = self._buckets[key] = _Bucket(hits, trials, hits, trials)
         return b
 
     def acceptance(self, draft: Draft) -> float:

@@ -74,7 +74,7 @@ def test_corpus_drafter_tail_follows_extend() -> None:
     assert p is not None and p.tokens == (4, 5, 6)
 
 
-def _draft(n: int = 8, match: int = 3) -> Draft:
+def _draft(n: int = 8, match: int = 2) -> Draft:
     return Draft(tuple(range(n)), "context", match)
 
 
@@ -114,3 +114,10 @@ def test_policy_never_drafts_when_verification_is_too_expensive() -> None:
     for _ in range(20):
         pol.update(d, 4, 4)
     assert pol.draft_len(d) == 0
+
+
+def test_longer_matches_start_more_optimistic() -> None:
+    pol = DraftPolicy(step_cost=0.2)
+    short, long = _draft(16, match=2), _draft(16, match=4)
+    assert pol.acceptance(long) > pol.acceptance(short)
+    assert pol.draft_len(long) > pol.draft_len(short) > 0
