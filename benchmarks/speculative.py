@@ -374,6 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
+            # other work on the machine distorts wall-clock rates: the 1-minute load average
+            "load_avg_1m_start": round(load_start[0], 2),
+            "load_avg_1m_end": round(os.getloadavg()[0], 2),
         },
         "tok_s_definition": "(completion_tokens - 1) / (time of last token - time of first token)",
         "elapsed_s": round(time.perf_counter() - t_start, 1),
