@@ -166,32 +166,66 @@ def _score(
             f"JOIN items i ON i.pk = c.pk WHERE {where}{skip_sql} ORDER BY score DESC LIMIT ?"
         )
         args = [*recency, expr, top, *params, *skip, limit]
+    elif not filtered:
+        # Only expiry to check: score the newest matches straight from the index, then
+        # drop expired items (rare: the purge timer deletes them) among the best ones.
+        skip_fts = f" AND rowid NOT IN ({', '.join('?' for _ in skip)})" if skip else ""
+        inner = (
+            f"SELECT rowid AS pk, {_BM25} AS r FROM items_fts WHERE items_fts MATCH ?"
+            f"{skip_fts} ORDER BY rowid DESC LIMIT ?"
+        )
+        sql = (
+            f"SELECT c.pk, -c.r * {RECENCY} AS score FROM "
+            f"(SELECT pk, r FROM ({inner}) ORDER BY r LIMIT ?) c "
+            f"JOIN items i ON i.pk = c.pk WHERE {where} ORDER BY score DESC LIMIT ?"
+        )
+        args = [*recency, expr, *skip, newest, top, *params, limit]
     else:
-        floor = None
-        if filtered:  # look at the newest SCAN_FACTOR * newest matches first
-            floor = conn.exec_driver_sql(
-                "SELECT rowid FROM items_fts WHERE items_fts MATCH ? "
-                "ORDER BY rowid DESC LIMIT 1 OFFSET ?",
-                (expr, SCAN_FACTOR * newest),
-            ).scalar()
-        while True:
-            window = "" if floor is None else " AND f.rowid > ?"
-            inner = (
-                f"SELECT f.rowid AS pk, {_BM25} AS r FROM items_fts f "
-                f"JOIN items i ON i.pk = f.rowid WHERE items_fts MATCH ?{window} "
-                f"AND {where}{skip_sql} ORDER BY f.rowid DESC LIMIT ?"
-            )
-            sql = (
-                f"SELECT c.pk, -c.r * {RECENCY} AS score FROM "
-                f"(SELECT pk, r FROM ({inner}) ORDER BY r LIMIT ?) c "
-                "JOIN items i ON i.pk = c.pk ORDER BY score DESC LIMIT ?"
-            )
-            bounds = [] if floor is None else [floor]
-            args = [*recency, expr, *bounds, *params, *skip, newest, top, limit]
-            rows = conn.exec_driver_sql(sql, tuple(args)).all()
-            if floor is None or len(rows) >= limit:
-                break
-            floor = None  # the filters are selective: search all matches
-        return [(int(row[0]), float(row[1])) for row in rows]
+        return _score_newest_filtered(
+            conn, expr, where, params, recency, limit, newest=newest, skip_sql=skip_sql,
+            skip=skip, top=top,
+        )
     rows = conn.exec_driver_sql(sql, tuple(args)).all()
     return [(int(row[0]), float(row[1])) for row in rows]
+
+
+def _score_newest_filtered(
+    conn: Connection,
+    expr: str,
+    where: str,
+    params: Sequence[Any],
+    recency: Sequence[float],
+    limit: int,
+    *,
+    newest: int,
+    skip_sql: str,
+    skip: Sequence[int],
+    top: int,
+) -> list[tuple[int, float]]:
+    """Score the newest ``newest`` matches that pass the filters.
+
+    The newest ``SCAN_FACTOR * newest`` matches are filtered first; only if too few pass
+    are all matches filtered.
+    """
+    floor = conn.exec_driver_sql(
+        "SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+        (expr, SCAN_FACTOR * newest),
+    ).scalar()
+    while True:
+        window = "" if floor is None else " AND f.rowid > ?"
+        inner = (
+            f"SELECT f.rowid AS pk, {_BM25} AS r FROM items_fts f "
+            f"JOIN items i ON i.pk = f.rowid WHERE items_fts MATCH ?{window} "
+            f"AND {where}{skip_sql} ORDER BY f.rowid DESC LIMIT ?"
+        )
+        sql = (
+            f"SELECT c.pk, -c.r * {RECENCY} AS score FROM "
+            f"(SELECT pk, r FROM ({inner}) ORDER BY r LIMIT ?) c "
+            "JOIN items i ON i.pk = c.pk ORDER BY score DESC LIMIT ?"
+        )
+        bounds = [] if floor is None else [floor]
+        args = [*recency, expr, *bounds, *params, *skip, newest, top, limit]
+        rows = conn.exec_driver_sql(sql, tuple(args)).all()
+        if floor is None or len(rows) >= limit:
+            return [(int(row[0]), float(row[1])) for row in rows]
+        floor = None  # the filters are selective: search all matches

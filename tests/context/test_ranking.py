@@ -103,3 +103,11 @@ def test_document_frequencies_are_cached_and_refreshed(store: ContextStore) -> N
     assert len(store.search("papaya")) == 2  # writes clear the cache
     store.delete(query="papaya")
     assert store.search("papaya") == []
+
+
+def test_capped_search_never_returns_expired_items(store: ContextStore) -> None:
+    store.put([note(f"common {i}") for i in range(30)])
+    [gone] = store.put([note("common common common", expires_at=NOW - timedelta(seconds=1))])
+    hits = store.search("common", limit=3)
+    assert len(hits) == 3
+    assert gone not in {h.item.id for h in hits}
