@@ -106,8 +106,11 @@ def test_document_frequencies_are_cached_and_refreshed(store: ContextStore) -> N
 
 
 def test_capped_search_never_returns_expired_items(store: ContextStore) -> None:
+    store._last_purge = float("inf")  # keep the expired row in the table for this test
     store.put([note(f"common {i}") for i in range(30)])
     [gone] = store.put([note("common common common", expires_at=NOW - timedelta(seconds=1))])
+    with store._read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM items").scalar() == 31
     hits = store.search("common", limit=3)
     assert len(hits) == 3
     assert gone not in {h.item.id for h in hits}
