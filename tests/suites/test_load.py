@@ -108,6 +108,7 @@ def test_64_streaming_clients(tmp_path: Path, seconds: float) -> None:
         assert not errors, errors
         assert counts["ok"] >= 20, counts
         assert all(h > 0 for h in hints), "RESOURCE_EXHAUSTED without a retry hint"
+        assert stats.errors >= counts["status:RESOURCE_EXHAUSTED"], "queue-full rejections must be counted"
         assert peak - rss_before <= RSS_GROWTH_LIMIT_KIB, (rss_before, peak)
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         assert final[-1].HasField("done")

@@ -380,4 +380,5 @@ def test_stop_sequences_do_not_carry_personal_data_to_the_cloud(redaction_agent:
     sent = rec.received()[before:]
     leaks = leaks_in(sent)
     print(f"\nprivacy/stop sequences: 2 requests, {len(sent)} reached the cloud, leaks found: {len(leaks)} {sorted(set(leaks))}")
+    assert len(sent) == 2, "both requests must really go to the cloud (redacted)"
     assert leaks == []
