@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from orchestrator.pii_numbers import luhn_ok
 from orchestrator.privacy import PiiSpan, detect_pii, redact, redact_many, restore
 
 
@@ -105,3 +108,20 @@ def test_redact_many_shares_placeholders_and_avoids_collisions() -> None:
 
 def test_restore_without_map_is_identity() -> None:
     assert restore("nothing [EMAIL_1]", {}) == "nothing [EMAIL_1]"
+
+
+def _luhn_reference(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+@given(st.text(alphabet="0123456789", min_size=1, max_size=19))
+def test_luhn_matches_the_textbook_definition(digits: str) -> None:
+    assert luhn_ok(digits) is _luhn_reference(digits)
+
+
+def test_luhn_rejects_non_digits() -> None:
+    assert not luhn_ok("") and not luhn_ok("4111 1111") and not luhn_ok("٤١١١")
