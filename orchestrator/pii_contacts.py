@@ -31,10 +31,13 @@ _COMMON_WORDS = frozenset(
 @lru_cache(maxsize=256)
 def _contact_index(
     names: tuple[str, ...],
-) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, bool]]]:
-    """Full names by lowercased first word (longest first), and single name parts.
+) -> tuple[dict[str, dict[str, tuple[str, ...]]], dict[str, tuple[str, bool]]]:
+    """Full names, and single name parts.
 
-    Parts map lowercased -> (as written, whether any case may match).
+    Full names (lowercased) are filed by their first word, then by the two characters
+    that follow it ("" for one-word names), longest first, so an occurrence of "bob"
+    only tries the names that can continue the way the text does. Parts map
+    lowercased -> (as written, whether any case may match).
     """
     full = sorted(
         {" ".join(n.split()) for n in names if len(n.strip()) >= 2}, key=len, reverse=True
@@ -50,7 +53,13 @@ def _contact_index(
         for w in words:
             if len(w) >= 3 and w[0].isupper() and w.lower() not in index.get(w.lower(), ()):
                 parts.setdefault(w.lower(), (w, w.lower() not in _COMMON_WORDS))
-    return {k: tuple(v) for k, v in index.items()}, parts
+    filed: dict[str, dict[str, tuple[str, ...]]] = {}
+    for first, full_names in index.items():
+        by_next: dict[str, list[str]] = {}
+        for name in full_names:
+            by_next.setdefault(name[len(first) : len(first) + 2], []).append(name)
+        filed[first] = {k: tuple(v) for k, v in by_next.items()}
+    return filed, parts
 
 
 def _is_word_char(ch: str) -> bool:
@@ -100,7 +109,9 @@ def find_contacts(text: str, names: tuple[str, ...], skip: set[int]) -> list[tup
             if i in taken:
                 i = low.find(first, i + 1)
                 continue
-            for name in index[first]:
+            filed = index[first]
+            after = low[i + len(first) : i + len(first) + 2]
+            for name in (*filed.get(after, ()), *filed.get("", ())) if after else filed.get("", ()):
                 j = i + len(name)
                 if low.startswith(name, i) and _bounded(text, i, j):
                     out.append((i, j))
