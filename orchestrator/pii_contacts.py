@@ -90,7 +90,7 @@ def find_contacts(text: str, names: tuple[str, ...], skip: set[int]) -> list[tup
     low = text.lower()
     if len(low) != len(text):  # case folding changed lengths: fold char by char
         low = "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
-    if len(index) + len(parts) > 12:
+    if len(index) + len(parts) > 12 and len(text) > 256:
         # One pass over the text instead of one substring search per name.
         words = set(low.translate(_PUNCT_TO_SPACE).split())
 

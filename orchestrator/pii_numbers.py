@@ -79,15 +79,16 @@ def luhn_ok(digits: str) -> bool:
     return (sum(mixed.encode()) - 48 * len(mixed)) % 10 == 0
 
 
+_IBAN_LETTERS = str.maketrans({ch: str(10 + i) for i, ch in enumerate(string.ascii_uppercase)})
+
+
 def iban_ok(raw: str) -> bool:
+    """ISO 13616 check: country and check digits moved to the end, letters as 10..35."""
     s = raw.replace(" ", "")
-    if not 15 <= len(s) <= 34:
+    if not 15 <= len(s) <= 34 or not s.isascii() or not s.isalnum():
         return False
-    moved = s[4:] + s[:4]
-    try:
-        return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
-    except ValueError:
-        return False
+    digits = (s[4:] + s[:4]).upper().translate(_IBAN_LETTERS)
+    return digits.isdigit() and int(digits) % 97 == 1
 
 
 def _card_in(raw: str) -> tuple[int, int] | None:

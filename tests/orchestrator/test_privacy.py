@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.pii_numbers import luhn_ok
+from orchestrator.pii_numbers import iban_ok, luhn_ok
 from orchestrator.privacy import PiiSpan, detect_pii, redact, redact_many, restore
 
 
@@ -125,3 +125,19 @@ def test_luhn_matches_the_textbook_definition(digits: str) -> None:
 
 def test_luhn_rejects_non_digits() -> None:
     assert not luhn_ok("") and not luhn_ok("4111 1111") and not luhn_ok("٤١١١")
+
+
+@pytest.mark.parametrize(
+    ("iban", "ok"),
+    [
+        ("DE89 3704 0044 0532 0130 00", True),
+        ("GB82 WEST 1234 5698 7654 32", True),
+        ("FR1420041010050500013M02606", True),
+        ("gb82 west 1234 5698 7654 32", True),
+        ("DE88 3704 0044 0532 0130 00", False),
+        ("DE89 3704", False),
+        ("DE89-3704-0044-0532-0130-00", False),
+    ],
+)
+def test_iban_checksum(iban: str, ok: bool) -> None:
+    assert iban_ok(iban) is ok
