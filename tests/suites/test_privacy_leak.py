@@ -382,3 +382,55 @@ def test_stop_sequences_do_not_carry_personal_data_to_the_cloud(redaction_agent:
     print(f"\nprivacy/stop sequences: 2 requests, {len(sent)} reached the cloud, leaks found: {len(leaks)} {sorted(set(leaks))}")
     assert len(sent) == 2, "both requests must really go to the cloud (redacted)"
     assert leaks == []
+
+
+# Scoring always prefers the local model (the cloud costs, the local model does not);
+# only the cascade can send a request out.
+CASCADE = """
+[quality.cascade]
+enabled = true
+first_tokens = 2
+min_mean_prob = 1.0
+[cost]
+cloud_price_in_per_1k = 1.0
+cloud_price_out_per_1k = 1.0
+[weights]
+latency = 0.0
+cost = 1.0
+quality = 0.0
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "defect: [quality.cascade] is parsed, decide() sets Decision.escalate_to and "
+        "`edge-agent policy explain` prints 'may escalate', but edge_agent/service.py "
+        "AgentService.generate() never looks at escalate_to: an unsure local answer is never "
+        "escalated to the cloud (suggested: in _local, score the first tokens' probabilities and, "
+        "below min_mean_prob, continue through _cloud_then_local with the same privacy checks)"
+    ),
+)
+def test_cascade_escalates_general_requests_and_never_private_ones(redaction_agent: Agent, capture: tuple[InProcessCloud, Recording]) -> None:
+    """With min_mean_prob = 1.0 every local answer is unsure: a general request must be
+    escalated to the cloud, a private one never."""
+    _, rec = capture
+    stub = pb_grpc.EdgeAgentStub(redaction_agent.channel)
+    original = redaction_agent.policy.read_text()
+    redaction_agent.policy.write_text(original + CASCADE)
+    try:
+        assert stub.ReloadPolicy(pb.ReloadPolicyRequest(), timeout=30).policy_file
+        private = pb.GenerateRequest(prompt="What is my vault passphrase?", params=common_pb2.GenerationParams(max_tokens=4), use_context=True)
+        general = pb.GenerateRequest(prompt="Why is the sky blue?", params=common_pb2.GenerationParams(max_tokens=4))
+        assert stub.ExplainRoute(general, timeout=30).target == pb.ROUTE_TARGET_LOCAL
+        before = len(rec.received())
+        done_of(list(stub.Generate(private, timeout=120)))
+        assert leaks_in(rec.received()[before:]) == []
+        assert len(rec.received()) == before, "a private request reached the cloud"
+        done_of(list(stub.Generate(general, timeout=120)))
+        sent = rec.received()[before:]
+        print(f"\nprivacy/cascade: {len(sent)} escalations reached the cloud")
+        assert len(sent) == 1 and b"sky" in sent[0], "the unsure local answer was not escalated"
+    finally:
+        redaction_agent.policy.write_text(original)
+        stub.ReloadPolicy(pb.ReloadPolicyRequest(), timeout=30)
