@@ -122,6 +122,14 @@ def _time(value: int, field: str) -> datetime | None:
     return datetime.fromtimestamp(value, tz=timezone.utc)
 
 
+def time_range(since: int, until: int) -> tuple[datetime | None, datetime | None]:
+    """A search's time bounds (0 = open), checked."""
+    start, end = _time(since, "since"), _time(until, "until")
+    if start and end and end < start:
+        raise InvalidArgument("until", "must not be before since")
+    return start, end
+
+
 def new_items(msg: pb.PutContextRequest) -> list[NewItem]:
     """Convert PutContext items; the store checks content rules (kind, size, ...)."""
     if not msg.items:

@@ -96,22 +96,28 @@ class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
             raise InvalidArgument("query", "must not be empty")
         if not 0 <= request.limit <= 100:
             raise InvalidArgument("limit", "must be in 1..100 (0 means 10)")
+        since, until = convert.time_range(request.since, request.until)
         hits = await asyncio.to_thread(
             self.service.store.search,  # type: ignore[attr-defined]
             request.query,
             kinds=tuple(request.kinds),
+            since=since,
+            until=until,
+            tags=tuple(request.tags),
+            sensitivities=tuple(request.sensitivities),
             limit=request.limit or 10,
         )
         return convert.search_hits(hits)
 
     async def DeleteContext(self, request: pb.DeleteContextRequest, context: grpc.aio.ServicerContext) -> pb.DeleteContextResponse:
-        chosen = sum([bool(request.ids), bool(request.source), request.all])
+        chosen = sum([bool(request.ids), bool(request.source), bool(request.query), request.all])
         if chosen != 1:
-            raise InvalidArgument("ids|source|all", "set exactly one of ids, source or all")
+            raise InvalidArgument("ids|source|query|all", "set exactly one of ids, source, query or all")
         n = await asyncio.to_thread(
             self.service.store.delete,  # type: ignore[attr-defined]
             ids=tuple(request.ids),
             source=request.source or None,
+            query=request.query or None,
             everything=request.all,
         )
         return pb.DeleteContextResponse(deleted=n)

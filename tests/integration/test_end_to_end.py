@@ -165,3 +165,32 @@ def test_sigterm_exits_zero_and_removes_socket(tmp_path: Path) -> None:
     assert svc.stop(signal.SIGTERM) == 0, svc.log()
     assert not sock.exists()
     assert "stopped" in svc.log()
+
+
+def test_search_filters_and_forget_by_query(stub: pb_grpc.EdgeAgentStub) -> None:
+    items = [
+        pb.ContextItem(kind="note", body="Pottery class on Tuesday evenings", tags=["hobby"], sensitivity="public", created_at=1_700_000_000, source="f", source_id="a"),
+        pb.ContextItem(kind="note", body="Pottery kiln costs and glaze list", tags=["hobby", "money"], sensitivity="secret", created_at=1_750_000_000, source="f", source_id="b"),
+        pb.ContextItem(kind="message", body="Pottery fair next month?", sensitivity="personal", created_at=1_760_000_000, source="f", source_id="c"),
+    ]
+    a, b, c = stub.PutContext(pb.PutContextRequest(items=items)).ids
+
+    def ids(**kw: object) -> set[str]:
+        return {h.item.id for h in stub.SearchContext(pb.SearchContextRequest(query="pottery", **kw)).hits}
+
+    assert ids() == {a, b, c}
+    assert ids(kinds=["note"]) == {a, b}
+    assert ids(tags=["hobby", "money"]) == {b}
+    assert ids(sensitivities=["public", "personal"]) == {a, c}
+    assert ids(since=1_740_000_000) == {b, c}
+    assert ids(since=1_740_000_000, until=1_755_000_000) == {b}
+    with pytest.raises(grpc.RpcError) as info:
+        stub.SearchContext(pb.SearchContextRequest(query="pottery", since=10, until=5))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and info.value.details().startswith("until:")
+    with pytest.raises(grpc.RpcError) as info:
+        stub.DeleteContext(pb.DeleteContextRequest(ids=[a], query="pottery"))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert stub.DeleteContext(pb.DeleteContextRequest(query="kiln glaze")).deleted == 1
+    assert ids() == {a, c}
+    assert stub.DeleteContext(pb.DeleteContextRequest(source="f")).deleted == 2
+    assert ids() == set()

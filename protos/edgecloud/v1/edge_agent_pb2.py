@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from edgecloud.v1 import common_pb2 as edgecloud_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x65\x64gecloud/v1/edge_agent.proto\x12\x0c\x65\x64gecloud.v1\x1a\x19\x65\x64gecloud/v1/common.proto\"\x95\x01\n\x07Routing\x12\x31\n\npreference\x18\x01 \x01(\x0e\x32\x1d.edgecloud.v1.RoutePreference\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x02 \x01(\x05\x12\x10\n\x08max_cost\x18\x03 \x01(\x01\x12\x10\n\x08personal\x18\x04 \x01(\x08\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12\x0e\n\x06\x61pp_id\x18\x06 \x01(\t\"\xa2\x01\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12.\n\x06params\x18\x02 \x01(\x0b\x32\x1e.edgecloud.v1.GenerationParams\x12&\n\x07routing\x18\x03 \x01(\x0b\x32\x15.edgecloud.v1.Routing\x12\x13\n\x0buse_context\x18\x04 \x01(\x08\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\x8d\x01\n\x0bRouteOption\x12)\n\x06target\x18\x01 \x01(\x0e\x32\x19.edgecloud.v1.RouteTarget\x12\x1c\n\x14\x65stimated_latency_ms\x18\x02 \x01(\x01\x12\x16\n\x0e\x65stimated_cost\x18\x03 \x01(\x01\x12\x0f\n\x07\x61llowed\x18\x04 \x01(\x08\x12\x0c\n\x04note\x18\x05 \x01(\t\"\xfd\x01\n\rRouteDecision\x12)\n\x06target\x18\x01 \x01(\x0e\x32\x19.edgecloud.v1.RouteTarget\x12\x13\n\x0brules_fired\x18\x02 \x03(\t\x12\x13\n\x0b\x65xplanation\x18\x03 \x01(\t\x12*\n\x07options\x18\x04 \x03(\x0b\x32\x19.edgecloud.v1.RouteOption\x12\x11\n\tpii_kinds\x18\x05 \x03(\t\x12\x18\n\x10\x63ontext_item_ids\x18\x06 \x03(\t\x12\x10\n\x08\x66\x61llback\x18\x07 \x01(\x08\x12\x17\n\x0f\x66\x61llback_reason\x18\x08 \x01(\t\x12\x13\n\x0b\x63loud_chars\x18\t \x01(\x05\"X\n\x10GenerateResponse\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12*\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1a.edgecloud.v1.GenerateDoneH\x00\x42\x07\n\x05\x65vent\"\x89\x01\n\x0cGenerateDone\x12\"\n\x05usage\x18\x01 \x01(\x0b\x32\x13.edgecloud.v1.Usage\x12*\n\x05route\x18\x02 \x01(\x0b\x32\x1b.edgecloud.v1.RouteDecision\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"J\n\x10\x43ompleteResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12(\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1a.edgecloud.v1.GenerateDone\"\xec\x01\n\x0b\x43ontextItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0c\n\x04\x62ody\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x11\n\tsource_id\x18\x06 \x01(\t\x12\x14\n\x0cparticipants\x18\x07 \x03(\t\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12\x13\n\x0bsensitivity\x18\t \x01(\t\x12\x12\n\ncreated_at\x18\n \x01(\x03\x12\x11\n\tstarts_at\x18\x0b \x01(\x03\x12\x0f\n\x07\x65nds_at\x18\x0c \x01(\x03\x12\x12\n\nexpires_at\x18\r \x01(\x03\"=\n\x11PutContextRequest\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.edgecloud.v1.ContextItem\"!\n\x12PutContextResponse\x12\x0b\n\x03ids\x18\x01 \x03(\t\"C\n\x14SearchContextRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\r\n\x05kinds\x18\x03 \x03(\t\"C\n\tSearchHit\x12\'\n\x04item\x18\x01 \x01(\x0b\x32\x19.edgecloud.v1.ContextItem\x12\r\n\x05score\x18\x02 \x01(\x01\">\n\x15SearchContextResponse\x12%\n\x04hits\x18\x01 \x03(\x0b\x32\x17.edgecloud.v1.SearchHit\"@\n\x14\x44\x65leteContextRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\"(\n\x15\x44\x65leteContextResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\"\x11\n\x0fGetStatsRequest\"\xdd\x02\n\rStatsResponse\x12K\n\x11requests_by_route\x18\x01 \x03(\x0b\x32\x30.edgecloud.v1.StatsResponse.RequestsByRouteEntry\x12\x0e\n\x06\x65rrors\x18\x02 \x01(\x03\x12\x13\n\x0bttft_p50_ms\x18\x03 \x01(\x01\x12\x13\n\x0bttft_p99_ms\x18\x04 \x01(\x01\x12\x1e\n\x16local_tokens_per_s_p50\x18\x05 \x01(\x01\x12\x17\n\x0f\x61\x63\x63\x65ptance_rate\x18\x06 \x01(\x01\x12\x13\n\x0b\x63loud_spend\x18\x07 \x01(\x01\x12\x15\n\rcloud_circuit\x18\x08 \x01(\t\x12\x15\n\rcontext_items\x18\t \x01(\x03\x12\x11\n\tfallbacks\x18\n \x01(\x03\x1a\x36\n\x14RequestsByRouteEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x15\n\x13ReloadPolicyRequest\"+\n\x14ReloadPolicyResponse\x12\x13\n\x0bpolicy_file\x18\x01 \x01(\t*s\n\x0fRoutePreference\x12\x19\n\x15ROUTE_PREFERENCE_AUTO\x10\x00\x12\x1f\n\x1bROUTE_PREFERENCE_LOCAL_ONLY\x10\x01\x12$\n ROUTE_PREFERENCE_CLOUD_PREFERRED\x10\x02*\x95\x01\n\x0bRouteTarget\x12\x1c\n\x18ROUTE_TARGET_UNSPECIFIED\x10\x00\x12\x16\n\x12ROUTE_TARGET_LOCAL\x10\x01\x12\x16\n\x12ROUTE_TARGET_CLOUD\x10\x02\x12\x1f\n\x1bROUTE_TARGET_CLOUD_REDACTED\x10\x03\x12\x17\n\x13ROUTE_TARGET_REJECT\x10\x04\x32\x93\x05\n\tEdgeAgent\x12K\n\x08Generate\x12\x1d.edgecloud.v1.GenerateRequest\x1a\x1e.edgecloud.v1.GenerateResponse0\x01\x12I\n\x08\x43omplete\x12\x1d.edgecloud.v1.GenerateRequest\x1a\x1e.edgecloud.v1.CompleteResponse\x12O\n\nPutContext\x12\x1f.edgecloud.v1.PutContextRequest\x1a .edgecloud.v1.PutContextResponse\x12X\n\rSearchContext\x12\".edgecloud.v1.SearchContextRequest\x1a#.edgecloud.v1.SearchContextResponse\x12X\n\rDeleteContext\x12\".edgecloud.v1.DeleteContextRequest\x1a#.edgecloud.v1.DeleteContextResponse\x12J\n\x0c\x45xplainRoute\x12\x1d.edgecloud.v1.GenerateRequest\x1a\x1b.edgecloud.v1.RouteDecision\x12\x46\n\x08GetStats\x12\x1d.edgecloud.v1.GetStatsRequest\x1a\x1b.edgecloud.v1.StatsResponse\x12U\n\x0cReloadPolicy\x12!.edgecloud.v1.ReloadPolicyRequest\x1a\".edgecloud.v1.ReloadPolicyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x65\x64gecloud/v1/edge_agent.proto\x12\x0c\x65\x64gecloud.v1\x1a\x19\x65\x64gecloud/v1/common.proto\"\x95\x01\n\x07Routing\x12\x31\n\npreference\x18\x01 \x01(\x0e\x32\x1d.edgecloud.v1.RoutePreference\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x02 \x01(\x05\x12\x10\n\x08max_cost\x18\x03 \x01(\x01\x12\x10\n\x08personal\x18\x04 \x01(\x08\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12\x0e\n\x06\x61pp_id\x18\x06 \x01(\t\"\xa2\x01\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12.\n\x06params\x18\x02 \x01(\x0b\x32\x1e.edgecloud.v1.GenerationParams\x12&\n\x07routing\x18\x03 \x01(\x0b\x32\x15.edgecloud.v1.Routing\x12\x13\n\x0buse_context\x18\x04 \x01(\x08\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\x8d\x01\n\x0bRouteOption\x12)\n\x06target\x18\x01 \x01(\x0e\x32\x19.edgecloud.v1.RouteTarget\x12\x1c\n\x14\x65stimated_latency_ms\x18\x02 \x01(\x01\x12\x16\n\x0e\x65stimated_cost\x18\x03 \x01(\x01\x12\x0f\n\x07\x61llowed\x18\x04 \x01(\x08\x12\x0c\n\x04note\x18\x05 \x01(\t\"\xfd\x01\n\rRouteDecision\x12)\n\x06target\x18\x01 \x01(\x0e\x32\x19.edgecloud.v1.RouteTarget\x12\x13\n\x0brules_fired\x18\x02 \x03(\t\x12\x13\n\x0b\x65xplanation\x18\x03 \x01(\t\x12*\n\x07options\x18\x04 \x03(\x0b\x32\x19.edgecloud.v1.RouteOption\x12\x11\n\tpii_kinds\x18\x05 \x03(\t\x12\x18\n\x10\x63ontext_item_ids\x18\x06 \x03(\t\x12\x10\n\x08\x66\x61llback\x18\x07 \x01(\x08\x12\x17\n\x0f\x66\x61llback_reason\x18\x08 \x01(\t\x12\x13\n\x0b\x63loud_chars\x18\t \x01(\x05\"X\n\x10GenerateResponse\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12*\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1a.edgecloud.v1.GenerateDoneH\x00\x42\x07\n\x05\x65vent\"\x89\x01\n\x0cGenerateDone\x12\"\n\x05usage\x18\x01 \x01(\x0b\x32\x13.edgecloud.v1.Usage\x12*\n\x05route\x18\x02 \x01(\x0b\x32\x1b.edgecloud.v1.RouteDecision\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"J\n\x10\x43ompleteResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12(\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1a.edgecloud.v1.GenerateDone\"\xec\x01\n\x0b\x43ontextItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0c\n\x04\x62ody\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x11\n\tsource_id\x18\x06 \x01(\t\x12\x14\n\x0cparticipants\x18\x07 \x03(\t\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12\x13\n\x0bsensitivity\x18\t \x01(\t\x12\x12\n\ncreated_at\x18\n \x01(\x03\x12\x11\n\tstarts_at\x18\x0b \x01(\x03\x12\x0f\n\x07\x65nds_at\x18\x0c \x01(\x03\x12\x12\n\nexpires_at\x18\r \x01(\x03\"=\n\x11PutContextRequest\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.edgecloud.v1.ContextItem\"!\n\x12PutContextResponse\x12\x0b\n\x03ids\x18\x01 \x03(\t\"\x86\x01\n\x14SearchContextRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\r\n\x05kinds\x18\x03 \x03(\t\x12\r\n\x05since\x18\x04 \x01(\x03\x12\r\n\x05until\x18\x05 \x01(\x03\x12\x0c\n\x04tags\x18\x06 \x03(\t\x12\x15\n\rsensitivities\x18\x07 \x03(\t\"C\n\tSearchHit\x12\'\n\x04item\x18\x01 \x01(\x0b\x32\x19.edgecloud.v1.ContextItem\x12\r\n\x05score\x18\x02 \x01(\x01\">\n\x15SearchContextResponse\x12%\n\x04hits\x18\x01 \x03(\x0b\x32\x17.edgecloud.v1.SearchHit\"O\n\x14\x44\x65leteContextRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\x12\r\n\x05query\x18\x04 \x01(\t\"(\n\x15\x44\x65leteContextResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\"\x11\n\x0fGetStatsRequest\"\xdd\x02\n\rStatsResponse\x12K\n\x11requests_by_route\x18\x01 \x03(\x0b\x32\x30.edgecloud.v1.StatsResponse.RequestsByRouteEntry\x12\x0e\n\x06\x65rrors\x18\x02 \x01(\x03\x12\x13\n\x0bttft_p50_ms\x18\x03 \x01(\x01\x12\x13\n\x0bttft_p99_ms\x18\x04 \x01(\x01\x12\x1e\n\x16local_tokens_per_s_p50\x18\x05 \x01(\x01\x12\x17\n\x0f\x61\x63\x63\x65ptance_rate\x18\x06 \x01(\x01\x12\x13\n\x0b\x63loud_spend\x18\x07 \x01(\x01\x12\x15\n\rcloud_circuit\x18\x08 \x01(\t\x12\x15\n\rcontext_items\x18\t \x01(\x03\x12\x11\n\tfallbacks\x18\n \x01(\x03\x1a\x36\n\x14RequestsByRouteEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x15\n\x13ReloadPolicyRequest\"+\n\x14ReloadPolicyResponse\x12\x13\n\x0bpolicy_file\x18\x01 \x01(\t*s\n\x0fRoutePreference\x12\x19\n\x15ROUTE_PREFERENCE_AUTO\x10\x00\x12\x1f\n\x1bROUTE_PREFERENCE_LOCAL_ONLY\x10\x01\x12$\n ROUTE_PREFERENCE_CLOUD_PREFERRED\x10\x02*\x95\x01\n\x0bRouteTarget\x12\x1c\n\x18ROUTE_TARGET_UNSPECIFIED\x10\x00\x12\x16\n\x12ROUTE_TARGET_LOCAL\x10\x01\x12\x16\n\x12ROUTE_TARGET_CLOUD\x10\x02\x12\x1f\n\x1bROUTE_TARGET_CLOUD_REDACTED\x10\x03\x12\x17\n\x13ROUTE_TARGET_REJECT\x10\x04\x32\x93\x05\n\tEdgeAgent\x12K\n\x08Generate\x12\x1d.edgecloud.v1.GenerateRequest\x1a\x1e.edgecloud.v1.GenerateResponse0\x01\x12I\n\x08\x43omplete\x12\x1d.edgecloud.v1.GenerateRequest\x1a\x1e.edgecloud.v1.CompleteResponse\x12O\n\nPutContext\x12\x1f.edgecloud.v1.PutContextRequest\x1a .edgecloud.v1.PutContextResponse\x12X\n\rSearchContext\x12\".edgecloud.v1.SearchContextRequest\x1a#.edgecloud.v1.SearchContextResponse\x12X\n\rDeleteContext\x12\".edgecloud.v1.DeleteContextRequest\x1a#.edgecloud.v1.DeleteContextResponse\x12J\n\x0c\x45xplainRoute\x12\x1d.edgecloud.v1.GenerateRequest\x1a\x1b.edgecloud.v1.RouteDecision\x12\x46\n\x08GetStats\x12\x1d.edgecloud.v1.GetStatsRequest\x1a\x1b.edgecloud.v1.StatsResponse\x12U\n\x0cReloadPolicy\x12!.edgecloud.v1.ReloadPolicyRequest\x1a\".edgecloud.v1.ReloadPolicyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_STATSRESPONSE_REQUESTSBYROUTEENTRY']._loaded_options = None
   _globals['_STATSRESPONSE_REQUESTSBYROUTEENTRY']._serialized_options = b'8\001'
-  _globals['_ROUTEPREFERENCE']._serialized_start=2183
-  _globals['_ROUTEPREFERENCE']._serialized_end=2298
-  _globals['_ROUTETARGET']._serialized_start=2301
-  _globals['_ROUTETARGET']._serialized_end=2450
+  _globals['_ROUTEPREFERENCE']._serialized_start=2266
+  _globals['_ROUTEPREFERENCE']._serialized_end=2381
+  _globals['_ROUTETARGET']._serialized_start=2384
+  _globals['_ROUTETARGET']._serialized_end=2533
   _globals['_ROUTING']._serialized_start=75
   _globals['_ROUTING']._serialized_end=224
   _globals['_GENERATEREQUEST']._serialized_start=227
@@ -58,26 +58,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUTCONTEXTREQUEST']._serialized_end=1397
   _globals['_PUTCONTEXTRESPONSE']._serialized_start=1399
   _globals['_PUTCONTEXTRESPONSE']._serialized_end=1432
-  _globals['_SEARCHCONTEXTREQUEST']._serialized_start=1434
-  _globals['_SEARCHCONTEXTREQUEST']._serialized_end=1501
-  _globals['_SEARCHHIT']._serialized_start=1503
-  _globals['_SEARCHHIT']._serialized_end=1570
-  _globals['_SEARCHCONTEXTRESPONSE']._serialized_start=1572
-  _globals['_SEARCHCONTEXTRESPONSE']._serialized_end=1634
-  _globals['_DELETECONTEXTREQUEST']._serialized_start=1636
-  _globals['_DELETECONTEXTREQUEST']._serialized_end=1700
-  _globals['_DELETECONTEXTRESPONSE']._serialized_start=1702
-  _globals['_DELETECONTEXTRESPONSE']._serialized_end=1742
-  _globals['_GETSTATSREQUEST']._serialized_start=1744
-  _globals['_GETSTATSREQUEST']._serialized_end=1761
-  _globals['_STATSRESPONSE']._serialized_start=1764
-  _globals['_STATSRESPONSE']._serialized_end=2113
-  _globals['_STATSRESPONSE_REQUESTSBYROUTEENTRY']._serialized_start=2059
-  _globals['_STATSRESPONSE_REQUESTSBYROUTEENTRY']._serialized_end=2113
-  _globals['_RELOADPOLICYREQUEST']._serialized_start=2115
-  _globals['_RELOADPOLICYREQUEST']._serialized_end=2136
-  _globals['_RELOADPOLICYRESPONSE']._serialized_start=2138
-  _globals['_RELOADPOLICYRESPONSE']._serialized_end=2181
-  _globals['_EDGEAGENT']._serialized_start=2453
-  _globals['_EDGEAGENT']._serialized_end=3112
+  _globals['_SEARCHCONTEXTREQUEST']._serialized_start=1435
+  _globals['_SEARCHCONTEXTREQUEST']._serialized_end=1569
+  _globals['_SEARCHHIT']._serialized_start=1571
+  _globals['_SEARCHHIT']._serialized_end=1638
+  _globals['_SEARCHCONTEXTRESPONSE']._serialized_start=1640
+  _globals['_SEARCHCONTEXTRESPONSE']._serialized_end=1702
+  _globals['_DELETECONTEXTREQUEST']._serialized_start=1704
+  _globals['_DELETECONTEXTREQUEST']._serialized_end=1783
+  _globals['_DELETECONTEXTRESPONSE']._serialized_start=1785
+  _globals['_DELETECONTEXTRESPONSE']._serialized_end=1825
+  _globals['_GETSTATSREQUEST']._serialized_start=1827
+  _globals['_GETSTATSREQUEST']._serialized_end=1844
+  _globals['_STATSRESPONSE']._serialized_start=1847
+  _globals['_STATSRESPONSE']._serialized_end=2196
+  _globals['_STATSRESPONSE_REQUESTSBYROUTEENTRY']._serialized_start=2142
+  _globals['_STATSRESPONSE_REQUESTSBYROUTEENTRY']._serialized_end=2196
+  _globals['_RELOADPOLICYREQUEST']._serialized_start=2198
+  _globals['_RELOADPOLICYREQUEST']._serialized_end=2219
+  _globals['_RELOADPOLICYRESPONSE']._serialized_start=2221
+  _globals['_RELOADPOLICYRESPONSE']._serialized_end=2264
+  _globals['_EDGEAGENT']._serialized_start=2536
+  _globals['_EDGEAGENT']._serialized_end=3195
 # @@protoc_insertion_point(module_scope)

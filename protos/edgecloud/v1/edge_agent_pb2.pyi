@@ -167,14 +167,22 @@ class PutContextResponse(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SearchContextRequest(_message.Message):
-    __slots__ = ("query", "limit", "kinds")
+    __slots__ = ("query", "limit", "kinds", "since", "until", "tags", "sensitivities")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     KINDS_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    SENSITIVITIES_FIELD_NUMBER: _ClassVar[int]
     query: str
     limit: int
     kinds: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, query: _Optional[str] = ..., limit: _Optional[int] = ..., kinds: _Optional[_Iterable[str]] = ...) -> None: ...
+    since: int
+    until: int
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    sensitivities: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, query: _Optional[str] = ..., limit: _Optional[int] = ..., kinds: _Optional[_Iterable[str]] = ..., since: _Optional[int] = ..., until: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., sensitivities: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SearchHit(_message.Message):
     __slots__ = ("item", "score")
@@ -191,14 +199,16 @@ class SearchContextResponse(_message.Message):
     def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ...) -> None: ...
 
 class DeleteContextRequest(_message.Message):
-    __slots__ = ("ids", "source", "all")
+    __slots__ = ("ids", "source", "all", "query")
     IDS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     ALL_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
     source: str
     all: bool
-    def __init__(self, ids: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., all: _Optional[bool] = ...) -> None: ...
+    query: str
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., all: _Optional[bool] = ..., query: _Optional[str] = ...) -> None: ...
 
 class DeleteContextResponse(_message.Message):
     __slots__ = ("deleted",)
