@@ -21,6 +21,7 @@ ones by the timer (or ``purge_expired``).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -92,7 +93,11 @@ class ContextStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._engine = make_engine(self.path)
-        self.schema_version = upgrade(self._engine)
+        try:
+            self.schema_version = upgrade(self._engine)
+        except BaseException:
+            self._engine.dispose()
+            raise
         self._contacts: tuple[float, list[str]] | None = None
         self._frequencies = ranking.DocFrequencies()
         self._closed = threading.Event()
@@ -392,8 +397,6 @@ class ContextStore:
 
     def export(self, out: IO[str]) -> int:
         """Write every live item to ``out`` as JSON lines (oldest first); return the count."""
-        import json
-
         count = 0
         with self._read() as conn:
             cursor = raw_cursor(conn)
