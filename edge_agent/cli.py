@@ -41,7 +41,8 @@ def _cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _request(args: argparse.Namespace) -> Any:
-    from edgecloud.v1 import common_pb2, edge_agent_pb2 as pb
+    from edgecloud.v1 import common_pb2
+    from edgecloud.v1 import edge_agent_pb2 as pb
 
     pref = {"auto": pb.ROUTE_PREFERENCE_AUTO, "local": pb.ROUTE_PREFERENCE_LOCAL_ONLY, "cloud": pb.ROUTE_PREFERENCE_CLOUD_PREFERRED}
     params = common_pb2.GenerationParams(
@@ -85,7 +86,6 @@ def _describe(done: Any) -> str:
 
 def _cmd_ask(args: argparse.Namespace, cfg: Config) -> int:
     import grpc
-
     from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
     with grpc.insecure_channel(_connect_target(args, cfg)) as ch:
@@ -109,8 +109,8 @@ def _cmd_ask(args: argparse.Namespace, cfg: Config) -> int:
 
 def _cmd_stats(args: argparse.Namespace, cfg: Config) -> int:
     import grpc
-
-    from edgecloud.v1 import edge_agent_pb2 as pb, edge_agent_pb2_grpc as pb_grpc
+    from edgecloud.v1 import edge_agent_pb2 as pb
+    from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
     with grpc.insecure_channel(_connect_target(args, cfg)) as ch:
         s = pb_grpc.EdgeAgentStub(ch).GetStats(pb.GetStatsRequest(), timeout=args.timeout)
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - grpc errors and the like, shown plainly
+    except Exception as exc:
         import grpc
 
         if isinstance(exc, grpc.RpcError):

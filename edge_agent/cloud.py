@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Union
+from typing import Union
 
 import grpc
-
 from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc, common_pb2
 
 from .engine.api import SamplingParams

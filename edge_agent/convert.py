@@ -6,10 +6,12 @@ broken raises ``InvalidArgument`` / ``OutOfRange`` naming the proto field path.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from edgecloud.v1 import common_pb2, edge_agent_pb2 as pb
+from edgecloud.v1 import common_pb2
+from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.validate import check_params
+
 from orchestrator.errors import InvalidArgument, OutOfRange
 from orchestrator.types import Decision, Preference, Target
 
@@ -119,7 +121,7 @@ def _time(value: int, field: str) -> datetime | None:
         return None
     if value < 0 or value > 253402300799:  # year 9999
         raise InvalidArgument(field, "must be unix seconds between 1970 and 9999")
-    return datetime.fromtimestamp(value, tz=timezone.utc)
+    return datetime.fromtimestamp(value, tz=UTC)
 
 
 def time_range(since: int, until: int) -> tuple[datetime | None, datetime | None]:

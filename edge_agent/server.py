@@ -13,16 +13,16 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Callable
 
 import grpc
+from edgecloud.v1 import edge_agent_pb2 as pb
+from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from edgecloud.v1 import edge_agent_pb2 as pb
-from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 from orchestrator.errors import DomainError, InvalidArgument, Unavailable
 
 from . import convert
@@ -243,7 +243,7 @@ async def serve(
 
 
 async def _warm_up(service: AgentService) -> None:
-    from .engine.api import SamplingParams, Finished
+    from .engine.api import Finished, SamplingParams
 
     async for ev in service._run_engine("Hello", SamplingParams(max_tokens=2), ()):
         if isinstance(ev, Finished):

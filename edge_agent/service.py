@@ -13,9 +13,10 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, AsyncIterator, Sequence, Union
+from typing import Any, Union
 
 from orchestrator.errors import PermissionDenied, Unavailable
 from orchestrator.types import ContextRef, Decision, Preference, RouteRequest, Target

@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 import grpc
-
-from edgecloud.v1 import common_pb2, edge_agent_pb2 as pb, edge_agent_pb2_grpc as pb_grpc
+from edgecloud.v1 import common_pb2
+from edgecloud.v1 import edge_agent_pb2 as pb
+from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
 BIN = Path(sys.executable).parent
 

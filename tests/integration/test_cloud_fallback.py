@@ -4,15 +4,15 @@ the user gets one answer whose final message records both parts."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import grpc
 import pytest
-
-from edgecloud.v1 import common_pb2, edge_agent_pb2 as pb, edge_agent_pb2_grpc as pb_grpc
-
 from conftest import Service, start_agent, start_service
+from edgecloud.v1 import common_pb2
+from edgecloud.v1 import edge_agent_pb2 as pb
+from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.model
 

@@ -6,16 +6,16 @@ from __future__ import annotations
 import os
 import signal
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from edgecloud.v1 import common_pb2, edge_agent_pb2 as pb, edge_agent_pb2_grpc as pb_grpc
-
 from conftest import Cloud, Service, start_agent
+from edgecloud.v1 import common_pb2
+from edgecloud.v1 import edge_agent_pb2 as pb
+from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 pytestmark = pytest.mark.model
 

@@ -7,16 +7,15 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from edgecloud.v1 import common_pb2, edge_agent_pb2 as pb, edge_agent_pb2_grpc as pb_grpc
-
 from conftest import Service, start_agent
+from edgecloud.v1 import common_pb2
+from edgecloud.v1 import edge_agent_pb2 as pb
+from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 pytestmark = pytest.mark.model
 
