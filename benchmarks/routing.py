@@ -274,11 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     result["load_average_1m"] = round(os.getloadavg()[0], 2)
     result["machine"] = platform.machine()
     text = json.dumps(result, indent=2)
-    print(text)
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text + "\n", encoding="utf-8")
+    print(text)
     return 0
 
 
