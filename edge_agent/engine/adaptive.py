@@ -16,6 +16,8 @@ trials), so a new request starts from the last one's acceptance rather than from
 
 from __future__ import annotations
 
+import statistics
+from collections import deque
 from dataclasses import dataclass
 
 from .drafters import Draft
@@ -119,3 +121,47 @@ class DraftPolicy:
         b = self._bucket(draft)
         b.hits += accepted
         b.trials += accepted + (1 if accepted < verified else 0)
+
+
+class StepCostModel:
+    """The relative cost ``c`` of one more verified token, learnt from step timings.
+
+    A step verifying ``k`` drafted tokens takes about ``t0 * (1 + c*k)`` where ``t0`` is
+    a plain step. Medians over a window of recent steps keep the estimate steady when
+    other work on the machine stretches single steps; until both kinds of step have been
+    seen ``min_samples`` times, ``initial`` is used. The result is clamped to [lo, hi]:
+    on a busy machine long steps are stretched more than short ones, and an unbounded
+    estimate would switch drafting off where it still pays.
+    """
+
+    def __init__(
+        self,
+        initial: float = 0.2,
+        window: int = 48,
+        min_samples: int = 4,
+        lo: float = 0.1,
+        hi: float = 0.5,
+    ) -> None:
+        self.initial = initial
+        self.min_samples = min_samples
+        self.lo = lo
+        self.hi = hi
+        self._plain: deque[float] = deque(maxlen=window)
+        self._verify: deque[tuple[int, float]] = deque(maxlen=window)
+
+    def observe(self, k: int, seconds: float) -> None:
+        """A step that verified ``k`` drafted tokens took ``seconds``."""
+        if k <= 0:
+            self._plain.append(seconds)
+        else:
+            self._verify.append((k, seconds))
+
+    def value(self) -> float:
+        """Current estimate of ``c``."""
+        if len(self._plain) < self.min_samples or len(self._verify) < self.min_samples:
+            return self.initial
+        t0 = statistics.median(self._plain)
+        if t0 <= 0:
+            return self.initial
+        extra = statistics.median((t - t0) / k for k, t in self._verify)
+        return min(max(extra / t0, self.lo), self.hi)

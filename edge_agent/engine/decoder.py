@@ -4,7 +4,8 @@ Works on any ``TokenModel``. Each step evaluates the last emitted token together
 the drafted tokens the ``DraftPolicy`` judged worth checking, requesting logits only
 for those positions; the verifier keeps the longest acceptable prefix of the draft and
 chooses the next token; rejected positions are removed from the KV cache. With no
-drafters (or ``speculative=False``) it is a plain one-token-per-step loop.
+drafters (or ``speculative=False``) it is a plain one-token-per-step loop. The policy's
+cost of a verified token is learnt from the timings of the steps (``StepCostModel``).
 
 Between requests the decoder remembers which tokens sit in the KV cache and keeps the
 longest common prefix with the next prompt, so a shared system prompt or personal
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
-from .adaptive import DraftPolicy
+from .adaptive import DraftPolicy, StepCostModel
 from .drafters import Draft, Drafter
 from .model import TokenModel
 from .sampling import Sampler
@@ -63,7 +64,7 @@ class SpeculativeDecoder:
         policy: DraftPolicy | None = None,
         verifier: Verifier | None = None,
         prefill_chunk: int = 512,
-        learn_step_cost: bool = False,
+        learn_step_cost: bool = True,
     ) -> None:
         self.model = model
         self.drafters = list(drafters)
@@ -72,10 +73,7 @@ class SpeculativeDecoder:
         self.prefill_chunk = prefill_chunk
         self.learn_step_cost = learn_step_cost
         self.cached: list[int] = []  # tokens whose KV entries the model holds
-        self._plain_s = 0.0  # EWMA seconds of a plain step
-        self._extra_s = 0.0  # EWMA extra seconds per verified draft token
-        self._n_plain = 0
-        self._n_extra = 0
+        self.step_cost = StepCostModel(initial=self.policy.step_cost)
 
     def reset(self) -> None:
         """Empty the KV cache (the next prompt is evaluated in full)."""
@@ -116,17 +114,9 @@ class SpeculativeDecoder:
         return best
 
     def _learn_cost(self, k: int, seconds: float) -> None:
-        if not self.learn_step_cost:
-            return
-        if k == 0:
-            self._plain_s = seconds if self._n_plain == 0 else 0.9 * self._plain_s + 0.1 * seconds
-            self._n_plain += 1
-        elif self._n_plain >= 3:
-            extra = max(seconds - self._plain_s, 0.0) / k
-            self._extra_s = extra if self._n_extra == 0 else 0.9 * self._extra_s + 0.1 * extra
-            self._n_extra += 1
-            if self._n_extra >= 3 and self._plain_s > 0:
-                self.policy.step_cost = min(max(self._extra_s / self._plain_s, 0.02), 2.0)
+        if self.learn_step_cost:
+            self.step_cost.observe(k, seconds)
+            self.policy.step_cost = self.step_cost.value()
 
     # -- the loop ----------------------------------------------------------
     def decode(

@@ -84,6 +84,7 @@ def _divergences(verifier: Verifier | None, seeds: range) -> list[dict[str, Any]
             drafters=[ContextDrafter(min_n=1, max_n=3)],
             policy=DraftPolicy(max_draft=6, step_cost=0.0),
             verifier=verifier,
+            learn_step_cost=False,
         )
         st = DecodeStats(trace=[])
         spec = [t for new in dec.decode(prompt, Sampler(0.0), 60, stats=st) for t in new]
