@@ -272,6 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     result["python"] = platform.python_version()
     result["cpus"] = os.cpu_count()
     result["load_average_1m"] = round(os.getloadavg()[0], 2)
+    # SCHED_FIFO (e.g. under `chrt -f 10`) keeps other processes from preempting the
+    # measurement on a shared machine; recorded so figures are read accordingly.
+    result["scheduler"] = {os.SCHED_OTHER: "SCHED_OTHER", os.SCHED_FIFO: "SCHED_FIFO"}.get(
+        os.sched_getscheduler(0), "other"
+    )
     result["machine"] = platform.machine()
     text = json.dumps(result, indent=2)
     if args.json:
