@@ -11,6 +11,9 @@
   ``dev`` rows and are reported on their own as well.
 
 Usage: python benchmarks/routing.py [--iterations N] [--json OUT]
+On a busy shared machine, run it as ``chrt -f 10 python benchmarks/routing.py ...`` so
+other processes cannot preempt the measured thread (the JSON records the scheduler and
+the load average).
 """
 
 from __future__ import annotations
