@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from helpers import est, req
+from routing_helpers import est, req
 
 from orchestrator.budget import Spend
 from orchestrator.policy import default_policy, parse_policy
