@@ -184,9 +184,10 @@ def bench_decide(prompt: str, iterations: int, prefix: str = "decide") -> dict[s
         decide(request, est, policy)
         wall.append((time.perf_counter_ns() - t0) / 1000.0)
         cpu.append((time.thread_time_ns() - c0) / 1000.0)
+    samples = [round(w, 1) for w in wall[:: max(1, len(wall) // 2000)]]  # for a histogram
     wall.sort()
     cpu.sort()
-    return {
+    out: dict[str, object] = {
         f"{prefix}_p50_us": round(statistics.median(wall), 1),
         f"{prefix}_p99_us": _p99(wall),
         f"{prefix}_mean_us": round(statistics.fmean(wall), 1),
@@ -197,6 +198,9 @@ def bench_decide(prompt: str, iterations: int, prefix: str = "decide") -> dict[s
         f"{prefix}_pii_spans": len(detect_pii(prompt, contacts())),
         f"{prefix}_target": d.target.value,
     }
+    if prefix == "decide":
+        out["decide_samples_us"] = samples
+    return out
 
 
 def _p99(sorted_samples: list[float]) -> float:
