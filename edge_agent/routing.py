@@ -30,7 +30,7 @@ class RoutingState:
     def __init__(self, policy_file: str = "", ledger: Any = None) -> None:
         self.policy_file = policy_file
         self.policy: Policy = load_policy(policy_file) if policy_file else default_policy()
-        self.estimators = Estimators()
+        self.estimators = Estimators(self.policy.latency)
         self.ledger = ledger
         self._lock = threading.Lock()
 
@@ -43,6 +43,7 @@ class RoutingState:
         new = load_policy(self.policy_file) if self.policy_file else default_policy()
         with self._lock:
             self.policy = new
+            self.estimators.reconfigure(new.latency)
         log.info("policy reloaded from %s", self.policy_file or "<built-in default>")
         return self.policy_file
 
