@@ -32,6 +32,9 @@ from .stats import Stats
 log = logging.getLogger(__name__)
 
 CONTEXT_HEADER = "Notes from the user's own data:\n"
+# With context the prompt becomes a question over the notes, so that a base (not
+# instruction-tuned) model answers it instead of continuing the user's text.
+QUESTION, ANSWER = "Question: ", "\nAnswer:"
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ def compose_prompt(prompt: str, context: Retrieved | None) -> str:
     """The text the model sees: retrieved context (if any) above the user's prompt."""
     if context is None or not context.text:
         return prompt
-    return f"{CONTEXT_HEADER}{context.text}\n\n{prompt}"
+    return f"{CONTEXT_HEADER}{context.text}\n\n{QUESTION}{prompt}{ANSWER}"
 
 
 class AgentService:
@@ -265,6 +268,7 @@ class AgentService:
         restorer = Restorer(d.restore if redacted else {})
         stops = TextStream(req.params.stop)
         received: list[str] = []
+        arrivals: list[float] = []  # when each delta arrived, for tokens/s measured here
         # The cloud gets what is left of the request's deadline.
         t0 = time.perf_counter()
         timeout = max(0.05, (req.deadline_ms or self.routing.default_deadline_ms) / 1000 - (t0 - plan.started))
@@ -276,17 +280,19 @@ class AgentService:
                     self._cloud_answered(plan, out, send, u.prompt_tokens, u.completion_tokens, ev.finish_reason)
                     ttft = u.ttft_ms or (time.perf_counter() - t0) * 1000
                     self.routing.estimators.observe_cloud(ttft, u.completion_tokens, u.tokens_per_s)
-                    out.tokens_per_s = u.tokens_per_s
+                    out.tokens_per_s = u.tokens_per_s or _rate(arrivals)
                     tail = stops.feed(restorer.flush().encode()) + stops.flush()
                     if tail:
                         yield tail
                     return
                 received.append(ev)
+                arrivals.append(time.perf_counter())
                 text = stops.feed(restorer.feed(ev).encode())
                 if text:
                     yield text
                 if stops.stopped:  # a stop sequence: the rest of the cloud's answer is not wanted
                     self._cloud_answered(plan, out, send, 0, len(received), "stop")
+                    out.tokens_per_s = _rate(arrivals)
                     return
         except CloudFailure as exc:
             failure = exc
@@ -329,6 +335,13 @@ class AgentService:
             self.routing.ledger.close()
         if self.cloud is not None:
             await self.cloud.close()
+
+
+def _rate(arrivals: list[float]) -> float:
+    """Tokens per second after the first, from delta arrival times (one token each)."""
+    if len(arrivals) < 2 or arrivals[-1] <= arrivals[0]:
+        return 0.0
+    return (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
 
 
 def _remaining(params: SamplingParams, used: int) -> SamplingParams:

@@ -7,7 +7,7 @@ Order of evaluation (each step can only remove options, never add one back):
 2. the policy's ordered rules: the first that matches decides (a rule asking for
    the cloud where privacy forbids it falls back to the redacted hand-off if that is
    allowed, otherwise to the remaining steps);
-3. the caller's ``cloud_preferred``;
+3. the caller's ``cloud_preferred`` (unless only the local side meets the deadline);
 4. deadlines: options that miss it are dropped while another one meets it;
 5. weighted scoring of latency, cost and quality among what is left.
 """
@@ -191,17 +191,26 @@ def _choose(
             )
             break
 
+    margin = 1.0 + policy.latency.margin
     if request.preference is Preference.CLOUD_PREFERRED:
+        # The deadline outranks the preference: a cloud that would miss it while the
+        # local model would not is not taken.
+        local_meets = st.allowed(Target.LOCAL) and lat[Target.LOCAL] * margin <= deadline
         for t in (Target.CLOUD, Target.CLOUD_REDACTED):
-            if st.allowed(t):
-                st.fired.append("preference.cloud_preferred")
-                st.why.append("the caller prefers the cloud")
-                return t
+            if not st.allowed(t):
+                continue
+            if local_meets and lat[t] * margin > deadline:
+                st.block((t,), "latency.cloud_misses_deadline", f"misses the {deadline:.0f} ms deadline")
+                continue
+            st.fired.append("preference.cloud_preferred")
+            st.why.append("the caller prefers the cloud")
+            return t
 
     allowed = [t for t in _ORDER if st.allowed(t)]
     if len(allowed) == 1:
+        if allowed[0] is Target.LOCAL and "latency.cloud_misses_deadline" in st.fired:
+            st.why.append(f"only local meets the {deadline:.0f} ms deadline")
         return allowed[0]
-    margin = 1.0 + policy.latency.margin
     meeting = [t for t in allowed if lat[t] * margin <= deadline]
     if not meeting:
         st.fired.append("latency.none_meets_deadline")

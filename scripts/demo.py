@@ -31,7 +31,7 @@ PERSONAL_ITEMS = [
 SESSION = [
     ("a personal question, answered from the context store", dict(prompt="When is my dentist appointment and where?", use_context=True), pb.Routing(), 40),
     ("a general question, sent to the cloud", dict(prompt="The three primary colours of light are", use_context=False), pb.Routing(preference=pb.ROUTE_PREFERENCE_CLOUD_PREFERRED), 40),
-    ("a general question with a tight deadline, kept local", dict(prompt="The capital of France is", use_context=False), pb.Routing(preference=pb.ROUTE_PREFERENCE_CLOUD_PREFERRED, deadline_ms=300), 16),
+    ("a general question with a tight deadline, kept local", dict(prompt="The capital of France is", use_context=False), pb.Routing(preference=pb.ROUTE_PREFERENCE_CLOUD_PREFERRED, deadline_ms=600), 16),
 ]
 
 

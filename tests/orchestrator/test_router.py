@@ -452,3 +452,19 @@ def test_dead_local_estimate_sends_allowed_requests_to_the_cloud() -> None:
     assert d.target is Target.CLOUD
     d = decide(req("mail a@b.io"), est(local_tokens_per_s=0.0), default_policy())
     assert d.target is Target.LOCAL  # privacy still wins
+
+
+def test_deadline_outranks_cloud_preferred_when_only_local_meets_it() -> None:
+    # Local: 200 ms + 16 tokens at 50 tok/s = 520 ms; cloud: 2000 ms + 160 ms.
+    slow_cloud = est(cloud_ttft_ms=2000.0)
+    tight = req(max_tokens=16, preference=Preference.CLOUD_PREFERRED, deadline_ms=1000)
+    d = decide(tight, slow_cloud, default_policy())
+    assert d.target is Target.LOCAL
+    assert "latency.cloud_misses_deadline" in d.rules_fired
+    assert "preference.cloud_preferred" not in d.rules_fired
+    # With room for both, the preference wins again.
+    roomy = req(max_tokens=16, preference=Preference.CLOUD_PREFERRED, deadline_ms=10_000)
+    assert decide(roomy, slow_cloud, default_policy()).target is Target.CLOUD
+    # When neither meets it, the preference stands (no local option is better).
+    hopeless = req(max_tokens=16, preference=Preference.CLOUD_PREFERRED, deadline_ms=100)
+    assert decide(hopeless, slow_cloud, default_policy()).target is Target.CLOUD
