@@ -246,6 +246,15 @@ class AgentService:
         try:
             while True:
                 item = await queue.get()
+                # Deltas that piled up while the last one was being sent go out as one
+                # message: fewer, larger messages when the client or loop is slower.
+                while isinstance(item, TextDelta) and not queue.empty():
+                    nxt = queue.get_nowait()
+                    if not isinstance(nxt, TextDelta):
+                        yield item
+                        item = nxt
+                        break
+                    item = TextDelta(item.text + nxt.text)
                 if item is end:
                     break
                 if isinstance(item, BaseException):
