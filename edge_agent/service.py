@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
+from orchestrator.cascade import check_confidence
 from orchestrator.errors import PermissionDenied, Unavailable
 from orchestrator.types import ContextRef, Decision, Preference, RouteRequest, Target
 
@@ -173,11 +174,12 @@ class AgentService:
             if not first:
                 first.append((time.perf_counter() - t0) * 1000)
 
-        run = (
-            self._cloud_then_local(req, plan, out)
-            if d.target in (Target.CLOUD, Target.CLOUD_REDACTED)
-            else self._local(plan.prompt, req.params, plan, out)
-        )
+        if d.target in (Target.CLOUD, Target.CLOUD_REDACTED):
+            run = self._cloud_then_local(req, plan, out)
+        elif d.escalate_to is not None and self.cloud is not None and self.cloud.available:
+            run = self._cascade(req, plan, out)
+        else:
+            run = self._local(plan.prompt, req.params, plan, out)
         try:
             async for ev in run:
                 mark()
@@ -191,6 +193,7 @@ class AgentService:
             raise
         out.ttft_ms = first[0] if first else (time.perf_counter() - t0) * 1000
         out.total_ms = (time.perf_counter() - t0) * 1000
+        d = out.decision  # a cascade may have escalated
         route = "local" if out.answered_by == ["local"] else "+".join(out.answered_by) or d.target.value
         self.stats.record(
             route=route,
@@ -208,12 +211,17 @@ class AgentService:
         )
         yield out
 
-    async def _local(self, prompt: str, params: SamplingParams, plan: Plan, out: Outcome) -> AsyncIterator[str]:
+    async def _local(
+        self, prompt: str, params: SamplingParams, plan: Plan, out: Outcome, probs: list[float] | None = None, n_probs: int = 0
+    ) -> AsyncIterator[str]:
+        """Answer with the local model; ``probs`` collects the first ``n_probs`` token probabilities."""
         drafts: Sequence[str] = tuple(i.body for i in plan.context.items) if plan.context else ()
         async with self.slot.hold() as waited_s:
             out.queue_wait_ms += waited_s * 1000
-            async for ev in self._run_engine(prompt, params, drafts):
+            async for ev in self._run_engine(prompt, params, drafts, n_probs):
                 if isinstance(ev, TextDelta):
+                    if probs is not None:
+                        probs.extend(ev.token_probs)
                     yield ev.text
                     continue
                 u = ev.usage
@@ -227,7 +235,9 @@ class AgentService:
                 out.verify_steps += u.verify_steps
                 self.routing.estimators.observe_local(u.prompt_tokens, u.ttft_ms, u.completion_tokens, u.tokens_per_s)
 
-    async def _run_engine(self, prompt: str, params: SamplingParams, drafts: Sequence[str]) -> AsyncIterator[TextDelta | Finished]:
+    async def _run_engine(
+        self, prompt: str, params: SamplingParams, drafts: Sequence[str], n_probs: int = 0
+    ) -> AsyncIterator[TextDelta | Finished]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
@@ -235,7 +245,7 @@ class AgentService:
 
         def work() -> None:
             try:
-                for ev in self.engine.generate(prompt, params, draft_texts=drafts, cancelled=stop.is_set):
+                for ev in self.engine.generate(prompt, params, draft_texts=drafts, cancelled=stop.is_set, token_probs=n_probs):
                     loop.call_soon_threadsafe(queue.put_nowait, ev)
             except BaseException as exc:  # handed to the event loop, raised there
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
@@ -254,7 +264,7 @@ class AgentService:
                         yield item
                         item = nxt
                         break
-                    item = TextDelta(item.text + nxt.text)
+                    item = TextDelta(item.text + nxt.text, item.token_probs + nxt.token_probs)
                 if item is end:
                     break
                 if isinstance(item, BaseException):
@@ -263,6 +273,43 @@ class AgentService:
         finally:
             stop.set()
             await asyncio.shield(fut)
+
+    async def _cascade(self, req: AskRequest, plan: Plan, out: Outcome) -> AsyncIterator[str]:
+        """Start locally; hold the first tokens back until their mean probability is
+        known, then either release them and go on, or escalate to the cloud target the
+        router allowed (the local run is cancelled before the cloud is called)."""
+        d = plan.decision
+        assert d.escalate_to is not None
+        cascade = self.routing.policy.quality.cascade
+        probs: list[float] = []
+        held: list[str] = []
+        verdict = None
+        local = self._local(plan.prompt, req.params, plan, out, probs, cascade.first_tokens)
+        try:
+            async for text in local:
+                if verdict is None:
+                    held.append(text)
+                    verdict = check_confidence(cascade, probs)
+                    if verdict is None:
+                        continue
+                    if verdict.escalate:
+                        break
+                    text, held = "".join(held), []
+                yield text
+        finally:
+            await local.aclose()
+        if verdict is None or not verdict.escalate:  # confident, or done within the window
+            if held:
+                yield "".join(held)
+            if verdict is not None:
+                out.decision = replace(d, rules_fired=(*d.rules_fired, "cascade.confident"), explanation=f"{d.explanation}; {verdict.reason}")
+            return
+        out.decision = replace(
+            d, target=d.escalate_to, rules_fired=(*d.rules_fired, "cascade.escalated"), explanation=f"{d.explanation}; {verdict.reason}"
+        )
+        log.info("request id=%s %s", plan.request_id, verdict.reason)
+        async for text in self._cloud_then_local(req, replace(plan, decision=out.decision), out):
+            yield text
 
     async def _cloud_then_local(self, req: AskRequest, plan: Plan, out: Outcome) -> AsyncIterator[str]:
         """Stream the cloud's answer; on failure the local model answers or continues.

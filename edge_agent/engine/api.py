@@ -45,6 +45,9 @@ class TextDelta:
     """A piece of the answer; never splits a UTF-8 character."""
 
     text: str
+    # Model probabilities of the tokens behind this piece, while ``token_probs`` asked
+    # for them (the first N tokens of the answer); empty otherwise.
+    token_probs: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,12 +78,15 @@ class Engine(Protocol):
         *,
         draft_texts: Sequence[str] = (),
         cancelled: Callable[[], bool] | None = None,
+        token_probs: int = 0,
     ) -> Iterator[EngineEvent]:
         """Stream ``TextDelta`` events, then exactly one ``Finished``.
 
         ``draft_texts`` are extra texts (retrieved personal context, past answers)
         a speculative engine may draft from. ``cancelled`` is polled between decode
         steps; when it returns True the generation ends with reason "cancelled".
+        ``token_probs`` = N asks for the model probability of each of the first N
+        generated tokens, attached to the deltas (for the quality cascade).
         Blocking: the caller runs it in a worker thread.
         """
         ...

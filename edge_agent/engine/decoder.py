@@ -17,6 +17,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from .adaptive import DraftPolicy, StepCostModel
 from .drafters import Draft, Drafter
@@ -42,6 +45,20 @@ class DecodeStats:
     finish_reason: str = ""
     # (start position, batch tokens, positions kept) per step, when tracing
     trace: list[tuple[int, tuple[int, ...], int]] | None = field(default=None, repr=False)
+    # Model probability of each of the first ``probs_limit`` generated tokens (None: off).
+    probs: list[float] | None = field(default=None, repr=False)
+    probs_limit: int = 0
+
+    def note_probs(self, rows: Sequence[Any], tokens: Sequence[int]) -> None:
+        """Record p(token) under the model's softmax for tokens still within the limit."""
+        if self.probs is None:
+            return
+        for row, tok in zip(rows, tokens):
+            if len(self.probs) >= self.probs_limit:
+                return
+            r = np.asarray(row, dtype=np.float64)
+            e = np.exp(r - r.max())
+            self.probs.append(float(e[tok] / e.sum()))
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -156,6 +173,7 @@ class SpeculativeDecoder:
         self.policy.reset()
         self._prefill(prompt, st)
         tok = sampler.sample(self._rows[0])
+        st.note_probs(self._rows[:1], [tok])
         st.t_first = time.perf_counter()
         if model.is_eog(tok):
             st.finish_reason = "stop"
@@ -206,6 +224,7 @@ class SpeculativeDecoder:
                 st.trace.append((start, tuple(batch), keep))
             self._rollback(keep)
             new = batch[1 : 1 + accepted] + [nxt]
+            st.note_probs(rows, new)  # rows[j] is the distribution new[j] came from
             eog = False
             for i, t in enumerate(new):
                 if model.is_eog(t):

@@ -89,6 +89,7 @@ class LlamaEngine:
         *,
         draft_texts: Sequence[str] = (),
         cancelled: Callable[[], bool] | None = None,
+        token_probs: int = 0,
         trace: bool = False,
     ) -> Iterator[EngineEvent]:
         t0 = time.perf_counter()
@@ -103,7 +104,8 @@ class LlamaEngine:
         seed = params.seed if params.seed is not None else self.seed + self._requests
         self._requests += 1
         sampler = Sampler(params.temperature, params.top_k, params.top_p, seed)
-        stats = DecodeStats(trace=[] if trace else None)
+        stats = DecodeStats(trace=[] if trace else None, probs=[] if token_probs > 0 else None, probs_limit=token_probs)
+        sent_probs = 0  # probabilities already attached to a delta
         stream = TextStream(params.stop)
         out_tokens: list[int] = []
         finish = ""
@@ -121,7 +123,9 @@ class LlamaEngine:
                     out_tokens.append(tok)
                     text = stream.feed(model.piece(tok))
                     if text:
-                        yield TextDelta(text)
+                        probs = tuple(stats.probs[sent_probs:]) if stats.probs else ()
+                        sent_probs += len(probs)
+                        yield TextDelta(text, probs)
                     if stream.stopped:
                         break
                 if stream.stopped:
@@ -133,7 +137,7 @@ class LlamaEngine:
             finish = stats.finish_reason or "length"
             tail = stream.flush()
             if tail:
-                yield TextDelta(tail)
+                yield TextDelta(tail, tuple(stats.probs[sent_probs:]) if stats.probs else ())
         t_end = time.perf_counter()
         self.last_stats = stats
         self.last_tokens = out_tokens
