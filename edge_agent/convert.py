@@ -19,6 +19,7 @@ from .config import LimitsConfig
 from .context.api import Hit, Item, NewItem
 from .engine.api import SamplingParams
 from .service import AskRequest, Outcome
+from .stats import StatsSnapshot
 
 MAX_ITEMS_PER_PUT = 1000
 MAX_LABELS = 16
@@ -187,3 +188,18 @@ def context_item(item: Item) -> pb.ContextItem:
 
 def search_hits(hits: list[Hit]) -> pb.SearchContextResponse:
     return pb.SearchContextResponse(hits=[pb.SearchHit(item=context_item(h.item), score=h.score) for h in hits])
+
+
+def stats_response(s: StatsSnapshot, context_items: int, circuit: str) -> pb.StatsResponse:
+    return pb.StatsResponse(
+        requests_by_route=s.requests_by_route,
+        errors=s.errors,
+        ttft_p50_ms=s.ttft_p50_ms,
+        ttft_p99_ms=s.ttft_p99_ms,
+        local_tokens_per_s_p50=s.local_tokens_per_s_p50,
+        acceptance_rate=s.acceptance_rate,
+        cloud_spend=s.cloud_spend,
+        cloud_circuit=circuit,
+        context_items=context_items,
+        fallbacks=s.fallbacks,
+    )

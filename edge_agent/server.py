@@ -125,19 +125,8 @@ class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
     async def GetStats(self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext) -> pb.StatsResponse:
         s = self.service.stats.snapshot()
         store_stats = await asyncio.to_thread(self.service.store.stats)  # type: ignore[attr-defined]
-        cloud = self.service.cloud
-        return pb.StatsResponse(
-            requests_by_route=s.requests_by_route,
-            errors=s.errors,
-            ttft_p50_ms=s.ttft_p50_ms,
-            ttft_p99_ms=s.ttft_p99_ms,
-            local_tokens_per_s_p50=s.local_tokens_per_s_p50,
-            acceptance_rate=s.acceptance_rate,
-            cloud_spend=s.cloud_spend,
-            cloud_circuit=cloud.breaker.state if cloud else "disabled",
-            context_items=int(store_stats.get("items", 0)),
-            fallbacks=s.fallbacks,
-        )
+        circuit = self.service.cloud.breaker.state if self.service.cloud else "disabled"
+        return convert.stats_response(s, int(store_stats.get("items", 0)), circuit)
 
     async def ReloadPolicy(self, request: pb.ReloadPolicyRequest, context: grpc.aio.ServicerContext) -> pb.ReloadPolicyResponse:
         path = await asyncio.to_thread(self.service.routing.reload)
