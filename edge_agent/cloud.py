@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -144,7 +144,7 @@ class CloudClient:
 
     async def generate(
         self, request_id: str, prompt: str, params: SamplingParams, *, timeout_s: float | None = None
-    ) -> AsyncIterator[CloudEvent]:
+    ) -> AsyncGenerator[CloudEvent, None]:
         """Stream the cloud's answer; raises CloudFailure on any failure."""
         gp = common_pb2.GenerationParams(
             max_tokens=params.max_tokens,

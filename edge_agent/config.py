@@ -207,7 +207,9 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
         if var not in env:
             continue
         if section is None:
-            cfg = replace(cfg, **{key: env[var]})
+            top: dict[str, Any] = {key: env[var]}
+            cfg = replace(cfg, **top)
         else:
-            cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{key: env[var]})})
+            updated: Any = replace(getattr(cfg, section), **{key: env[var]})
+            cfg = replace(cfg, **{section: updated})
     return _check(cfg, f"environment ({source})")

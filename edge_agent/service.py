@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Union
@@ -213,7 +213,7 @@ class AgentService:
 
     async def _local(
         self, prompt: str, params: SamplingParams, plan: Plan, out: Outcome, probs: list[float] | None = None, n_probs: int = 0
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Answer with the local model; ``probs`` collects the first ``n_probs`` token probabilities."""
         drafts: Sequence[str] = tuple(i.body for i in plan.context.items) if plan.context else ()
         async with self.slot.hold() as waited_s:

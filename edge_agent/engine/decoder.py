@@ -17,9 +17,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
+import numpy.typing as npt
 
 from .adaptive import DraftPolicy, StepCostModel
 from .drafters import Draft, Drafter
@@ -49,7 +48,7 @@ class DecodeStats:
     probs: list[float] | None = field(default=None, repr=False)
     probs_limit: int = 0
 
-    def note_probs(self, rows: Sequence[Any], tokens: Sequence[int]) -> None:
+    def note_probs(self, rows: npt.NDArray[np.float32], tokens: Sequence[int]) -> None:
         """Record p(token) under the model's softmax for tokens still within the limit."""
         if self.probs is None:
             return
