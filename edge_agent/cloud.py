@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import grpc
 from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc, common_pb2
@@ -65,7 +64,7 @@ class CloudInfo:
     max_tokens_limit: int
 
 
-CloudEvent = Union[str, CloudDone]
+CloudEvent = str | CloudDone
 
 
 class CircuitBreaker:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Union
+from typing import Any
 
 from orchestrator.cascade import check_confidence
 from orchestrator.errors import PermissionDenied, Unavailable
@@ -90,7 +90,7 @@ class Outcome:
     answered_by: list[str] = field(default_factory=list)
 
 
-Event = Union[str, Outcome]
+Event = str | Outcome
 
 
 def compose_prompt(prompt: str, context: Retrieved | None) -> str:
@@ -247,7 +247,7 @@ class AgentService:
             try:
                 for ev in self.engine.generate(prompt, params, draft_texts=drafts, cancelled=stop.is_set, token_probs=n_probs):
                     loop.call_soon_threadsafe(queue.put_nowait, ev)
-            except BaseException as exc:  # handed to the event loop, raised there
+            except BaseException as exc:  # noqa: BLE001 - handed to the event loop, raised there
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, end)

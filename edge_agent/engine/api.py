@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, Union
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Finished:
     finish_reason: str  # "stop" | "length" | "cancelled"
 
 
-EngineEvent = Union[TextDelta, Finished]
+EngineEvent = TextDelta | Finished
 
 
 class Engine(Protocol):
