@@ -120,6 +120,8 @@ class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
             query=request.query or None,
             everything=request.all,
         )
+        if n:
+            await self.service.forget_drafts()
         return pb.DeleteContextResponse(deleted=n)
 
     async def GetStats(self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext) -> pb.StatsResponse:

@@ -382,6 +382,11 @@ class AgentService:
             plan, sent_text=sent, prompt_tokens=out.prompt_tokens, completion_tokens=completion_tokens, cloud=self.cloud
         )
 
+    async def forget_drafts(self) -> None:
+        """After a delete: drop the engine's draft corpus, between two generations (the
+        model's single worker thread runs it), so forgotten text is not kept for drafting."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.forget_drafts)
+
     async def close(self) -> None:
         """Free the model and close the store, the ledger and the cloud channel."""
         self._executor.shutdown(wait=True)

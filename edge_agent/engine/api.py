@@ -91,6 +91,10 @@ class Engine(Protocol):
         """
         ...
 
+    def forget_drafts(self) -> None:
+        """Drop any texts kept for drafting (called after personal data is forgotten)."""
+        ...
+
     def close(self) -> None:
         """Free the model."""
         ...

@@ -127,6 +127,13 @@ class CorpusDrafter:
     def __len__(self) -> int:
         return len(self._docs)
 
+    def clear(self) -> None:
+        """Forget every stored text and its index entries."""
+        self._docs.clear()
+        self._by_id.clear()
+        self._index.clear()
+        self._stored = 0
+
     def add(self, tokens: Sequence[int]) -> None:
         """Store (or refresh) one text given as tokens."""
         doc = tuple(int(t) for t in tokens)

@@ -166,6 +166,13 @@ class LlamaEngine:
             finish_reason=finish,
         )
 
+    def forget_drafts(self) -> None:
+        """Drop the draft corpus (retrieved context and past answers), e.g. after the
+        user forgot personal items. Not re-entrant with ``generate``."""
+        self.corpus.clear()
+        if self._store_path is not None:
+            self._store_path.unlink(missing_ok=True)
+
     def close(self) -> None:
         if self._store_path is not None:
             self.corpus.save(self._store_path)

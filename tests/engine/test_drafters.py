@@ -142,3 +142,14 @@ def test_step_cost_model_learns_from_timings_and_ignores_spikes() -> None:
         dear.observe(0, 0.010)
         dear.observe(2, 0.050)
     assert dear.value() == 0.5
+
+
+def test_corpus_clear_forgets_every_text() -> None:
+    corpus = CorpusDrafter(min_n=2, max_n=3)
+    corpus.add([5, 6, 7, 8, 9, 10])
+    corpus.begin([1, 5, 6])
+    assert corpus.propose(3) is not None
+    corpus.clear()
+    assert len(corpus) == 0 and corpus.stored_tokens == 0
+    corpus.begin([1, 5, 6])
+    assert corpus.propose(3) is None
