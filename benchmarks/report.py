@@ -195,4 +195,7 @@ def write(results: Path, target: Path) -> None:
             lines += ["![Routing latency](benchmarks/results/routing_latency.png)", ""]
     if (e2e := _load(results, "e2e")) is not None:
         lines += _e2e(e2e, results)
+    notes = results.parent / "notes.md"  # hand-written analysis kept beside the generator
+    if notes.exists():
+        lines += ["", notes.read_text().rstrip()]
     target.write_text("\n".join(lines).rstrip() + "\n")
