@@ -13,19 +13,12 @@ import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeAlias, cast
 
+from edgecloud.validate import CheckedParams
 
-@dataclass(frozen=True)
-class Params:
-    """Decoding parameters, already validated."""
-
-    max_tokens: int
-    temperature: float
-    top_p: float
-    top_k: int
-    seed: int | None
-    stop: tuple[str, ...]
+# Decoding parameters, already validated: the shared wire-level check's result.
+Params: TypeAlias = CheckedParams
 
 
 @dataclass(frozen=True)

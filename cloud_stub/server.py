@@ -129,7 +129,7 @@ class CloudServicer(cloud_pb2_grpc.CloudInferenceServicer):
             default_max_tokens=self._settings.default_max_tokens,
             max_tokens_limit=self._settings.max_tokens_limit,
         )
-        return Params(p.max_tokens, p.temperature, p.top_p, p.top_k, p.seed, p.stop)
+        return p
 
     async def Generate(
         self, request: cloud_pb2.CloudGenerateRequest, context: grpc.aio.ServicerContext

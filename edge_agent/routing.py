@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.estimators import Estimators
@@ -83,7 +82,3 @@ class RoutingState:
                 text_sha256=hashlib.sha256(sent_text.encode()).hexdigest(),
             )
         return cost
-
-
-def policy_source(path: str) -> str:
-    return str(Path(path).resolve()) if path else ""

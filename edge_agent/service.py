@@ -25,7 +25,7 @@ from orchestrator.types import ContextRef, Decision, Preference, RouteRequest, T
 from .cloud import CloudClient, CloudDone, CloudFailure
 from .context.api import Retrieved
 from .engine.api import Engine, Finished, SamplingParams, TextDelta
-from .engine.text import TextStream
+from .engine.text import TextStream, partial_suffix
 from .routing import RoutingState
 from .slot import ModelSlot
 from .stats import Stats
@@ -426,12 +426,7 @@ class Restorer:
         if not self._mapping:
             return delta
         self._buf = restore_text(self._buf + delta, self._mapping)
-        hold = 0
-        for key in self._mapping:
-            for n in range(min(len(key) - 1, len(self._buf)), 0, -1):
-                if self._buf.endswith(key[:n]):
-                    hold = max(hold, n)
-                    break
+        hold = partial_suffix(self._buf, self._mapping)
         ready, self._buf = self._buf[: len(self._buf) - hold], self._buf[len(self._buf) - hold :]
         return ready
 

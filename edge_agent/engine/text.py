@@ -9,6 +9,19 @@ sequence appears, the text before it is released and the stream reports it stopp
 from __future__ import annotations
 
 import codecs
+from collections.abc import Iterable
+
+
+def partial_suffix(text: str, keys: Iterable[str]) -> int:
+    """Length of the longest suffix of ``text`` that is a proper prefix of one of ``keys``
+    (text that must be held back until it is known whether a key follows)."""
+    best = 0
+    for key in keys:
+        for n in range(min(len(key) - 1, len(text)), best, -1):
+            if text.endswith(key[:n]):
+                best = n
+                break
+    return best
 
 
 class TextStream:
@@ -23,14 +36,7 @@ class TextStream:
         self.text = ""  # everything released so far
 
     def _held_back(self, text: str) -> int:
-        """Length of the longest suffix of ``text`` that is a proper prefix of a stop string."""
-        best = 0
-        for s in self._stop:
-            for n in range(min(len(s) - 1, len(text)), best, -1):
-                if text.endswith(s[:n]):
-                    best = n
-                    break
-        return best
+        return partial_suffix(text, self._stop)
 
     def feed(self, data: bytes) -> str:
         """Add token bytes; return the text that can be released."""
