@@ -6,11 +6,18 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install protos test test-fast demo bench lint clean
 
-$(STAMP): pyproject.toml
+RUNTIME := $(BIN)/python packaging/runtime/build.py
+
+# The llama.cpp runtime is built by packaging/runtime/build.py (pinned, patched, flags
+# chosen, cached in ~/.cache/edgecloud/runtime) before pip sees the project, then
+# self-checked in a child process; a failing check falls back to a safer build.
+$(STAMP): pyproject.toml packaging/runtime/build.py packaging/runtime/patches/*.patch
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip wheel
+	$(RUNTIME) install --python $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	$(BIN)/python -m edge_agent.models >/dev/null
+	$(RUNTIME) verify --python $(BIN)/python
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -7,6 +7,7 @@ import os
 
 from .cloud import CircuitBreaker, CloudClient, tls_credentials
 from .config import Config
+from .runtime import report, selfcheck
 from .service import AgentService
 
 log = logging.getLogger(__name__)
@@ -25,13 +26,30 @@ def build_service(cfg: Config) -> AgentService:
     routing = RoutingState(cfg.policy, ledger=Ledger(cfg.ledger_path))
     store = ContextStore(cfg.database_path)
     model_path = resolve_model_path(cfg.model.path or None)
+    threads = cfg.model.n_threads or os.cpu_count() or 1
+    if cfg.model.selfcheck:
+        check = selfcheck.require(model_path, threads)
+        log.info("runtime self-check passed in %.1f s: %s", check.seconds, check.summary)
     log.info("loading model %s", model_path)
     engine = LlamaEngine(
         model_path,
         n_ctx=cfg.model.n_ctx,
-        n_threads=cfg.model.n_threads or os.cpu_count(),
+        n_threads=threads,
         speculative=cfg.model.speculative,
     )
+    b = report.build()
+    log.info(
+        "runtime: llama-cpp-python %s build %s; weights in %s; threads %d",
+        b["llama_cpp_python"], b["variant"],
+        ", ".join(f"{k} {v:.0f} MiB" for k, v in engine.model.buffer_types.items()) or "?",
+        threads,
+    )
+    if cfg.model.calibrate and cfg.model.speculative:
+        cal = engine.calibrate()
+        log.info(
+            "verification cost (x plain step %.1f ms) for k drafted tokens: %s",
+            cal.plain_ms, " ".join(f"{k}:{v:.2f}" for k, v in sorted(cal.points.items()) if k),
+        )
     return AgentService(
         engine,
         store,

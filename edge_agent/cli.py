@@ -121,6 +121,14 @@ def _cmd_stats(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def _cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
+    from .models import resolve_model_path
+    from .runtime import doctor
+
+    threads = cfg.model.n_threads or os.cpu_count() or 1
+    return doctor.run(args, resolve_model_path(cfg.model.path or None), threads)
+
+
 def _client_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default="", help="daemon address (default: the configured unix socket)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before giving up")
@@ -155,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     _client_args(st)
     st.set_defaults(func=_cmd_stats)
 
+    from .runtime import doctor
+
+    doctor.register(sub).set_defaults(func=_cmd_doctor)
     context_commands.register(sub)
     routing_commands.register(sub)
     return p

@@ -51,6 +51,8 @@ class ModelConfig:
     n_threads: int = 0  # 0 -> all cores
     speculative: bool = True
     warmup: bool = True
+    selfcheck: bool = True  # check the runtime in a child process before loading the model
+    calibrate: bool = True  # measure the verification cost curve at start
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Adaptive draft length and gating: draft only as far as it pays.
 
-A verification step that checks ``k`` drafted tokens costs about ``1 + c*k`` plain
-decode steps (``c``: the relative cost of one more position with logits, dominated by
-the large vocabulary's LM head). If each drafted token is accepted with probability
+A verification step that checks ``k`` drafted tokens costs ``cost(k)`` plain decode
+steps, a curve measured on this host and kept up to date from step timings
+(``costs.CostCurve``; on AVX-512 about ``1 + 0.4k``, on AMX tiles nearer ``1 + 0.2k``,
+dominated by the large vocabulary's output layer). If each drafted token is accepted with probability
 ``p`` (given that the ones before it were), the step yields ``1 + p + ... + p^k``
 tokens. The policy estimates ``p`` per request for each (drafter, match length) bucket
 from what was accepted so far (Beta prior), and picks the ``k`` that maximises tokens
@@ -16,10 +17,9 @@ trials), so a new request starts from the last one's acceptance rather than from
 
 from __future__ import annotations
 
-import statistics
-from collections import deque
 from dataclasses import dataclass
 
+from .costs import CostCurve
 from .drafters import Draft
 
 
@@ -39,6 +39,7 @@ class DraftPolicy:
         self,
         max_draft: int = 16,
         step_cost: float = 0.2,
+        costs: CostCurve | None = None,
         prior_hits: float = 1.0,
         prior_trials: float = 2.0,
         max_match_bucket: int = 4,
@@ -47,7 +48,8 @@ class DraftPolicy:
         long_match_bonus: float = 1.0,
     ) -> None:
         self.max_draft = max_draft
-        self.step_cost = step_cost
+        # ``step_cost`` gives a linear curve; a measured ``costs`` curve replaces it
+        self.costs = costs or CostCurve.linear(step_cost, max_k=max(max_draft, 1))
         self.prior_hits = prior_hits
         self.prior_trials = prior_trials
         self.max_match_bucket = max_match_bucket
@@ -98,7 +100,7 @@ class DraftPolicy:
         for k in range(1, limit + 1):
             term *= p
             expected += term
-            rate = expected / (1.0 + self.step_cost * k)
+            rate = expected / self.costs.cost(k)
             if rate > best_rate:
                 best_k, best_rate = k, rate
         if best_k == 0 and limit > 0 and self.retry_every > 0:
@@ -112,7 +114,7 @@ class DraftPolicy:
         """Expected tokens per plain-step cost when verifying ``k`` tokens of ``draft``."""
         p = self.acceptance(draft)
         expected = sum(p**i for i in range(k + 1))
-        return expected / (1.0 + self.step_cost * k)
+        return expected / self.costs.cost(k)
 
     def update(self, draft: Draft, verified: int, accepted: int) -> None:
         """``accepted`` of the first ``verified`` draft tokens were accepted."""
@@ -121,47 +123,3 @@ class DraftPolicy:
         b = self._bucket(draft)
         b.hits += accepted
         b.trials += accepted + (1 if accepted < verified else 0)
-
-
-class StepCostModel:
-    """The relative cost ``c`` of one more verified token, learnt from step timings.
-
-    A step verifying ``k`` drafted tokens takes about ``t0 * (1 + c*k)`` where ``t0`` is
-    a plain step. Medians over a window of recent steps keep the estimate steady when
-    other work on the machine stretches single steps; until both kinds of step have been
-    seen ``min_samples`` times, ``initial`` is used. The result is clamped to [lo, hi]:
-    on a busy machine long steps are stretched more than short ones, and an unbounded
-    estimate would switch drafting off where it still pays.
-    """
-
-    def __init__(
-        self,
-        initial: float = 0.2,
-        window: int = 48,
-        min_samples: int = 4,
-        lo: float = 0.1,
-        hi: float = 0.5,
-    ) -> None:
-        self.initial = initial
-        self.min_samples = min_samples
-        self.lo = lo
-        self.hi = hi
-        self._plain: deque[float] = deque(maxlen=window)
-        self._verify: deque[tuple[int, float]] = deque(maxlen=window)
-
-    def observe(self, k: int, seconds: float) -> None:
-        """A step that verified ``k`` drafted tokens took ``seconds``."""
-        if k <= 0:
-            self._plain.append(seconds)
-        else:
-            self._verify.append((k, seconds))
-
-    def value(self) -> float:
-        """Current estimate of ``c``."""
-        if len(self._plain) < self.min_samples or len(self._verify) < self.min_samples:
-            return self.initial
-        t0 = statistics.median(self._plain)
-        if t0 <= 0:
-            return self.initial
-        extra = statistics.median((t - t0) / k for k, t in self._verify)
-        return min(max(extra / t0, self.lo), self.hi)

@@ -5,7 +5,7 @@ the drafted tokens the ``DraftPolicy`` judged worth checking, requesting logits 
 for those positions; the verifier keeps the longest acceptable prefix of the draft and
 chooses the next token; rejected positions are removed from the KV cache. With no
 drafters (or ``speculative=False``) it is a plain one-token-per-step loop. The policy's
-cost of a verified token is learnt from the timings of the steps (``StepCostModel``).
+cost curve is kept up to date from the timings of the steps (``CostCurve.observe``).
 
 Between requests the decoder remembers which tokens sit in the KV cache and keeps the
 longest common prefix with the next prompt, so a shared system prompt or personal
@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from .adaptive import DraftPolicy, StepCostModel
+from .adaptive import DraftPolicy
 from .drafters import Draft, Drafter
 from .model import TokenModel
 from .sampling import Sampler
+from .threads import ThreadTuner
 from .verify import MatchVerifier, Verifier
 
 
@@ -82,6 +83,7 @@ class SpeculativeDecoder:
         verifier: Verifier | None = None,
         prefill_chunk: int = 512,
         learn_step_cost: bool = True,
+        tuner: ThreadTuner | None = None,
     ) -> None:
         self.model = model
         self.drafters = list(drafters)
@@ -89,8 +91,9 @@ class SpeculativeDecoder:
         self.verifier: Verifier = verifier or MatchVerifier()
         self.prefill_chunk = prefill_chunk
         self.learn_step_cost = learn_step_cost
+        self.tuner = tuner
         self.cached: list[int] = []  # tokens whose KV entries the model holds
-        self.step_cost = StepCostModel(initial=self.policy.step_cost)
+        self._rows: npt.NDArray[np.float32] = np.empty((0, 0), dtype=np.float32)
 
     def reset(self) -> None:
         """Empty the KV cache (the next prompt is evaluated in full)."""
@@ -132,8 +135,9 @@ class SpeculativeDecoder:
 
     def _learn_cost(self, k: int, seconds: float) -> None:
         if self.learn_step_cost:
-            self.step_cost.observe(k, seconds)
-            self.policy.step_cost = self.step_cost.value()
+            self.policy.costs.observe(k, seconds)
+        if self.tuner is not None:
+            self.tuner.observe(seconds / self.policy.costs.cost(k))
 
     # -- the loop ----------------------------------------------------------
     def decode(

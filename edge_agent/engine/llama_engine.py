@@ -14,13 +14,16 @@ from pathlib import Path
 
 from orchestrator.errors import InvalidArgument, OutOfRange
 
+from . import costs
 from .adaptive import DraftPolicy
+from .costs import CostCurve
 from .api import EngineEvent, EngineUsage, Finished, SamplingParams, TextDelta
 from .decoder import DecodeStats, SpeculativeDecoder
 from .drafters import ContextDrafter, CorpusDrafter
 from .llama_model import LlamaModel
 from .sampling import Sampler
 from .text import TextStream
+from .threads import ThreadTuner, thread_choices
 
 
 class LlamaEngine:
@@ -45,8 +48,15 @@ class LlamaEngine:
         corpus_tokens: int = 200_000,
         draft_store: str | Path | None = None,
         remember_answers: bool = True,
+        adapt_threads: bool = True,
     ) -> None:
         self._model = LlamaModel(model_path, n_ctx=n_ctx, n_threads=n_threads)
+        threads = self._model.n_threads
+        self.tuner = (
+            ThreadTuner(self._model.set_threads, thread_choices(threads))
+            if adapt_threads and threads > 1
+            else None
+        )
         self.model_name = self._model.name
         self.n_ctx = self._model.n_ctx
         self.speculative = speculative
@@ -61,8 +71,10 @@ class LlamaEngine:
             self._model,
             drafters=[self.context_drafter, self.corpus],
             policy=DraftPolicy(max_draft=max_draft, step_cost=step_cost),
+            tuner=self.tuner,
         )
         self._requests = 0
+        self.calibration: costs.Calibration | None = None
         self.last_stats: DecodeStats | None = None
         self.last_tokens: list[int] = []
 
@@ -70,6 +82,17 @@ class LlamaEngine:
     def model(self) -> LlamaModel:
         """The underlying token-level model."""
         return self._model
+
+    def calibrate(self, repeats: int = 3) -> costs.Calibration:
+        """Measure this host's verification cost curve and draft by it from now on."""
+        self.decoder.reset()
+        prefix = self._model.tokenize(costs.CALIBRATION_TEXT, add_bos=True)
+        points, plain_ms = costs.measure(self._model, prefix=prefix, repeats=repeats)
+        self.decoder.cached = list(prefix)  # what ``measure`` left in the KV cache
+        policy = self.decoder.policy
+        policy.costs = CostCurve.from_points(points, max_k=policy.max_draft)
+        self.calibration = costs.Calibration(points=points, plain_ms=plain_ms)
+        return self.calibration
 
     def reset_cache(self) -> None:
         """Forget the cached prefix (the next request evaluates its whole prompt)."""

@@ -17,12 +17,15 @@ import llama_cpp as lc
 import numpy as np
 import numpy.typing as npt
 
+from . import llama_log
+
 _backend_ready = False
 
 
 def _init_backend() -> None:
     global _backend_ready
     if not _backend_ready:
+        llama_log.install()
         lc.llama_backend_init()
         _backend_ready = True
 
@@ -49,7 +52,10 @@ class LlamaModel:
         threads = n_threads or max(1, os.cpu_count() or 1)
         mparams = lc.llama_model_default_params()
         mparams.n_gpu_layers = 0
+        mark = llama_log.mark()
         self._model = lc.llama_model_load_from_file(str(path).encode(), mparams)
+        # which buffer types llama.cpp chose for the weights (AMX, CPU_REPACK, CPU)
+        self.buffer_types = llama_log.buffer_types(llama_log.since(mark))
         if not self._model:
             raise LlamaError(f"could not load model {path}")
         cparams = lc.llama_context_default_params()
@@ -86,6 +92,11 @@ class LlamaModel:
         self.add_bos = bool(lc.llama_vocab_get_add_bos(self._vocab))
         self.bos_token = int(lc.llama_vocab_bos(self._vocab))
         self._closed = False
+
+    def set_threads(self, n: int) -> None:
+        """Run later steps on ``n`` threads (prompt batches too)."""
+        lc.llama_set_n_threads(self._ctx, n, n)
+        self.n_threads = n
 
     # -- TokenModel ----------------------------------------------------------
     @property

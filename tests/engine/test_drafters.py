@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_agent.engine.adaptive import DraftPolicy, StepCostModel
+from edge_agent.engine.adaptive import DraftPolicy
 from edge_agent.engine.drafters import ContextDrafter, CorpusDrafter, Draft
 
 
@@ -121,27 +121,6 @@ def test_longer_matches_start_more_optimistic() -> None:
     short, long = _draft(16, match=2), _draft(16, match=4)
     assert pol.acceptance(long) > pol.acceptance(short)
     assert pol.draft_len(long) > pol.draft_len(short) > 0
-
-
-def test_step_cost_model_learns_from_timings_and_ignores_spikes() -> None:
-    m = StepCostModel(initial=0.2, min_samples=4, hi=1.0)
-    assert m.value() == 0.2
-    for _ in range(10):
-        m.observe(0, 0.010)
-        m.observe(4, 0.030)  # 10 ms + 4 * 5 ms: c = 0.5
-    m.observe(0, 0.500)  # another process stalled one step
-    m.observe(4, 0.900)
-    assert abs(m.value() - 0.5) < 1e-9
-    cheap = StepCostModel(lo=0.1)
-    for _ in range(5):
-        cheap.observe(0, 0.010)
-        cheap.observe(8, 0.0101)
-    assert cheap.value() == 0.1
-    dear = StepCostModel(hi=0.5)
-    for _ in range(5):
-        dear.observe(0, 0.010)
-        dear.observe(2, 0.050)
-    assert dear.value() == 0.5
 
 
 def test_corpus_clear_forgets_every_text() -> None:

@@ -1,0 +1,102 @@
+"""`edge-agent doctor`: the host, the runtime build, its self-check and its costs.
+
+Runs the self-check in a child first, and loads the model in this process only when
+the child passed, so a broken runtime is reported rather than crashing the command.
+Then it measures a verification step for 1..16 drafted tokens relative to a plain step
+and says what the decoder will do with that curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from . import report, selfcheck
+
+
+def collect(model_path: Path, n_threads: int, repeats: int = 5) -> dict[str, Any]:
+    """Everything `doctor` shows, as one JSON-able dict."""
+    out: dict[str, Any] = {"host": report.host(), "build": report.build(), "model": str(model_path)}
+    check = selfcheck.run(model_path, n_threads=n_threads)
+    out["selfcheck"] = {"ok": check.ok, "cause": check.cause, "summary": check.summary}
+    if not check.ok:
+        out["verdict"] = f"runtime unusable: {check.cause}; {selfcheck.FIX}"
+        return out
+    from edge_agent.engine import costs
+    from edge_agent.engine.llama_model import LlamaModel
+
+    model = LlamaModel(model_path, n_ctx=512, n_threads=n_threads)
+    try:
+        out["system_info"] = report.system_info()
+        out["buffer_types_mib"] = model.buffer_types
+        prefix = model.tokenize(costs.CALIBRATION_TEXT, add_bos=True)
+        points, plain_ms = costs.measure(model, ks=range(17), repeats=repeats, prefix=prefix)
+        threads: dict[int, float] = {}
+        for n in sorted({n_threads, 1}):
+            model.set_threads(n)
+            _, threads[n] = costs.measure(model, ks=(0,), repeats=repeats, prefix=prefix)
+        model.set_threads(n_threads)
+    finally:
+        model.close()
+    curve = [points[k] for k in range(17)]
+    out["step"] = {
+        "plain_ms": round(plain_ms, 2),
+        "relative_cost": {k: round(v, 3) for k, v in points.items()},
+        "per_token": round((curve[16] - 1.0) / 16, 3),
+        "plain_ms_by_threads": {n: round(v, 2) for n, v in threads.items()},
+    }
+    out["plan"] = report.draft_plan(curve, 16)
+    out["verdict"] = "ok"
+    return out
+
+
+def render(d: dict[str, Any]) -> str:
+    h, b = d["host"], d["build"]
+    lines = [
+        f"host:      {h['cpu']} ({h['cores']} cores, {h['machine']})",
+        f"features:  {' '.join(h['features']) or 'none detected'}",
+    ]
+    if h["amx_granted"] is not None:
+        lines.append(f"AMX:       {'granted by the kernel' if h['amx_granted'] else 'NOT granted'}")
+    lines += [
+        f"runtime:   llama-cpp-python {b['llama_cpp_python']}, build {b['variant']} {b['key']}",
+        f"           patches: {', '.join(b['patches']) or 'none'}; compiler: {b['compiler'] or '?'}",
+        f"           install check: {b['install_check']}",
+    ]
+    for f in b["fallbacks"]:
+        lines.append(f"           fell back from {f['variant']}: {f['cause']}")
+    sc = d["selfcheck"]
+    lines.append(f"selfcheck: {'ok, ' + sc['summary'] if sc['ok'] else 'FAILED: ' + sc['cause']}")
+    if "step" in d:
+        st = d["step"]
+        lines.append(f"llama.cpp: {d['system_info']}")
+        bufs = ", ".join(f"{k} {v:.0f} MiB" for k, v in d["buffer_types_mib"].items())
+        lines.append(f"weights:   {bufs or 'unknown'}")
+        lines.append(f"step:      plain {st['plain_ms']:.1f} ms; by threads "
+                     + ", ".join(f"{n}: {v:.1f} ms" for n, v in st["plain_ms_by_threads"].items()))
+        rel = st["relative_cost"]
+        lines.append("verify k:  " + " ".join(f"{k:>5}" for k in range(1, 17)))
+        lines.append("cost x:    " + " ".join(f"{rel[k]:5.2f}" for k in range(1, 17)))
+        plan = d["plan"]
+        lens = ", ".join(f"p={p}: {k}" for p, k in plan["draft_len_by_acceptance"].items())
+        lines.append(f"drafting:  length by acceptance {lens}")
+        lines.append(f"           plain steps below acceptance {plan['gate_below_acceptance']:.2f}")
+    lines.append(f"verdict:   {d['verdict']}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, model_path: Path, n_threads: int) -> int:
+    d = collect(model_path, n_threads, repeats=args.repeats)
+    print(json.dumps(d, indent=2) if args.json else render(d))
+    return 0 if d["verdict"] == "ok" else 1
+
+
+def register(sub: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "doctor", help="check the runtime: CPU, build, self-check, step costs, drafting plan"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats per draft length")
+    return p

@@ -1,0 +1,98 @@
+"""The runtime self-check: its comparison rule, its child process, and `serve` refusing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_agent.runtime import selfcheck
+from edge_agent.runtime.selfcheck import FAULT_ENV, compare
+
+
+def _logits(n: int = 6, vocab: int = 400, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, vocab)).astype(np.float32) * 3
+
+
+def test_identical_logits_pass() -> None:
+    a = _logits()
+    res = compare(a, a.copy())
+    assert res.ok and res.max_rel_rms == 0.0 and res.greedy_disagreements == 0
+
+
+def test_small_kernel_differences_pass_and_broken_kernels_fail() -> None:
+    single = _logits()
+    rng = np.random.default_rng(1)
+    healthy = single + rng.standard_normal(single.shape).astype(np.float32) * 0.1 * single.std()
+    assert compare(healthy, single).ok
+    garbage = rng.standard_normal(single.shape).astype(np.float32) * 3
+    res = compare(garbage, single)
+    assert not res.ok and "spread" in res.cause
+    zeros = np.zeros_like(single)
+    assert not compare(zeros, single).ok
+    nan = single.copy()
+    nan[2, 5] = np.nan
+    res = compare(nan, single)
+    assert not res.ok and res.cause == "non-finite logits"
+
+
+def test_greedy_disagreement_outside_a_near_tie_fails() -> None:
+    single = _logits()
+    batched = single.copy()
+    row = batched[3]
+    second = int(np.argsort(single[3])[-10])  # far from the top: no near-tie
+    row[second] = single[3].max() + 0.5
+    res = compare(batched, single)
+    assert not res.ok and "greedy token" in res.cause
+    # a near-tie broken the other way by kernels that differ a little everywhere
+    rng = np.random.default_rng(2)
+    near = single.copy()
+    best = int(single[1].argmax())
+    other = int(np.argsort(single[1])[-5])
+    near[1, other] = single[1, best] - 0.02
+    noisy = near + rng.standard_normal(near.shape).astype(np.float32) * 0.05
+    noisy[1, other], noisy[1, best] = near[1, best] + 0.01, near[1, best]
+    res = compare(noisy, near)
+    assert res.ok and res.greedy_disagreements == 1 and res.near_ties == 1
+
+
+@pytest.mark.model
+def test_child_check_passes_on_the_installed_runtime(model_path: Path) -> None:
+    res = selfcheck.run(model_path, n_threads=2)
+    assert res.ok, res.cause
+    assert res.positions == selfcheck.N_TOKENS and res.max_rel_rms <= selfcheck.MAX_REL_RMS
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("fault", "expect"),
+    [("sigill", "crashed with SIGILL: an illegal instruction"), ("disagree", "differ from one-token")],
+)
+def test_child_that_fails_is_reported_not_fatal(model_path: Path, fault: str, expect: str) -> None:
+    env = dict(os.environ, **{FAULT_ENV: fault})
+    res = selfcheck.run(model_path, n_threads=1, env=env)
+    assert not res.ok and expect in res.cause
+
+
+@pytest.mark.model
+def test_serve_refuses_with_one_line_naming_cause_and_fix(tmp_path: Path) -> None:
+    env = dict(
+        os.environ,
+        EDGE_AGENT_DATA_DIR=str(tmp_path / "data"),
+        EDGE_AGENT_CLOUD="",
+        **{FAULT_ENV: "sigill"},
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge_agent.cli", "serve"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "ready" not in proc.stdout
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("edge-agent: runtime self-check failed: self-check crashed with SIGILL")
+    assert "fix: run `make install`" in last
+    assert not (tmp_path / "data" / "edge-agent.sock").exists()
