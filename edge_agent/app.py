@@ -27,9 +27,11 @@ def build_service(cfg: Config) -> AgentService:
     store = ContextStore(cfg.database_path)
     model_path = resolve_model_path(cfg.model.path or None)
     threads = cfg.model.n_threads or os.cpu_count() or 1
+    checked = "not run (model.selfcheck = false)"
     if cfg.model.selfcheck:
         check = selfcheck.require(model_path, threads)
         log.info("runtime self-check passed in %.1f s: %s", check.seconds, check.summary)
+        checked = f"passed: {check.summary}"
     log.info("loading model %s", model_path)
     engine = LlamaEngine(
         model_path,
@@ -56,6 +58,12 @@ def build_service(cfg: Config) -> AgentService:
         routing,
         queue_depth=cfg.server.queue_depth,
         context_token_budget=cfg.limits.context_token_budget,
+        runtime={
+            "build_variant": str(b["variant"]),
+            "llama_cpp_python": str(b["llama_cpp_python"]),
+            "system_info": report.system_info(),
+            "selfcheck": checked,
+        },
     )
 
 

@@ -118,6 +118,13 @@ def _cmd_stats(args: argparse.Namespace, cfg: Config) -> int:
     print(f"ttft p50/p99: {s.ttft_p50_ms:.0f}/{s.ttft_p99_ms:.0f} ms   local tok/s p50: {s.local_tokens_per_s_p50:.1f}")
     print(f"draft acceptance: {s.acceptance_rate:.0%}   cloud spend: {s.cloud_spend:.6f}   circuit: {s.cloud_circuit}")
     print(f"context items: {s.context_items}")
+    r = s.runtime
+    if r.build_variant:
+        bufs = ", ".join(f"{k} {v:.0f} MiB" for k, v in r.buffer_types_mib.items())
+        cost = " ".join(f"{k + 1}:{c:.2f}" for k, c in enumerate(r.verify_cost) if k + 1 in (1, 2, 4, 8, 16))
+        print(f"runtime: build {r.build_variant}, weights {bufs}, {r.threads} threads "
+              f"({r.thread_switches} switches); plain step {r.plain_step_ms:.1f} ms; "
+              f"verify cost x plain for k drafted {cost}")
     return 0
 
 

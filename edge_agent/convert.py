@@ -6,7 +6,9 @@ broken raises ``InvalidArgument`` / ``OutOfRange`` naming the proto field path.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from edgecloud.v1 import common_pb2
 from edgecloud.v1 import edge_agent_pb2 as pb
@@ -190,8 +192,25 @@ def search_hits(hits: list[Hit]) -> pb.SearchContextResponse:
     return pb.SearchContextResponse(hits=[pb.SearchHit(item=context_item(h.item), score=h.score) for h in hits])
 
 
-def stats_response(s: StatsSnapshot, context_items: int, circuit: str) -> pb.StatsResponse:
+def runtime_info(r: Mapping[str, Any]) -> pb.RuntimeInfo:
+    return pb.RuntimeInfo(
+        build_variant=str(r.get("build_variant", "")),
+        llama_cpp_python=str(r.get("llama_cpp_python", "")),
+        system_info=str(r.get("system_info", "")),
+        buffer_types_mib={str(k): float(v) for k, v in dict(r.get("buffer_types_mib", {})).items()},
+        plain_step_ms=float(r.get("plain_step_ms", 0.0)),
+        verify_cost=[float(x) for x in r.get("verify_cost", [])],
+        threads=int(r.get("threads", 0)),
+        thread_switches=int(r.get("thread_switches", 0)),
+        selfcheck=str(r.get("selfcheck", "")),
+    )
+
+
+def stats_response(
+    s: StatsSnapshot, context_items: int, circuit: str, runtime: Mapping[str, Any] | None = None
+) -> pb.StatsResponse:
     return pb.StatsResponse(
+        runtime=runtime_info(runtime or {}),
         requests_by_route=s.requests_by_route,
         errors=s.errors,
         ttft_p50_ms=s.ttft_p50_ms,

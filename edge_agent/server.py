@@ -128,7 +128,9 @@ class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
         s = self.service.stats.snapshot()
         store_stats = await asyncio.to_thread(self.service.store.stats)  # type: ignore[attr-defined]
         circuit = self.service.cloud.breaker.state if self.service.cloud else "disabled"
-        return convert.stats_response(s, int(store_stats.get("items", 0)), circuit)
+        return convert.stats_response(
+            s, int(store_stats.get("items", 0)), circuit, self.service.runtime()
+        )
 
     async def ReloadPolicy(self, request: pb.ReloadPolicyRequest, context: grpc.aio.ServicerContext) -> pb.ReloadPolicyResponse:
         path = await asyncio.to_thread(self.service.routing.reload)

@@ -112,8 +112,10 @@ class AgentService:
         cloud: CloudClient | None = None,
         queue_depth: int = 16,
         context_token_budget: int = 512,
+        runtime: dict[str, str] | None = None,
     ) -> None:
         self.engine = engine
+        self.runtime_static = dict(runtime or {})  # build variant, system info, self-check
         self.store = store
         self.routing = routing
         self.cloud = cloud
@@ -121,6 +123,11 @@ class AgentService:
         self.stats = Stats()
         self._context_budget = context_token_budget
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+
+    def runtime(self) -> dict[str, object]:
+        """The runtime's build and self-check with the engine's live figures."""
+        live = getattr(self.engine, "runtime_state", None)
+        return {**self.runtime_static, **(live() if callable(live) else {})}
 
     # -- planning ---------------------------------------------------------------------
     def _gather(self, req: AskRequest) -> tuple[Retrieved | None, tuple[str, ...]]:

@@ -16,8 +16,8 @@ from orchestrator.errors import InvalidArgument, OutOfRange
 
 from . import costs
 from .adaptive import DraftPolicy
-from .costs import CostCurve
 from .api import EngineEvent, EngineUsage, Finished, SamplingParams, TextDelta
+from .costs import CostCurve
 from .decoder import DecodeStats, SpeculativeDecoder
 from .drafters import ContextDrafter, CorpusDrafter
 from .llama_model import LlamaModel
@@ -93,6 +93,17 @@ class LlamaEngine:
         policy.costs = CostCurve.from_points(points, max_k=policy.max_draft)
         self.calibration = costs.Calibration(points=points, plain_ms=plain_ms)
         return self.calibration
+
+    def runtime_state(self) -> dict[str, object]:
+        """Buffer types, the current cost curve and the thread count, for reports."""
+        curve = self.decoder.policy.costs
+        return {
+            "buffer_types_mib": dict(self._model.buffer_types),
+            "plain_step_ms": self.calibration.plain_ms if self.calibration else 0.0,
+            "verify_cost": [curve.cost(k) for k in range(1, 17)],
+            "threads": self._model.n_threads,
+            "thread_switches": self.tuner.switches if self.tuner else 0,
+        }
 
     def reset_cache(self) -> None:
         """Forget the cached prefix (the next request evaluates its whole prompt)."""

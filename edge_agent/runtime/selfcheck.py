@@ -33,6 +33,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -192,7 +193,7 @@ def run(
         cmd += ["--threads", str(n_threads)]
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout_s,
+            cmd, capture_output=True, text=True, timeout=timeout_s, check=False,
             env=env if env is not None else dict(os.environ),
         )
     except subprocess.TimeoutExpired:
@@ -200,8 +201,9 @@ def run(
     lines = proc.stdout.strip().splitlines()
     if proc.returncode in (0, 1) and lines:
         try:
-            data = json.loads(lines[-1])
-            return CheckResult(**{k: (float("nan") if v is None else v) for k, v in data.items()})
+            data: dict[str, Any] = json.loads(lines[-1])
+            fixed: dict[str, Any] = {k: (float("nan") if v is None else v) for k, v in data.items()}
+            return CheckResult(**fixed)
         except (json.JSONDecodeError, TypeError):
             pass
     return CheckResult(False, describe_exit(proc.returncode))

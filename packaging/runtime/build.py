@@ -42,6 +42,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 VERSION = "0.3.36"
@@ -174,6 +175,31 @@ def _apply_patches(src: Path) -> list[str]:
     return applied
 
 
+class BuildRefused(RuntimeError):
+    """A pre-build check says this variant would not run correctly."""
+
+
+def _check_tile_config(src: Path, variant: str) -> dict[str, object]:
+    """Check in the assembly that the patched AMX kernels store their tile config."""
+    if platform.machine() != "x86_64":
+        return {"checked": False, "why": "not x86-64"}
+    import amx_probe  # sibling module
+
+    affected = amx_probe.compiler_affected(os.environ.get("CC", "cc"))
+    counts = amx_probe.check_source(src / "vendor" / "llama.cpp", os.environ.get("CXX", "c++"))
+    result: dict[str, object] = {"checked": counts is not None,
+                                 "compiler_drops_stores_via_intrinsic": affected}
+    if counts is not None:
+        total, good = counts
+        result["ldtilecfg_with_config_stored"] = f"{good}/{total}"
+        log(f"AMX tile config: compiler affected by the operand-size bug: {affected}; "
+            f"patched kernels store the config before {good} of {total} ldtilecfg")
+        if good < total and variant == "native":
+            raise BuildRefused(f"{total - good} ldtilecfg in the AMX kernels load an unset "
+                               "tile configuration; use the native-noamx build")
+    return result
+
+
 def build(variant: str) -> Path:
     """The cached wheel for ``variant``, building it first if needed."""
     key = cache_key(variant)
@@ -188,6 +214,7 @@ def build(variant: str) -> Path:
     with tempfile.TemporaryDirectory(prefix="edgecloud-runtime-") as tmp:
         src = _download_sdist(Path(tmp))
         applied = _apply_patches(src)
+        tile_check = _check_tile_config(src, variant)
         env = dict(os.environ)
         env["CMAKE_ARGS"] = " ".join(
             shlex.quote(a) for a in VARIANTS[variant]["cmake"]  # type: ignore[attr-defined]
@@ -210,6 +237,7 @@ def build(variant: str) -> Path:
         "cmake_args": VARIANTS[variant]["cmake"],
         "patches": applied,
         "compiler": compiler_version(os.environ.get("CC", "cc")),
+        "amx_tile_config": tile_check,
         "build_seconds": round(time.monotonic() - started, 1),
         "wheel": final.name,
     }
@@ -243,21 +271,33 @@ def _write_state(python: str, state: dict[str, object]) -> None:
     tmp.replace(path)
 
 
-def verify(python: str, start: str) -> int:
+def _selfcheck(python: str) -> dict[str, object]:
+    """Run the project's runtime self-check in a child of ``python``."""
+    proc = subprocess.run(
+        [python, "-m", "edge_agent.runtime.selfcheck", "--json"],
+        capture_output=True, text=True, check=False,
+    )
+    try:
+        result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return result
+    except (json.JSONDecodeError, IndexError):
+        code = proc.returncode
+        how = f"killed by signal {-code}" if code < 0 else f"exited {code}"
+        return {"ok": False, "cause": f"self-check {how}: {proc.stderr.strip()[-300:]}"}
+
+
+def verify(python: str, start: str, check: Callable[[str], dict[str, object]] = _selfcheck) -> int:
     """Self-check the installed runtime; fall back to safer variants until one passes."""
     order = FALLBACK[FALLBACK.index(start):]
     tried: list[dict[str, object]] = []
     for i, variant in enumerate(order):
-        record = install(variant, python) if i else _installed_or_install(variant, python)
-        proc = subprocess.run(
-            [python, "-m", "edge_agent.runtime.selfcheck", "--json"],
-            capture_output=True, text=True,
-        )
         try:
-            result = json.loads(proc.stdout.strip().splitlines()[-1])
-        except (json.JSONDecodeError, IndexError):
-            result = {"ok": False, "cause": f"self-check exited {proc.returncode}: "
-                                           f"{proc.stderr.strip()[-300:]}"}
+            record = install(variant, python) if i else _installed_or_install(variant, python)
+        except (BuildRefused, subprocess.CalledProcessError) as exc:
+            tried.append({"variant": variant, "ok": False, "cause": f"build failed: {exc}"})
+            log(f"{variant}: build failed: {exc}")
+            continue
+        result = check(python)
         tried.append({"variant": variant, "ok": result.get("ok"), "cause": result.get("cause")})
         _write_state(python, {"build": record, "check": result, "tried": tried})
         if result.get("ok"):
@@ -296,9 +336,9 @@ def main(argv: list[str] | None = None) -> int:
         print(cache_key(args.variant))
         return 0
     if args.cmd == "probe":
-        from amx_probe import main as probe_main  # noqa: PLC0415 (sibling script)
+        import amx_probe  # sibling module
 
-        return probe_main()
+        return amx_probe.main()
     if args.cmd == "install":
         _installed_or_install(args.variant, args.python)
         return 0

@@ -194,3 +194,13 @@ def test_search_filters_and_forget_by_query(stub: pb_grpc.EdgeAgentStub) -> None
     assert ids() == {a, c}
     assert stub.DeleteContext(pb.DeleteContextRequest(source="f")).deleted == 2
     assert ids() == set()
+
+
+def test_stats_report_the_runtime_measured_at_start(stub: pb_grpc.EdgeAgentStub) -> None:
+    r = stub.GetStats(pb.GetStatsRequest()).runtime
+    assert r.build_variant and r.llama_cpp_python and r.system_info
+    assert r.selfcheck.startswith("passed:"), r.selfcheck
+    assert sum(r.buffer_types_mib.values()) > 100  # the 235 MiB model's weights, by type
+    assert r.plain_step_ms > 0 and len(r.verify_cost) == 16
+    assert all(b >= a for a, b in zip(r.verify_cost, r.verify_cost[1:]))  # monotone
+    assert r.verify_cost[0] >= 1.0 and r.threads >= 1

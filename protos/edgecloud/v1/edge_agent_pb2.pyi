@@ -221,7 +221,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("requests_by_route", "errors", "ttft_p50_ms", "ttft_p99_ms", "local_tokens_per_s_p50", "acceptance_rate", "cloud_spend", "cloud_circuit", "context_items", "fallbacks")
+    __slots__ = ("requests_by_route", "errors", "ttft_p50_ms", "ttft_p99_ms", "local_tokens_per_s_p50", "acceptance_rate", "cloud_spend", "cloud_circuit", "context_items", "fallbacks", "runtime")
     class RequestsByRouteEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -239,6 +239,7 @@ class StatsResponse(_message.Message):
     CLOUD_CIRCUIT_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_ITEMS_FIELD_NUMBER: _ClassVar[int]
     FALLBACKS_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
     requests_by_route: _containers.ScalarMap[str, int]
     errors: int
     ttft_p50_ms: float
@@ -249,7 +250,37 @@ class StatsResponse(_message.Message):
     cloud_circuit: str
     context_items: int
     fallbacks: int
-    def __init__(self, requests_by_route: _Optional[_Mapping[str, int]] = ..., errors: _Optional[int] = ..., ttft_p50_ms: _Optional[float] = ..., ttft_p99_ms: _Optional[float] = ..., local_tokens_per_s_p50: _Optional[float] = ..., acceptance_rate: _Optional[float] = ..., cloud_spend: _Optional[float] = ..., cloud_circuit: _Optional[str] = ..., context_items: _Optional[int] = ..., fallbacks: _Optional[int] = ...) -> None: ...
+    runtime: RuntimeInfo
+    def __init__(self, requests_by_route: _Optional[_Mapping[str, int]] = ..., errors: _Optional[int] = ..., ttft_p50_ms: _Optional[float] = ..., ttft_p99_ms: _Optional[float] = ..., local_tokens_per_s_p50: _Optional[float] = ..., acceptance_rate: _Optional[float] = ..., cloud_spend: _Optional[float] = ..., cloud_circuit: _Optional[str] = ..., context_items: _Optional[int] = ..., fallbacks: _Optional[int] = ..., runtime: _Optional[_Union[RuntimeInfo, _Mapping]] = ...) -> None: ...
+
+class RuntimeInfo(_message.Message):
+    __slots__ = ("build_variant", "llama_cpp_python", "system_info", "buffer_types_mib", "plain_step_ms", "verify_cost", "threads", "thread_switches", "selfcheck")
+    class BufferTypesMibEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    BUILD_VARIANT_FIELD_NUMBER: _ClassVar[int]
+    LLAMA_CPP_PYTHON_FIELD_NUMBER: _ClassVar[int]
+    SYSTEM_INFO_FIELD_NUMBER: _ClassVar[int]
+    BUFFER_TYPES_MIB_FIELD_NUMBER: _ClassVar[int]
+    PLAIN_STEP_MS_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_COST_FIELD_NUMBER: _ClassVar[int]
+    THREADS_FIELD_NUMBER: _ClassVar[int]
+    THREAD_SWITCHES_FIELD_NUMBER: _ClassVar[int]
+    SELFCHECK_FIELD_NUMBER: _ClassVar[int]
+    build_variant: str
+    llama_cpp_python: str
+    system_info: str
+    buffer_types_mib: _containers.ScalarMap[str, float]
+    plain_step_ms: float
+    verify_cost: _containers.RepeatedScalarFieldContainer[float]
+    threads: int
+    thread_switches: int
+    selfcheck: str
+    def __init__(self, build_variant: _Optional[str] = ..., llama_cpp_python: _Optional[str] = ..., system_info: _Optional[str] = ..., buffer_types_mib: _Optional[_Mapping[str, float]] = ..., plain_step_ms: _Optional[float] = ..., verify_cost: _Optional[_Iterable[float]] = ..., threads: _Optional[int] = ..., thread_switches: _Optional[int] = ..., selfcheck: _Optional[str] = ...) -> None: ...
 
 class ReloadPolicyRequest(_message.Message):
     __slots__ = ()
