@@ -121,6 +121,8 @@ class OwnRunner:
         self.engine = LlamaEngine(
             model_path, n_ctx=n_ctx, n_threads=threads, speculative=speculative
         )
+        if speculative:
+            self.engine.calibrate()  # as the daemon does at start
         self.trace: list[tuple[int, tuple[int, ...], int]] = []
         self.tokens: list[int] = []
 
@@ -275,6 +277,19 @@ def print_table(
         )
 
 
+def _runtime(engine: LlamaEngine | None) -> dict[str, Any]:
+    """The build, llama.cpp's system info, the weights' buffer types, the cost curve."""
+    from edge_agent.runtime import report
+
+    out: dict[str, Any] = {"build": report.build(), "host": report.host(),
+                           "system_info": report.system_info()}
+    if engine is not None:
+        out.update(engine.runtime_state())
+        if engine.calibration is not None:
+            out["calibrated_points"] = engine.calibration.points
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--prompts", type=Path, default=DEFAULT_PROMPTS)
@@ -378,6 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "load_avg_1m_start": round(load_start[0], 2),
             "load_avg_1m_end": round(os.getloadavg()[0], 2),
         },
+        "runtime": _runtime(own_spec.engine),
         "tok_s_definition": "(completion_tokens - 1) / (time of last token - time of first token)",
         "elapsed_s": round(time.perf_counter() - t_start, 1),
         "summary": summary,

@@ -6,6 +6,7 @@ import logging
 import os
 
 from .cloud import CircuitBreaker, CloudClient, tls_credentials
+from . import datadir
 from .config import Config
 from .runtime import report, selfcheck
 from .service import AgentService
@@ -22,7 +23,7 @@ def build_service(cfg: Config) -> AgentService:
     from .models import resolve_model_path
     from .routing import RoutingState
 
-    cfg.data_path.mkdir(parents=True, exist_ok=True)
+    datadir.make_private(cfg.data_path)
     routing = RoutingState(cfg.policy, ledger=Ledger(cfg.ledger_path))
     store = ContextStore(cfg.database_path)
     model_path = resolve_model_path(cfg.model.path or None)

@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     except DomainError as exc:
         print(f"edge-agent: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
+    os.umask(0o077)  # private state: every file this process creates is 0600, each directory 0700
     logging.basicConfig(
         level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )

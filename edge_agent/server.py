@@ -25,7 +25,7 @@ from grpc_reflection.v1alpha import reflection
 
 from orchestrator.errors import DomainError, InvalidArgument, Unavailable
 
-from . import convert
+from . import convert, datadir
 from .app import connect_cloud
 from .config import Config
 from .errors_grpc import ErrorMappingInterceptor
@@ -168,18 +168,26 @@ async def serve(
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
 
+    datadir.make_private(cfg.data_path)
+    lock = datadir.InstanceLock(cfg.data_path)
+    lock.acquire()  # a second daemon on this directory stops here, naming the holder
     sock = cfg.socket_path
-    sock.parent.mkdir(parents=True, exist_ok=True)
-    if sock.exists():
-        sock.unlink()
-    old_umask = os.umask(0o177)  # the socket is created 0600
     try:
-        server.add_insecure_port(f"unix:{sock}")
-        tcp_port = server.add_insecure_port(cfg.server.listen) if cfg.server.listen else None
-        await server.start()
-    finally:
-        os.umask(old_umask)
-    os.chmod(sock, 0o600)
+        if not sock.parent.exists():  # a directory of its own: made 0700 (an existing one is left)
+            datadir.make_private(sock.parent)
+        datadir.claim_socket(sock)
+        old_umask = os.umask(0o177)  # the socket is created 0600
+        try:
+            server.add_insecure_port(f"unix:{sock}")
+            tcp_port = server.add_insecure_port(cfg.server.listen) if cfg.server.listen else None
+            await server.start()
+        finally:
+            os.umask(old_umask)
+        os.chmod(sock, 0o600)
+    except BaseException:
+        lock.release()
+        raise
+    sock_id = datadir.socket_identity(sock)
     log.info("listening on unix:%s%s", sock, f" and {cfg.server.listen} (port {tcp_port})" if tcp_port else "")
 
     stop = stop_event or asyncio.Event()
@@ -230,8 +238,8 @@ async def serve(
         await server.stop(cfg.server.grace_s)
         if service is not None:
             await service.close()
-        if sock.exists():
-            sock.unlink()
+        datadir.release_socket(sock, sock_id)
+        lock.release()
         log.info("stopped")
 
 

@@ -33,7 +33,7 @@ from sqlalchemy import (
 
 from orchestrator.errors import DomainError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -128,8 +128,18 @@ def _migrate_to_1(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+def _migrate_to_2(conn: Connection) -> None:
+    # Durable maintenance flags: ``scrub_pending`` is set in the same transaction that
+    # leaves forgotten words in the search index (a replaced or expired item), and
+    # cleared by the scrub, so a restart finishes a scrub the last run did not.
+    conn.exec_driver_sql(
+        "CREATE TABLE maintenance (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+    )
+    conn.exec_driver_sql("INSERT INTO maintenance VALUES ('scrub_pending', '1')")
+
+
 #: ``MIGRATIONS[n]`` upgrades a database from version ``n - 1`` to ``n``.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_to_1}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
 
 
 def current_version(conn: Connection) -> int:

@@ -102,8 +102,7 @@ class ContextStore:
         self._frequencies = ranking.DocFrequencies()
         self._closed = threading.Event()
         self._last_purge = 0.0
-        self._scrub_pending = False  # expired items were deleted but not yet scrubbed
-        self.purge_expired()
+        self.purge_expired()  # also finishes a scrub a previous run left pending
         self._purger: threading.Thread | None = None
         if purge_interval_s is not None:
             self._purger = threading.Thread(
@@ -121,7 +120,10 @@ class ContextStore:
         self._closed.set()
         if self._purger is not None:
             self._purger.join()
-        self._engine.dispose()
+        try:
+            self.purge_expired()  # no forgotten word stays in the file after a stop
+        finally:
+            self._engine.dispose()
 
     def __enter__(self) -> Self:
         return self
@@ -156,14 +158,14 @@ class ContextStore:
         ids: list[str] = []
         tags_of: dict[int, tuple[str, ...]] = {}  # the last write of an item wins
         with self._write() as conn:
-            if self._purge(conn, now):
-                self._scrub_pending = True  # the purge timer scrubs the index
+            stale = bool(self._purge(conn, now))  # expired words left in the index
             cursor = raw_cursor(conn)
             try:
                 for row, tags in rows:
                     pk, item_id = cursor.execute(_INSERT, row).fetchone()
                     if item_id != row[0]:  # an update: replace its tags
                         cursor.execute("DELETE FROM item_tags WHERE item_pk = ?", (pk,))
+                        stale = True  # the old body's words are still in the index
                     tags_of[pk] = tags
                     ids.append(item_id)
                 cursor.executemany(
@@ -172,6 +174,8 @@ class ContextStore:
                 )
             finally:
                 cursor.close()
+            if stale:  # durable: the purge timer, a stop or the next start scrubs
+                _set_scrub_pending(conn, True)
         return ids
 
     def delete(
@@ -232,10 +236,10 @@ class ContextStore:
         """Forget items whose expiry has passed (like ``delete``); return how many."""
         with self._write() as conn:
             count = self._purge(conn, time.time(), force=True)
-            scrub = bool(count) or self._scrub_pending
+            scrub = bool(count) or _scrub_pending(conn)
             if scrub:
                 _scrub(conn)
-                self._scrub_pending = False
+                _set_scrub_pending(conn, False)
         if scrub:
             self._checkpoint()
         return count
@@ -456,6 +460,18 @@ class ContextStore:
             if file.exists():
                 size += file.stat().st_size
         return size
+
+
+def _scrub_pending(conn: Connection) -> bool:
+    row = conn.exec_driver_sql("SELECT value FROM maintenance WHERE key = 'scrub_pending'").first()
+    return row is not None and row[0] == "1"
+
+
+def _set_scrub_pending(conn: Connection, pending: bool) -> None:
+    conn.exec_driver_sql(
+        "INSERT OR REPLACE INTO maintenance (key, value) VALUES ('scrub_pending', ?)",
+        ("1" if pending else "0",),
+    )
 
 
 def _scrub(conn: Connection) -> None:

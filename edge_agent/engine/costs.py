@@ -3,8 +3,10 @@
 ``cost(k)`` is the time of a step that evaluates the last token plus ``k`` drafted
 tokens, all with logits, divided by the time of a plain one-token step. Its shape is a
 property of the runtime build and the CPU: a few milliseconds per extra logits row on
-AVX-512 (the 262k-entry output layer, row by row), about one on AMX tiles, and steps
-where batched kernels switch on. ``measure`` times it on the real model at warm-up;
+AVX-512 (the 262k-entry output layer), about one on AMX tiles, and it is not smooth:
+the batched kernels work in tiles of rows, so a batch of 8 can cost less than one of
+7. The curve is kept as measured (not forced monotone), so the policy can pick the
+lengths the kernels like. ``measure`` times it on the real model at warm-up;
 ``CostCurve.observe`` keeps learning it from the decoder's own step timings (medians
 over a window per draft length, so a step stretched by other work on the machine does
 not move it), and ``cost`` interpolates between measured lengths.
@@ -21,7 +23,8 @@ from dataclasses import dataclass
 
 from .model import TokenModel
 
-CALIBRATION_KS = (0, 1, 2, 3, 4, 6, 8, 12, 16)
+# every length: batched kernels work in tiles of 4 rows, so 8 tokens can cost less than 7
+CALIBRATION_KS = tuple(range(17))
 CALIBRATION_TEXT = (
     "Meeting notes, Tuesday: the supplier confirmed delivery of the parts by the end "
     "of the month, and the invoice will follow once the order has been checked."
@@ -103,7 +106,7 @@ class CostCurve:
         if len(points) == 1:
             return
         measured = _interpolate(points, self.max_k, fill=self.prior)
-        self._curve = _monotone(measured)
+        self._curve = [1.0] + [max(1.0, v) for v in measured[1:]]
 
     def as_list(self) -> list[float]:
         return list(self._curve)
@@ -133,16 +136,6 @@ def _interpolate(
             out.append(points[lo] + slope * (k - lo))
         else:
             out.append(points[hi] if hi is not None else 1.0)
-    return out
-
-
-def _monotone(values: list[float]) -> list[float]:
-    """Never cheaper to verify more: a running maximum, at least 1."""
-    out, top = [], 1.0
-    for v in values:
-        top = max(top, v)
-        out.append(top)
-    out[0] = 1.0
     return out
 
 

@@ -31,9 +31,9 @@ class ThreadTuner:
         apply: Callable[[int], None],
         choices: Sequence[int],
         *,
-        window: int = 8,
+        window: int = 4,
         degraded: float = 1.3,
-        probe_steps: int = 6,
+        probe_steps: int = 4,
         recheck_every: int = 96,
     ) -> None:
         if not choices:

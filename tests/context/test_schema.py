@@ -39,18 +39,19 @@ def test_upgrade_applies_new_steps_and_keeps_data(tmp_path: Path) -> None:
     with ContextStore(path, purge_interval_s=None) as store:
         [item_id] = store.put([NewItem(kind="note", body="survives the migration")])
 
-    def to_2(conn: Connection) -> None:
+    def to_next(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE items ADD COLUMN language TEXT")
 
-    steps = {**schema.MIGRATIONS, 2: to_2}
+    nxt = schema.SCHEMA_VERSION + 1
+    steps = {**schema.MIGRATIONS, nxt: to_next}
     engine = make_engine(path)
     try:
-        assert schema.upgrade(engine, target=2, migrations=steps) == 2
-        assert schema.upgrade(engine, target=2, migrations=steps) == 2  # idempotent
+        assert schema.upgrade(engine, target=nxt, migrations=steps) == nxt
+        assert schema.upgrade(engine, target=nxt, migrations=steps) == nxt  # idempotent
     finally:
         engine.dispose()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchone() == (2,)
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (nxt,)
         columns = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
         assert "language" in columns
         assert conn.execute("SELECT body FROM items WHERE id = ?", (item_id,)).fetchone() == (
@@ -69,11 +70,14 @@ def test_failed_migration_step_leaves_previous_version(tmp_path: Path) -> None:
     engine = make_engine(path)
     try:
         with pytest.raises(RuntimeError):
-            schema.upgrade(engine, target=2, migrations={**schema.MIGRATIONS, 2: broken})
+            nxt = schema.SCHEMA_VERSION + 1
+            schema.upgrade(engine, target=nxt, migrations={**schema.MIGRATIONS, nxt: broken})
     finally:
         engine.dispose()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchone() == (1,)
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (
+            schema.SCHEMA_VERSION,
+        )
         assert "half_done" not in {row[1] for row in conn.execute("PRAGMA table_info(items)")}
 
 

@@ -202,5 +202,4 @@ def test_stats_report_the_runtime_measured_at_start(stub: pb_grpc.EdgeAgentStub)
     assert r.selfcheck.startswith("passed:"), r.selfcheck
     assert sum(r.buffer_types_mib.values()) > 100  # the 235 MiB model's weights, by type
     assert r.plain_step_ms > 0 and len(r.verify_cost) == 16
-    assert all(b >= a for a, b in zip(r.verify_cost, r.verify_cost[1:]))  # monotone
     assert r.verify_cost[0] >= 1.0 and r.threads >= 1
