@@ -80,4 +80,5 @@ def connect_cloud(cfg: Config) -> CloudClient | None:
         timeout_s=c.timeout_s,
         breaker=CircuitBreaker(c.breaker_failures, c.breaker_cooldown_s),
         credentials=creds,
+        max_attempts=c.max_attempts,
     )

@@ -187,9 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edge-agent: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
     os.umask(0o077)  # private state: every file this process creates is 0600, each directory 0700
-    logging.basicConfig(
-        level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    from .logfmt import EscapingFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=cfg.log_level, handlers=[handler])
     # llama.cpp's own log lines pass through this logger's level (ERROR unless debugging).
     logging.getLogger("llama-cpp-python").setLevel(logging.DEBUG if cfg.log_level == "DEBUG" else logging.ERROR)
     for attr, path in (("db", cfg.database_path), ("ledger", cfg.ledger_path)):

@@ -7,7 +7,6 @@ continues locally after it).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncGenerator
@@ -21,32 +20,22 @@ from .engine.api import SamplingParams
 
 log = logging.getLogger(__name__)
 
-# Retry UNAVAILABLE before the first response only (gRPC's own retry policy).
-_SERVICE_CONFIG = json.dumps(
-    {
-        "methodConfig": [
-            {
-                "name": [{"service": "edgecloud.v1.CloudInference"}],
-                "retryPolicy": {
-                    "maxAttempts": 3,
-                    "initialBackoff": "0.1s",
-                    "maxBackoff": "1s",
-                    "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"],
-                },
-            }
-        ]
-    }
-)
+# No transparent gRPC retries: each attempt must be seen (and written to the egress
+# ledger) by the service, which retries itself within ``max_attempts``.
+_CHANNEL_OPTIONS = [("grpc.enable_retries", 0)]
 
 
 class CloudFailure(Exception):
-    """The cloud call failed; ``started`` is True when text had already arrived."""
+    """The cloud call failed; ``started`` is True when text had already arrived.
 
-    def __init__(self, reason: str, started: bool) -> None:
+    ``retryable``: the cloud could not be reached (UNAVAILABLE before any answer), so
+    another attempt may succeed."""
+
+    def __init__(self, reason: str, started: bool, retryable: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.started = started
+        self.retryable = retryable and not started
 
 
 @dataclass(frozen=True)
@@ -108,12 +97,14 @@ class CloudClient:
         timeout_s: float = 60.0,
         breaker: CircuitBreaker | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        max_attempts: int = 2,
     ) -> None:
         self.address = address
+        self.max_attempts = max_attempts
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._timeout_s = timeout_s
         self.breaker = breaker or CircuitBreaker()
-        options = [("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)]
+        options = list(_CHANNEL_OPTIONS)
         if credentials is None:
             self._channel = grpc.aio.insecure_channel(address, options=options)
         else:
@@ -171,7 +162,11 @@ class CloudClient:
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.CANCELLED:
                 self.breaker.failure()
-            raise CloudFailure(f"cloud {exc.code().name.lower()}: {exc.details() or ''}".strip(), started) from None
+            raise CloudFailure(
+                f"cloud {exc.code().name.lower()}: {exc.details() or ''}".strip(),
+                started,
+                retryable=exc.code() == grpc.StatusCode.UNAVAILABLE,
+            ) from None
         finally:
             call.cancel()
         self.breaker.failure()

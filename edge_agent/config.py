@@ -65,6 +65,9 @@ class CloudConfig:
     connect_timeout_s: float = 2.0
     breaker_failures: int = 3  # consecutive failures that open the circuit
     breaker_cooldown_s: float = 10.0  # open time before one probe is let through
+    # Attempts for a call that failed UNAVAILABLE before any answer arrived (1: no
+    # retry). Every attempt is a row in the egress ledger.
+    max_attempts: int = 2
     ca_file: str = ""  # TLS: CA bundle that signs the cloud's certificate ("" = plaintext)
     cert_file: str = ""  # mTLS: this agent's client certificate
     key_file: str = ""  # mTLS: its private key
@@ -175,14 +178,19 @@ def _check(cfg: Config, source: str) -> Config:
         value = getattr(cfg.server, key)
         if value:
             host, _, port = value.rpartition(":")
-            if host.strip("[]") not in ("127.0.0.1", "localhost", "::1") or not port.isdigit():
-                raise ConfigError(source, f"server.{key}", f"a loopback address host:port (got {value!r})")
+            env = "EDGE_AGENT_LISTEN" if key == "listen" else "EDGE_AGENT_METRICS"
+            if host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
+                raise ConfigError(source, f"server.{key}", f"a loopback address host:port, host 127.0.0.1, localhost or [::1] (got {value!r}; also set by {env})")
+            if not (port.isascii() and port.isdigit() and int(port) <= 65535):
+                raise ConfigError(source, f"server.{key}", f"a loopback address host:port, port in ASCII digits 1..65535 or 0 for a free one (got {value!r}; also set by {env})")
     if cfg.limits.default_max_tokens > cfg.limits.max_tokens:
         raise ConfigError(source, "limits.default_max_tokens", "at most limits.max_tokens")
     if bool(cfg.cloud.cert_file) != bool(cfg.cloud.key_file):
         raise ConfigError(source, "cloud.cert_file", "cert_file and key_file set together (mTLS)")
     if cfg.cloud.cert_file and not cfg.cloud.ca_file:
         raise ConfigError(source, "cloud.ca_file", "a CA file when a client certificate is set")
+    if not 1 <= cfg.cloud.max_attempts <= 5:
+        raise ConfigError(source, "cloud.max_attempts", f"an integer in 1..5 (got {cfg.cloud.max_attempts})")
     if cfg.cloud.breaker_failures < 1:
         raise ConfigError(source, "cloud.breaker_failures", "at least 1")
     if cfg.server.queue_depth < 1:

@@ -6,6 +6,7 @@ broken raises ``InvalidArgument`` / ``OutOfRange`` naming the proto field path.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,19 @@ from .stats import StatsSnapshot
 
 MAX_ITEMS_PER_PUT = 1000
 MAX_LABELS = 16
+MAX_LABEL_CHARS = 64
+MAX_APP_ID_CHARS = 128
+MAX_REQUEST_ID_CHARS = 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _identifier(field: str, value: str, limit: int) -> str:
+    """A short printable string that is logged and recorded (ids, app ids, labels)."""
+    if len(value) > limit:
+        raise InvalidArgument(field, f"at most {limit} characters")
+    if _CONTROL.search(value):
+        raise InvalidArgument(field, "must not contain control characters (newlines, tabs, ...)")
+    return value
 
 _PREFERENCES = {
     pb.ROUTE_PREFERENCE_AUTO: Preference.AUTO,
@@ -58,8 +72,10 @@ def ask_request(msg: pb.GenerateRequest, limits: LimitsConfig) -> AskRequest:
         raise InvalidArgument("routing.max_cost", "must be >= 0 (0 means no cap)")
     if len(r.labels) > MAX_LABELS:
         raise InvalidArgument("routing.labels", f"at most {MAX_LABELS} labels")
-    if len(msg.request_id) > 64:
-        raise InvalidArgument("request_id", "at most 64 characters")
+    for i, label in enumerate(r.labels):
+        _identifier(f"routing.labels[{i}]", label, MAX_LABEL_CHARS)
+    _identifier("routing.app_id", r.app_id, MAX_APP_ID_CHARS)
+    _identifier("request_id", msg.request_id, MAX_REQUEST_ID_CHARS)
     return AskRequest(
         prompt=msg.prompt,
         params=SamplingParams(p.max_tokens, p.temperature, p.top_p, p.top_k, p.seed, p.stop),

@@ -1,9 +1,14 @@
-"""The egress ledger: one SQLite row per cloud call, saying exactly what left the device.
+"""The egress ledger: one SQLite row per cloud attempt, saying exactly what left the device.
 
-Each row holds the time (UTC), the request id, the rule(s) that allowed the call, the
-target (``cloud`` or ``cloud_redacted``), token counts, the cost, the PII *kinds* that
-were replaced by placeholders (never the values) and the SHA-256 of the text sent.
-Budgets are summed from the same rows, so spend survives restarts.
+Each row holds the time (UTC), the request id, the attempt number, its outcome
+(``answered``, ``failed_mid_stream``, ``failed_before_answer``, ``retried`` — failed
+before an answer and tried again — or ``cancelled`` by the caller), the rule(s) that
+allowed the call, the target (``cloud`` or ``cloud_redacted``), token counts, the cost,
+the PII *kinds* that were replaced by placeholders (never the values) and the SHA-256
+of the text sent. Every attempt is a row, failed or not (the request may have left
+even when the call failed: a cloud-stub whose upstream is down still received it), so
+``edge-agent audit`` and the budgets (summed from the same rows, so spend survives
+restarts) count it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from orchestrator.kinds import PII_KINDS
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TARGETS = ("cloud", "cloud_redacted")
+OUTCOMES = ("answered", "failed_mid_stream", "failed_before_answer", "retried", "cancelled")
 
 
 class _Base(DeclarativeBase):
@@ -45,6 +51,8 @@ class _Row(_Base):
     cost: Mapped[float] = mapped_column(Float)
     pii_kinds_redacted: Mapped[str] = mapped_column(String(256))  # comma-separated kinds
     text_sha256: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    outcome: Mapped[str] = mapped_column(String(32), default="answered", server_default="answered")
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,8 @@ class EgressEntry:
     cost: float
     pii_kinds_redacted: tuple[str, ...]
     text_sha256: str
+    attempt: int = 1
+    outcome: str = "answered"
 
 
 def _on_connect(conn: sqlite3.Connection, _record: Any) -> None:
@@ -68,6 +78,7 @@ def _on_connect(conn: sqlite3.Connection, _record: Any) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute("PRAGMA secure_delete=ON")
     finally:
         cur.close()
 
@@ -92,10 +103,22 @@ class Ledger:
         )
         event.listen(self._engine, "connect", _on_connect)
         _Base.metadata.create_all(self._engine)
+        self._add_missing_columns()
         # Spend per (day start, month start); the daemon is the only writer, so a
         # record() here is the only thing that can change it.
         self._lock = threading.Lock()
         self._spend: dict[tuple[datetime, datetime], Spend] = {}
+
+    def _add_missing_columns(self) -> None:
+        """Ledgers written before attempts were recorded gain the columns (defaults)."""
+        with self._engine.begin() as conn:
+            have = {row[1] for row in conn.exec_driver_sql("PRAGMA table_info(egress)")}
+            if "attempt" not in have:
+                conn.exec_driver_sql("ALTER TABLE egress ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1")
+            if "outcome" not in have:
+                conn.exec_driver_sql(
+                    "ALTER TABLE egress ADD COLUMN outcome VARCHAR(32) NOT NULL DEFAULT 'answered'"
+                )
 
     def record(
         self,
@@ -109,8 +132,14 @@ class Ledger:
         pii_kinds_redacted: Sequence[str] = (),
         target: str = "cloud",
         at: datetime | None = None,
+        attempt: int = 1,
+        outcome: str = "answered",
     ) -> None:
-        """Append one cloud call. Only PII kind names are accepted, never values."""
+        """Append one cloud attempt. Only PII kind names are accepted, never values."""
+        if outcome not in OUTCOMES:
+            raise InvalidArgument("outcome", f"one of {', '.join(OUTCOMES)}")
+        if attempt < 1:
+            raise InvalidArgument("attempt", "must be >= 1")
         bad = [k for k in pii_kinds_redacted if k not in PII_KINDS]
         if bad:
             raise InvalidArgument(
@@ -132,6 +161,8 @@ class Ledger:
             cost=float(cost),
             pii_kinds_redacted=",".join(sorted(set(pii_kinds_redacted))),
             text_sha256=text_sha256,
+            attempt=attempt,
+            outcome=outcome,
         )
         with Session(self._engine) as s, s.begin():
             s.add(row)
@@ -187,6 +218,8 @@ class Ledger:
                     cost=r.cost,
                     pii_kinds_redacted=tuple(k for k in r.pii_kinds_redacted.split(",") if k),
                     text_sha256=r.text_sha256,
+                    attempt=r.attempt,
+                    outcome=r.outcome,
                 )
                 for r in rows
             ]

@@ -65,9 +65,17 @@ class RoutingState:
         return decide(req, est, self.policy, self.spend())
 
     def record_cloud_call(
-        self, plan: Any, *, sent_text: str, prompt_tokens: int, completion_tokens: int, cloud: CloudClient | None
+        self,
+        plan: Any,
+        *,
+        sent_text: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cloud: CloudClient | None,
+        attempt: int = 1,
+        outcome: str = "answered",
     ) -> float:
-        """Cost of a finished cloud call, written to the egress ledger."""
+        """Cost of one cloud attempt (answered or not), written to the egress ledger."""
         price_in, price_out = self.prices(cloud)
         cost = prompt_tokens / 1000 * price_in + completion_tokens / 1000 * price_out
         if self.ledger is not None:
@@ -80,5 +88,7 @@ class RoutingState:
                 cost=cost,
                 pii_kinds_redacted=tuple(plan.decision.pii_kinds) if plan.decision.restore else (),
                 text_sha256=hashlib.sha256(sent_text.encode()).hexdigest(),
+                attempt=attempt,
+                outcome=outcome,
             )
         return cost

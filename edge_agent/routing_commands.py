@@ -276,23 +276,28 @@ def cmd_audit(args: argparse.Namespace) -> int:
                         "cost": r.cost,
                         "pii_kinds_redacted": list(r.pii_kinds_redacted),
                         "text_sha256": r.text_sha256,
+                        "attempt": r.attempt,
+                        "outcome": r.outcome,
                     }
                 )
             )
         return 0
+    width = max([7, *(len(r.request_id) for r in rows)])  # whole ids: two must never print alike
     print(
-        f"{'time':<20} {'request':<14} {'target':<15} {'in':>6} {'out':>6} {'cost':>10}  {'redacted':<22} sha256"
+        f"{'time':<20} {'request':<{width}} {'#':>2} {'outcome':<20} {'target':<15} {'in':>6} {'out':>6} {'cost':>10}  {'redacted':<22} sha256"
     )
     for r in rows:
         when = r.at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
         kinds = ",".join(r.pii_kinds_redacted) or "-"
         print(
-            f"{when:<20} {r.request_id[:14]:<14} {r.target:<15} {r.prompt_tokens:>6} "
+            f"{when:<20} {r.request_id:<{width}} {r.attempt:>2} {r.outcome:<20} {r.target:<15} {r.prompt_tokens:>6} "
             f"{r.completion_tokens:>6} {r.cost:>10.6f}  {kinds:<22} {r.text_sha256[:12]}  [{r.rule}]"
         )
     span = f"since {since:%Y-%m-%d %H:%M}" if since else "all time"
     total = sum(r.cost for r in rows)
     tin = sum(r.prompt_tokens for r in rows)
     tout = sum(r.completion_tokens for r in rows)
-    print(f"{len(rows)} cloud call(s) {span}: {tin} tokens sent, {tout} received, cost {total:.6f}")
+    failed = sum(1 for r in rows if r.outcome != "answered")
+    print(f"{len(rows)} cloud attempt(s) {span} ({failed} not answered): {tin} tokens sent, "
+          f"{tout} received, cost {total:.6f}")
     return 0

@@ -209,7 +209,11 @@ async def serve(
         if service.cloud is not None:
             await service.cloud.fetch_info()
         if cfg.model.warmup:
-            await _warm_up(service)
+            warm_ms = await _warm_up(service)
+            # retry hints start from what a default-length answer costs on this host
+            measured = service.runtime().get("plain_step_ms")
+            step_ms = float(measured) if isinstance(measured, (int, float)) and measured > 0 else warm_ms / 2
+            service.slot.seed((warm_ms + step_ms * cfg.limits.default_max_tokens) / 1000.0)
 
         def reload_policy() -> None:
             try:
@@ -243,9 +247,13 @@ async def serve(
         log.info("stopped")
 
 
-async def _warm_up(service: AgentService) -> None:
+async def _warm_up(service: AgentService) -> float:
+    """One short generation; returns its duration in ms."""
     from .engine.api import Finished, SamplingParams
 
+    total = 0.0
     async for ev in service._run_engine("Hello", SamplingParams(max_tokens=2), ()):
         if isinstance(ev, Finished):
-            log.info("warm-up done in %.0f ms", ev.usage.total_ms)
+            total = ev.usage.total_ms
+            log.info("warm-up done in %.0f ms", total)
+    return total

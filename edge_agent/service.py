@@ -201,7 +201,9 @@ class AgentService:
         out.ttft_ms = first[0] if first else (time.perf_counter() - t0) * 1000
         out.total_ms = (time.perf_counter() - t0) * 1000
         d = out.decision  # a cascade may have escalated
-        route = "local" if out.answered_by == ["local"] else "+".join(out.answered_by) or d.target.value
+        cloud_name = "cloud_redacted" if d.target is Target.CLOUD_REDACTED else "cloud"
+        sides = [cloud_name if s == "cloud" else s for s in out.answered_by]
+        route = "+".join(sides) or d.target.value
         self.stats.record(
             route=route,
             ttft_ms=out.ttft_ms,
@@ -334,35 +336,59 @@ class AgentService:
         arrivals: list[float] = []  # when each delta arrived, for tokens/s measured here
         # The cloud gets what is left of the request's deadline.
         t0 = time.perf_counter()
-        timeout = max(0.05, (req.deadline_ms or self.routing.default_deadline_ms) / 1000 - (t0 - plan.started))
-        stream = self.cloud.generate(plan.request_id, send, replace(req.params, stop=()), timeout_s=timeout)
-        try:
-            async for ev in stream:
-                if isinstance(ev, CloudDone):
-                    u = ev.usage
-                    self._cloud_answered(plan, out, send, u.prompt_tokens, u.completion_tokens, ev.finish_reason)
-                    ttft = u.ttft_ms or (time.perf_counter() - t0) * 1000
-                    self.routing.estimators.observe_cloud(ttft, u.completion_tokens, u.tokens_per_s)
-                    out.tokens_per_s = u.tokens_per_s or _rate(arrivals)
-                    tail = stops.feed(restorer.flush().encode()) + stops.flush()
-                    if tail:
-                        yield tail
-                    return
-                received.append(ev)
-                arrivals.append(time.perf_counter())
-                text = stops.feed(restorer.feed(ev).encode())
-                if text:
-                    yield text
-                if stops.stopped:  # a stop sequence: the rest of the cloud's answer is not wanted
-                    self._cloud_answered(plan, out, send, 0, len(received), "stop")
-                    out.tokens_per_s = _rate(arrivals)
-                    return
-        except CloudFailure as exc:
-            failure = exc
-        else:  # pragma: no cover - generate() always ends with CloudDone or raises
-            raise Unavailable("cloud stream ended early")
-        finally:
-            await stream.aclose()
+        deadline = plan.started + (req.deadline_ms or self.routing.default_deadline_ms) / 1000
+        attempt = 0
+        while True:
+            attempt += 1
+            failure = None
+            timeout = max(0.05, deadline - time.perf_counter())
+            stream = self.cloud.generate(plan.request_id, send, replace(req.params, stop=()), timeout_s=timeout)
+            done: CloudDone | None = None
+            try:
+                async for ev in stream:
+                    if isinstance(ev, CloudDone):
+                        done = ev
+                        break
+                    received.append(ev)
+                    arrivals.append(time.perf_counter())
+                    text = stops.feed(restorer.feed(ev).encode())
+                    if text:
+                        yield text
+                    if stops.stopped:  # a stop sequence: the rest of the cloud's answer is not wanted
+                        self._cloud_answered(plan, out, send, 0, len(received), "stop", attempt)
+                        out.tokens_per_s = _rate(arrivals)
+                        return
+            except CloudFailure as exc:
+                failure = exc
+            except (asyncio.CancelledError, GeneratorExit):  # the caller went away mid-call
+                self._cloud_failed(plan, send, len(received), attempt, "cancelled")
+                raise
+            finally:
+                await stream.aclose()
+            if failure is None:
+                if done is None:  # pragma: no cover - generate() ends with CloudDone or raises
+                    raise Unavailable("cloud stream ended early")
+                u = done.usage
+                self._cloud_answered(plan, out, send, u.prompt_tokens, u.completion_tokens, done.finish_reason, attempt)
+                ttft = u.ttft_ms or (time.perf_counter() - t0) * 1000
+                self.routing.estimators.observe_cloud(ttft, u.completion_tokens, u.tokens_per_s)
+                out.tokens_per_s = u.tokens_per_s or _rate(arrivals)
+                tail = stops.feed(restorer.flush().encode()) + stops.flush()
+                if tail:
+                    yield tail
+                return
+            retry = (
+                failure.retryable
+                and attempt < self.cloud.max_attempts
+                and self.cloud.available
+                and deadline - time.perf_counter() > 0.2
+            )
+            outcome = "failed_mid_stream" if failure.started else "failed_before_answer"
+            self._cloud_failed(plan, send, len(received), attempt, "retried" if retry else outcome)
+            if not retry:
+                break
+            await asyncio.sleep(min(0.1 * 2 ** (attempt - 1), 1.0))
+        assert failure is not None
         # Fallback: the local model answers, or continues the partial cloud answer.
         partial = stops.feed(restorer.flush().encode()) + stops.flush()
         if partial:
@@ -379,14 +405,27 @@ class AgentService:
         async for text in self._local(plan.prompt + shown, _remaining(req.params, len(received)), plan, out):
             yield text
 
-    def _cloud_answered(self, plan: Plan, out: Outcome, sent: str, prompt_tokens: int, completion_tokens: int, finish: str) -> None:
+    def _cloud_answered(
+        self, plan: Plan, out: Outcome, sent: str, prompt_tokens: int, completion_tokens: int, finish: str, attempt: int
+    ) -> None:
         """Record a cloud answer: figures for the client, cost in the egress ledger."""
         out.answered_by.append("cloud")
         out.finish_reason = finish
         out.prompt_tokens = prompt_tokens or plan.prompt_tokens
         out.completion_tokens = completion_tokens
-        out.cost = self.routing.record_cloud_call(
-            plan, sent_text=sent, prompt_tokens=out.prompt_tokens, completion_tokens=completion_tokens, cloud=self.cloud
+        out.cost += self.routing.record_cloud_call(
+            plan, sent_text=sent, prompt_tokens=out.prompt_tokens, completion_tokens=completion_tokens,
+            cloud=self.cloud, attempt=attempt,
+        )
+
+    def _cloud_failed(self, plan: Plan, sent: str, received: int, attempt: int, outcome: str) -> None:
+        """An attempt that sent the request but did not answer: its row in the ledger.
+
+        The request's bytes left the device, so it is counted (and priced as sent: a
+        cloud may bill the input of a call that failed)."""
+        self.routing.record_cloud_call(
+            plan, sent_text=sent, prompt_tokens=plan.prompt_tokens, completion_tokens=received,
+            cloud=self.cloud, attempt=attempt, outcome=outcome,
         )
 
     async def forget_drafts(self) -> None:

@@ -22,6 +22,12 @@ class ModelSlot:
         self._lock = asyncio.Lock()
         self._waiting = 0
         self._busy_s_ewma = 1.0  # seconds a request holds the model, for retry hints
+        self._observed = False
+
+    def seed(self, seconds: float) -> None:
+        """Start the estimate from a measurement (warm-up) until requests replace it."""
+        if not self._observed and seconds > 0:
+            self._busy_s_ewma = seconds
 
     @property
     def waiting(self) -> int:
@@ -46,5 +52,7 @@ class ModelSlot:
         try:
             yield waited
         finally:
-            self._busy_s_ewma = 0.8 * self._busy_s_ewma + 0.2 * (time.monotonic() - held_from)
+            held = time.monotonic() - held_from
+            self._busy_s_ewma = held if not self._observed else 0.8 * self._busy_s_ewma + 0.2 * held
+            self._observed = True
             self._lock.release()

@@ -107,7 +107,7 @@ def test_audit_lists_and_filters(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert run(["audit", "--db", str(db), "--since", "7d"]) == 0
     out = capsys.readouterr().out
     assert "recent" in out and "old" not in out and "email" in out and h[:12] in out
-    assert "1 cloud call(s)" in out
+    assert "1 cloud attempt(s)" in out
     assert run(["audit", "--db", str(db), "--since", "30d", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["request_id"] for r in rows] == ["recent", "old"]
