@@ -16,6 +16,8 @@ from google.protobuf.message import DecodeError
 
 from orchestrator import errors as e
 
+from .wire import bad_utf8_field
+
 log = logging.getLogger(__name__)
 
 # Most specific first: the first matching class decides.
@@ -69,6 +71,10 @@ def _decoder(handler: grpc.RpcMethodHandler, method: str) -> Callable[[Any], Any
             return deserialize(raw)
         except DecodeError:
             name = method.rsplit("/", 1)[-1]
+            desc = getattr(getattr(deserialize, "__self__", None), "DESCRIPTOR", None)
+            field = bad_utf8_field(desc, raw) if desc is not None else None
+            if field:
+                raise e.InvalidArgument(field, "must be valid UTF-8 text") from None
             raise e.InvalidArgument("request", f"must be a valid {name} request message (bytes do not decode)") from None
 
     return decode

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from orchestrator.cascade import check_confidence
-from orchestrator.errors import PermissionDenied, Unavailable
+from orchestrator.errors import OutOfRange, PermissionDenied, Unavailable
 from orchestrator.types import ContextRef, Decision, Preference, RouteRequest, Target
 
 from .cloud import CloudClient, CloudDone, CloudFailure
@@ -164,6 +164,10 @@ class AgentService:
         )
         cloud_ok = self.cloud is not None and self.cloud.available
         decision = self.routing.decide(route_req, cloud_available=cloud_ok, cloud=self.cloud)
+        n_ctx = self.engine.n_ctx
+        if decision.target is Target.LOCAL and prompt_tokens + 1 >= n_ctx:  # +1: BOS
+            # the same check the engine applies, so a dry run (ExplainRoute) says it too
+            raise OutOfRange("prompt", f"{prompt_tokens + 1} tokens do not fit the context of {n_ctx}")
         return Plan(request_id, decision, prompt, prompt_tokens, retrieved, started)
 
     # -- running ----------------------------------------------------------------------

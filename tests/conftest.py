@@ -35,16 +35,35 @@ class Service:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        return self.proc.wait(timeout=timeout)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # never leave it behind, then report the hang
+            self.proc.wait(10)
+            raise
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
 
+def die_with_parent() -> None:
+    """In a child before exec: SIGKILL it when the test process dies (Linux), so a
+    failing or killed test run never leaves a service behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def start_service(args: list[str], env: dict[str, str], marker: str, log_path: Path, timeout: float = 180) -> Service:
     """Run ``python -m <args>`` and wait for the stdout line containing ``marker``."""
     err = log_path.open("w")
-    proc = subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *args], env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+        preexec_fn=die_with_parent,
+    )
     assert proc.stdout is not None
     box: list[str] = []
     reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]

@@ -43,8 +43,10 @@ def mtls_cloud(pki: tuple[Path, CA], model_path: Path) -> Iterator[str]:
         )
     finally:
         del os.environ["CLOUD_STUB_TOKEN"]
-    yield addr
-    assert stop_stub(proc) == 0
+    try:
+        yield addr
+    finally:
+        assert stop_stub(proc) == 0
 
 
 def _ask(tmp: Path, cloud: str, ca: CA, client_cert: bool) -> pb.GenerateDone:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import secrets
 import signal
 import threading
@@ -24,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +174,17 @@ def rig(tmp_path_factory: pytest.TempPathFactory, llama: LlamaBackend) -> Iterat
         assert code == 0, agent.log()
 
 
+def ledger_rows(rig: Rig, since: datetime) -> list[Any]:
+    """Egress ledger rows the agent wrote since ``since`` (read beside the daemon: WAL)."""
+    from edge_agent.ledger import Ledger
+
+    ledger = Ledger(rig.tmp / "data" / "ledger.db")
+    try:
+        return ledger.query(since=since, limit=100_000)
+    finally:
+        ledger.close()
+
+
 def healthy(rig: Rig, timeout_s: float = 60) -> int:
     """Send probes until the cloud answers again; return how many were needed."""
     deadline = time.monotonic() + timeout_s
@@ -199,14 +212,23 @@ def test_baseline_healthy_cloud_answers(rig: Rig) -> None:
 def test_cloud_error_status_falls_back(rig: Rig, mode: str, per_fault: int) -> None:
     rig.state.mode = mode
     calls0 = rig.state.calls
+    t0 = datetime.now(UTC)
     try:
         results = run_many(rig.stub, [request() for _ in range(per_fault)])
     finally:
         rig.state.mode = "ok"
-    report(mode, results, cloud_calls=rig.state.calls - calls0)
+    calls = rig.state.calls - calls0
+    rows = ledger_rows(rig, t0)
+    report(mode, results, cloud_calls=calls, ledger_rows=len(rows))
     assert_good(results)
     assert all(r.outcome == "fallback" and mode in r.detail for r in results), results[:3]
-    assert rig.state.calls - calls0 >= per_fault
+    assert calls >= per_fault
+    # every attempt that reached the cloud is one ledger row, with its outcome
+    assert len(rows) == calls, (len(rows), calls)
+    outcomes = {r.outcome for r in rows}
+    assert outcomes <= {"retried", "failed_before_answer"}, outcomes
+    # only an unreachable cloud (UNAVAILABLE) is tried again, within cloud.max_attempts
+    assert calls == (2 * per_fault if mode == "unavailable" else per_fault)
     healthy(rig)
 
 
@@ -287,6 +309,7 @@ def test_cloud_process_killed_mid_stream(rig: Rig, per_fault: int) -> None:
     rounds = max(5, per_fault // 10)
     per_round = -(-per_fault // rounds)
     rng = random.Random(5)
+    t0 = datetime.now(UTC)
     token_file = rig.tmp / "token"
     token_file.write_text(rig.token)
     results: list[Result] = []
@@ -319,7 +342,15 @@ def test_cloud_process_killed_mid_stream(rig: Rig, per_fault: int) -> None:
         for stub in spawned:
             stop_service(stub, signal.SIGKILL)
         rig.proxy.set(upstream=rig.scripted.address)
-    counts = report("sigkill", results, kills=kills)
+    reached: Counter[str] = Counter()
+    for n in range(len(spawned)):
+        reached.update(re.findall(r"generate request_id=(\S+)", (rig.tmp / f"stub{n}.log").read_text()))
+    recorded = Counter(r.request_id for r in ledger_rows(rig, t0))
+    counts = report("sigkill", results, kills=kills, upstream_calls=sum(reached.values()),
+                    ledger_rows=sum(recorded.values()))
+    # no call reached the cloud without its row in the egress ledger
+    missing = {rid: n for rid, n in reached.items() if recorded[rid] < n}
+    assert not missing, missing
     assert_good(results)
     assert len(results) >= per_fault
     assert counts["continued"] >= 1, "no kill landed mid-stream"
@@ -359,7 +390,7 @@ def test_breaker_opens_and_recovers(tmp_path: Path, llama: LlamaBackend) -> None
     token = secrets.token_hex(8)
     state = ScriptState()
     cloud = InProcessCloud(Scripted(Shared(llama), state), token)
-    cfg = write_config(tmp_path / "agent.toml", "[model]\nn_threads = 1\n[cloud]\nbreaker_failures = 3\nbreaker_cooldown_s = 1.5\n")
+    cfg = write_config(tmp_path / "agent.toml", "[model]\nn_threads = 1\n[cloud]\nbreaker_failures = 3\nbreaker_cooldown_s = 1.5\nmax_attempts = 1\n")
     agent = start_agent(tmp_path / "data", EDGE_AGENT_CONFIG=str(cfg), EDGE_AGENT_CLOUD=cloud.address, EDGE_AGENT_CLOUD_TOKEN=token)
     ch = grpc.insecure_channel(agent_target(agent))
     stub = pb_grpc.EdgeAgentStub(ch)
