@@ -17,6 +17,7 @@ COMMANDS = {
     "context_store": "python benchmarks/context_store.py --json benchmarks/results/context_store.json",
     "routing": "chrt -f 10 python benchmarks/routing.py --iterations 5000 --json benchmarks/results/routing.json",
     "e2e": "python benchmarks/e2e.py --json benchmarks/results/e2e.json",
+    "runtime": "python benchmarks/runtime.py --json benchmarks/results/runtime.json",
 }
 
 
@@ -153,6 +154,53 @@ def _e2e(data: dict[str, Any], results: Path) -> list[str]:
     return out
 
 
+def _runtime(data: dict[str, Any]) -> list[str]:
+    host, build = data.get("host", {}), data.get("build", {})
+    out = ["## Inference runtime", "", _provenance("runtime", data), ""]
+    out += [
+        f"Host: {host.get('cpu')} ({host.get('cores')} cores; {', '.join(host.get('features', []))}; "
+        f"AMX granted: {host.get('amx_granted')}). Build: llama-cpp-python {build.get('llama_cpp_python')} "
+        f"`{build.get('variant')}` ({build.get('compiler')}; patches: {', '.join(build.get('patches', [])) or 'none'}). "
+        f"Weights by buffer type (MiB): {data.get('buffer_types_mib')}.",
+        "",
+    ]
+    curve = data.get("cost_curve", {})
+    if curve:
+        rel = curve.get("relative", {})
+        out += [
+            f"Verification cost curve: one `llama_decode` of 1 + k tokens with logits for every row, relative to a "
+            f"plain step ({_f(curve.get('plain_ms'), 1)} ms here); the decoder drafts only as far as this curve "
+            "and the measured acceptance make it pay.",
+            "",
+            "| k | " + " | ".join(rel) + " |",
+            "|---|" + "---|" * len(rel),
+            "| cost / plain step | " + " | ".join(_f(v) for v in rel.values()) + " |",
+            "",
+        ]
+    if data.get("steps"):
+        out += [
+            "One step under each thread count and OpenMP wait policy, quiet and with a competing busy process "
+            "per core (ms, median):",
+            "",
+            "| threads | wait policy | plain, quiet | verify 9, quiet | plain, contended | verify 9, contended |",
+            "|---|---|---|---|---|---|",
+        ]
+        for st in data["steps"]:
+            q, c = st["quiet"], st["contended"]
+            out.append(
+                f"| {st['threads']} | {st['wait']} | {_f(q['plain_ms'], 1)} | {_f(q['verify9_ms'], 1)} | "
+                f"{_f(c['plain_ms'], 1)} | {_f(c['verify9_ms'], 1)} |"
+            )
+        out.append("")
+    if data.get("engine_128_tokens"):
+        out += ["The engine, 128 greedy tokens (tok/s, median of 3; the thread tuner adapts when not fixed):", "",
+                "| case | tok/s | threads at the end | switches |", "|---|---|---|---|"]
+        for case, r in data["engine_128_tokens"].items():
+            out.append(f"| {case.replace('_', ' ')} | {_f(r['tokens_per_s'], 1)} | {r['threads_end']} | {r['switches']} |")
+        out.append("")
+    return out
+
+
 def write(results: Path, target: Path) -> None:
     lines = [
         "# Benchmarks",
@@ -164,6 +212,8 @@ def write(results: Path, target: Path) -> None:
     ]
     if (spec := _load(results, "speculative")) is not None:
         lines += _speculative(spec, results, [])
+    if (runtime := _load(results, "runtime")) is not None:
+        lines += _runtime(runtime)
     if (ctx := _load(results, "context_store")) is not None:
         lines += _table("context_store", "Personal-context store", ctx, [
             ("items", "items"), ("searches", "searches"),

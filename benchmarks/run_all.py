@@ -21,6 +21,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 BENCHMARKS: dict[str, list[str]] = {
     "routing": ["--iterations", "5000"],
     "context_store": [],
+    "runtime": [],
     "speculative": [],
     "e2e": [],
 }
