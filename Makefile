@@ -39,8 +39,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check orchestrator edge_agent cloud_stub benchmarks tests
-	$(BIN)/mypy orchestrator edge_agent cloud_stub
+	$(BIN)/ruff check common orchestrator edge_agent cloud_stub benchmarks tests
+	$(BIN)/mypy common orchestrator edge_agent cloud_stub
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

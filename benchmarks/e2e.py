@@ -75,9 +75,9 @@ def overhead(target: str, model_path: Path, threads: int, max_tokens: int, round
         stub = pb_grpc.EdgeAgentStub(ch)
         for _ in range(rounds + 1):  # the first round warms both up and is dropped
             t0 = time.perf_counter()
-            n_in = [e.usage.completion_tokens for e in engine.generate(PROMPT, params) if isinstance(e, Finished)][0]
+            n_in = next(e.usage.completion_tokens for e in engine.generate(PROMPT, params) if isinstance(e, Finished))
             t1 = time.perf_counter()
-            n_out = [m.done.usage.completion_tokens for m in stub.Generate(req, timeout=300) if m.HasField("done")][0]
+            n_out = next(m.done.usage.completion_tokens for m in stub.Generate(req, timeout=300) if m.HasField("done"))
             t2 = time.perf_counter()
             inproc.append(t1 - t0)
             daemon.append(t2 - t1)

@@ -48,10 +48,12 @@ def _provenance(name: str, data: dict[str, Any]) -> str:
 def _speculative(data: dict[str, Any], results: Path, plots: list[str]) -> list[str]:
     out = ["## Self-speculative decoding", "", _provenance("speculative", data), ""]
     out += [
-        "Greedy, same model file and thread count for every contender, contenders interleaved per prompt. "
-        "Ratios are medians over the suite's prompts of per-prompt tok/s ratios. "
-        "`peer_plain` = llama-cpp-python `create_completion`; `peer_pld` = llama-cpp-python with "
-        "`LlamaPromptLookupDecoding`; `own_plain` = our decode loop without drafting; `own_spec` = our engine.",
+        (
+            "Greedy, same model file and thread count for every contender, contenders interleaved per prompt. "
+            "Ratios are medians over the suite's prompts of per-prompt tok/s ratios. "
+            "`peer_plain` = llama-cpp-python `create_completion`; `peer_pld` = llama-cpp-python with "
+            "`LlamaPromptLookupDecoding`; `own_plain` = our decode loop without drafting; `own_spec` = our engine."
+        ),
         "",
         "| suite | prompts | vs peer plain | vs own plain | vs peer PLD | own plain vs peer plain | faster than PLD on | accepted/step | identical | unexplained divergences |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -137,15 +139,19 @@ def _e2e(data: dict[str, Any], results: Path) -> list[str]:
     ov, ld = data.get("overhead", {}), data.get("load", {})
     out = ["## End to end", "", _provenance("e2e", data), ""]
     out += [
-        f"**gRPC overhead** ({ov.get('max_tokens')}-token greedy generation, {ov.get('rounds')} interleaved rounds): "
-        f"in-process {_f(ov.get('in_process_s_median'), 3)} s, through the daemon over the unix socket "
-        f"{_f(ov.get('daemon_s_median'), 3)} s; median ratio **{_f(ov.get('ratio_median'), 3)}** (target ≤ 1.05).",
+        (
+            f"**gRPC overhead** ({ov.get('max_tokens')}-token greedy generation, {ov.get('rounds')} interleaved rounds): "
+            f"in-process {_f(ov.get('in_process_s_median'), 3)} s, through the daemon over the unix socket "
+            f"{_f(ov.get('daemon_s_median'), 3)} s; median ratio **{_f(ov.get('ratio_median'), 3)}** (target ≤ 1.05)."
+        ),
         "",
-        f"**Load**: {ld.get('clients')} concurrent streaming clients for {_f(ld.get('seconds'), 0)} s "
-        f"(max_tokens {ld.get('max_tokens')}): {ld.get('completed')} completed; errors by code {ld.get('errors_by_code')}; "
-        f"TTFT p50/p99 {_f(ld.get('ttft_p50_ms'), 0)}/{_f(ld.get('ttft_p99_ms'), 0)} ms; queue wait p50/p99 "
-        f"{_f(ld.get('queue_wait_p50_ms'), 0)}/{_f(ld.get('queue_wait_p99_ms'), 0)} ms; daemon RSS "
-        f"{_f(ld.get('rss_start_mb'), 0)} → peak {_f(ld.get('rss_peak_mb'), 0)} MB.",
+        (
+            f"**Load**: {ld.get('clients')} concurrent streaming clients for {_f(ld.get('seconds'), 0)} s "
+            f"(max_tokens {ld.get('max_tokens')}): {ld.get('completed')} completed; errors by code {ld.get('errors_by_code')}; "
+            f"TTFT p50/p99 {_f(ld.get('ttft_p50_ms'), 0)}/{_f(ld.get('ttft_p99_ms'), 0)} ms; queue wait p50/p99 "
+            f"{_f(ld.get('queue_wait_p50_ms'), 0)}/{_f(ld.get('queue_wait_p99_ms'), 0)} ms; daemon RSS "
+            f"{_f(ld.get('rss_start_mb'), 0)} → peak {_f(ld.get('rss_peak_mb'), 0)} MB."
+        ),
         "",
     ]
     if ld.get("ttft_samples_ms"):
@@ -158,19 +164,23 @@ def _runtime(data: dict[str, Any]) -> list[str]:
     host, build = data.get("host", {}), data.get("build", {})
     out = ["## Inference runtime", "", _provenance("runtime", data), ""]
     out += [
-        f"Host: {host.get('cpu')} ({host.get('cores')} cores; {', '.join(host.get('features', []))}; "
-        f"AMX granted: {host.get('amx_granted')}). Build: llama-cpp-python {build.get('llama_cpp_python')} "
-        f"`{build.get('variant')}` ({build.get('compiler')}; patches: {', '.join(build.get('patches', [])) or 'none'}). "
-        f"Weights by buffer type (MiB): {data.get('buffer_types_mib')}.",
+        (
+            f"Host: {host.get('cpu')} ({host.get('cores')} cores; {', '.join(host.get('features', []))}; "
+            f"AMX granted: {host.get('amx_granted')}). Build: llama-cpp-python {build.get('llama_cpp_python')} "
+            f"`{build.get('variant')}` ({build.get('compiler')}; patches: {', '.join(build.get('patches', [])) or 'none'}). "
+            f"Weights by buffer type (MiB): {data.get('buffer_types_mib')}."
+        ),
         "",
     ]
     curve = data.get("cost_curve", {})
     if curve:
         rel = curve.get("relative", {})
         out += [
-            f"Verification cost curve: one `llama_decode` of 1 + k tokens with logits for every row, relative to a "
-            f"plain step ({_f(curve.get('plain_ms'), 1)} ms here); the decoder drafts only as far as this curve "
-            "and the measured acceptance make it pay.",
+            (
+                f"Verification cost curve: one `llama_decode` of 1 + k tokens with logits for every row, relative to a "
+                f"plain step ({_f(curve.get('plain_ms'), 1)} ms here); the decoder drafts only as far as this curve "
+                "and the measured acceptance make it pay."
+            ),
             "",
             "| k | " + " | ".join(rel) + " |",
             "|---|" + "---|" * len(rel),
@@ -179,8 +189,10 @@ def _runtime(data: dict[str, Any]) -> list[str]:
         ]
     if data.get("steps"):
         out += [
-            "One step under each thread count and OpenMP wait policy, quiet and with a competing busy process "
-            "per core (ms, median):",
+            (
+                "One step under each thread count and OpenMP wait policy, quiet and with a competing busy process "
+                "per core (ms, median):"
+            ),
             "",
             "| threads | wait policy | plain, quiet | verify 9, quiet | plain, contended | verify 9, contended |",
             "|---|---|---|---|---|---|",
@@ -205,9 +217,11 @@ def write(results: Path, target: Path) -> None:
     lines = [
         "# Benchmarks",
         "",
-        "Regenerated by `make bench` (`benchmarks/run_all.py` → `benchmarks/report.py`) from the JSON in "
-        "`benchmarks/results/`. Speed is always compared against a peer measured in the same run, since "
-        "these machines are noisy; each section names its command, machine and date.",
+        (
+            "Regenerated by `make bench` (`benchmarks/run_all.py` → `benchmarks/report.py`) from the JSON in "
+            "`benchmarks/results/`. Speed is always compared against a peer measured in the same run, since "
+            "these machines are noisy; each section names its command, machine and date."
+        ),
         "",
     ]
     if (spec := _load(results, "speculative")) is not None:
@@ -237,8 +251,17 @@ def write(results: Path, target: Path) -> None:
             ("scheduler", "scheduler of the timing run"), ("load_average_1m", "load average (1 min)"),
         ])
         if rt.get("per_kind"):
-            lines += ["| PII kind | precision | recall | labelled spans |", "|---|---|---|---|"]
-            lines += [f"| {k} | {_f(v['precision'])} | {_f(v['recall'])} | {v['gold']} |" for k, v in rt["per_kind"].items()]
+            held = rt.get("per_kind_test_split", {})
+            lines += [
+                "| PII kind | precision | recall | labelled spans | held-out precision | held-out recall | held-out spans |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for k, v in rt["per_kind"].items():
+                h = held.get(k, {})
+                lines.append(
+                    f"| {k} | {_f(v['precision'])} | {_f(v['recall'])} | {v['gold']} | "
+                    f"{_f(h.get('precision'))} | {_f(h.get('recall'))} | {h.get('gold', 0)} |"
+                )
             lines.append("")
         if rt.get("decide_samples_us"):
             _hist(rt["decide_samples_us"], results / "routing_latency.png", "decide() latency (µs)", "Routing decision latency")

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from common.logfmt import EscapingFormatter
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cloud-stub", description="The cloud side of edgecloud: a CloudInference gRPC service.")
@@ -70,7 +72,9 @@ _probability = _number(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)  # request ids and upstream text are escaped
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     from .backends import Backend, LlamaBackend
     from .faults import FaultConfig, with_faults
     from .openai_compat import OpenAIBackend

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
-from .cloud import CircuitBreaker, CloudClient, tls_credentials
 from . import datadir
+from .cloud import CircuitBreaker, CloudClient, tls_credentials
 from .config import Config
 from .runtime import report, selfcheck
 from .service import AgentService

@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edge-agent: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
     os.umask(0o077)  # private state: every file this process creates is 0600, each directory 0700
-    from .logfmt import EscapingFormatter
+    from common.logfmt import EscapingFormatter
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

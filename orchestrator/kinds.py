@@ -14,7 +14,9 @@ PII_KINDS: tuple[str, ...] = (
     "iban",
     "national_id",
     "street_address",
+    "postcode",
     "contact_name",
+    "person_name",
 )
 
 #: Sensitivity labels of personal-context items, from least to most sensitive.

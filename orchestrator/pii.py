@@ -3,16 +3,20 @@
 A full regex scan costs tens of microseconds per KB in CPython, so the detector scans
 as little as it can: number kinds are tried only at digit clusters
 (``pii_numbers``), e-mail addresses only around ``@``, contact names by substring and
-word-set lookups (``pii_contacts``). Overlapping findings are resolved here.
+word-set lookups (``pii_contacts``), other person names by capitalised runs with evidence
+(``pii_names``). Overlapping findings are resolved here, and ``same_value_spans``
+finds the other spellings of a value already found (``+44 7700 900417`` and
+``7700 900417``, an IBAN in lower case, a name in lower case).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from orchestrator.pii_contacts import find_contacts
+from orchestrator.pii_names import find_person_names
 from orchestrator.pii_numbers import Found, find_numbers
 
 
@@ -59,9 +63,153 @@ def detect_pii(text: str, contact_names: Sequence[str] = ()) -> list[PiiSpan]:
         skip = {i for s in found if s.kind == "email" for i in range(s.start, s.end)}
         for a, b in find_contacts(text, tuple(contact_names), skip):
             found.append(PiiSpan("contact_name", a, b))
+    for a, b in find_person_names(text):
+        found.append(PiiSpan("person_name", a, b))
     return _resolve_overlaps(found)
 
 
+# -- one value, several spellings --------------------------------------------------------
+
+_NUMBER_KINDS = frozenset({"phone", "credit_card", "iban", "national_id"})
+_NAME_KINDS = frozenset({"contact_name", "person_name"})
+# Spelled again in another case or spacing (other kinds, e.g. left-out context lines,
+# are replaced as written).
+_TEXT_KINDS = _NAME_KINDS | {"email", "street_address", "postcode"}
+_DIGIT_RUN = re.compile(r"\+?[0-9](?:[0-9 .()/-]*[0-9])?")
+_ALNUM = re.compile(r"[^0-9A-Za-z]+")
+
+
+def canonical(kind: str, value: str) -> str:
+    """The identity of a value across spellings: what gets one placeholder."""
+    if kind == "phone":
+        digits = "".join(ch for ch in value if ch.isdigit())
+        return "phone:" + digits[-9:]  # the subscriber part, without country or trunk prefix
+    if kind in _NUMBER_KINDS or kind == "postcode":
+        return f"{kind}:" + _ALNUM.sub("", value).upper()
+    return f"{kind}:" + " ".join(value.lower().split())
+
+
+def same_value_spans(
+    text: str, known: Sequence[tuple[str, str]], taken: Sequence[PiiSpan]
+) -> list[tuple[PiiSpan, str]]:
+    """Other spellings in ``text`` of the ``(kind, value)`` pairs in ``known`` (found in
+    any text of a hand-off) that do not overlap ``taken``, each with the canonical key of
+    the value it spells: phone numbers with or without country code, trunk 0 and
+    separators; other numbers in any spacing; e-mail addresses, street addresses,
+    postcodes and names in any case and spacing, and a name's surname or given name
+    on its own."""
+    out: list[tuple[PiiSpan, str]] = []
+    busy = [(s.start, s.end) for s in taken]
+
+    def free(a: int, b: int) -> bool:
+        return all(b <= x or a >= y for x, y in busy)
+
+    def add(kind: str, a: int, b: int, key: str) -> None:
+        if free(a, b):
+            out.append((PiiSpan(kind, a, b), key))
+            busy.append((a, b))
+
+    phones: dict[str, str] = {}
+    exact: dict[str, tuple[str, str]] = {}
+    words: dict[str, tuple[str, str]] = {}
+    loose: dict[str, tuple[str, str]] = {}  # pattern -> (kind, key): any case, any inner space
+    for kind, value in known:
+        key = canonical(kind, value)
+        digits = "".join(ch for ch in value if ch.isdigit())
+        if kind == "phone":
+            phones[digits.lstrip("0")] = key
+        elif kind in ("credit_card", "national_id") and len(digits) >= 6:
+            exact[digits] = (kind, key)
+        elif kind == "iban":
+            pass  # every spelling of an IBAN passes its checksum: detection finds it
+        elif kind == "postcode":
+            compact = _ALNUM.sub("", value)
+            loose[r"[ \t]?".join(re.escape(ch) for ch in compact)] = (kind, key)
+        elif kind in _TEXT_KINDS:
+            words[" ".join(value.lower().split())] = (kind, key)
+            if kind in _NAME_KINDS:
+                # A surname or given name on its own: a value of its own (restored as is).
+                for part in value.split():
+                    part = part.strip(".,'’")
+                    if len(part) >= 4 and part.lower() not in _COMMON_NAME_WORDS:
+                        words.setdefault(part.lower(), (kind, canonical(kind, part)))
+    if (phones or exact) and any(ch.isdigit() for ch in text):
+        for m in _DIGIT_RUN.finditer(text):
+            _number_variants(text, m, phones, exact, add)
+    for pattern, (kind, key) in loose.items():
+        for m in re.finditer(rf"(?<![0-9A-Za-z]){pattern}(?![0-9A-Za-z])", text, re.IGNORECASE):
+            add(kind, m.start(), m.end(), key)
+    if words:
+        lowered = text.lower()
+        for phrase, (kind, key) in words.items():
+            first = phrase.split()[0]
+            i = lowered.find(first)
+            while i != -1:
+                stop = _phrase_at(text, i, phrase)
+                if stop is not None:
+                    add(kind, i, stop, key)
+                i = lowered.find(first, i + 1)
+    return out
+
+
+_COMMON_NAME_WORDS = frozenset(
+    ["street", "road", "avenue", "lane", "drive", "court", "place", "crescent", "close"]
+)
+
+
+def _phrase_at(text: str, i: int, phrase: str) -> int | None:
+    """End of ``phrase`` matched at ``i`` in any case and any whitespace, as whole words."""
+    if i > 0 and (text[i - 1].isalnum() or text[i - 1] in "@._%+-"):
+        return None
+    pos = i
+    for n, word in enumerate(phrase.split()):
+        if n:
+            j = pos
+            while j < len(text) and text[j].isspace():
+                j += 1
+            if j == pos:
+                return None
+            pos = j
+        if text[pos : pos + len(word)].lower() != word:
+            return None
+        pos += len(word)
+    if pos < len(text) and (text[pos].isalnum() or text[pos] == "@"):
+        return None
+    return pos
+
+
+def _number_variants(
+    text: str,
+    m: re.Match[str],
+    phones: dict[str, str],
+    exact: dict[str, tuple[str, str]],
+    add: Callable[[str, int, int, str], None],
+) -> None:
+    """Whole-group sub-runs of one digit run that spell a known number."""
+    groups = [
+        (m.start() + g.start(), m.start() + g.end()) for g in _DIGITS_ONLY.finditer(m.group())
+    ]
+    for i in range(len(groups)):
+        digits = ""
+        for j in range(i, len(groups)):
+            digits += text[groups[j][0] : groups[j][1]]
+            if len(digits) > 19:
+                break
+            a = groups[i][0] - (1 if groups[i][0] > 0 and text[groups[i][0] - 1] in "+(" else 0)
+            b = groups[j][1]
+            if digits in exact:
+                kind, key = exact[digits]
+                add(kind, a, b, key)
+                return
+            core = digits.lstrip("0")
+            if len(core) >= 7:
+                for known, key in phones.items():
+                    if known.endswith(core) or core.endswith(known[-9:]):
+                        add("phone", a, b, key)
+                        return
+
+
+_DIGITS_ONLY = re.compile(r"[0-9]+")
 # On overlaps, stronger evidence wins (checksummed numbers first), then longer spans.
 _PRIORITY = {
     "iban": 0,
@@ -70,7 +218,9 @@ _PRIORITY = {
     "national_id": 3,
     "phone": 4,
     "street_address": 5,
-    "contact_name": 6,
+    "postcode": 6,
+    "contact_name": 7,
+    "person_name": 8,
 }
 
 

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,15 +46,24 @@ class Service:
         return self.log_path.read_text(errors="replace")
 
 
-def die_with_parent() -> None:
-    """In a child before exec: SIGKILL it when the test process dies (Linux), so a
-    failing or killed test run never leaves a service behind."""
+def _resolve_prctl() -> Callable[[int, int], int] | None:
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
     except (OSError, AttributeError):
-        pass
+        return None
+
+
+_PRCTL = _resolve_prctl()  # resolved here: the child after fork only makes the call
+
+
+def die_with_parent() -> None:
+    """In a child before exec: SIGKILL it when the test process dies (Linux), so a
+    failing or killed test run never leaves a service behind. Nothing is imported or
+    loaded in the child (that could deadlock on a lock another thread held at fork)."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def start_service(args: list[str], env: dict[str, str], marker: str, log_path: Path, timeout: float = 180) -> Service:
@@ -62,7 +71,7 @@ def start_service(args: list[str], env: dict[str, str], marker: str, log_path: P
     err = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", *args], env=env, stdout=subprocess.PIPE, stderr=err, text=True,
-        preexec_fn=die_with_parent,
+        preexec_fn=die_with_parent,  # noqa: PLW1509 (one pre-resolved prctl call)
     )
     assert proc.stdout is not None
     box: list[str] = []

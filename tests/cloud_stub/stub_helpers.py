@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from conftest import die_with_parent
 from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc
 
 from cloud_stub.backends import Backend, BackendInfo, Done, Event, Params
 from cloud_stub.server import StubSettings, run_server
-from conftest import die_with_parent
 
 
 class ScriptedBackend:
@@ -126,7 +126,7 @@ def start_stub(args: Sequence[str], log_path: Path, timeout: float = 60) -> tupl
     err = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "cloud_stub.cli", "serve", "--listen", "127.0.0.1:0", *args],
-        stdout=subprocess.PIPE, stderr=err, text=True, preexec_fn=die_with_parent,
+        stdout=subprocess.PIPE, stderr=err, text=True, preexec_fn=die_with_parent,  # noqa: PLW1509 (one pre-resolved prctl call)
     )
     box: list[str] = []
     reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]

@@ -4,17 +4,17 @@ cloud answers; without it the TLS handshake fails and the agent answers locally.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import grpc
 import pytest
+from conftest import start_agent
+from edgecloud.v1 import common_pb2
+from edgecloud.v1 import edge_agent_pb2 as pb
+from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 from stub_certs import CA
 from stub_helpers import start_stub, stop_stub
-
-from edgecloud.v1 import common_pb2, edge_agent_pb2 as pb, edge_agent_pb2_grpc as pb_grpc
-
-from conftest import start_agent
 
 pytestmark = pytest.mark.model
 

@@ -21,10 +21,9 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from conftest import die_with_parent
 from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc
 from stub_helpers import Result, generate, serving, start_stub, stop_stub
-
-from conftest import die_with_parent
 
 from cloud_stub.faults import FaultConfig, FaultyBackend
 from cloud_stub.openai_compat import Api, OpenAIBackend
@@ -52,7 +51,7 @@ def upstream(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
              "--port", str(port), "--n_ctx", str(N_CTX), "--n_threads", "1"],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 (one pre-resolved prctl call)
         )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -42,3 +42,11 @@ def test_importing_everything_loads_no_forbidden_module() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == ""
+
+
+def test_common_depends_on_nothing_of_the_project() -> None:
+    files = sorted((ROOT / "common").rglob("*.py"))
+    assert files
+    for f in files:
+        bad = _imports(f) & {*FORBIDDEN, "orchestrator"}
+        assert not bad, f"{f.relative_to(ROOT)} imports {sorted(bad)}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -141,3 +143,78 @@ def test_luhn_rejects_non_digits() -> None:
 )
 def test_iban_checksum(iban: str, ok: bool) -> None:
     assert iban_ok(iban) is ok
+
+
+# -- typed-in values a careful user writes: formats, case, spacing, names outside contacts --
+
+PLACEHOLDER_RE = re.compile(r"\[[A-Z_]+_\d+\]")
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value"),
+    [
+        ("[STREET_ADDRESS_1], Harrowgate HG2 9QT", "postcode", "HG2 9QT"),
+        ("Pay into nl91 abna 0417 1643 00 by Monday.", "iban", "nl91 abna 0417 1643 00"),
+        ("I live at 18 wrenfield crescent, near the park", "street_address", "18 wrenfield crescent"),
+        ("Please email Halvard Quennell the draft.", "person_name", "Halvard Quennell"),
+        ("Ask Dr. Ingrid Voskuijlen for the results.", "person_name", "Ingrid Voskuijlen"),
+        ("Our manager, Dana Okafor, will coordinate.", "person_name", "Dana Okafor"),
+        ("Kind regards,\nTheodora Lindgren", "person_name", "Theodora Lindgren"),
+        ("From: Rosalind Achebe <r.achebe@example.net>", "person_name", "Rosalind Achebe"),
+        ("Office: 1012 AB Amsterdam", "postcode", "1012 AB"),
+        ("Lindenstraße 42, 10115 Berlin", "postcode", "10115"),
+        ("12 rue de la Paix, 75002 Paris", "postcode", "75002"),
+        ("Springfield, IL 62704", "postcode", "62704"),
+        ("Kerkstraat 5, 3511 LX Utrecht", "street_address", "Kerkstraat 5"),
+        ("My number is 415 555 2671.", "phone", "415 555 2671"),
+        ("or just 7700 900417", "phone", "7700 900417"),
+    ],
+)
+def test_detects_typed_in_variants(text: str, kind: str, value: str) -> None:
+    assert (kind, value) in kinds_and_values(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The order 55231 shipped with 12000 items.",
+        "We moved 2048 MB of logs in 1500 KB chunks.",
+        "It takes 3 more ways to go wrong.",
+        "Is Visual Studio faster than Sublime Text?",
+        "I flew from New York to San Francisco last week.",
+        "Hi Team, the build is green.",
+        "Invoice 48213 is overdue by 30 days.",
+    ],
+)
+def test_no_pii_in_look_alikes(text: str) -> None:
+    assert kinds_and_values(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "placeholders"),
+    [
+        ("Call +44 7700 900417 or 7700 900417, or 07700 900417.", {"[PHONE_1]": 3}),
+        ("DE89370400440532013000 and de89 3704 0044 0532 0130 00", {"[IBAN_1]": 2}),
+        ("Halvard Quennell called; later halvard quennell called again.", {"[PERSON_NAME_1]": 2}),
+        ("18 Wrenfield Crescent, Harrogate HG29QT; the form says hg2 9qt.", {"[POSTCODE_1]": 2, "[STREET_ADDRESS_1]": 1}),
+        ("The SSN is 078-05-1120, on the form as 078 05 1120.", {"[NATIONAL_ID_1]": 2}),
+    ],
+)
+def test_every_spelling_of_a_value_gets_its_placeholder(text: str, placeholders: dict[str, int]) -> None:
+    (out,), _ = redact_many([(text, detect_pii(text))])
+    for ph, count in placeholders.items():
+        assert out.count(ph) == count, out
+    assert not any(ch.isdigit() for ch in PLACEHOLDER_RE.sub("", out)), out
+
+
+def test_a_surname_alone_gets_its_own_placeholder_and_restores_exactly() -> None:
+    text = "Please email Halvard Quennell about it; Quennell knows."
+    (out,), mapping = redact_many([(text, detect_pii(text))])
+    assert "Quennell" not in out and "Halvard" not in out
+    assert restore(out, mapping) == text
+
+
+def test_a_value_in_another_text_is_found_in_its_other_spelling() -> None:
+    prompt, context = "Call +44 7700 900417 today.", "Her mobile: 07700 900417."
+    (p, c), _ = redact_many([(prompt, detect_pii(prompt)), (context, [])])
+    assert "900417" not in p and "900417" not in c, (p, c)

@@ -21,7 +21,7 @@ PUBLIC = ContextRef("n3", "public", "The library opens at 10.")
 REDACT = """
 [privacy.redaction]
 enabled = true
-kinds = ["email", "phone", "contact_name"]
+kinds = ["email", "phone", "contact_name", "person_name"]
 sensitivities = ["personal"]
 """
 

@@ -428,3 +428,115 @@ def test_cascade_escalates_general_requests_and_never_private_ones(redaction_age
     finally:
         redaction_agent.policy.write_text(original)
         stub.ReloadPolicy(pb.ReloadPolicyRequest(), timeout=30)
+
+
+# -- typed-in PII in every spelling, under a policy that redacts every kind ----------------
+
+MAX_REDACTION = """version = 1
+[privacy.redaction]
+enabled = true
+kinds = [{kinds}]
+sensitivities = []
+"""
+TYPED = scales(64, 456)
+
+# (kind, spellings): one value each, the first spelling as a user types it first.
+SPELLINGS: list[tuple[str, list[str]]] = [
+    ("name", ["Halvard Quennell", "halvard quennell", "HALVARD QUENNELL", "Halvard  Quennell"]),
+    ("name", ["Dr. Ingrid Voskuijlen", "Dr Ingrid Voskuijlen"]),
+    ("street", ["18 Wrenfield Crescent", "18 wrenfield crescent", "18  Wrenfield Crescent"]),
+    ("postcode", ["HG2 9QT", "hg2 9qt", "HG29QT"]),
+    ("phone", ["+44 7700 900417", "07700 900417", "7700 900417", "+44 7700-900-417"]),
+    ("iban", ["NL91 ABNA 0417 1643 00", "nl91 abna 0417 1643 00", "NL91ABNA0417164300"]),
+    ("email", ["Halvard.Quennell@example.org", "halvard.quennell@example.org"]),
+    ("card", ["5555 5555 5555 4444", "5555-5555-5555-4444", "5555555555554444"]),
+    ("ssn", ["078-05-1120", "078 05 1120"]),
+    ("nl_postcode", ["1012 AB Amsterdam"]),
+    ("de_postcode", ["10115 Berlin"]),
+    ("us_zip", ["Springfield, IL 62704"]),
+]
+TEMPLATES = {
+    "name": "Please write a short note to {0}; {1} asked for it.",
+    "street": "The parcel goes to {0}; the courier wrote {1} on the label.",
+    "postcode": "I live at 18 Wrenfield Crescent, Harrogate {0}, and the form says {1}.",
+    "phone": "Call me on {0} or {1} after six.",
+    "iban": "Pay the invoice into {0} (the bank printed {1}).",
+    "email": "Forward the minutes to {0}, cc {1}.",
+    "card": "Is the card {0} still valid? The receipt shows {1}.",
+    "ssn": "My social security number is {0}; the old form has {1}.",
+    "nl_postcode": "Our office moved to {0}; summarise what that means.",
+    "de_postcode": "Lieferadresse: Lindenstraße 42, {0}. Translate this.",
+    "us_zip": "Mail the cheque to 500 Oak Avenue, {0}.",
+}
+
+
+def _squash(text: str) -> str:
+    """Lower case without spaces and number separators: every spelling of a value alike."""
+    return "".join(ch for ch in text.lower() if ch not in " \t\n-.()/+")
+
+
+def typed_prompts(rng: random.Random, n: int) -> list[tuple[str, list[str]]]:
+    """``n`` prompts, each typing one or two values in two spellings (case, spacing,
+    format), with the spellings whose text must not reach the cloud."""
+    out: list[tuple[str, list[str]]] = []
+    for i in range(n):
+        kind, spellings = SPELLINGS[i % len(SPELLINGS)]
+        # A name is recognised capitalised; its other spellings as repeats of it.
+        a = spellings[0] if kind == "name" or rng.random() < 0.5 else rng.choice(spellings)
+        b = rng.choice(spellings)
+        prompt = TEMPLATES[kind].format(a, b)
+        originals = [a, b]
+        if kind == "name":
+            originals += [a.split()[-1]]  # the surname alone is personal too
+        if kind == "postcode":
+            originals += ["18 Wrenfield Crescent"]
+        if kind == "us_zip":
+            originals = ["62704", "500 Oak Avenue"]
+        elif kind == "nl_postcode":
+            originals = ["1012 AB"]
+        elif kind == "de_postcode":
+            originals = ["10115", "Lindenstraße 42"]
+        out.append((prompt, originals))
+    return out
+
+
+@pytest.fixture(scope="module")
+def max_redaction_agent(tmp_path_factory: pytest.TempPathFactory, capture: tuple[InProcessCloud, Recording]) -> Iterator[Agent]:
+    from orchestrator.kinds import PII_KINDS
+
+    tmp = tmp_path_factory.mktemp("maxredact")
+    svc, ch = run_agent(tmp, capture[0], MAX_REDACTION.format(kinds=", ".join(f'"{k}"' for k in PII_KINDS)))
+    try:
+        yield Agent(svc, ch, tmp / "policy.toml")
+    finally:
+        ch.close()
+        assert stop_service(svc) == 0, svc.log()
+
+
+@pytest.mark.parametrize("n", TYPED)
+def test_typed_in_pii_in_any_spelling_never_reaches_the_cloud(max_redaction_agent: Agent, capture: tuple[InProcessCloud, Recording], n: int) -> None:
+    """Typed-in PII (names outside the contacts, postcodes, national phone formats,
+    lower-case IBANs and addresses, repeats in another spelling) under a policy that
+    redacts every kind: each request goes out redacted and no spelling of any value
+    reaches the cloud."""
+    _, rec = capture
+    stub = pb_grpc.EdgeAgentStub(max_redaction_agent.channel)
+    leaks: list[tuple[str, str]] = []
+    routes: Counter[str] = Counter()
+    for i, (prompt, originals) in enumerate(typed_prompts(random.Random(3), n)):
+        before = len(rec.received())
+        msg = pb.GenerateRequest(
+            prompt=prompt,
+            params=common_pb2.GenerationParams(max_tokens=2),
+            routing=pb.Routing(preference=pb.ROUTE_PREFERENCE_CLOUD_PREFERRED),
+            request_id=f"typed-{i}",
+        )
+        _, done = done_of(list(stub.Generate(msg, timeout=120)))
+        routes[pb.RouteTarget.Name(done.route.target)] += 1
+        assert done.route.target == pb.ROUTE_TARGET_CLOUD_REDACTED, (prompt, done.route.explanation)
+        sent = rec.received()[before:]
+        assert len(sent) == 1
+        upstream = _squash(sent[0].decode("utf-8"))
+        leaks += [(o, prompt) for o in originals if _squash(o) in upstream]
+    print(f"\nprivacy/typed-in PII: {n} requests, routes {dict(routes)}, originals found upstream: {len(leaks)}")
+    assert leaks == []

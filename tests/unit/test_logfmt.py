@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 
-from edge_agent.logfmt import EscapingFormatter, escape
+from common.logfmt import EscapingFormatter, escape
 
 
 def test_escape_writes_control_characters_visibly() -> None:

@@ -1,0 +1,1 @@
+"""Code shared by edge_agent, cloud_stub and orchestrator (no gRPC, no llama.cpp)."""
