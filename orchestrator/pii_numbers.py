@@ -48,52 +48,11 @@ STREET_EN = re.compile(
 # Words that make "3 more ways" or "2 of the best roads" something other than an address
 # once case no longer tells (lowercase text).
 _NOT_STREET_NAME = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "in",
-        "on",
-        "at",
-        "by",
-        "to",
-        "for",
-        "and",
-        "or",
-        "more",
-        "other",
-        "different",
-        "same",
-        "best",
-        "better",
-        "easy",
-        "simple",
-        "only",
-        "one",
-        "two",
-        "three",
-        "few",
-        "many",
-        "several",
-        "each",
-        "every",
-        "this",
-        "that",
-        "these",
-        "those",
-        "my",
-        "your",
-        "our",
-        "their",
-        "his",
-        "her",
-        "its",
-        "all",
-        "any",
-        "some",
-        "no",
-    ]
+    """
+    a an the of in on at by to for and or more other different same best better easy
+    simple only one two three few many several each every this that these those my your
+    our their his her its all any some no
+    """.split()  # noqa: SIM905
 )
 # "Flat 3, " / "Apt 4B " before a street address belongs to it.
 _UNIT_BEFORE = re.compile(r"(?<![\w])(?:Flat|Apt\.?|Apartment|Unit|Suite)\s+\w{1,5},?\s+$")
@@ -148,89 +107,16 @@ UK_POSTCODE = re.compile(
 )
 NL_POSTCODE = re.compile(r"[1-9]\d{3}[ \t]?(?!SA|SD|SS)[A-Z]{2}(?![\w])")
 _NL_NOT = frozenset(
-    [
-        "AM",
-        "PM",
-        "AD",
-        "BC",
-        "CE",
-        "MB",
-        "KB",
-        "GB",
-        "TB",
-        "PB",
-        "HZ",
-        "KM",
-        "CM",
-        "MM",
-        "KG",
-        "MG",
-        "ML",
-        "KW",
-        "MW",
-        "GW",
-        "EU",
-        "US",
-        "UK",
-        "EN",
-        "OK",
-    ]
+    """
+    AM PM AD BC CE MB KB GB TB PB HZ KM CM MM KG MG ML KW MW GW EU US UK EN OK
+    """.split()  # noqa: SIM905
 )
 ZIP5 = re.compile(r"\d{5}(?:-\d{4})?(?![\w-])")
 _US_STATES = frozenset(
-    [
-        "AL",
-        "AK",
-        "AZ",
-        "AR",
-        "CA",
-        "CO",
-        "CT",
-        "DE",
-        "DC",
-        "FL",
-        "GA",
-        "HI",
-        "ID",
-        "IL",
-        "IN",
-        "IA",
-        "KS",
-        "KY",
-        "LA",
-        "ME",
-        "MD",
-        "MA",
-        "MI",
-        "MN",
-        "MS",
-        "MO",
-        "MT",
-        "NE",
-        "NV",
-        "NH",
-        "NJ",
-        "NM",
-        "NY",
-        "NC",
-        "ND",
-        "OH",
-        "OK",
-        "OR",
-        "PA",
-        "RI",
-        "SC",
-        "SD",
-        "TN",
-        "TX",
-        "UT",
-        "VT",
-        "VA",
-        "WA",
-        "WV",
-        "WI",
-        "WY",
-    ]
+    """
+    AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE
+    NV NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY
+    """.split()  # noqa: SIM905
 )
 _ZIP_BEFORE = re.compile(
     r"(?:\b([A-Z]{2})|\b(?:zip|zip code|postcode|postal code|plz|code postal|cp))[ \t:]*,?[ \t]*$",
@@ -239,22 +125,10 @@ _ZIP_BEFORE = re.compile(
 # Five digits then a town: "10115 Berlin", "75008 Paris" (D-/F- prefixes allowed).
 _TOWN_AFTER = re.compile(r"[ \t]+[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]{2,}")
 _NOT_TOWN = frozenset(
-    [
-        "Euro",
-        "Euros",
-        "Dollar",
-        "Dollars",
-        "Pounds",
-        "Items",
-        "Units",
-        "Users",
-        "People",
-        "Tokens",
-        "Words",
-        "Bytes",
-        "Files",
-        "Rows",
-    ]
+    """
+    Euro Euros Dollar Dollars Pounds Items Units Users People Tokens Words Bytes Files
+    Rows
+    """.split()  # noqa: SIM905
 )
 _NOT_POSTCODE_BEFORE = (
     "order",
