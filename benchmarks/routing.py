@@ -257,22 +257,15 @@ def bench_pii() -> dict[str, object]:
         "sample_texts": len(rows),
         "sample_texts_test_split": len(held),
         "sample_spans": sum(len(r["spans"]) for r in rows),
-        "per_kind": {
-            k: {
-                "precision": _ratio(c["exact"], c["pred"]),
-                "recall": _ratio(c["exact"], c["gold"]),
-                "gold": c["gold"],
-            }
-            for k, c in sorted(per_kind.items())
-        },
-        "per_kind_test_split": {
-            k: {
-                "precision": _ratio(c["exact"], c["pred"]),
-                "recall": _ratio(c["exact"], c["gold"]),
-                "gold": c["gold"],
-            }
-            for k, c in sorted(held_out_kinds.items())
-        },
+        "per_kind": _by_kind(per_kind),
+        "per_kind_test_split": _by_kind(held_out_kinds),
+    }
+
+
+def _by_kind(counts: dict[str, Counter[str]]) -> dict[str, dict[str, float]]:
+    return {
+        k: {"precision": _ratio(c["exact"], c["pred"]), "recall": _ratio(c["exact"], c["gold"]), "gold": c["gold"]}
+        for k, c in sorted(counts.items())
     }
 
 
