@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml packaging/runtime/build.py packaging/runtime/patches/*.
 	$(BIN)/python -m pip install --quiet --upgrade pip wheel
 	$(RUNTIME) install --python $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
-	$(BIN)/python -m edge_agent.models >/dev/null
+	$(BIN)/python -m common.models >/dev/null
 	$(RUNTIME) verify --python $(BIN)/python
 	touch $(STAMP)
 

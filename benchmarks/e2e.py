@@ -49,7 +49,7 @@ def start_daemon(data: Path, threads: int, queue_depth: int) -> tuple[subprocess
     cfg.write_text(f"[server]\nqueue_depth = {queue_depth}\n[model]\nn_threads = {threads}\n")
     env = dict(os.environ, EDGE_AGENT_DATA_DIR=str(data), EDGE_AGENT_CONFIG=str(cfg), EDGE_AGENT_CLOUD="")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.cli", "serve"], env=env, stdout=subprocess.PIPE,
+        [sys.executable, "-m", "edge_agent.cli.main", "serve"], env=env, stdout=subprocess.PIPE,
         stderr=(data / "agent.log").open("w"), text=True,
     )
     line = proc.stdout.readline() if proc.stdout else ""
@@ -158,7 +158,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--queue-depth", type=int, default=32)
     args = ap.parse_args()
-    from edge_agent.models import default_model_path
+    from common.models import default_model_path
 
     model_path = default_model_path()
     with tempfile.TemporaryDirectory(prefix="e2e-bench-") as tmp:

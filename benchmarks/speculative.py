@@ -131,18 +131,16 @@ class OwnRunner:
         parts: list[str] = []
         fin: Finished | None = None
         t0 = time.perf_counter()
-        for ev in self.engine.generate(
-            prompt, SamplingParams(max_tokens=max_tokens), draft_texts=draft_texts, trace=True
-        ):
+        traced = self.engine.traced(prompt, SamplingParams(max_tokens=max_tokens), draft_texts=draft_texts)
+        for ev in traced.events:
             if isinstance(ev, TextDelta):
                 parts.append(ev.text)
             else:
                 fin = ev
         assert fin is not None
-        st = self.engine.last_stats
-        assert st is not None
+        st = traced.stats
         self.trace = list(st.trace or [])
-        self.tokens = list(self.engine.last_tokens)
+        self.tokens = list(traced.tokens)
         n = fin.usage.completion_tokens
         ttft, tok_s, e2e = _rates(n, t0, st.t_first, st.t_end)
         per_step = st.accepted_tokens / st.verify_steps if st.verify_steps else 0.0
@@ -307,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     if args.model is None:
-        from edge_agent.models import default_model_path
+        from common.models import default_model_path
 
         args.model = default_model_path()
     prompts = load_prompts(args.prompts)

@@ -75,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)  # request ids and upstream text are escaped
     handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
-    from .backends import Backend, LlamaBackend
-    from .faults import FaultConfig, with_faults
-    from .openai_compat import OpenAIBackend
-    from .server import StubSettings, run_server
-    from .tls import TLSConfigError, TLSFiles, server_credentials
+    from cloud_stub.backends import Backend, LlamaBackend
+    from cloud_stub.faults import FaultConfig, with_faults
+    from cloud_stub.openai_compat import OpenAIBackend
+    from cloud_stub.server import StubSettings, run_server
+    from cloud_stub.tls import TLSConfigError, TLSFiles, server_credentials
 
     token = os.environ.get("CLOUD_STUB_TOKEN", "")
     if args.token_file:
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             await ob.discover_model()
             backend = ob
         else:
-            from edge_agent.models import resolve_model_path
+            from common.models import resolve_model_path
 
             path = resolve_model_path(args.model or None, source="--model")
             backend = LlamaBackend(path, n_ctx=args.n_ctx or 4096, n_threads=args.threads or None)

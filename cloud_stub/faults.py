@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from .backends import Backend, BackendError, BackendInfo, Done, Event, Params
+from cloud_stub.backends import Backend, BackendError, BackendInfo, Done, Event, Params
 
 log = logging.getLogger(__name__)
 

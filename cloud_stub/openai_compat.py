@@ -1,6 +1,7 @@
 """Forwarding to any OpenAI-compatible server (vLLM, TGI, llama.cpp's server, a hosted
 API) over HTTP with httpx: streaming SSE, timeouts, a pooled client, and upstream
-failures mapped onto ``BackendError`` subclasses (and so onto gRPC status codes).
+failures mapped onto ``BackendError``, ``ResourceExhausted`` and ``Rejected`` (and so onto
+gRPC status codes by the one table in ``common.grpc_status``).
 
 Both ``/v1/completions`` (``api="completions"``, the prompt is sent as is) and
 ``/v1/chat/completions`` (``api="chat"``, the prompt becomes one user message) work.
@@ -16,8 +17,15 @@ from typing import Any, Literal
 
 import httpx
 
-from .backends import BackendBusy, BackendError, BackendInfo, BackendRejected, Done, Event, Params
-from .sse import SSEError, iter_sse_data
+from cloud_stub.backends import (
+    BackendError,
+    BackendInfo,
+    Done,
+    Event,
+    Params,
+)
+from cloud_stub.sse import SSEError, iter_sse_data
+from common.errors import Rejected, ResourceExhausted
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +202,9 @@ async def _raise_for_status(resp: httpx.Response) -> None:
     code = resp.status_code
     log.warning("upstream answered HTTP %d: %r", code, body)
     if code == 429:
-        raise BackendBusy("upstream server is rate-limiting (HTTP 429)", _retry_after(resp))
+        raise ResourceExhausted("upstream server is rate-limiting (HTTP 429)", _retry_after(resp))
     if code in _REJECTED:
-        raise BackendRejected(f"upstream server rejected the request (HTTP {code})")
+        raise Rejected(f"upstream server rejected the request (HTTP {code})")
     raise BackendError(f"upstream server answered HTTP {code}")
 
 

@@ -1,5 +1,6 @@
 """The CloudInference gRPC service: bearer auth, TLS/mTLS, limits, health, reflection,
-backend streaming, and one table from errors to status codes."""
+backend streaming. Errors become status codes through the one table both servers use
+(``common.grpc_status``)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,12 @@ from typing import Any
 
 import grpc
 from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc, common_pb2
-from edgecloud.validate import check_params
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from orchestrator.errors import InvalidArgument, OutOfRange
-
-from .backends import Backend, BackendBusy, BackendError, BackendRejected, Done, Params
+from cloud_stub.backends import Backend, Done, Params
+from common.errors import InvalidArgument, OutOfRange
+from common.grpc_status import ErrorMappingInterceptor
+from common.params import check_params
+from common.rpc import Lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -28,27 +28,6 @@ SERVICE_NAME = cloud_pb2.DESCRIPTOR.services_by_name["CloudInference"].full_name
 _OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 # Room for the other request fields on top of the prompt.
 _MESSAGE_SLACK_BYTES = 64 * 1024
-
-# Most specific first: the first matching class decides. Messages are public.
-STATUS_TABLE: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
-    (OutOfRange, grpc.StatusCode.OUT_OF_RANGE),
-    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
-    (BackendBusy, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (BackendRejected, grpc.StatusCode.INVALID_ARGUMENT),
-    (BackendError, grpc.StatusCode.UNAVAILABLE),
-)
-
-
-def status_for(exc: Exception) -> tuple[grpc.StatusCode, str]:
-    """(status code, public message); anything unknown is INTERNAL with a generic message."""
-    for cls, code in STATUS_TABLE:
-        if isinstance(exc, cls):
-            message = exc.message if isinstance(exc, InvalidArgument) else str(exc)
-            if isinstance(exc, BackendBusy) and exc.retry_after_s is not None:
-                message = f"{message} (retry after {exc.retry_after_s:.1f}s)"
-            return code, message
-    return grpc.StatusCode.INTERNAL, "internal error; see the cloud-stub log"
-
 
 @dataclass(frozen=True)
 class StubSettings:
@@ -134,19 +113,14 @@ class CloudServicer(cloud_pb2_grpc.CloudInferenceServicer):
     async def Generate(
         self, request: cloud_pb2.CloudGenerateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[cloud_pb2.CloudGenerateResponse]:
-        try:
-            params = self._check(request)
-            log.info(
-                "generate request_id=%s prompt_bytes=%d max_tokens=%d",
-                request.request_id, len(request.prompt.encode()), params.max_tokens,
-            )
-            async with aclosing(self._backend.generate(request.prompt, params)) as events:
-                async for event in events:
-                    yield _to_message(event)
-        except Exception as exc:
-            if isinstance(exc, grpc.aio.AbortError):
-                raise
-            await _abort(context, request.request_id, exc)
+        params = self._check(request)
+        log.info(
+            "generate request_id=%s prompt_bytes=%d max_tokens=%d",
+            request.request_id, len(request.prompt.encode()), params.max_tokens,
+        )
+        async with aclosing(self._backend.generate(request.prompt, params)) as events:
+            async for event in events:
+                yield _to_message(event)
 
 
 def _to_message(event: str | Done) -> cloud_pb2.CloudGenerateResponse:
@@ -163,19 +137,6 @@ def _to_message(event: str | Done) -> cloud_pb2.CloudGenerateResponse:
     return cloud_pb2.CloudGenerateResponse(done=cloud_pb2.CloudDone(usage=usage, finish_reason=event.finish_reason))
 
 
-async def _abort(context: grpc.aio.ServicerContext, request_id: str, exc: Exception) -> None:
-    code, message = status_for(exc)
-    if code == grpc.StatusCode.INTERNAL:
-        log.error("internal error request_id=%s", request_id, exc_info=exc)
-    elif isinstance(exc, BackendError):
-        log.warning("backend failed request_id=%s: %s", request_id, message)
-    else:
-        log.info("rejected request_id=%s: %s %s", request_id, code.name, message)
-    if isinstance(exc, BackendBusy) and exc.retry_after_s is not None:
-        context.set_trailing_metadata((("retry-after-s", f"{exc.retry_after_s:.1f}"),))
-    await context.abort(code, message)
-
-
 async def run_server(
     backend: Backend,
     settings: StubSettings,
@@ -190,23 +151,21 @@ async def run_server(
 
     With ``credentials`` (see ``tls.server_credentials``) the port speaks TLS only.
     """
-    interceptors = [BearerAuthInterceptor(settings.token)] if settings.token else []
+    interceptors: list[grpc.aio.ServerInterceptor] = [BearerAuthInterceptor(settings.token)] if settings.token else []
+    interceptors.append(ErrorMappingInterceptor())
     max_message = settings.max_prompt_bytes + _MESSAGE_SLACK_BYTES
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[("grpc.max_receive_message_length", max_message)],
     )
     cloud_pb2_grpc.add_CloudInferenceServicer_to_server(CloudServicer(backend, settings), server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME), server)
+    lifecycle = Lifecycle(server, (SERVICE_NAME,), readiness=("", SERVICE_NAME))
     if credentials is not None:
         port = server.add_secure_port(listen, credentials)
     else:
         port = server.add_insecure_port(listen)
     await server.start()
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await lifecycle.ready(True)
     stop = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT) if stop_event is None else ()
@@ -217,9 +176,7 @@ async def run_server(
         ready(port)
     await stop.wait()
     log.info("cloud-stub shutting down")
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    await server.stop(grace_s)
+    await lifecycle.drain(grace_s)
     for sig in signals:
         loop.remove_signal_handler(sig)
     await backend.aclose()

@@ -1,28 +1,57 @@
-"""Wiring: build the daemon's parts from a Config (model, store, ledger, policy, cloud)."""
+"""Wiring: the daemon's parts from a Config (model, store, ledger, policy, cloud), put
+together into one ``AgentService``."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from dataclasses import dataclass
 
-from . import datadir
-from .cloud import CircuitBreaker, CloudClient, tls_credentials
-from .config import Config
-from .runtime import report, selfcheck
-from .service import AgentService
+from common.models import resolve_model_path
+from edge_agent import datadir
+from edge_agent.adapters.cloud import CircuitBreaker, CloudClient, tls_credentials
+from edge_agent.adapters.ledger import Ledger
+from edge_agent.config import Config
+from edge_agent.context.store import ContextStore
+from edge_agent.engine.llama_engine import LlamaEngine
+from edge_agent.pipeline.routing import RoutingState
+from edge_agent.pipeline.service import AgentService
+from edge_agent.runtime import report, selfcheck
 
 log = logging.getLogger(__name__)
 
 
-def build_service(cfg: Config) -> AgentService:
-    """Open the model, store, ledger and policy; blocking (model load), run it off the
-    event loop. The cloud link is attached by ``connect_cloud`` on the loop."""
-    from .context.store import ContextStore
-    from .engine.llama_engine import LlamaEngine
-    from .ledger import Ledger
-    from .models import resolve_model_path
-    from .routing import RoutingState
+@dataclass(frozen=True)
+class Parts:
+    """What ``load_parts`` opened: the blocking part of building the service."""
 
+    engine: LlamaEngine
+    store: ContextStore
+    routing: RoutingState
+    runtime: dict[str, str]
+
+
+async def open_service(cfg: Config) -> AgentService:
+    """The service for ``cfg``: the blocking parts (self-check, model load, databases)
+    in a thread, then the cloud channel on the loop (a grpc.aio channel belongs to it)."""
+    parts = await asyncio.to_thread(load_parts, cfg)
+    cloud = connect_cloud(cfg)
+    if cloud is not None:
+        await cloud.fetch_info(timeout_s=cfg.cloud.connect_timeout_s)
+    return AgentService(
+        parts.engine,
+        parts.store,
+        parts.routing,
+        cloud=cloud,
+        queue_depth=cfg.server.queue_depth,
+        context_token_budget=cfg.limits.context_token_budget,
+        runtime=parts.runtime,
+    )
+
+
+def load_parts(cfg: Config) -> Parts:
+    """Open the model, store, ledger and policy; blocking (self-check, model load)."""
     datadir.make_private(cfg.data_path)
     routing = RoutingState(cfg.policy, ledger=Ledger(cfg.ledger_path))
     store = ContextStore(cfg.database_path)
@@ -53,12 +82,10 @@ def build_service(cfg: Config) -> AgentService:
             "verification cost (x plain step %.1f ms) for k drafted tokens: %s",
             cal.plain_ms, " ".join(f"{k}:{v:.2f}" for k, v in sorted(cal.points.items()) if k),
         )
-    return AgentService(
+    return Parts(
         engine,
         store,
         routing,
-        queue_depth=cfg.server.queue_depth,
-        context_token_budget=cfg.limits.context_token_budget,
         runtime={
             "build_variant": str(b["variant"]),
             "llama_cpp_python": str(b["llama_cpp_python"]),

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import ConfigError
+from common.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import socket
 import stat
 from pathlib import Path
 
-from orchestrator.errors import ConfigError, DomainError
+from common.errors import ConfigError, DomainError
 
 LOCK_NAME = "edge-agent.lock"
 

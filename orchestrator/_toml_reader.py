@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.errors import PolicyError
+from common.errors import PolicyError
 
 _MISSING: Any = object()
 

@@ -11,8 +11,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from common.errors import PolicyError
 from orchestrator._toml_reader import Table
-from orchestrator.errors import PolicyError
 from orchestrator.kinds import BUDGET_MODES, PII_KINDS, SENSITIVITIES
 from orchestrator.policy_model import (
     Cascade,

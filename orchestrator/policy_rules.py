@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
+from common.errors import PolicyError
 from orchestrator._toml_reader import Table
-from orchestrator.errors import PolicyError
 from orchestrator.kinds import ACTIONS, PII_KINDS, SENSITIVITIES
 from orchestrator.policy_model import Match, Privacy, Rule
 

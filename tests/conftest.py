@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import pytest
 @pytest.fixture(scope="session")
 def model_path() -> Path:
     """The shipped default GGUF model (assembled into the cache on first use)."""
-    from edge_agent.models import default_model_path
+    from common.models import default_model_path
 
     return default_model_path(progress=False)
 
@@ -46,32 +46,32 @@ class Service:
         return self.log_path.read_text(errors="replace")
 
 
-def _resolve_prctl() -> Callable[[int, int], int] | None:
-    try:
-        import ctypes
+# Run ``python -m MODULE ARGS`` so that it dies with the test process (Linux
+# PR_SET_PDEATHSIG, kept across exec): a failing or killed test run never leaves a
+# service behind. The signal is set by a tiny launcher that then execs the module, not
+# in a ``preexec_fn``: that would make subprocess fork (instead of spawn) a process
+# whose gRPC threads' state the child inherits, which can kill the child before exec.
+_LAUNCHER = (
+    "import ctypes, os, signal, sys\n"
+    "try:\n"
+    "    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)\n"
+    "except (OSError, AttributeError):\n"
+    "    pass\n"
+    "if os.getppid() == int(sys.argv[1]):\n"
+    "    os.execv(sys.executable, [sys.executable, '-m', *sys.argv[2:]])\n"
+)
 
-        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
-    except (OSError, AttributeError):
-        return None
 
-
-_PRCTL = _resolve_prctl()  # resolved here: the child after fork only makes the call
-
-
-def die_with_parent() -> None:
-    """In a child before exec: SIGKILL it when the test process dies (Linux), so a
-    failing or killed test run never leaves a service behind. Nothing is imported or
-    loaded in the child (that could deadlock on a lock another thread held at fork)."""
-    if _PRCTL is not None:
-        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+def python_module(*args: str) -> list[str]:
+    """The command line for ``python -m *args`` that dies with this process."""
+    return [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *args]
 
 
 def start_service(args: list[str], env: dict[str, str], marker: str, log_path: Path, timeout: float = 180) -> Service:
     """Run ``python -m <args>`` and wait for the stdout line containing ``marker``."""
     err = log_path.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", *args], env=env, stdout=subprocess.PIPE, stderr=err, text=True,
-        preexec_fn=die_with_parent,  # noqa: PLW1509 (one pre-resolved prctl call)
+        python_module(*args), env=env, stdout=subprocess.PIPE, stderr=err, text=True,
     )
     assert proc.stdout is not None
     box: list[str] = []
@@ -117,4 +117,4 @@ def agent_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 def start_agent(data_dir: Path, **extra: str) -> Service:
     data_dir.mkdir(parents=True, exist_ok=True)
-    return start_service(["edge_agent.cli", "serve"], agent_env(data_dir, **extra), "ready", data_dir / "agent.log")
+    return start_service(["edge_agent.cli.main", "serve"], agent_env(data_dir, **extra), "ready", data_dir / "agent.log")

@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from .api import Item, NewItem
-from .limits import to_epoch
+from edge_agent.context.api import Item, NewItem
+from edge_agent.context.limits import to_epoch
 
 #: Columns selected to build an :class:`Item`, in order.
 ITEM_COLUMNS = (

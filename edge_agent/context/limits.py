@@ -1,7 +1,7 @@
 """Documented limits of the personal-context store and the validation that enforces them.
 
 Every rule names the offending field with a path such as ``items[3].body`` so the gRPC
-layer can turn :class:`orchestrator.errors.InvalidArgument` into a precise
+layer can turn :class:`common.errors.InvalidArgument` into a precise
 ``INVALID_ARGUMENT`` status without parsing messages.
 """
 
@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from orchestrator.errors import InvalidArgument, OutOfRange
-
-from .api import KINDS, SENSITIVITIES, NewItem
+from common.errors import InvalidArgument, OutOfRange
+from edge_agent.context.api import KINDS, SENSITIVITIES, NewItem
 
 #: Largest body accepted, in UTF-8 bytes (1 MiB). Importers truncate longer texts.
 MAX_BODY_BYTES = 1024 * 1024

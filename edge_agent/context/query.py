@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from .limits import MAX_QUERY_TERMS
+from edge_agent.context.limits import MAX_QUERY_TERMS
 
 #: Characters of a prompt looked at when choosing its key words for retrieval, and the
 #: longest word taken from it (longer runs are data, not words).

@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from .schema import FTS_WEIGHTS
+from edge_agent.context.schema import FTS_WEIGHTS
 
 #: Most rows BM25 is computed for in one step of a search.
 SCORE_CAP = 500

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from .api import Hit, Item, Retrieved
+from edge_agent.context.api import Hit, Item, Retrieved
 
 #: Longest body excerpt of one item, in characters, before the budget is considered.
 MAX_ITEM_CHARS = 600

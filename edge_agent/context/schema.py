@@ -31,7 +31,7 @@ from sqlalchemy import (
     text,
 )
 
-from orchestrator.errors import DomainError
+from common.errors import DomainError
 
 SCHEMA_VERSION = 2
 

@@ -34,11 +34,11 @@ from typing import IO, Any, Self
 
 from sqlalchemy import Connection
 
-from orchestrator.errors import InvalidArgument, NotFound
-
-from . import ranking, retrieval
-from .api import KINDS, SENSITIVITIES, Hit, Item, NewItem, Retrieved
-from .codec import (
+from common.errors import InvalidArgument, NotFound
+from common.sqlite import make_engine, raw_cursor
+from edge_agent.context import ranking, retrieval
+from edge_agent.context.api import KINDS, SENSITIVITIES, Hit, Item, NewItem, Retrieved
+from edge_agent.context.codec import (
     ITEM_SELECT,
     epoch_or_none,
     from_epoch,
@@ -47,8 +47,7 @@ from .codec import (
     norm_tags,
     row_to_item,
 )
-from .db import make_engine, raw_cursor
-from .limits import (
+from edge_agent.context.limits import (
     MAX_DELETE_IDS,
     MAX_SEARCH_LIMIT,
     validate_choices,
@@ -58,8 +57,8 @@ from .limits import (
     validate_range,
     validate_tags,
 )
-from .query import key_terms, match_expression, terms
-from .schema import upgrade
+from edge_agent.context.query import key_terms, match_expression, terms
+from edge_agent.context.schema import upgrade
 
 _log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .costs import CostCurve
-from .drafters import Draft
+from edge_agent.engine.costs import CostCurve
+from edge_agent.engine.drafters import Draft
 
 
 @dataclass

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .model import TokenModel
+from edge_agent.engine.model import TokenModel
 
 # every length: batched kernels work in tiles of 4 rows, so 8 tokens can cost less than 7
 CALIBRATION_KS = tuple(range(17))

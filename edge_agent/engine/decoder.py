@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from .adaptive import DraftPolicy
-from .drafters import Draft, Drafter
-from .model import TokenModel
-from .sampling import Sampler
-from .threads import ThreadTuner
-from .verify import MatchVerifier, Verifier
+from edge_agent.engine.adaptive import DraftPolicy
+from edge_agent.engine.drafters import Draft, Drafter
+from edge_agent.engine.model import TokenModel
+from edge_agent.engine.sampling import Sampler
+from edge_agent.engine.threads import ThreadTuner
+from edge_agent.engine.verify import MatchVerifier, Verifier
 
 
 @dataclass

@@ -10,20 +10,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.errors import InvalidArgument, OutOfRange
+from common.errors import InvalidArgument, OutOfRange
+from edge_agent.engine import costs
+from edge_agent.engine.adaptive import DraftPolicy
+from edge_agent.engine.api import EngineEvent, EngineUsage, Finished, SamplingParams, TextDelta
+from edge_agent.engine.costs import CostCurve
+from edge_agent.engine.decoder import DecodeStats, SpeculativeDecoder
+from edge_agent.engine.drafters import ContextDrafter, CorpusDrafter
+from edge_agent.engine.llama_model import LlamaModel
+from edge_agent.engine.sampling import Sampler
+from edge_agent.engine.text import TextStream
+from edge_agent.engine.threads import ThreadTuner, thread_choices
 
-from . import costs
-from .adaptive import DraftPolicy
-from .api import EngineEvent, EngineUsage, Finished, SamplingParams, TextDelta
-from .costs import CostCurve
-from .decoder import DecodeStats, SpeculativeDecoder
-from .drafters import ContextDrafter, CorpusDrafter
-from .llama_model import LlamaModel
-from .sampling import Sampler
-from .text import TextStream
-from .threads import ThreadTuner, thread_choices
+
+@dataclass
+class Traced:
+    """One generation with its decode record (see ``LlamaEngine.traced``)."""
+
+    events: Iterator[EngineEvent]
+    stats: DecodeStats
+    tokens: list[int]
 
 
 class LlamaEngine:
@@ -75,8 +84,6 @@ class LlamaEngine:
         )
         self._requests = 0
         self.calibration: costs.Calibration | None = None
-        self.last_stats: DecodeStats | None = None
-        self.last_tokens: list[int] = []
 
     @property
     def model(self) -> LlamaModel:
@@ -124,7 +131,25 @@ class LlamaEngine:
         draft_texts: Sequence[str] = (),
         cancelled: Callable[[], bool] | None = None,
         token_probs: int = 0,
-        trace: bool = False,
+    ) -> Iterator[EngineEvent]:
+        return self._generate(prompt, params, draft_texts=draft_texts, cancelled=cancelled, token_probs=token_probs)
+
+    def traced(self, prompt: str, params: SamplingParams, *, draft_texts: Sequence[str] = ()) -> Traced:
+        """``generate`` with its decode record (tokens, per-step trace, timings) for
+        benchmarks and exactness checks; the record is complete once ``events`` ends."""
+        record = Traced(iter(()), DecodeStats(trace=[]), [])
+        record.events = self._generate(prompt, params, draft_texts=draft_texts, record=record)
+        return record
+
+    def _generate(
+        self,
+        prompt: str,
+        params: SamplingParams,
+        *,
+        draft_texts: Sequence[str] = (),
+        cancelled: Callable[[], bool] | None = None,
+        token_probs: int = 0,
+        record: Traced | None = None,
     ) -> Iterator[EngineEvent]:
         t0 = time.perf_counter()
         model = self._model
@@ -138,7 +163,7 @@ class LlamaEngine:
         seed = params.seed if params.seed is not None else self.seed + self._requests
         self._requests += 1
         sampler = Sampler(params.temperature, params.top_k, params.top_p, seed)
-        stats = DecodeStats(trace=[] if trace else None, probs=[] if token_probs > 0 else None, probs_limit=token_probs)
+        stats = DecodeStats(trace=[] if record else None, probs=[] if token_probs > 0 else None, probs_limit=token_probs)
         sent_probs = 0  # probabilities already attached to a delta
         stream = TextStream(params.stop)
         out_tokens: list[int] = []
@@ -173,8 +198,8 @@ class LlamaEngine:
             if tail:
                 yield TextDelta(tail, tuple(stats.probs[sent_probs:]) if stats.probs else ())
         t_end = time.perf_counter()
-        self.last_stats = stats
-        self.last_tokens = out_tokens
+        if record is not None:
+            record.stats, record.tokens = stats, out_tokens
         if self.speculative and self.remember_answers and out_tokens:
             self.corpus.add(out_tokens)
             if self._store_path is not None:

@@ -17,7 +17,7 @@ import llama_cpp as lc
 import numpy as np
 import numpy.typing as npt
 
-from . import llama_log
+from edge_agent.engine import llama_log
 
 _backend_ready = False
 

@@ -22,7 +22,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from .sampling import Sampler, greedy
+from edge_agent.engine.sampling import Sampler, greedy
 
 
 class Verifier(Protocol):

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from orchestrator.errors import Unavailable
+from common.errors import Unavailable
 
 N_TOKENS = 24
 MAX_REL_RMS = 0.3
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         path = Path(args.model)
     else:
-        from edge_agent.models import resolve_model_path
+        from common.models import resolve_model_path
 
         path = resolve_model_path(None)
     os.environ.setdefault("LLAMA_LOG_LEVEL", "error")

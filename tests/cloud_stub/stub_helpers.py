@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from conftest import die_with_parent
+from conftest import python_module
 from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc
 
 from cloud_stub.backends import Backend, BackendInfo, Done, Event, Params
@@ -125,8 +124,8 @@ def start_stub(args: Sequence[str], log_path: Path, timeout: float = 60) -> tupl
     read from its first stdout line (which must be ``listening on HOST:PORT``)."""
     err = log_path.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cloud_stub.cli", "serve", "--listen", "127.0.0.1:0", *args],
-        stdout=subprocess.PIPE, stderr=err, text=True, preexec_fn=die_with_parent,  # noqa: PLW1509 (one pre-resolved prctl call)
+        python_module("cloud_stub.cli", "serve", "--listen", "127.0.0.1:0", *args),
+        stdout=subprocess.PIPE, stderr=err, text=True,
     )
     box: list[str] = []
     reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]

@@ -12,7 +12,6 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from conftest import die_with_parent
+from conftest import python_module
 from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc
 from stub_helpers import Result, generate, serving, start_stub, stop_stub
 
@@ -48,10 +47,9 @@ def upstream(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     port = _free_port()
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", str(N_CTX), "--n_threads", "1"],
+            python_module("llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
+                          "--port", str(port), "--n_ctx", str(N_CTX), "--n_threads", "1"),
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            preexec_fn=die_with_parent,  # noqa: PLW1509 (one pre-resolved prctl call)
         )
     url = f"http://127.0.0.1:{port}"
     try:

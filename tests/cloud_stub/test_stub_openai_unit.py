@@ -1,5 +1,5 @@
 """Unit tests of the OpenAI-compatible HTTP client with httpx.MockTransport: the request
-it sends, SSE parsing, usage, and upstream failures mapped to BackendError subclasses
+it sends, SSE parsing, usage, and upstream failures mapped to BackendError, ResourceExhausted and Rejected
 (and over real gRPC to UNAVAILABLE / RESOURCE_EXHAUSTED / INVALID_ARGUMENT)."""
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import httpx
 import pytest
 from stub_helpers import Result, generate, serving
 
-from cloud_stub.backends import BackendBusy, BackendError, BackendRejected, Done, Event, Params
+from cloud_stub.backends import BackendError, Done, Event, Params
 from cloud_stub.openai_compat import OpenAIBackend
 from cloud_stub.sse import SSEError, iter_sse_data
+from common.errors import DomainError, Rejected, ResourceExhausted
 
 PARAMS = Params(max_tokens=8, temperature=0.0, top_p=1.0, top_k=0, seed=None, stop=())
 
@@ -130,15 +131,15 @@ def test_malformed_streams_raise_backend_error(body: bytes, fragment: str) -> No
 
 @pytest.mark.parametrize(
     ("status", "cls"),
-    [(500, BackendError), (502, BackendError), (401, BackendError), (429, BackendBusy), (400, BackendRejected), (422, BackendRejected)],
+    [(500, BackendError), (502, BackendError), (401, BackendError), (429, ResourceExhausted), (400, Rejected), (422, Rejected)],
 )
-def test_http_errors_map_to_backend_errors(status: int, cls: type[BackendError]) -> None:
-    with pytest.raises(BackendError) as exc:
+def test_http_errors_map_to_backend_errors(status: int, cls: type[DomainError]) -> None:
+    with pytest.raises(DomainError) as exc:
         _collect(_backend(_stream(b'{"error": "x"}', status=status, headers={"retry-after": "3"})))
     assert type(exc.value) is cls
     assert f"HTTP {status}" in str(exc.value)
-    if cls is BackendBusy:
-        assert exc.value.retry_after_s == 3.0  # type: ignore[attr-defined]
+    if isinstance(exc.value, ResourceExhausted):
+        assert exc.value.retry_after_s == 3.0
 
 
 def test_connection_failure_and_timeout() -> None:

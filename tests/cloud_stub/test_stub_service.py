@@ -11,9 +11,10 @@ from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from stub_helpers import ScriptedBackend, generate, serving
 
-from cloud_stub.backends import BackendBusy, BackendError, BackendRejected
-from cloud_stub.server import StubSettings, status_for
-from orchestrator.errors import InvalidArgument, OutOfRange
+from cloud_stub.backends import BackendError
+from cloud_stub.server import StubSettings
+from common.errors import InvalidArgument, OutOfRange, Rejected, ResourceExhausted
+from common.grpc_status import status_for
 
 SETTINGS = StubSettings(price_in_per_1k=0.25, price_out_per_1k=0.75, max_tokens_limit=64, max_prompt_bytes=100)
 
@@ -113,9 +114,9 @@ class _Failing(ScriptedBackend):
     ("exc", "code", "details"),
     [
         (BackendError("upstream server answered HTTP 500"), grpc.StatusCode.UNAVAILABLE, "upstream server answered HTTP 500"),
-        (BackendBusy("busy", retry_after_s=2.0), grpc.StatusCode.RESOURCE_EXHAUSTED, "busy (retry after 2.0s)"),
-        (BackendRejected("rejected"), grpc.StatusCode.INVALID_ARGUMENT, "rejected"),
-        (KeyError("/secret/path"), grpc.StatusCode.INTERNAL, "internal error; see the cloud-stub log"),
+        (ResourceExhausted("busy", retry_after_s=2.0), grpc.StatusCode.RESOURCE_EXHAUSTED, "busy (retry after 2.0s)"),
+        (Rejected("rejected"), grpc.StatusCode.INVALID_ARGUMENT, "rejected"),
+        (KeyError("/secret/path"), grpc.StatusCode.INTERNAL, "internal error; see the server log"),
     ],
 )
 def test_backend_errors_become_status_codes(exc: Exception, code: grpc.StatusCode, details: str) -> None:
@@ -131,7 +132,7 @@ def test_backend_errors_become_status_codes(exc: Exception, code: grpc.StatusCod
 def test_status_table_order() -> None:
     assert status_for(OutOfRange("prompt", "too big"))[0] == grpc.StatusCode.OUT_OF_RANGE
     assert status_for(InvalidArgument("prompt", "empty"))[0] == grpc.StatusCode.INVALID_ARGUMENT
-    assert status_for(RuntimeError("x")) == (grpc.StatusCode.INTERNAL, "internal error; see the cloud-stub log")
+    assert status_for(RuntimeError("x")) == (grpc.StatusCode.INTERNAL, "internal error; see the server log")
 
 
 def test_cancelled_call_closes_the_backend_stream() -> None:

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.context import commands
+from edge_agent.cli import context as commands
+from edge_agent.config import load_config
 
 
 def run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="edge-agent")
     commands.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    return int(args.func(args, load_config(None)))
 
 
 @pytest.fixture()
@@ -73,9 +74,14 @@ def test_errors_go_to_stderr_with_nonzero_status(data: dict[str, Path],
     assert run(["context", "search", "x", "--since", "2026-02-01", "--until", "2026-01-01",
                 "--db", db]) == 1
     assert "until" in capsys.readouterr().err
-    assert run(["context", "stats"]) == 2  # no --db and nobody filled it in
-    assert "--db" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run(["context", "forget", "--db", db])  # a selector is required
     with pytest.raises(SystemExit):
         run(["context", "forget", "--all", "--source", "x", "--db", db])  # only one
+
+
+def test_without_db_the_configured_database_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("EDGE_AGENT_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "data").mkdir(mode=0o700)
+    assert run(["context", "stats"]) == 0
+    assert (tmp_path / "data" / "context.db").exists()

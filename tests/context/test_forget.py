@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import InvalidArgument, NotFound
 from edge_agent.context.api import NewItem
 from edge_agent.context.store import ContextStore
-from orchestrator.errors import InvalidArgument, NotFound
 
 # Words the porter stemmer leaves as they are, each with a first letter no other word of
 # the secret item has, so FTS5's prefix compression stores every one of them verbatim.

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import InvalidArgument
 from edge_agent.context.api import NewItem
 from edge_agent.context.importers import ImportProgress, detect, import_paths, read_path
 from edge_agent.context.store import ContextStore
-from orchestrator.errors import InvalidArgument
 
 MBOX = b"""From alice@example.org Mon Nov 23 10:00:00 2026
 From: =?utf-8?q?J=C3=B6rg_M=C3=BCller?= <joerg@example.org>

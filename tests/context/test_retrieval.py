@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import InvalidArgument
 from edge_agent.context.api import Hit, Item, NewItem
 from edge_agent.context.retrieval import MIN_ITEM_TOKENS, excerpt, format_item, pack
 from edge_agent.context.store import ContextStore
-from orchestrator.errors import InvalidArgument
 
 
 def words(text: str) -> int:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection
 
+from common.sqlite import make_engine
 from edge_agent.context import schema
 from edge_agent.context.api import NewItem
-from edge_agent.context.db import make_engine
 from edge_agent.context.store import ContextStore
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import InvalidArgument, NotFound, OutOfRange
 from edge_agent.context import limits
 from edge_agent.context.api import NewItem
 from edge_agent.context.store import ContextStore
-from orchestrator.errors import InvalidArgument, NotFound, OutOfRange
 
 NOW = datetime.now(UTC)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import OutOfRange
 from edge_agent.engine.api import EngineUsage, Finished, SamplingParams, TextDelta
 from edge_agent.engine.llama_engine import LlamaEngine
-from orchestrator.errors import OutOfRange
 
 pytestmark = pytest.mark.model
 
@@ -57,7 +57,10 @@ def test_greedy_generation_streams_text_and_reports_usage(plain: LlamaEngine) ->
     assert fin.finish_reason in ("stop", "length")
     assert u.ttft_ms > 0 and u.total_ms >= u.ttft_ms and u.tokens_per_s > 0
     # deltas are exactly the UTF-8 decoding of the emitted tokens
-    assert text == plain.model.detokenize(plain.last_tokens).decode("utf-8", "replace")
+    plain.reset_cache()
+    traced = plain.traced(COPY_PROMPT, SamplingParams(max_tokens=24))
+    again = "".join(ev.text for ev in traced.events if isinstance(ev, TextDelta))
+    assert again == text == plain.model.detokenize(traced.tokens).decode("utf-8", "replace")
     assert plain.count_tokens("hello world") == len(
         plain.model.tokenize("hello world", add_bos=False)
     )

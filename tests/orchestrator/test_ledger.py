@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.ledger import Ledger
-from orchestrator.errors import InvalidArgument
+from common.errors import InvalidArgument
+from edge_agent.adapters.ledger import Ledger
 
 H = hashlib.sha256(b"hello").hexdigest()
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import PolicyError
+from common.errors import PolicyError
 from orchestrator.policy import default_policy, load_policy, parse_policy
 
 ROOT = Path(__file__).resolve().parents[2]

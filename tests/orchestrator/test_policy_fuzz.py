@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.errors import PolicyError
+from common.errors import PolicyError
 from orchestrator.kinds import ACTIONS
 from orchestrator.policy import policy_from_dict
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent import routing_commands as rc
-from edge_agent.ledger import Ledger
+from edge_agent.adapters.ledger import Ledger
+from edge_agent.cli import policy as rc
+from edge_agent.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = str(ROOT / "examples" / "policy.toml")
@@ -21,7 +22,7 @@ def run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="edge-agent")
     rc.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    return int(args.func(args, load_config(None)))
 
 
 def test_check_ok(capsys: pytest.CaptureFixture[str]) -> None:

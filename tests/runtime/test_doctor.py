@@ -16,7 +16,7 @@ pytestmark = pytest.mark.model
 
 def _doctor(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "edge_agent.cli", "doctor", "--repeats", "1", *args],
+        [sys.executable, "-m", "edge_agent.cli.main", "doctor", "--repeats", "1", *args],
         capture_output=True, text=True, timeout=300, check=False, env=env or dict(os.environ),
     )
 

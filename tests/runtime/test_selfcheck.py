@@ -87,7 +87,7 @@ def test_serve_refuses_with_one_line_naming_cause_and_fix(tmp_path: Path) -> Non
         **{FAULT_ENV: "sigill"},
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "edge_agent.cli", "serve"],
+        [sys.executable, "-m", "edge_agent.cli.main", "serve"],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )
     assert proc.returncode != 0

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from suite_support import LONG, agent_target, start_agent, stop_service, write_config
 
-from orchestrator.errors import PolicyError
+from common.errors import PolicyError
 from orchestrator.policy import parse_policy
 
 pytestmark = pytest.mark.model

@@ -176,7 +176,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory, llama: LlamaBackend) -> Iterat
 
 def ledger_rows(rig: Rig, since: datetime) -> list[Any]:
     """Egress ledger rows the agent wrote since ``since`` (read beside the daemon: WAL)."""
-    from edge_agent.ledger import Ledger
+    from edge_agent.adapters.ledger import Ledger
 
     ledger = Ledger(rig.tmp / "data" / "ledger.db")
     try:

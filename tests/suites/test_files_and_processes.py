@@ -47,7 +47,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     data = tmp / "home" / "edge-agent"
     old = os.umask(0)
     try:
-        svc = start_service(["edge_agent.cli", "serve"], _env(data, data / "a.sock", cfg),
+        svc = start_service(["edge_agent.cli.main", "serve"], _env(data, data / "a.sock", cfg),
                             "ready", tmp / "agent.log")
     finally:
         os.umask(old)
@@ -86,7 +86,7 @@ def test_group_readable_existing_state_is_tightened(tmp_path: Path) -> None:
 
 
 def _serve(data: Path, sock: Path, cfg: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edge_agent.cli", "serve"], env=_env(data, sock, cfg),
+    return subprocess.run([sys.executable, "-m", "edge_agent.cli.main", "serve"], env=_env(data, sock, cfg),
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -127,7 +127,7 @@ def test_a_stale_socket_is_replaced(daemon: Any, tmp_path: Path) -> None:
     s.bind(str(stale))
     s.close()  # bound, never listening: nobody serves on it
     env = _env(tmp_path / "data4", stale, daemon.cfg)
-    svc = start_service(["edge_agent.cli", "serve"], env, "ready", tmp_path / "a4.log")
+    svc = start_service(["edge_agent.cli.main", "serve"], env, "ready", tmp_path / "a4.log")
     try:
         assert stat.S_ISSOCK(stale.lstat().st_mode)
     finally:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import ConfigError
 from edge_agent.config import load_config
-from orchestrator.errors import ConfigError
 
 
 def test_defaults_need_no_file(tmp_path: Path) -> None:

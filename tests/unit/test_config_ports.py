@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from common.errors import ConfigError
 from edge_agent.config import load_config
-from orchestrator.errors import ConfigError
 
 
 @pytest.mark.parametrize("var", ["EDGE_AGENT_LISTEN", "EDGE_AGENT_METRICS"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from edge_agent.errors_grpc import status_for
-from orchestrator import errors as e
+from common import errors as e
+from common.grpc_status import status_for
 
 
 @pytest.mark.parametrize(

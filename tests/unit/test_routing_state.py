@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.routing import RoutingState
-from orchestrator.errors import PolicyError
+from common.errors import PolicyError
+from edge_agent.pipeline.routing import RoutingState
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "policy.toml"
 

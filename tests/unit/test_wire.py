@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from edgecloud.v1 import edge_agent_pb2 as pb
 
-from edge_agent.wire import bad_utf8_field
+from common.wire import bad_utf8_field
 
 BAD = b"\xff\xfe"
 

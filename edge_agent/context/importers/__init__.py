@@ -20,19 +20,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.errors import InvalidArgument
-
-from ..api import SENSITIVITIES, NewItem
-from ..limits import MAX_BATCH_ITEMS, validate_item
-from .base import ErrorFn, ImportProgress, Meter, ProgressFn
-from .ics import read_ics
-from .jsonl import read_jsonl
-from .mbox import read_mbox
-from .notes import NOTE_SUFFIXES, read_notes
-from .vcard import read_vcard
+from common.errors import InvalidArgument
+from edge_agent.context.api import SENSITIVITIES, NewItem
+from edge_agent.context.importers.base import ErrorFn, ImportProgress, Meter, ProgressFn
+from edge_agent.context.importers.ics import read_ics
+from edge_agent.context.importers.jsonl import read_jsonl
+from edge_agent.context.importers.mbox import read_mbox
+from edge_agent.context.importers.notes import NOTE_SUFFIXES, read_notes
+from edge_agent.context.importers.vcard import read_vcard
+from edge_agent.context.limits import MAX_BATCH_ITEMS, validate_item
 
 if TYPE_CHECKING:
-    from ..store import ContextStore
+    from edge_agent.context.store import ContextStore
 
 __all__ = ["FORMATS", "ImportProgress", "ImportReport", "detect", "import_paths", "read_path"]
 

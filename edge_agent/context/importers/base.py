@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from ..limits import (
+from edge_agent.context.limits import (
     MAX_BODY_BYTES,
     MAX_NAME_CHARS,
     MAX_PARTICIPANTS,

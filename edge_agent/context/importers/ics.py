@@ -24,9 +24,18 @@ from typing import Any
 
 import icalendar
 
-from ..api import NewItem
-from .base import ErrorFn, Meter, clip_body, clip_names, clip_tags, clip_title, digest, lines
-from .components import components
+from edge_agent.context.api import NewItem
+from edge_agent.context.importers.base import (
+    ErrorFn,
+    Meter,
+    clip_body,
+    clip_names,
+    clip_tags,
+    clip_title,
+    digest,
+    lines,
+)
+from edge_agent.context.importers.components import components
 
 _TZID = re.compile(r"^TZID:(.*)$", re.IGNORECASE | re.MULTILINE)
 _WRAP = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//edgecloud//import//EN\r\n{}END:VCALENDAR\r\n"

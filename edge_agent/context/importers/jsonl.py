@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from ..api import NewItem
-from ..codec import record_to_new_item
-from .base import ErrorFn, Meter, clip_body, lines
+from edge_agent.context.api import NewItem
+from edge_agent.context.codec import record_to_new_item
+from edge_agent.context.importers.base import ErrorFn, Meter, clip_body, lines
 
 
 def read_jsonl(path: Path, meter: Meter, on_error: ErrorFn) -> Iterator[NewItem]:

@@ -20,8 +20,16 @@ from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
-from ..api import NewItem
-from .base import ErrorFn, Meter, clip_body, clip_names, clip_title, digest, lines
+from edge_agent.context.api import NewItem
+from edge_agent.context.importers.base import (
+    ErrorFn,
+    Meter,
+    clip_body,
+    clip_names,
+    clip_title,
+    digest,
+    lines,
+)
 
 _FROM_QUOTED = re.compile(rb"^>+From ")
 _PARSER = BytesParser(policy=policy.default)

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..api import NewItem
-from ..limits import MAX_BODY_BYTES
-from .base import ErrorFn, Meter, clip_body, clip_tags, clip_title
+from edge_agent.context.api import NewItem
+from edge_agent.context.importers.base import ErrorFn, Meter, clip_body, clip_tags, clip_title
+from edge_agent.context.limits import MAX_BODY_BYTES
 
 NOTE_SUFFIXES = (".md", ".markdown", ".txt")
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)

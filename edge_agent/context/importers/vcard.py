@@ -20,9 +20,18 @@ from typing import Any
 
 import vobject
 
-from ..api import NewItem
-from .base import ErrorFn, Meter, clip_body, clip_names, clip_tags, clip_title, digest, lines
-from .components import components
+from edge_agent.context.api import NewItem
+from edge_agent.context.importers.base import (
+    ErrorFn,
+    Meter,
+    clip_body,
+    clip_names,
+    clip_tags,
+    clip_title,
+    digest,
+    lines,
+)
+from edge_agent.context.importers.components import components
 
 
 def read_vcard(path: Path, meter: Meter, on_error: ErrorFn) -> Iterator[NewItem]:

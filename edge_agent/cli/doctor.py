@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import report, selfcheck
+from edge_agent.runtime import report, selfcheck
 
 
 def collect(model_path: Path, n_threads: int, repeats: int = 5) -> dict[str, Any]:

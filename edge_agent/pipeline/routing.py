@@ -10,15 +10,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
 
+from edge_agent.pipeline.ports import CloudInfo, Ledger
+from orchestrator.budget import Spend
 from orchestrator.estimators import Estimators
 from orchestrator.policy import Policy, default_policy, load_policy
 from orchestrator.router import decide
 from orchestrator.types import Decision, RouteRequest
-
-if TYPE_CHECKING:
-    from .cloud import CloudClient
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +24,7 @@ log = logging.getLogger(__name__)
 class RoutingState:
     """Policy + estimators + ledger, shared by all requests."""
 
-    def __init__(self, policy_file: str = "", ledger: Any = None) -> None:
+    def __init__(self, policy_file: str = "", ledger: Ledger | None = None) -> None:
         self.policy_file = policy_file
         self.policy: Policy = load_policy(policy_file) if policy_file else default_policy()
         self.estimators = Estimators(self.policy.latency)
@@ -46,15 +44,16 @@ class RoutingState:
         log.info("policy reloaded from %s", self.policy_file or "<built-in default>")
         return self.policy_file
 
-    def prices(self, cloud: CloudClient | None) -> tuple[float, float]:
-        if cloud is not None and cloud.info is not None and (cloud.info.price_in_per_1k or cloud.info.price_out_per_1k):
-            return cloud.info.price_in_per_1k, cloud.info.price_out_per_1k
+    def prices(self, info: CloudInfo | None) -> tuple[float, float]:
+        """The cloud's own prices when it states them, else the policy's."""
+        if info is not None and (info.price_in_per_1k or info.price_out_per_1k):
+            return info.price_in_per_1k, info.price_out_per_1k
         return float(self.policy.cloud_price_in_per_1k), float(self.policy.cloud_price_out_per_1k)
 
-    def spend(self) -> Any:
+    def spend(self) -> Spend | None:
         return self.ledger.spend() if self.ledger is not None else None
 
-    def decide(self, req: RouteRequest, *, cloud_available: bool, cloud: CloudClient | None) -> Decision:
+    def decide(self, req: RouteRequest, *, cloud_available: bool, cloud: CloudInfo | None) -> Decision:
         price_in, price_out = self.prices(cloud)
         est = self.estimators.snapshot(
             prompt_tokens=req.prompt_tokens,
@@ -66,12 +65,13 @@ class RoutingState:
 
     def record_cloud_call(
         self,
-        plan: Any,
+        request_id: str,
+        decision: Decision,
         *,
         sent_text: str,
         prompt_tokens: int,
         completion_tokens: int,
-        cloud: CloudClient | None,
+        cloud: CloudInfo | None,
         attempt: int = 1,
         outcome: str = "answered",
     ) -> float:
@@ -80,13 +80,13 @@ class RoutingState:
         cost = prompt_tokens / 1000 * price_in + completion_tokens / 1000 * price_out
         if self.ledger is not None:
             self.ledger.record(
-                request_id=plan.request_id,
-                rule=",".join(plan.decision.rules_fired),
-                target=plan.decision.target.value,
+                request_id=request_id,
+                rule=",".join(decision.rules_fired),
+                target=decision.target.value,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
                 cost=cost,
-                pii_kinds_redacted=tuple(plan.decision.pii_kinds) if plan.decision.restore else (),
+                pii_kinds_redacted=tuple(decision.pii_kinds) if decision.restore else (),
                 text_sha256=hashlib.sha256(sent_text.encode()).hexdigest(),
                 attempt=attempt,
                 outcome=outcome,

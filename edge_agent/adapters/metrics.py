@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .stats import StatsSnapshot
+from edge_agent.pipeline.stats import StatsSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,18 @@ class StatsCollector(Collector):
         yield circuit
 
 
-def start_metrics_server(address: str, collector: Collector) -> int:
-    """Serve ``/metrics`` on a loopback ``host:port``; returns the bound port."""
-    host, _, port = address.rpartition(":")
-    registry = CollectorRegistry()
-    registry.register(collector)
-    server, _thread = start_http_server(int(port), addr=host.strip("[]"), registry=registry)
-    bound = int(server.server_address[1])
-    log.info("metrics on http://%s:%d/metrics", host, bound)
-    return bound
+class MetricsServer:
+    """``/metrics`` on a loopback ``host:port`` until ``stop``."""
+
+    def __init__(self, address: str, collector: Collector) -> None:
+        host, _, port = address.rpartition(":")
+        registry = CollectorRegistry()
+        registry.register(collector)
+        self._server, self._thread = start_http_server(int(port), addr=host.strip("[]"), registry=registry)
+        self.port = int(self._server.server_address[1])
+        log.info("metrics on http://%s:%d/metrics", host, self.port)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

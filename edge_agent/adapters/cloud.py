@@ -10,50 +10,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc, common_pb2
 
-from .engine.api import SamplingParams
+from edge_agent.engine.api import SamplingParams
+from edge_agent.pipeline.ports import CloudDone, CloudEvent, CloudFailure, CloudInfo, CloudUsage
 
 log = logging.getLogger(__name__)
 
 # No transparent gRPC retries: each attempt must be seen (and written to the egress
 # ledger) by the service, which retries itself within ``max_attempts``.
 _CHANNEL_OPTIONS = [("grpc.enable_retries", 0)]
-
-
-class CloudFailure(Exception):
-    """The cloud call failed; ``started`` is True when text had already arrived.
-
-    ``retryable``: the cloud could not be reached (UNAVAILABLE before any answer), so
-    another attempt may succeed."""
-
-    def __init__(self, reason: str, started: bool, retryable: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.started = started
-        self.retryable = retryable and not started
-
-
-@dataclass(frozen=True)
-class CloudDone:
-    usage: common_pb2.Usage
-    finish_reason: str
-
-
-@dataclass(frozen=True)
-class CloudInfo:
-    model: str
-    context_length: int
-    price_in_per_1k: float
-    price_out_per_1k: float
-    max_tokens_limit: int
-
-
-CloudEvent = str | CloudDone
 
 
 class CircuitBreaker:
@@ -116,6 +85,10 @@ class CloudClient:
     def available(self) -> bool:
         return self.breaker.allows()
 
+    @property
+    def circuit(self) -> str:
+        return self.breaker.state
+
     async def fetch_info(self, timeout_s: float = 2.0) -> CloudInfo | None:
         """Ask the cloud for its model and prices; None (and a breaker failure) when down."""
         try:
@@ -155,7 +128,9 @@ class CloudClient:
                     raise CloudFailure("cloud sent a message that does not decode", started)
                 if msg.HasField("done"):
                     self.breaker.success()
-                    yield CloudDone(msg.done.usage, msg.done.finish_reason)
+                    u = msg.done.usage
+                    usage = CloudUsage(u.prompt_tokens, u.completion_tokens, u.ttft_ms, u.tokens_per_s)
+                    yield CloudDone(usage, msg.done.finish_reason)
                     return
                 started = True
                 yield msg.delta

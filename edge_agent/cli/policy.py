@@ -14,7 +14,8 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import PolicyError
+from common.errors import PolicyError
+from edge_agent.config import Config
 from orchestrator.estimators import Estimators
 from orchestrator.policy import Policy, load_policy
 from orchestrator.router import decide
@@ -72,7 +73,7 @@ def register(subparsers: Any) -> None:
     a.set_defaults(func=cmd_audit)
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def cmd_check(args: argparse.Namespace, cfg: Config) -> int:
     try:
         policy = load_policy(args.file)
     except PolicyError as exc:
@@ -158,7 +159,7 @@ def explain(
     return decide(request, est, policy, None, now=now)
 
 
-def cmd_explain(args: argparse.Namespace) -> int:
+def cmd_explain(args: argparse.Namespace, cfg: Config) -> int:
     try:
         policy = load_policy(args.file)
         request = _request(args)
@@ -237,11 +238,8 @@ def parse_when(text: str, now: datetime) -> datetime:
     return t if t.tzinfo else t.astimezone()
 
 
-def cmd_audit(args: argparse.Namespace) -> int:
-    if not args.ledger:
-        _err("audit: no ledger file (pass --db PATH)")
-        return 2
-    path = Path(args.ledger)
+def cmd_audit(args: argparse.Namespace, cfg: Config) -> int:
+    path = Path(args.ledger) if args.ledger else cfg.ledger_path
     now = datetime.now().astimezone()
     try:
         since = parse_when(args.since, now) if args.since else None
@@ -255,7 +253,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"no ledger at {path} yet: nothing has been sent to the cloud", file=sys.stderr)
         return 0
-    from edge_agent.ledger import Ledger  # SQLAlchemy only when needed
+    from edge_agent.adapters.ledger import Ledger  # SQLAlchemy only when needed
 
     ledger = Ledger(path)
     try:

@@ -1,8 +1,7 @@
 """``edge-agent context``: import, search, forget, export and inspect personal context.
 
 These commands open the database file directly (SQLite in WAL mode lets them run while
-the daemon is serving). ``--db`` defaults to None: the main CLI fills ``args.db`` with
-the configured database path before calling. Errors go to stderr with exit status 1
+the daemon is serving). ``--db`` defaults to the configured database path. Errors go to stderr with exit status 1
 (2 for usage errors such as a missing selector).
 """
 
@@ -16,16 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import DomainError
-
-from .api import KINDS, SENSITIVITIES
-from .importers import FORMATS, ImportProgress, import_paths
-from .store import ContextStore
+from common.errors import DomainError
+from edge_agent.config import Config
+from edge_agent.context.api import KINDS, SENSITIVITIES
+from edge_agent.context.importers import FORMATS, ImportProgress, import_paths
+from edge_agent.context.store import ContextStore
 
 PROG = "edge-agent context"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: Any) -> None:
     """Add the ``context`` command and its subcommands to the main CLI."""
     context = subparsers.add_parser("context", help="manage the personal-context store")
     sub = context.add_subparsers(dest="context_command", required=True, metavar="COMMAND")
@@ -84,16 +83,14 @@ def _when(text: str) -> datetime:
 
 
 def _guard(command: Callable[[argparse.Namespace, ContextStore], int]) -> Callable[
-    [argparse.Namespace], int
+    [argparse.Namespace, Config], int
 ]:
     """Open the store, run ``command``, report domain and file errors on stderr."""
 
-    def run(args: argparse.Namespace) -> int:
-        if not getattr(args, "db", None):
-            print(f"{PROG}: no database path (give --db)", file=sys.stderr)
-            return 2
+    def run(args: argparse.Namespace, cfg: Config) -> int:
+        db = args.db or str(cfg.database_path)
         try:
-            with ContextStore(args.db, purge_interval_s=None) as store:
+            with ContextStore(db, purge_interval_s=None) as store:
                 return command(args, store)
         except DomainError as exc:
             print(f"{PROG}: {exc.message}", file=sys.stderr)
@@ -154,7 +151,7 @@ def _cmd_search(args: argparse.Namespace, store: ContextStore) -> int:
     for hit in hits:
         item = hit.item
         if args.json:
-            from .codec import item_to_record
+            from edge_agent.context.codec import item_to_record
 
             print(json.dumps({"score": hit.score, **item_to_record(item)}, ensure_ascii=False))
             continue

@@ -1,6 +1,6 @@
 """The one table from domain errors to gRPC status codes, applied by an interceptor.
 
-Servicers raise ``orchestrator.errors.DomainError`` subclasses; this interceptor turns
+Servicers raise ``common.errors.DomainError`` subclasses; this interceptor turns
 them into status codes with their public message. Anything else becomes INTERNAL with a
 generic message, and the detail goes to the log with the request's method.
 """
@@ -14,9 +14,8 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from orchestrator import errors as e
-
-from .wire import bad_utf8_field
+from common import errors as e
+from common.wire import bad_utf8_field
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +23,7 @@ log = logging.getLogger(__name__)
 STATUS_TABLE: tuple[tuple[type[e.DomainError], grpc.StatusCode], ...] = (
     (e.OutOfRange, grpc.StatusCode.OUT_OF_RANGE),
     (e.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (e.Rejected, grpc.StatusCode.INVALID_ARGUMENT),
     (e.PolicyError, grpc.StatusCode.FAILED_PRECONDITION),
     (e.NotFound, grpc.StatusCode.NOT_FOUND),
     (e.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
@@ -45,13 +45,15 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
             return code, message
     if isinstance(exc, e.DomainError):
         return grpc.StatusCode.UNKNOWN, exc.message
-    return grpc.StatusCode.INTERNAL, "internal error; see the daemon log"
+    return grpc.StatusCode.INTERNAL, "internal error; see the server log"
 
 
 async def _abort(context: grpc.aio.ServicerContext, method: str, exc: BaseException) -> None:
     code, message = status_for(exc)
     if code == grpc.StatusCode.INTERNAL:
         log.exception("internal error in %s", method, exc_info=exc)
+    elif isinstance(exc, (e.Unavailable, e.DeadlineExceeded)):
+        log.warning("%s -> %s: %s", method, code.name, message)
     else:
         log.info("%s -> %s: %s", method, code.name, message)
     if isinstance(exc, e.ResourceExhausted) and exc.retry_after_s is not None:

@@ -14,19 +14,18 @@ restarts) count it.
 from __future__ import annotations
 
 import re
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import DateTime, Float, Integer, String, create_engine, event, func, select
+from sqlalchemy import DateTime, Float, Integer, String, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from common.errors import InvalidArgument
+from common.sqlite import make_engine
 from orchestrator.budget import Spend
-from orchestrator.errors import InvalidArgument
 from orchestrator.kinds import PII_KINDS
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -72,17 +71,6 @@ class EgressEntry:
     outcome: str = "answered"
 
 
-def _on_connect(conn: sqlite3.Connection, _record: Any) -> None:
-    cur = conn.cursor()
-    try:
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA busy_timeout=10000")
-        cur.execute("PRAGMA secure_delete=ON")
-    finally:
-        cur.close()
-
-
 def _utc_naive(t: datetime) -> datetime:
     if t.tzinfo is None:
         t = t.astimezone()  # naive means local time
@@ -95,13 +83,7 @@ class Ledger:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._engine = create_engine(
-            f"sqlite+pysqlite:///{self.path}",
-            connect_args={"check_same_thread": False},
-            pool_size=2,
-            max_overflow=4,
-        )
-        event.listen(self._engine, "connect", _on_connect)
+        self._engine = make_engine(self.path, pool_size=2)  # the context store's pragmas
         _Base.metadata.create_all(self._engine)
         self._add_missing_columns()
         # Spend per (day start, month start); the daemon is the only writer, so a

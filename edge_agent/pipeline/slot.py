@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from orchestrator.errors import ResourceExhausted
+from common.errors import ResourceExhausted
 
 
 class ModelSlot:

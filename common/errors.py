@@ -49,6 +49,10 @@ class ResourceExhausted(DomainError):
         self.retry_after_s = retry_after_s
 
 
+class Rejected(DomainError):
+    """Another service refused the request as invalid (e.g. an upstream HTTP 4xx)."""
+
+
 class Unavailable(DomainError):
     """A dependency (the cloud, the model) cannot serve now."""
 

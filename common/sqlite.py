@@ -1,4 +1,5 @@
-"""SQLAlchemy engine for the context database: pragmas and transaction mode.
+"""SQLAlchemy engine for the project's SQLite files (the context store and the egress
+ledger): pragmas and transaction mode.
 
 Pragmas are set on every new DBAPI connection by an engine ``connect`` listener:
 
@@ -39,13 +40,13 @@ _PRAGMAS = (
 )
 
 
-def make_engine(path: Path) -> Engine:
+def make_engine(path: Path, *, pool_size: int = 4) -> Engine:
     """An engine on the SQLite file at ``path`` with the pragmas above."""
     engine = create_engine(
         f"sqlite+pysqlite:///{path}",
         connect_args={"check_same_thread": False},
-        pool_size=4,
-        max_overflow=8,
+        pool_size=pool_size,
+        max_overflow=2 * pool_size,
     )
     event.listen(engine, "connect", _on_connect)
     event.listen(engine, "begin", _on_begin)

@@ -12,11 +12,10 @@ import os
 import sys
 from typing import Any
 
-from orchestrator.errors import DomainError
-
-from . import routing_commands
-from .config import Config, load_config
-from .context import commands as context_commands
+from common.errors import DomainError
+from edge_agent.cli import context as context_commands
+from edge_agent.cli import policy as routing_commands
+from edge_agent.config import Config, load_config
 
 EXIT_USAGE = 2
 
@@ -28,15 +27,15 @@ def _connect_target(args: argparse.Namespace, cfg: Config) -> str:
 
 
 def _cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
-    from .app import build_service
-    from .server import Bound, serve
+    from edge_agent.app import open_service
+    from edge_agent.transport.serve import Bound, serve
 
     def ready(bound: Bound) -> None:
         where = f"unix:{bound.socket}" + (f" and 127.0.0.1:{bound.tcp_port}" if bound.tcp_port else "")
         metrics = f"; metrics on http://127.0.0.1:{bound.metrics_port}/metrics" if bound.metrics_port else ""
         print(f"edge-agent ready on {where}{metrics}", flush=True)
 
-    asyncio.run(serve(cfg, lambda: build_service(cfg), ready=ready))
+    asyncio.run(serve(cfg, lambda: open_service(cfg), ready=ready))
     return 0
 
 
@@ -129,8 +128,8 @@ def _cmd_stats(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
-    from .models import resolve_model_path
-    from .runtime import doctor
+    from common.models import resolve_model_path
+    from edge_agent.cli import doctor
 
     threads = cfg.model.n_threads or os.cpu_count() or 1
     return doctor.run(args, resolve_model_path(cfg.model.path or None), threads)
@@ -170,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     _client_args(st)
     st.set_defaults(func=_cmd_stats)
 
-    from .runtime import doctor
+    from edge_agent.cli import doctor
 
     doctor.register(sub).set_defaults(func=_cmd_doctor)
     context_commands.register(sub)
@@ -194,12 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=cfg.log_level, handlers=[handler])
     # llama.cpp's own log lines pass through this logger's level (ERROR unless debugging).
     logging.getLogger("llama-cpp-python").setLevel(logging.DEBUG if cfg.log_level == "DEBUG" else logging.ERROR)
-    for attr, path in (("db", cfg.database_path), ("ledger", cfg.ledger_path)):
-        if getattr(args, attr, "unset") is None:
-            setattr(args, attr, str(path))
     try:
-        func = args.func
-        return int(func(args, cfg) if func.__module__ == __name__ else func(args))
+        return int(args.func(args, cfg))  # every command: (arguments, configuration)
     except DomainError as exc:
         print(f"edge-agent: {exc.message}", file=sys.stderr)
         return 1
@@ -208,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         import grpc
 
-        if isinstance(exc, grpc.RpcError):
-            code = exc.code().name  # type: ignore[attr-defined]
-            print(f"edge-agent: {code}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        if isinstance(exc, grpc.Call):
+            code = exc.code().name
+            print(f"edge-agent: {code}: {exc.details()}", file=sys.stderr)
             if code == "UNAVAILABLE":
                 print(f"edge-agent: is the daemon running? (edge-agent serve; socket {load_config(args.config).socket_path})", file=sys.stderr)
             return 1

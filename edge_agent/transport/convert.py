@@ -13,16 +13,15 @@ from typing import Any
 
 from edgecloud.v1 import common_pb2
 from edgecloud.v1 import edge_agent_pb2 as pb
-from edgecloud.validate import check_params
 
-from orchestrator.errors import InvalidArgument, OutOfRange
+from common.errors import InvalidArgument, OutOfRange
+from common.params import check_params
+from edge_agent.config import LimitsConfig
+from edge_agent.context.api import Hit, Item, NewItem
+from edge_agent.engine.api import SamplingParams
+from edge_agent.pipeline.model import AskRequest, ContextQuery, ForgetSelector, Outcome
+from edge_agent.pipeline.stats import StatsSnapshot
 from orchestrator.types import Decision, Preference, Target
-
-from .config import LimitsConfig
-from .context.api import Hit, Item, NewItem
-from .engine.api import SamplingParams
-from .service import AskRequest, Outcome
-from .stats import StatsSnapshot
 
 MAX_ITEMS_PER_PUT = 1000
 MAX_LABELS = 16
@@ -88,6 +87,25 @@ def ask_request(msg: pb.GenerateRequest, limits: LimitsConfig) -> AskRequest:
         app_id=r.app_id,
         use_context=msg.use_context,
     )
+
+
+def search_query(msg: pb.SearchContextRequest) -> ContextQuery:
+    """Validate a SearchContextRequest."""
+    if not msg.query.strip():
+        raise InvalidArgument("query", "must not be empty")
+    if not 0 <= msg.limit <= 100:
+        raise InvalidArgument("limit", "must be in 1..100 (0 means 10)")
+    since, until = time_range(msg.since, msg.until)
+    return ContextQuery(
+        msg.query, tuple(msg.kinds), since, until, tuple(msg.tags), tuple(msg.sensitivities), msg.limit or 10
+    )
+
+
+def delete_selector(msg: pb.DeleteContextRequest) -> ForgetSelector:
+    """Validate a DeleteContextRequest."""
+    if sum([bool(msg.ids), bool(msg.source), bool(msg.query), msg.all]) != 1:
+        raise InvalidArgument("ids|source|query|all", "set exactly one of ids, source, query or all")
+    return ForgetSelector(tuple(msg.ids), msg.source or None, msg.query or None, msg.all)
 
 
 def route_decision(d: Decision, context_ids: tuple[str, ...] = (), outcome: Outcome | None = None) -> pb.RouteDecision:

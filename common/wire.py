@@ -53,7 +53,7 @@ def bad_utf8_field(desc: Descriptor, data: bytes, prefix: str = "") -> str | Non
                     continue
                 index = seen[number]
                 seen[number] += 1
-                name = prefix + f.name + (f"[{index}]" if _repeated(f) else "")
+                name: str = prefix + str(f.name) + (f"[{index}]" if _repeated(f) else "")
                 if f.type == FieldDescriptor.TYPE_STRING:
                     try:
                         chunk.decode("utf-8")

@@ -1,0 +1,215 @@
+"""The request path: plan (retrieve, decide), run (one runner), finish (figures, stats,
+log line). Transport-free: the gRPC servicers and any other front door convert their
+messages and call one method here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+from common.errors import OutOfRange, PermissionDenied
+from edge_agent.context.api import Hit, NewItem, Retrieved
+from edge_agent.pipeline.local import AsyncEngine
+from edge_agent.pipeline.model import (
+    AskRequest,
+    ContextQuery,
+    Event,
+    ForgetSelector,
+    Outcome,
+    Plan,
+    Run,
+    compose_prompt,
+)
+from edge_agent.pipeline.ports import CloudLink, ContextStore, Engine
+from edge_agent.pipeline.routing import RoutingState
+from edge_agent.pipeline.runners import Runners, Step
+from edge_agent.pipeline.slot import ModelSlot
+from edge_agent.pipeline.stats import Stats, StatsSnapshot
+from orchestrator.types import ContextRef, RouteRequest, Target
+
+log = logging.getLogger(__name__)
+
+
+class AgentService:
+    """Everything the daemon does, for any front door."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: ContextStore,
+        routing: RoutingState,
+        *,
+        cloud: CloudLink | None = None,
+        queue_depth: int = 16,
+        context_token_budget: int = 512,
+        runtime: dict[str, str] | None = None,
+    ) -> None:
+        self.engine = AsyncEngine(engine)
+        self.store = store
+        self.routing = routing
+        self.cloud = cloud
+        self.slot = ModelSlot(queue_depth)
+        self.stats = Stats()
+        self.runners = Runners(self.engine, self.slot, routing, cloud)
+        self._runtime_static = dict(runtime or {})  # build variant, system info, self-check
+        self._context_budget = context_token_budget
+
+    # -- generation -------------------------------------------------------------------
+    async def plan(self, req: AskRequest) -> Plan:
+        """Retrieve context and decide the route (no generation)."""
+        started = time.perf_counter()
+        retrieved, contacts = await asyncio.to_thread(self._gather, req)
+        prompt = compose_prompt(req.prompt, retrieved)
+        prompt_tokens = self.engine.count_tokens(prompt)
+        route_req = RouteRequest(
+            prompt=prompt,
+            prompt_tokens=prompt_tokens,
+            max_tokens=req.params.max_tokens,
+            preference=req.preference,
+            deadline_ms=req.deadline_ms,
+            max_cost=req.max_cost,
+            marked_personal=req.personal,
+            labels=req.labels,
+            app_id=req.app_id,
+            context=_refs(retrieved),
+            contact_names=contacts,
+        )
+        cloud_ok = self.cloud is not None and self.cloud.available
+        decision = self.routing.decide(route_req, cloud_available=cloud_ok, cloud=self.cloud.info if self.cloud else None)
+        n_ctx = self.engine.n_ctx
+        if decision.target is Target.LOCAL and prompt_tokens + 1 >= n_ctx:  # +1: BOS
+            # the same check the engine applies, so a dry run (ExplainRoute) says it too
+            raise OutOfRange("prompt", f"{prompt_tokens + 1} tokens do not fit the context of {n_ctx}")
+        deadline = started + (req.deadline_ms or self.routing.default_deadline_ms) / 1000
+        request_id = req.request_id or uuid.uuid4().hex[:16]
+        return Plan(request_id, req, decision, prompt, prompt_tokens, retrieved, started, deadline)
+
+    def _gather(self, req: AskRequest) -> tuple[Retrieved | None, tuple[str, ...]]:
+        """Blocking store reads for a plan: context for the prompt, contact names for PII."""
+        retrieved = None
+        if req.use_context:
+            retrieved = self.store.retrieve(req.prompt, token_budget=self._context_budget, count_tokens=self.engine.count_tokens)
+        return retrieved, tuple(self.store.contact_names())
+
+    async def generate(self, req: AskRequest) -> AsyncIterator[Event]:
+        """Stream text deltas, then one Outcome."""
+        plan = await self.plan(req)
+        if plan.decision.target is Target.REJECT:
+            raise PermissionDenied(f"policy rejected the request: {plan.decision.explanation}")
+        first_ms: float | None = None
+        run: Run | None = None
+        try:
+            async for step in self._runner(plan):
+                if isinstance(step, Run):
+                    run = step
+                    continue
+                if first_ms is None:
+                    first_ms = self._ms_since(plan)
+                yield step
+        except (asyncio.CancelledError, GeneratorExit):
+            d = plan.decision
+            log.info(
+                "request id=%s route=%s rules=%s finish=cancelled after %.0f ms",
+                plan.request_id, d.target.value, ",".join(d.rules_fired), self._ms_since(plan),
+            )
+            self.stats.cancelled()
+            raise
+        assert run is not None, "a runner ends with its Run"
+        total_ms = self._ms_since(plan)
+        yield self._finish(Outcome.of(plan, run, ttft_ms=first_ms if first_ms is not None else total_ms, total_ms=total_ms))
+
+    def _runner(self, plan: Plan) -> AsyncIterator[Step]:
+        d = plan.decision
+        if d.target in (Target.CLOUD, Target.CLOUD_REDACTED):
+            return self.runners.cloud_with_fallback(plan)
+        if d.escalate_to is not None and self.cloud is not None and self.cloud.available:
+            return self.runners.cascade(plan)
+        return self.runners.local(plan)
+
+    def _finish(self, out: Outcome) -> Outcome:
+        self.stats.record(
+            route=out.route,
+            ttft_ms=out.ttft_ms,
+            local_tps=out.tokens_per_s if "local" in out.route.split("+") else None,
+            drafted=out.drafted_tokens,
+            accepted=out.accepted_tokens,
+            cost=out.cost,
+            fallback=out.fallback,
+        )
+        log.info(
+            "request id=%s route=%s rules=%s fallback=%s prompt_tokens=%d completion_tokens=%d ttft_ms=%.1f tok_s=%.1f finish=%s",
+            out.request_id, out.route, ",".join(out.decision.rules_fired), out.fallback, out.prompt_tokens,
+            out.completion_tokens, out.ttft_ms, out.tokens_per_s, out.finish_reason,
+        )
+        return out
+
+    @staticmethod
+    def _ms_since(plan: Plan) -> float:
+        return (time.perf_counter() - plan.started) * 1000
+
+    # -- personal context ------------------------------------------------------------
+    async def put_context(self, items: Sequence[NewItem]) -> list[str]:
+        return await asyncio.to_thread(self.store.put, items)
+
+    async def search_context(self, q: ContextQuery) -> list[Hit]:
+        return await asyncio.to_thread(
+            self.store.search, q.text, kinds=q.kinds, since=q.since, until=q.until,
+            tags=q.tags, sensitivities=q.sensitivities, limit=q.limit,
+        )
+
+    async def delete_context(self, which: ForgetSelector) -> int:
+        """Forget items; the engine's draft corpus is dropped too, so forgotten text is
+        not kept for drafting."""
+        n = await asyncio.to_thread(
+            self.store.delete, ids=which.ids, source=which.source, query=which.query, everything=which.everything
+        )
+        if n:
+            await self.engine.forget_drafts()
+        return n
+
+    # -- the daemon -------------------------------------------------------------------
+    def circuit(self) -> str:
+        return self.cloud.circuit if self.cloud is not None else "disabled"
+
+    async def stats_snapshot(self) -> tuple[StatsSnapshot, int]:
+        """Request figures and the number of items in the store."""
+        store = await asyncio.to_thread(self.store.stats)
+        items = store.get("items", 0)
+        return self.stats.snapshot(), int(items) if isinstance(items, (int, float)) else 0
+
+    def runtime(self) -> dict[str, object]:
+        """The runtime's build and self-check with the engine's live figures."""
+        return {**self._runtime_static, **self.engine.runtime_state()}
+
+    async def reload_policy(self) -> str:
+        return await asyncio.to_thread(self.routing.reload)
+
+    async def warm_up(self, default_max_tokens: int) -> float:
+        """One short generation; seeds the queue's retry hints from what a default-length
+        answer costs on this host. Returns the warm-up's duration in ms."""
+        warm_ms = await self.engine.warm_up()
+        log.info("warm-up done in %.0f ms", warm_ms)
+        measured = self.runtime().get("plain_step_ms")
+        step_ms = float(measured) if isinstance(measured, (int, float)) and measured > 0 else warm_ms / 2
+        self.slot.seed((warm_ms + step_ms * default_max_tokens) / 1000.0)
+        return warm_ms
+
+    async def close(self) -> None:
+        """Free the model and close the store, the ledger and the cloud channel."""
+        self.engine.close()
+        self.store.close()
+        if self.routing.ledger is not None:
+            self.routing.ledger.close()
+        if self.cloud is not None:
+            await self.cloud.close()
+
+
+def _refs(retrieved: Retrieved | None) -> tuple[ContextRef, ...]:
+    return tuple(
+        ContextRef(item_id=i.id, sensitivity=i.sensitivity, text=f"{i.title}\n{i.body}", kind=i.kind)
+        for i in (retrieved.items if retrieved else ())
+    )

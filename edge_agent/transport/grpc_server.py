@@ -1,0 +1,83 @@
+"""The grpc.aio servicer of the EdgeAgent API: every method converts the message,
+makes one service call and converts back. Errors become status codes through
+``common.grpc_status.ErrorMappingInterceptor``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+from edgecloud.v1 import edge_agent_pb2 as pb
+from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
+
+from common.errors import DomainError, Unavailable
+from edge_agent.config import Config
+from edge_agent.pipeline.model import Outcome
+from edge_agent.pipeline.service import AgentService
+from edge_agent.transport import convert
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EdgeAgent"].full_name
+
+
+class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
+    """Message conversion around ``AgentService``."""
+
+    def __init__(self, cfg: Config) -> None:
+        self._service: AgentService | None = None
+        self.cfg = cfg
+
+    @property
+    def service(self) -> AgentService:
+        """The request pipeline; UNAVAILABLE until the model is loaded and warm."""
+        if self._service is None:
+            raise Unavailable("the daemon is starting: the model is not loaded yet")
+        return self._service
+
+    def attach(self, service: AgentService) -> None:
+        self._service = service
+
+    def count_error(self) -> None:
+        """Counts a request answered with an error status (all RPCs, any cause)."""
+        if self._service is not None:
+            self._service.stats.error()
+
+    async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GenerateResponse]:
+        req = convert.ask_request(request, self.cfg.limits)
+        async for ev in self.service.generate(req):
+            if isinstance(ev, Outcome):
+                yield pb.GenerateResponse(done=convert.done(ev))
+            else:
+                yield pb.GenerateResponse(delta=ev)
+
+    async def Complete(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.CompleteResponse:
+        req = convert.ask_request(request, self.cfg.limits)
+        parts: list[str] = []
+        async for ev in self.service.generate(req):
+            if isinstance(ev, Outcome):
+                return pb.CompleteResponse(text="".join(parts), done=convert.done(ev))
+            parts.append(ev)
+        raise DomainError("generation ended without an outcome")  # pragma: no cover
+
+    async def ExplainRoute(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.RouteDecision:
+        plan = await self.service.plan(convert.ask_request(request, self.cfg.limits))
+        return convert.route_decision(plan.decision, plan.context_ids)
+
+    async def PutContext(self, request: pb.PutContextRequest, context: grpc.aio.ServicerContext) -> pb.PutContextResponse:
+        ids = await self.service.put_context(convert.new_items(request))
+        return pb.PutContextResponse(ids=ids)
+
+    async def SearchContext(self, request: pb.SearchContextRequest, context: grpc.aio.ServicerContext) -> pb.SearchContextResponse:
+        hits = await self.service.search_context(convert.search_query(request))
+        return convert.search_hits(hits)
+
+    async def DeleteContext(self, request: pb.DeleteContextRequest, context: grpc.aio.ServicerContext) -> pb.DeleteContextResponse:
+        n = await self.service.delete_context(convert.delete_selector(request))
+        return pb.DeleteContextResponse(deleted=n)
+
+    async def GetStats(self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext) -> pb.StatsResponse:
+        snapshot, items = await self.service.stats_snapshot()
+        return convert.stats_response(snapshot, items, self.service.circuit(), self.service.runtime())
+
+    async def ReloadPolicy(self, request: pb.ReloadPolicyRequest, context: grpc.aio.ServicerContext) -> pb.ReloadPolicyResponse:
+        return pb.ReloadPolicyResponse(policy_file=await self.service.reload_policy())

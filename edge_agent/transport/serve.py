@@ -1,0 +1,144 @@
+"""The daemon's lifecycle around the gRPC server.
+
+bind (unix socket 0600 in a private data directory held by a single-instance lock,
+optional loopback TCP) -> health NOT_SERVING -> open the service (self-check, model,
+stores, cloud) -> warm up -> SERVING; SIGTERM/SIGINT: NOT_SERVING -> drain
+(``server.stop(grace)``) -> close the service, the metrics server, the socket and the
+lock. SIGHUP reloads the policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
+
+from common.errors import DomainError
+from common.grpc_status import ErrorMappingInterceptor
+from common.rpc import Lifecycle
+from edge_agent import datadir
+from edge_agent.adapters.metrics import MetricsServer, StatsCollector
+from edge_agent.config import Config
+from edge_agent.pipeline.service import AgentService
+from edge_agent.transport.grpc_server import SERVICE_NAME, EdgeAgentServicer
+
+log = logging.getLogger(__name__)
+
+# Health names: LIVENESS is SERVING while the process serves at all; READINESS names
+# ("" and the EdgeAgent service) are SERVING only with the model loaded and warmed up
+# and not draining.
+LIVENESS = "liveness"
+READINESS = ("", SERVICE_NAME)
+
+
+@dataclass
+class Bound:
+    """Addresses the daemon listens on."""
+
+    socket: Path
+    tcp_port: int | None
+    metrics_port: int | None = None
+
+
+async def serve(
+    cfg: Config,
+    open_service: Callable[[], Awaitable[AgentService]],
+    *,
+    ready: Callable[[Bound], None] | None = None,
+    stop_event: asyncio.Event | None = None,
+) -> None:
+    """Run the daemon until SIGTERM/SIGINT or ``stop_event``."""
+    opts = [
+        ("grpc.max_receive_message_length", cfg.server.max_message_bytes),
+        ("grpc.max_send_message_length", cfg.server.max_message_bytes),
+    ]
+    servicer = EdgeAgentServicer(cfg)
+    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor(on_error=servicer.count_error)], options=opts)
+    lifecycle = Lifecycle(server, (SERVICE_NAME,), READINESS)
+    pb_grpc.add_EdgeAgentServicer_to_server(servicer, server)
+    await lifecycle.ready(False)
+    await lifecycle.set((LIVENESS,), True)
+
+    lock, sock, tcp_port = await _bind(cfg, server)
+    sock_id = datadir.socket_identity(sock)
+    log.info("listening on unix:%s%s", sock, f" and {cfg.server.listen} (port {tcp_port})" if tcp_port else "")
+
+    stop = stop_event or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    service: AgentService | None = None
+    metrics: MetricsServer | None = None
+    try:
+        opening = asyncio.ensure_future(open_service())
+        waiter = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({opening, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if not opening.done():  # stopped while loading
+            service = await opening
+            return
+        waiter.cancel()
+        service = opening.result()
+        if cfg.model.warmup:
+            await service.warm_up(cfg.limits.default_max_tokens)
+        loop.add_signal_handler(signal.SIGHUP, _reloader(service))
+        await lifecycle.ready(True)
+        servicer.attach(service)
+        if cfg.server.metrics:
+            metrics = MetricsServer(cfg.server.metrics, StatsCollector(service.stats.snapshot, service.circuit, lambda: service.slot.waiting))
+        log.info("ready")
+        if ready:
+            ready(Bound(sock, tcp_port, metrics.port if metrics else None))
+        await stop.wait()
+    finally:
+        log.info("shutting down: draining")
+        await lifecycle.drain(cfg.server.grace_s)
+        if metrics is not None:
+            metrics.stop()
+        if service is not None:
+            await service.close()
+        datadir.release_socket(sock, sock_id)
+        lock.release()
+        log.info("stopped")
+
+
+async def _bind(cfg: Config, server: grpc.aio.Server) -> tuple[datadir.InstanceLock, Path, int | None]:
+    """Lock the data directory and listen: the socket is 0600, a stale one is replaced,
+    a live one (another daemon) or anything that is not a socket is refused."""
+    datadir.make_private(cfg.data_path)
+    lock = datadir.InstanceLock(cfg.data_path)
+    lock.acquire()  # a second daemon on this directory stops here, naming the holder
+    sock = cfg.socket_path
+    try:
+        if not sock.parent.exists():  # a directory of its own: made 0700 (an existing one is left)
+            datadir.make_private(sock.parent)
+        datadir.claim_socket(sock)
+        old_umask = os.umask(0o177)  # the socket is created 0600
+        try:
+            server.add_insecure_port(f"unix:{sock}")
+            tcp_port = server.add_insecure_port(cfg.server.listen) if cfg.server.listen else None
+            await server.start()
+        finally:
+            os.umask(old_umask)
+        os.chmod(sock, 0o600)
+    except BaseException:
+        lock.release()
+        raise
+    return lock, sock, tcp_port
+
+
+def _reloader(service: AgentService) -> Callable[[], None]:
+    def reload_policy() -> None:
+        try:
+            service.routing.reload()
+        except DomainError as exc:
+            log.error("policy reload rejected, old policy stays: %s", exc.message)
+
+    return reload_policy
