@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeAlias, cast
 
 from common.bridge import iterate_in_thread
+from common.chat import Message, Prompt, render_plain
 from common.errors import Unavailable
 from common.params import CheckedParams
 
@@ -54,7 +55,9 @@ Event = str | Done
 class Backend(Protocol):
     def info(self) -> BackendInfo: ...
 
-    def generate(self, prompt: str, params: Params) -> AsyncGenerator[Event, None]: ...
+    def generate(self, prompt: Prompt, params: Params) -> AsyncGenerator[Event, None]:
+        """Text pieces then one Done, for a prompt or a conversation."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -76,15 +79,27 @@ class LlamaBackend:
     def info(self) -> BackendInfo:
         return BackendInfo(model=self._path.name, context_length=self._llm.n_ctx(), backend="llama")
 
-    async def generate(self, prompt: str, params: Params) -> AsyncGenerator[Event, None]:
+    async def generate(self, prompt: Prompt, params: Params) -> AsyncGenerator[Event, None]:
+        text = prompt if isinstance(prompt, str) else self._chat_prompt(prompt)
         async with self._lock:
             try:
-                async for event in iterate_in_thread(None, lambda cancelled: self._run(prompt, params, cancelled)):
+                async for event in iterate_in_thread(None, lambda cancelled: self._run(text, params, cancelled)):
                     yield event
             except BackendError:
                 raise
             except Exception as exc:
                 raise BackendError(f"model failed: {type(exc).__name__}") from exc
+
+    def _chat_prompt(self, messages: tuple[Message, ...]) -> str:
+        """The model's chat template (from the GGUF), or the plain format without one."""
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            return render_plain(messages)
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        formatter = Jinja2ChatFormatter(template=template, bos_token="", eos_token="", add_generation_prompt=True)
+        turns: list[Any] = [{"role": m.role, "content": m.content} for m in messages]
+        return str(formatter(messages=turns).prompt)
 
     def _run(self, prompt: str, params: Params, cancelled: Callable[[], bool]) -> Iterator[Event]:
         """The blocking generation, in a worker thread: text pieces, then one Done."""

@@ -19,6 +19,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from cloud_stub.backends import Backend, BackendError, BackendInfo, Done, Event, Params
+from common.chat import Prompt
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class FaultyBackend:
     def info(self) -> BackendInfo:
         return self._inner.info()
 
-    async def generate(self, prompt: str, params: Params) -> AsyncGenerator[Event, None]:
+    async def generate(self, prompt: Prompt, params: Params) -> AsyncGenerator[Event, None]:
         cfg = self._config
         if cfg.error_rate > 0 and self._rng.random() < cfg.error_rate:
             log.info("fault injected: call failed")

@@ -25,6 +25,7 @@ from cloud_stub.backends import (
     Params,
 )
 from cloud_stub.sse import SSEError, iter_sse_data
+from common.chat import Prompt
 from common.errors import Rejected, ResourceExhausted
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class OpenAIBackend:
         if not self._context_length and isinstance(max_len, int):
             self._context_length = max_len
 
-    def _body(self, prompt: str, params: Params) -> dict[str, object]:
+    def _body(self, prompt: Prompt, params: Params, api: str) -> dict[str, object]:
         body: dict[str, object] = {
             "model": self._model,
             "max_tokens": params.max_tokens,
@@ -106,7 +107,9 @@ class OpenAIBackend:
             "top_p": params.top_p or 1.0,
             "stream": True,
         }
-        if self._api == "chat":
+        if isinstance(prompt, tuple):
+            body["messages"] = [{"role": m.role, "content": m.content} for m in prompt]
+        elif api == "chat":
             body["messages"] = [{"role": "user", "content": prompt}]
         else:
             body["prompt"] = prompt
@@ -120,14 +123,16 @@ class OpenAIBackend:
             body["stop"] = list(params.stop)
         return body
 
-    async def generate(self, prompt: str, params: Params) -> AsyncGenerator[Event, None]:
+    async def generate(self, prompt: Prompt, params: Params) -> AsyncGenerator[Event, None]:
+        """A prompt through the configured API; a conversation always through the chat API."""
+        api = "chat" if isinstance(prompt, tuple) else self._api
         t0 = time.perf_counter()
         ttft = 0.0
         pieces = 0
         finish = ""
         usage: dict[str, Any] = {}
         try:
-            async with self._client.stream("POST", _PATHS[self._api], json=self._body(prompt, params)) as resp:
+            async with self._client.stream("POST", _PATHS[api], json=self._body(prompt, params, api)) as resp:
                 if resp.status_code != 200:
                     await _raise_for_status(resp)
                 ended = False
@@ -138,7 +143,7 @@ class OpenAIBackend:
                     chunk = _parse_chunk(data)
                     if isinstance(chunk.get("usage"), dict):
                         usage = chunk["usage"]
-                    text, reason = self._choice(chunk)
+                    text, reason = _choice(chunk, api)
                     if reason:
                         finish = reason
                     if text:
@@ -162,26 +167,27 @@ class OpenAIBackend:
             finish_reason=finish or "stop",
         )
 
-    def _choice(self, chunk: dict[str, Any]) -> tuple[str, str]:
-        """(text, finish_reason) of the first choice; ("", "") when there is none."""
-        choices = chunk.get("choices")
-        if choices is None or choices == []:
-            return "", ""  # e.g. the usage-only chunk at the end
-        if not isinstance(choices, list) or not isinstance(choices[0], dict):
-            raise BackendError("upstream server sent malformed SSE: 'choices' is not a list of objects")
-        choice = choices[0]
-        if self._api == "chat":
-            delta = choice.get("delta") or {}
-            text = delta.get("content") if isinstance(delta, dict) else None
-        else:
-            text = choice.get("text")
-        if text is not None and not isinstance(text, str):
-            raise BackendError("upstream server sent malformed SSE: the text is not a string")
-        reason = choice.get("finish_reason")
-        return text or "", reason if isinstance(reason, str) else ""
-
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _choice(chunk: dict[str, Any], api: str) -> tuple[str, str]:
+    """(text, finish_reason) of the first choice; ("", "") when there is none."""
+    choices = chunk.get("choices")
+    if choices is None or choices == []:
+        return "", ""  # e.g. the usage-only chunk at the end
+    if not isinstance(choices, list) or not isinstance(choices[0], dict):
+        raise BackendError("upstream server sent malformed SSE: 'choices' is not a list of objects")
+    choice = choices[0]
+    if api == "chat":
+        delta = choice.get("delta") or {}
+        text = delta.get("content") if isinstance(delta, dict) else None
+    else:
+        text = choice.get("text")
+    if text is not None and not isinstance(text, str):
+        raise BackendError("upstream server sent malformed SSE: the text is not a string")
+    reason = choice.get("finish_reason")
+    return text or "", reason if isinstance(reason, str) else ""
 
 
 def _parse_chunk(data: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import grpc
 from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc, common_pb2
 
 from cloud_stub.backends import Backend, Done, Params
+from common.chat import ROLES, Message, Prompt, as_text
 from common.errors import InvalidArgument, OutOfRange
 from common.grpc_status import ErrorMappingInterceptor
 from common.params import check_params
@@ -96,29 +97,42 @@ class CloudServicer(cloud_pb2_grpc.CloudInferenceServicer):
             backend=info.backend,
         )
 
-    def _check(self, request: cloud_pb2.CloudGenerateRequest) -> Params:
-        if not request.prompt:
-            raise InvalidArgument("prompt", "must not be empty")
-        size = len(request.prompt.encode())
+    def _check(self, request: cloud_pb2.CloudGenerateRequest) -> tuple[Prompt, Params]:
         limit = self._settings.max_prompt_bytes
+        prompt: Prompt
+        if request.messages:
+            if request.prompt:
+                raise InvalidArgument("messages", "set exactly one of prompt and messages")
+            for i, m in enumerate(request.messages):
+                if m.role not in ROLES:
+                    raise InvalidArgument(f"messages[{i}].role", f"one of {', '.join(ROLES)}")
+                if not m.content:
+                    raise InvalidArgument(f"messages[{i}].content", "must not be empty")
+            prompt = tuple(Message(m.role, m.content) for m in request.messages)
+            size = sum(len(m.content.encode()) for m in prompt)
+            field = "messages"
+        else:
+            if not request.prompt:
+                raise InvalidArgument("prompt", "must not be empty")
+            prompt, size, field = request.prompt, len(request.prompt.encode()), "prompt"
         if size > limit:
-            raise OutOfRange("prompt", f"must be at most {limit} bytes in UTF-8 (got {size})")
+            raise OutOfRange(field, f"must be at most {limit} bytes in UTF-8 (got {size})")
         p = check_params(
             request.params,
             default_max_tokens=self._settings.default_max_tokens,
             max_tokens_limit=self._settings.max_tokens_limit,
         )
-        return p
+        return prompt, p
 
     async def Generate(
         self, request: cloud_pb2.CloudGenerateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[cloud_pb2.CloudGenerateResponse]:
-        params = self._check(request)
+        prompt, params = self._check(request)
         log.info(
-            "generate request_id=%s prompt_bytes=%d max_tokens=%d",
-            request.request_id, len(request.prompt.encode()), params.max_tokens,
+            "generate request_id=%s messages=%d prompt_bytes=%d max_tokens=%d",
+            request.request_id, len(request.messages), len(as_text(prompt).encode()), params.max_tokens,
         )
-        async with aclosing(self._backend.generate(request.prompt, params)) as events:
+        async with aclosing(self._backend.generate(prompt, params)) as events:
             async for event in events:
                 yield _to_message(event)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 from edgecloud.v1 import cloud_pb2, cloud_pb2_grpc, common_pb2
 
+from common.chat import Prompt
 from edge_agent.engine.api import SamplingParams
 from edge_agent.pipeline.ports import CloudDone, CloudEvent, CloudFailure, CloudInfo, CloudUsage
 
@@ -106,9 +107,10 @@ class CloudClient:
         return self.info
 
     async def generate(
-        self, request_id: str, prompt: str, params: SamplingParams, *, timeout_s: float | None = None
+        self, request_id: str, prompt: Prompt, params: SamplingParams, *, timeout_s: float | None = None
     ) -> AsyncGenerator[CloudEvent, None]:
-        """Stream the cloud's answer; raises CloudFailure on any failure."""
+        """Stream the cloud's answer to a prompt or a conversation; raises CloudFailure
+        on any failure."""
         gp = common_pb2.GenerationParams(
             max_tokens=params.max_tokens,
             temperature=params.temperature,
@@ -118,7 +120,11 @@ class CloudClient:
         )
         if params.seed is not None:
             gp.seed = params.seed
-        req = cloud_pb2.CloudGenerateRequest(request_id=request_id, prompt=prompt, params=gp)
+        req = cloud_pb2.CloudGenerateRequest(request_id=request_id, params=gp)
+        if isinstance(prompt, str):
+            req.prompt = prompt
+        else:
+            req.messages.extend(common_pb2.ChatMessage(role=m.role, content=m.content) for m in prompt)
         started = False
         call = self._stub.Generate(req, metadata=self._metadata, timeout=timeout_s or self._timeout_s)
         try:

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from common.chat import Message
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -69,6 +71,11 @@ class Engine(Protocol):
 
     def count_tokens(self, text: str) -> int:
         """Number of model tokens in ``text`` (no BOS)."""
+        ...
+
+    def chat_prompt(self, messages: Sequence[Message]) -> str:
+        """A conversation as this model's prompt (its chat template, or the plain
+        format of ``common.chat``), ending where the assistant's answer begins."""
         ...
 
     def generate(

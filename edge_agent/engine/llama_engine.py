@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.chat import Message
 from common.errors import InvalidArgument, OutOfRange
-from edge_agent.engine import costs
+from edge_agent.engine import chat, costs
 from edge_agent.engine.adaptive import DraftPolicy
 from edge_agent.engine.api import EngineEvent, EngineUsage, Finished, SamplingParams, TextDelta
 from edge_agent.engine.costs import CostCurve
@@ -118,6 +119,13 @@ class LlamaEngine:
 
     def count_tokens(self, text: str) -> int:
         return len(self._model.tokenize(text, add_bos=False))
+
+    def chat_prompt(self, messages: Sequence[Message]) -> str:
+        m = self._model
+        if m.chat_template is None:
+            return chat.render(messages)
+        bos, eos = (m.piece(t).decode("utf-8", "replace") for t in (m.bos_token, m.eos_token))
+        return chat.render(messages, m.chat_template, bos=bos, eos=eos)
 
     def tokenize_prompt(self, prompt: str) -> list[int]:
         """Prompt tokens as ``generate`` feeds them (BOS first when the model wants it)."""

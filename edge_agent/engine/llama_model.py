@@ -91,6 +91,9 @@ class LlamaModel:
         self.name = path.stem
         self.add_bos = bool(lc.llama_vocab_get_add_bos(self._vocab))
         self.bos_token = int(lc.llama_vocab_bos(self._vocab))
+        self.eos_token = int(lc.llama_vocab_eos(self._vocab))
+        template = lc.llama_model_chat_template(self._model, None)
+        self.chat_template: str | None = template.decode("utf-8", "replace") if template else None
         self._closed = False
 
     def set_threads(self, n: int) -> None:

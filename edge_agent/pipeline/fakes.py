@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from common.chat import Message, Prompt, as_text, render_plain
 from edge_agent.context.api import Hit, Item, NewItem, Retrieved
 from edge_agent.engine.api import EngineEvent, EngineUsage, Finished, SamplingParams, TextDelta
 from edge_agent.pipeline.ports import CloudDone, CloudEvent, CloudFailure, CloudInfo, CloudUsage
@@ -38,6 +39,9 @@ class ScriptedEngine:
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
+
+    def chat_prompt(self, messages: Sequence[Message]) -> str:
+        return render_plain(messages)
 
     def generate(
         self,
@@ -172,7 +176,7 @@ class ScriptedCloud:
 
     def __init__(self, *scripts: Script, max_attempts: int = 2) -> None:
         self.scripts = list(scripts) or [Script()]
-        self.sent: list[str] = []
+        self.sent: list[Prompt] = []
         self._max_attempts = max_attempts
         self.available_flag = True
 
@@ -193,7 +197,7 @@ class ScriptedCloud:
         return self._max_attempts
 
     async def generate(
-        self, request_id: str, prompt: str, params: SamplingParams, *, timeout_s: float | None = None
+        self, request_id: str, prompt: Prompt, params: SamplingParams, *, timeout_s: float | None = None
     ) -> AsyncGenerator[CloudEvent, None]:
         script = self.scripts[min(len(self.sent), len(self.scripts) - 1)]
         self.sent.append(prompt)
@@ -201,7 +205,7 @@ class ScriptedCloud:
             yield d
         if script.fail:
             raise CloudFailure(script.fail, started=bool(script.deltas), retryable=script.retryable)
-        yield CloudDone(CloudUsage(len(prompt.split()), len(script.deltas), 5.0, 50.0), "stop")
+        yield CloudDone(CloudUsage(len(as_text(prompt).split()), len(script.deltas), 5.0, 50.0), "stop")
 
     async def close(self) -> None:
         pass

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from common.bridge import iterate_in_thread
+from common.chat import Message
 from edge_agent.engine.api import Engine, Finished, SamplingParams, TextDelta
 
 
@@ -35,6 +36,9 @@ class AsyncEngine:
 
     def count_tokens(self, text: str) -> int:
         return self.engine.count_tokens(text)
+
+    def chat_prompt(self, messages: Sequence[Message]) -> str:
+        return self.engine.chat_prompt(messages)
 
     def stream(
         self, prompt: str, params: SamplingParams, drafts: Sequence[str] = (), n_probs: int = 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from common.chat import Message, Prompt
 from edge_agent.context.api import Retrieved
 from edge_agent.engine.api import SamplingParams
 from orchestrator.types import Decision, Preference, Target
@@ -19,10 +20,11 @@ QUESTION, ANSWER = "Question: ", "\nAnswer:"
 
 @dataclass(frozen=True)
 class AskRequest:
-    """A validated generation request."""
+    """A validated generation request: a prompt, or a conversation (``messages``)."""
 
     prompt: str
     params: SamplingParams
+    messages: tuple[Message, ...] = ()
     request_id: str = ""
     preference: Preference = Preference.AUTO
     deadline_ms: int | None = None
@@ -35,7 +37,11 @@ class AskRequest:
 
 @dataclass(frozen=True)
 class Plan:
-    """What will run: the route, the exact prompt text and the request's one clock."""
+    """What will run: the route, the exact prompt text and the request's one clock.
+
+    ``prompt`` is what the local model sees (a conversation rendered by its chat
+    template); ``outgoing`` is what the cloud would get before redaction: the same
+    prompt, or the conversation as messages (context as a system message)."""
 
     request_id: str
     request: AskRequest
@@ -45,6 +51,7 @@ class Plan:
     context: Retrieved | None
     started: float  # time.perf_counter() when the request arrived
     deadline: float  # the same clock: when the request's deadline passes
+    outgoing: Prompt = ""
 
     @property
     def context_ids(self) -> tuple[str, ...]:
@@ -52,7 +59,9 @@ class Plan:
 
     @property
     def draft_texts(self) -> tuple[str, ...]:
-        return tuple(i.body for i in self.context.items) if self.context else ()
+        """What the drafter may copy from: retrieved items and the earlier turns."""
+        items = tuple(i.body for i in self.context.items) if self.context else ()
+        return items + tuple(m.content for m in self.request.messages[:-1])
 
 
 @dataclass(frozen=True)
@@ -175,3 +184,14 @@ def compose_prompt(prompt: str, context: Retrieved | None) -> str:
     if context is None or not context.text:
         return prompt
     return f"{CONTEXT_HEADER}{context.text}\n\n{QUESTION}{prompt}{ANSWER}"
+
+
+def compose_messages(messages: tuple[Message, ...], context: Retrieved | None) -> tuple[Message, ...]:
+    """A conversation with retrieved context (if any) as its system message, before
+    the caller's own system message."""
+    if context is None or not context.text:
+        return messages
+    notes = f"{CONTEXT_HEADER}{context.text}"
+    if messages and messages[0].role == "system":
+        return (Message("system", f"{notes}\n\n{messages[0].content}"), *messages[1:])
+    return (Message("system", notes), *messages)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from common.chat import Prompt
 from edge_agent.context.api import Hit, NewItem, Retrieved
 from edge_agent.engine.api import Engine, SamplingParams
 from orchestrator.budget import Spend
@@ -148,9 +149,10 @@ class CloudLink(Protocol):
     def max_attempts(self) -> int: ...
 
     def generate(
-        self, request_id: str, prompt: str, params: SamplingParams, *, timeout_s: float | None = None
+        self, request_id: str, prompt: Prompt, params: SamplingParams, *, timeout_s: float | None = None
     ) -> AsyncGenerator[CloudEvent, None]:
-        """Text deltas then one CloudDone; raises CloudFailure on any failure."""
+        """Text deltas then one CloudDone for a prompt or a conversation; raises
+        CloudFailure on any failure."""
         ...
 
     async def close(self) -> None: ...

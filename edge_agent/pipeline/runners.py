@@ -10,11 +10,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
 
+from common.chat import Prompt, with_contents
 from common.errors import Unavailable
 from edge_agent.engine.api import SamplingParams, TextDelta
 from edge_agent.engine.text import TextStream
@@ -115,7 +117,7 @@ class Runners:
         cloud = self.cloud
         d = plan.decision
         redacted = d.target is Target.CLOUD_REDACTED
-        send = d.redacted_prompt if redacted and d.redacted_prompt is not None else plan.prompt
+        send = _outgoing(plan)
         mapping = d.restore if redacted else {}
         restorer, stops = Restorer(mapping), TextStream(plan.request.params.stop)
         received: list[str] = []
@@ -194,7 +196,7 @@ class Runners:
             and plan.deadline - time.perf_counter() > RETRY_MARGIN_S
         )
 
-    def _done(self, plan: Plan, sent: str, done: CloudDone, attempt: int, elapsed_ms: float, measured_tps: float) -> Run:
+    def _done(self, plan: Plan, sent: Prompt, done: CloudDone, attempt: int, elapsed_ms: float, measured_tps: float) -> Run:
         """An answered attempt: its ledger row, the estimators, its Run."""
         u = done.usage
         prompt_tokens = u.prompt_tokens or plan.prompt_tokens
@@ -206,14 +208,33 @@ class Runners:
         side = cloud_side(plan.decision.target)
         return Run(plan.decision, (side,), finish, prompt_tokens, completion_tokens, tps, cost=cost)
 
-    def _record(self, plan: Plan, sent: str, prompt_tokens: int, completion_tokens: int, attempt: int, outcome: str) -> float:
+    def _record(self, plan: Plan, sent: Prompt, prompt_tokens: int, completion_tokens: int, attempt: int, outcome: str) -> float:
         """One cloud attempt's ledger row; its cost. A failed attempt is counted too: its
         bytes left the device (and a cloud may bill the input of a call that failed)."""
         assert self.cloud is not None
         return self.routing.record_cloud_call(
-            plan.request_id, plan.decision, sent_text=sent, prompt_tokens=prompt_tokens,
+            plan.request_id, plan.decision, sent_text=sent_digest_text(sent), prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens, cloud=self.cloud.info, attempt=attempt, outcome=outcome,
         )
+
+
+def _outgoing(plan: Plan) -> Prompt:
+    """What goes to the cloud: the planned prompt or conversation, or its redacted copy
+    (a conversation's redacted text is split back into its messages)."""
+    d = plan.decision
+    if d.target is not Target.CLOUD_REDACTED or d.redacted_prompt is None:
+        return plan.outgoing or plan.prompt
+    if isinstance(plan.outgoing, tuple) and plan.outgoing:
+        return with_contents(plan.outgoing, d.redacted_prompt)
+    return d.redacted_prompt
+
+
+def sent_digest_text(sent: Prompt) -> str:
+    """The text the ledger hashes for what was sent: the prompt, or the messages as
+    canonical JSON (roles included)."""
+    if isinstance(sent, str):
+        return sent
+    return json.dumps([{"role": m.role, "content": m.content} for m in sent], ensure_ascii=False, separators=(",", ":"))
 
 
 def _rate(arrivals: list[float]) -> float:

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
+from common.chat import Prompt, as_text
 from common.errors import OutOfRange, PermissionDenied
 from edge_agent.context.api import Hit, NewItem, Retrieved
 from edge_agent.pipeline.local import AsyncEngine
@@ -22,6 +23,7 @@ from edge_agent.pipeline.model import (
     Outcome,
     Plan,
     Run,
+    compose_messages,
     compose_prompt,
 )
 from edge_agent.pipeline.ports import CloudLink, ContextStore, Engine
@@ -63,10 +65,15 @@ class AgentService:
         """Retrieve context and decide the route (no generation)."""
         started = time.perf_counter()
         retrieved, contacts = await asyncio.to_thread(self._gather, req)
-        prompt = compose_prompt(req.prompt, retrieved)
+        outgoing: Prompt
+        if req.messages:
+            outgoing = compose_messages(req.messages, retrieved)
+            prompt = self.engine.chat_prompt(outgoing)
+        else:
+            outgoing = prompt = compose_prompt(req.prompt, retrieved)
         prompt_tokens = self.engine.count_tokens(prompt)
         route_req = RouteRequest(
-            prompt=prompt,
+            prompt=as_text(outgoing),  # every message is checked (PII, keywords) and redacted
             prompt_tokens=prompt_tokens,
             max_tokens=req.params.max_tokens,
             preference=req.preference,
@@ -86,13 +93,14 @@ class AgentService:
             raise OutOfRange("prompt", f"{prompt_tokens + 1} tokens do not fit the context of {n_ctx}")
         deadline = started + (req.deadline_ms or self.routing.default_deadline_ms) / 1000
         request_id = req.request_id or uuid.uuid4().hex[:16]
-        return Plan(request_id, req, decision, prompt, prompt_tokens, retrieved, started, deadline)
+        return Plan(request_id, req, decision, prompt, prompt_tokens, retrieved, started, deadline, outgoing)
 
     def _gather(self, req: AskRequest) -> tuple[Retrieved | None, tuple[str, ...]]:
         """Blocking store reads for a plan: context for the prompt, contact names for PII."""
         retrieved = None
         if req.use_context:
-            retrieved = self.store.retrieve(req.prompt, token_budget=self._context_budget, count_tokens=self.engine.count_tokens)
+            query = req.messages[-1].content if req.messages else req.prompt
+            retrieved = self.store.retrieve(query, token_budget=self._context_budget, count_tokens=self.engine.count_tokens)
         return retrieved, tuple(self.store.contact_names())
 
     async def generate(self, req: AskRequest) -> AsyncIterator[Event]:

@@ -14,6 +14,7 @@ from typing import Any
 from edgecloud.v1 import common_pb2
 from edgecloud.v1 import edge_agent_pb2 as pb
 
+from common.chat import MAX_MESSAGES, ROLES, SEPARATOR, Message
 from common.errors import InvalidArgument, OutOfRange
 from common.params import check_params
 from edge_agent.config import LimitsConfig
@@ -54,13 +55,15 @@ _TARGETS = {
 
 def ask_request(msg: pb.GenerateRequest, limits: LimitsConfig) -> AskRequest:
     """Validate a GenerateRequest."""
-    if not msg.prompt.strip():
-        raise InvalidArgument("prompt", "must not be empty")
-    size = len(msg.prompt.encode("utf-8", "surrogatepass"))
-    if size > limits.max_prompt_bytes:
-        raise OutOfRange("prompt", f"must be at most {limits.max_prompt_bytes} bytes (got {size})")
-    if "\x00" in msg.prompt:
-        raise InvalidArgument("prompt", "must not contain NUL characters")
+    messages = _messages(msg, limits) if msg.messages else ()
+    if not messages:
+        if not msg.prompt.strip():
+            raise InvalidArgument("prompt", "must not be empty (or send messages instead)")
+        size = len(msg.prompt.encode("utf-8", "surrogatepass"))
+        if size > limits.max_prompt_bytes:
+            raise OutOfRange("prompt", f"must be at most {limits.max_prompt_bytes} bytes (got {size})")
+        if "\x00" in msg.prompt:
+            raise InvalidArgument("prompt", "must not contain NUL characters")
     p = check_params(msg.params, default_max_tokens=limits.default_max_tokens, max_tokens_limit=limits.max_tokens)
     r = msg.routing
     if r.preference not in _PREFERENCES:
@@ -77,6 +80,7 @@ def ask_request(msg: pb.GenerateRequest, limits: LimitsConfig) -> AskRequest:
     _identifier("request_id", msg.request_id, MAX_REQUEST_ID_CHARS)
     return AskRequest(
         prompt=msg.prompt,
+        messages=messages,
         params=SamplingParams(p.max_tokens, p.temperature, p.top_p, p.top_k, p.seed, p.stop),
         request_id=msg.request_id,
         preference=_PREFERENCES[r.preference],
@@ -106,6 +110,32 @@ def delete_selector(msg: pb.DeleteContextRequest) -> ForgetSelector:
     if sum([bool(msg.ids), bool(msg.source), bool(msg.query), msg.all]) != 1:
         raise InvalidArgument("ids|source|query|all", "set exactly one of ids, source, query or all")
     return ForgetSelector(tuple(msg.ids), msg.source or None, msg.query or None, msg.all)
+
+
+def _messages(msg: pb.GenerateRequest, limits: LimitsConfig) -> tuple[Message, ...]:
+    """Validate a conversation: roles, contents, order and size."""
+    if msg.prompt:
+        raise InvalidArgument("messages", "set exactly one of prompt and messages")
+    if len(msg.messages) > MAX_MESSAGES:
+        raise InvalidArgument("messages", f"at most {MAX_MESSAGES} messages")
+    out: list[Message] = []
+    size = 0
+    for i, m in enumerate(msg.messages):
+        if m.role not in ROLES:
+            raise InvalidArgument(f"messages[{i}].role", f"one of {', '.join(ROLES)} (got {m.role[:32]!r})")
+        if m.role == "system" and i:
+            raise InvalidArgument(f"messages[{i}].role", "a system message may only come first")
+        if not m.content.strip():
+            raise InvalidArgument(f"messages[{i}].content", "must not be empty")
+        if "\x00" in m.content or SEPARATOR.strip("\n") in m.content:
+            raise InvalidArgument(f"messages[{i}].content", "must not contain NUL or U+001E characters")
+        size += len(m.content.encode("utf-8", "surrogatepass"))
+        out.append(Message(m.role, m.content))
+    if out[-1].role != "user":
+        raise InvalidArgument(f"messages[{len(out) - 1}].role", "the last message must be from the user")
+    if size > limits.max_prompt_bytes:
+        raise OutOfRange("messages", f"contents must be at most {limits.max_prompt_bytes} bytes in all (got {size})")
+    return tuple(out)
 
 
 def route_decision(d: Decision, context_ids: tuple[str, ...] = (), outcome: Outcome | None = None) -> pb.RouteDecision:

@@ -203,3 +203,24 @@ def test_stats_report_the_runtime_measured_at_start(stub: pb_grpc.EdgeAgentStub)
     assert sum(r.buffer_types_mib.values()) > 100  # the 235 MiB model's weights, by type
     assert r.plain_step_ms > 0 and len(r.verify_cost) == 16
     assert r.verify_cost[0] >= 1.0 and r.threads >= 1
+
+
+def test_a_two_turn_chat_locally_and_through_the_cloud(stub: pb_grpc.EdgeAgentStub) -> None:
+    """A conversation: rendered for the local model, sent as messages to the cloud (the
+    cloud-stub's llama.cpp backend renders it again), the second turn on the first."""
+    def turn(messages: list[tuple[str, str]], pref: int) -> tuple[str, pb.GenerateDone]:
+        req = pb.GenerateRequest(
+            messages=[common_pb2.ChatMessage(role=r, content=c) for r, c in messages],
+            params=common_pb2.GenerationParams(max_tokens=8),
+            routing=pb.Routing(preference=pref),
+        )
+        return _generate(stub, req)
+
+    history = [("user", "Name a fruit.")]
+    first, done = turn(history, pb.ROUTE_PREFERENCE_LOCAL_ONLY)
+    assert first and done.route.target == pb.ROUTE_TARGET_LOCAL and done.usage.completion_tokens > 0
+    history += [("assistant", first), ("user", "Name another one.")]
+    second, done = turn(history, pb.ROUTE_PREFERENCE_LOCAL_ONLY)
+    assert second and done.usage.prompt_tokens > 10
+    text, done = turn(history, pb.ROUTE_PREFERENCE_CLOUD_PREFERRED)
+    assert text and done.route.target == pb.ROUTE_TARGET_CLOUD

@@ -225,3 +225,57 @@ def test_forgetting_context_drops_the_draft_corpus(tmp_path: Path) -> None:
 
     run(main())
     assert engine.forgot == 1
+
+
+# -- conversations -----------------------------------------------------------------------
+
+from common.chat import Message
+
+
+def chat(*turns: tuple[str, str], preference: Preference = Preference.AUTO) -> AskRequest:
+    return AskRequest("", SamplingParams(max_tokens=8), messages=tuple(Message(r, c) for r, c in turns), preference=preference)
+
+
+def test_a_conversation_is_rendered_for_the_local_model_and_earlier_turns_feed_the_drafter(tmp_path: Path) -> None:
+    svc, engine, _ = make(tmp_path)
+    req = chat(("system", "Be brief."), ("user", "Name a colour."), ("assistant", "Blue."), ("user", "Another one?"))
+    text, out = run(collect(svc, req))
+    assert out.route == "local" and text == "a local answer "
+    assert engine.prompts == ["System: Be brief.\n\nUser: Name a colour.\nAssistant: Blue.\nUser: Another one?\nAssistant:"]
+    plan = run(svc.plan(req))
+    assert plan.draft_texts == ("Be brief.", "Name a colour.", "Blue.")
+
+
+def test_pii_in_an_earlier_message_keeps_the_conversation_local(tmp_path: Path) -> None:
+    cloud = ScriptedCloud()
+    svc, _, _ = make(tmp_path, cloud=cloud)
+    req = chat(("user", "My mail is bob@example.com."), ("assistant", "Noted."), ("user", "Why is the sky blue?"),
+               preference=Preference.CLOUD_PREFERRED)
+    _, out = run(collect(svc, req))
+    assert out.route == "local" and cloud.sent == [] and "privacy.pii" in out.decision.rules_fired
+
+
+def test_a_redacted_conversation_goes_out_as_messages_and_comes_back_restored(tmp_path: Path) -> None:
+    cloud = ScriptedCloud(Script(deltas=("I wrote to [EMA", "IL_1].")))
+    svc, _, ledger = make(tmp_path, REDACT, cloud=cloud)
+    req = chat(("user", "Write to bob@example.com about Friday."), ("assistant", "Done."), ("user", "And again?"),
+               preference=Preference.CLOUD_PREFERRED)
+    text, out = run(collect(svc, req))
+    assert out.route == "cloud_redacted" and text == "I wrote to bob@example.com."
+    (sent,) = cloud.sent
+    assert sent == (Message("user", "Write to [EMAIL_1] about Friday."), Message("assistant", "Done."), Message("user", "And again?"))
+    import hashlib
+    import json
+
+    digest = json.dumps([{"role": m.role, "content": m.content} for m in sent], ensure_ascii=False, separators=(",", ":"))
+    assert ledger.rows[0]["text_sha256"] == hashlib.sha256(digest.encode()).hexdigest()
+
+
+def test_context_goes_into_the_conversation_as_a_system_message(tmp_path: Path) -> None:
+    from edge_agent.context.api import NewItem
+
+    svc, engine, _ = make(tmp_path)
+    run(svc.put_context([NewItem("note", "The dentist is on Tuesday", sensitivity="public")]))
+    req = AskRequest("", SamplingParams(max_tokens=4), messages=(Message("user", "When is the dentist?"),), use_context=True)
+    run(collect(svc, req))
+    assert engine.prompts[0].startswith("System: Notes from the user's own data:\n[note] The dentist is on Tuesday\n\nUser: When is the dentist?")

@@ -31,6 +31,7 @@ from edgecloud.v1 import edge_agent_pb2 as pb
 
 from cloud_stub.backends import Backend, BackendError, BackendInfo, Done, Event, Params
 from cloud_stub.server import StubSettings, run_server
+from common.chat import Prompt, as_text
 
 TESTS = Path(__file__).resolve().parents[1]
 LONG = os.environ.get("EDGECLOUD_LONG") == "1"
@@ -145,11 +146,12 @@ class Recording:
         with self._lock:
             return list(self.prompts)
 
-    async def generate(self, prompt: str, params: Params) -> AsyncGenerator[Event, None]:
+    async def generate(self, prompt: Prompt, params: Params) -> AsyncGenerator[Event, None]:
+        text = as_text(prompt)  # a conversation's contents, joined
         with self._lock:
-            self.prompts.append("\x00".join([prompt, *params.stop]).encode("utf-8"))
+            self.prompts.append("\x00".join([text, *params.stop]).encode("utf-8"))
         if self.echo:
-            found = list(dict.fromkeys(PLACEHOLDER.findall(prompt)))
+            found = list(dict.fromkeys(PLACEHOLDER.findall(text)))
             if found:
                 # Split each placeholder over two deltas: restoration must cope.
                 for ph in found:

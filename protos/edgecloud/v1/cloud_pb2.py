@@ -25,23 +25,23 @@ _sym_db = _symbol_database.Default()
 from edgecloud.v1 import common_pb2 as edgecloud_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65\x64gecloud/v1/cloud.proto\x12\x0c\x65\x64gecloud.v1\x1a\x19\x65\x64gecloud/v1/common.proto\"j\n\x14\x43loudGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12.\n\x06params\x18\x03 \x01(\x0b\x32\x1e.edgecloud.v1.GenerationParams\"Z\n\x15\x43loudGenerateResponse\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12\'\n\x04\x64one\x18\x02 \x01(\x0b\x32\x17.edgecloud.v1.CloudDoneH\x00\x42\x07\n\x05\x65vent\"F\n\tCloudDone\x12\"\n\x05usage\x18\x01 \x01(\x0b\x32\x13.edgecloud.v1.Usage\x12\x15\n\rfinish_reason\x18\x02 \x01(\t\"\r\n\x0bInfoRequest\"\x93\x01\n\x0cInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x02 \x01(\x05\x12\x17\n\x0fprice_in_per_1k\x18\x03 \x01(\x01\x12\x18\n\x10price_out_per_1k\x18\x04 \x01(\x01\x12\x18\n\x10max_tokens_limit\x18\x05 \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t2\xa6\x01\n\x0e\x43loudInference\x12U\n\x08Generate\x12\".edgecloud.v1.CloudGenerateRequest\x1a#.edgecloud.v1.CloudGenerateResponse0\x01\x12=\n\x04Info\x12\x19.edgecloud.v1.InfoRequest\x1a\x1a.edgecloud.v1.InfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65\x64gecloud/v1/cloud.proto\x12\x0c\x65\x64gecloud.v1\x1a\x19\x65\x64gecloud/v1/common.proto\"\x97\x01\n\x14\x43loudGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12.\n\x06params\x18\x03 \x01(\x0b\x32\x1e.edgecloud.v1.GenerationParams\x12+\n\x08messages\x18\x04 \x03(\x0b\x32\x19.edgecloud.v1.ChatMessage\"Z\n\x15\x43loudGenerateResponse\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12\'\n\x04\x64one\x18\x02 \x01(\x0b\x32\x17.edgecloud.v1.CloudDoneH\x00\x42\x07\n\x05\x65vent\"F\n\tCloudDone\x12\"\n\x05usage\x18\x01 \x01(\x0b\x32\x13.edgecloud.v1.Usage\x12\x15\n\rfinish_reason\x18\x02 \x01(\t\"\r\n\x0bInfoRequest\"\x93\x01\n\x0cInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x02 \x01(\x05\x12\x17\n\x0fprice_in_per_1k\x18\x03 \x01(\x01\x12\x18\n\x10price_out_per_1k\x18\x04 \x01(\x01\x12\x18\n\x10max_tokens_limit\x18\x05 \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t2\xa6\x01\n\x0e\x43loudInference\x12U\n\x08Generate\x12\".edgecloud.v1.CloudGenerateRequest\x1a#.edgecloud.v1.CloudGenerateResponse0\x01\x12=\n\x04Info\x12\x19.edgecloud.v1.InfoRequest\x1a\x1a.edgecloud.v1.InfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'edgecloud.v1.cloud_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CLOUDGENERATEREQUEST']._serialized_start=69
-  _globals['_CLOUDGENERATEREQUEST']._serialized_end=175
-  _globals['_CLOUDGENERATERESPONSE']._serialized_start=177
-  _globals['_CLOUDGENERATERESPONSE']._serialized_end=267
-  _globals['_CLOUDDONE']._serialized_start=269
-  _globals['_CLOUDDONE']._serialized_end=339
-  _globals['_INFOREQUEST']._serialized_start=341
-  _globals['_INFOREQUEST']._serialized_end=354
-  _globals['_INFORESPONSE']._serialized_start=357
-  _globals['_INFORESPONSE']._serialized_end=504
-  _globals['_CLOUDINFERENCE']._serialized_start=507
-  _globals['_CLOUDINFERENCE']._serialized_end=673
+  _globals['_CLOUDGENERATEREQUEST']._serialized_start=70
+  _globals['_CLOUDGENERATEREQUEST']._serialized_end=221
+  _globals['_CLOUDGENERATERESPONSE']._serialized_start=223
+  _globals['_CLOUDGENERATERESPONSE']._serialized_end=313
+  _globals['_CLOUDDONE']._serialized_start=315
+  _globals['_CLOUDDONE']._serialized_end=385
+  _globals['_INFOREQUEST']._serialized_start=387
+  _globals['_INFOREQUEST']._serialized_end=400
+  _globals['_INFORESPONSE']._serialized_start=403
+  _globals['_INFORESPONSE']._serialized_end=550
+  _globals['_CLOUDINFERENCE']._serialized_start=553
+  _globals['_CLOUDINFERENCE']._serialized_end=719
 # @@protoc_insertion_point(module_scope)

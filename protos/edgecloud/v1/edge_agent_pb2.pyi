@@ -47,18 +47,20 @@ class Routing(_message.Message):
     def __init__(self, preference: _Optional[_Union[RoutePreference, str]] = ..., deadline_ms: _Optional[int] = ..., max_cost: _Optional[float] = ..., personal: _Optional[bool] = ..., labels: _Optional[_Iterable[str]] = ..., app_id: _Optional[str] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("prompt", "params", "routing", "use_context", "request_id")
+    __slots__ = ("prompt", "messages", "params", "routing", "use_context", "request_id")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     ROUTING_FIELD_NUMBER: _ClassVar[int]
     USE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     prompt: str
+    messages: _containers.RepeatedCompositeFieldContainer[_common_pb2.ChatMessage]
     params: _common_pb2.GenerationParams
     routing: Routing
     use_context: bool
     request_id: str
-    def __init__(self, prompt: _Optional[str] = ..., params: _Optional[_Union[_common_pb2.GenerationParams, _Mapping]] = ..., routing: _Optional[_Union[Routing, _Mapping]] = ..., use_context: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, prompt: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.ChatMessage, _Mapping]]] = ..., params: _Optional[_Union[_common_pb2.GenerationParams, _Mapping]] = ..., routing: _Optional[_Union[Routing, _Mapping]] = ..., use_context: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RouteOption(_message.Message):
     __slots__ = ("target", "estimated_latency_ms", "estimated_cost", "allowed", "note")
