@@ -116,6 +116,7 @@ class LlamaBackend:
             top_k=params.top_k,
             seed=params.seed,
             stop=list(params.stop) or None,
+            grammar=_grammar(params.json_schema),
             stream=True,
         ))
         for chunk in stream:
@@ -137,3 +138,12 @@ class LlamaBackend:
     async def aclose(self) -> None:
         async with self._lock:
             self._llm.close()
+
+
+def _grammar(json_schema: str) -> Any:
+    """llama-cpp-python's grammar for a JSON schema (None for free text)."""
+    if not json_schema:
+        return None
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    return LlamaGrammar.from_json_schema(json_schema, verbose=False)

@@ -121,6 +121,9 @@ class OpenAIBackend:
             body["seed"] = params.seed
         if params.stop:
             body["stop"] = list(params.stop)
+        if params.json_schema:  # structured outputs (OpenAI, vLLM, llama.cpp's server)
+            schema = json.loads(params.json_schema)
+            body["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
         return body
 
     async def generate(self, prompt: Prompt, params: Params) -> AsyncGenerator[Event, None]:

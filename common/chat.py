@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from common.errors import InvalidArgument, OutOfRange
+
 ROLES = ("system", "user", "assistant")
 MAX_MESSAGES = 256
 PLAIN_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
@@ -64,3 +66,31 @@ def with_contents(messages: tuple[Message, ...], joined: str) -> tuple[Message, 
     if len(parts) != len(messages):
         raise ValueError("the joined text does not have one part per message")
     return tuple(Message(m.role, c) for m, c in zip(messages, parts, strict=True))
+
+
+def check_messages(pairs: Sequence[tuple[str, str]], max_bytes: int, field: str = "messages") -> tuple[Message, ...]:
+    """A conversation from (role, content) pairs, every rule checked: roles, a system
+    message only first, non-empty contents without NUL or the separator, the user
+    speaking last, the total size. Errors name ``field[i].role`` / ``.content``."""
+    if not pairs:
+        raise InvalidArgument(field, "must hold at least one message")
+    if len(pairs) > MAX_MESSAGES:
+        raise InvalidArgument(field, f"at most {MAX_MESSAGES} messages")
+    out: list[Message] = []
+    size = 0
+    for i, (role, content) in enumerate(pairs):
+        if role not in ROLES:
+            raise InvalidArgument(f"{field}[{i}].role", f"one of {', '.join(ROLES)} (got {role[:32]!r})")
+        if role == "system" and i:
+            raise InvalidArgument(f"{field}[{i}].role", "a system message may only come first")
+        if not content.strip():
+            raise InvalidArgument(f"{field}[{i}].content", "must not be empty")
+        if "\x00" in content or SEPARATOR.strip("\n") in content:
+            raise InvalidArgument(f"{field}[{i}].content", "must not contain NUL or U+001E characters")
+        size += len(content.encode("utf-8", "surrogatepass"))
+        out.append(Message(role, content))
+    if out[-1].role != "user":
+        raise InvalidArgument(f"{field}[{len(out) - 1}].role", "the last message must be from the user")
+    if size > max_bytes:
+        raise OutOfRange(field, f"contents must be at most {max_bytes} bytes in all (got {size})")
+    return tuple(out)

@@ -6,14 +6,16 @@ same everywhere. Errors name the field path and the rule.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from common.errors import InvalidArgument, OutOfRange
 
 MAX_STOP_SEQUENCES = 8
 MAX_STOP_CHARS = 64
+MAX_SCHEMA_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class CheckedParams:
     top_k: int
     seed: int | None
     stop: tuple[str, ...]
+    json_schema: str = ""  # compact JSON text of a checked schema, "" for free text
 
 
 class ParamsMessage(Protocol):
@@ -36,6 +39,7 @@ class ParamsMessage(Protocol):
     top_p: float
     top_k: int
     seed: int
+    json_schema: str
 
     @property
     def stop(self) -> Sequence[str]: ...
@@ -44,28 +48,31 @@ class ParamsMessage(Protocol):
 
 
 def check_params(msg: ParamsMessage, *, default_max_tokens: int, max_tokens_limit: int, prefix: str = "params") -> CheckedParams:
-    """Validate an ``edgecloud.v1.GenerationParams`` message."""
+    """Validate an ``edgecloud.v1.GenerationParams`` message (or anything shaped like
+    one). Field paths are ``prefix.name``, or bare names with an empty prefix."""
+    prefix = f"{prefix}." if prefix else ""
     max_tokens = int(msg.max_tokens)
     if max_tokens < 0:
-        raise InvalidArgument(f"{prefix}.max_tokens", "must be >= 0 (0 means the default)")
+        raise InvalidArgument(f"{prefix}max_tokens", "must be >= 0 (0 means the default)")
     if max_tokens > max_tokens_limit:
-        raise OutOfRange(f"{prefix}.max_tokens", f"must be <= {max_tokens_limit}")
+        raise OutOfRange(f"{prefix}max_tokens", f"must be <= {max_tokens_limit}")
     temperature = float(msg.temperature)
     if not 0.0 <= temperature <= 2.0:  # also rejects NaN
-        raise InvalidArgument(f"{prefix}.temperature", "must be in [0, 2]")
+        raise InvalidArgument(f"{prefix}temperature", "must be in [0, 2]")
     top_p = float(msg.top_p)
     if not 0.0 <= top_p <= 1.0:
-        raise InvalidArgument(f"{prefix}.top_p", "must be in [0, 1] (0 means 1)")
+        raise InvalidArgument(f"{prefix}top_p", "must be in [0, 1] (0 means 1)")
     top_k = int(msg.top_k)
     if top_k < 0:
-        raise InvalidArgument(f"{prefix}.top_k", "must be >= 0 (0 means no cut)")
+        raise InvalidArgument(f"{prefix}top_k", "must be >= 0 (0 means no cut)")
     stop = tuple(msg.stop)
     if len(stop) > MAX_STOP_SEQUENCES:
-        raise InvalidArgument(f"{prefix}.stop", f"at most {MAX_STOP_SEQUENCES} sequences")
+        raise InvalidArgument(f"{prefix}stop", f"at most {MAX_STOP_SEQUENCES} sequences")
     for i, s in enumerate(stop):
         if not s or len(s) > MAX_STOP_CHARS:
-            raise InvalidArgument(f"{prefix}.stop[{i}]", f"must be 1..{MAX_STOP_CHARS} characters")
+            raise InvalidArgument(f"{prefix}stop[{i}]", f"must be 1..{MAX_STOP_CHARS} characters")
     seed = int(msg.seed) if msg.HasField("seed") else None
+    schema = check_schema(msg.json_schema, f"{prefix}json_schema") if msg.json_schema else ""
     return CheckedParams(
         max_tokens=max_tokens or default_max_tokens,
         temperature=temperature,
@@ -73,4 +80,49 @@ def check_params(msg: ParamsMessage, *, default_max_tokens: int, max_tokens_limi
         top_k=top_k,
         seed=seed,
         stop=stop,
+        json_schema=schema,
     )
+
+
+def check_schema(text: str | Mapping[str, Any], field: str = "json_schema") -> str:
+    """A JSON Schema, checked against its metaschema; returned as compact JSON text
+    (property order kept: it is the order the answer's fields come in)."""
+    if isinstance(text, str):
+        if len(text.encode("utf-8", "surrogatepass")) > MAX_SCHEMA_BYTES:
+            raise InvalidArgument(field, f"must be at most {MAX_SCHEMA_BYTES} bytes")
+        try:
+            schema = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidArgument(field, f"must be a JSON Schema as JSON text ({exc})") from None
+    else:
+        schema = text
+    if not isinstance(schema, dict):
+        raise InvalidArgument(field, "must be a JSON Schema object")
+    import jsonschema
+
+    try:
+        jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.path) or "(root)"
+        raise InvalidArgument(field, f"not a valid JSON Schema at {where}: {exc.message[:200]}") from None
+    out = json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
+    if len(out.encode()) > MAX_SCHEMA_BYTES:
+        raise InvalidArgument(field, f"must be at most {MAX_SCHEMA_BYTES} bytes")
+    return out
+
+
+def schema_errors(schema_json: str, text: str) -> str:
+    """Why ``text`` is not one JSON value valid against the schema ("" when it is)."""
+    import jsonschema
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"not JSON ({exc})"
+    schema = json.loads(schema_json)
+    validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
+    err = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    if err is None:
+        return ""
+    where = "/".join(str(p) for p in err.absolute_path) or "(root)"
+    return f"at {where}: {err.message[:200]}"

@@ -8,6 +8,9 @@ Sources, later ones winning: built-in defaults, the TOML file (``--config`` or
 ``EDGE_AGENT_SOCKET``       unix socket path
 ``EDGE_AGENT_LISTEN``       loopback TCP address, e.g. ``127.0.0.1:50051``
 ``EDGE_AGENT_METRICS``      Prometheus /metrics loopback address ("" = off)
+``EDGE_AGENT_HTTP``         OpenAI-compatible HTTP front door: ``unix``,
+                            ``unix:PATH`` or loopback ``host:port`` ("" = off)
+``EDGE_AGENT_HTTP_TOKEN``   bearer token the HTTP front door requires ("" = none)
 ``EDGE_AGENT_MODEL``        GGUF file path (default: the shipped model)
 ``EDGE_AGENT_POLICY``       routing policy TOML file
 ``EDGE_AGENT_CLOUD``        cloud-stub address ``host:port`` ("" disables the cloud)
@@ -21,6 +24,7 @@ Errors name the file, the key and what was expected.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -40,6 +44,14 @@ class ServerConfig:
     queue_depth: int = 16  # requests waiting for the model beyond the running one
     grace_s: float = 5.0  # drain time on shutdown
     metrics: str = ""  # Prometheus /metrics on loopback "host:port"; "" -> off
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """The OpenAI-compatible HTTP front door (off by default)."""
+
+    listen: str = ""  # "unix" (<data_dir>/openai.sock), "unix:PATH" or loopback "host:port"
+    token: str = ""  # bearer token required on every request; "" -> none
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,7 @@ class Config:
     policy: str = ""  # "" -> the built-in default policy
     log_level: str = "INFO"
     server: ServerConfig = field(default_factory=ServerConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     cloud: CloudConfig = field(default_factory=CloudConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -102,6 +115,23 @@ class Config:
     @property
     def socket_path(self) -> Path:
         return Path(self.server.socket) if self.server.socket else self.data_path / "edge-agent.sock"
+
+    @property
+    def model_name(self) -> str:
+        """The local model's name in APIs (``GET /v1/models``): its file name's stem."""
+        from common.models import DEFAULT_MODEL_NAME
+
+        return Path(self.model.path or DEFAULT_MODEL_NAME).stem
+
+    @property
+    def http_socket_path(self) -> Path | None:
+        """The HTTP front door's unix socket, if it listens on one."""
+        listen = self.http.listen
+        if listen == "unix":
+            return self.data_path / "openai.sock"
+        if listen.startswith("unix:"):
+            return Path(listen.removeprefix("unix:")).expanduser()
+        return None
 
     @property
     def database_path(self) -> Path:
@@ -117,7 +147,7 @@ def default_data_dir() -> str:
     return str(Path(base) / "edge-agent")
 
 
-_SECTIONS = {"server": ServerConfig, "model": ModelConfig, "cloud": CloudConfig, "limits": LimitsConfig}
+_SECTIONS = {"server": ServerConfig, "http": HttpConfig, "model": ModelConfig, "cloud": CloudConfig, "limits": LimitsConfig}
 _ENV = {
     "EDGE_AGENT_DATA_DIR": ("data_dir", None),
     "EDGE_AGENT_POLICY": ("policy", None),
@@ -125,10 +155,13 @@ _ENV = {
     "EDGE_AGENT_SOCKET": ("socket", "server"),
     "EDGE_AGENT_LISTEN": ("listen", "server"),
     "EDGE_AGENT_METRICS": ("metrics", "server"),
+    "EDGE_AGENT_HTTP": ("listen", "http"),
+    "EDGE_AGENT_HTTP_TOKEN": ("token", "http"),
     "EDGE_AGENT_MODEL": ("path", "model"),
     "EDGE_AGENT_CLOUD": ("address", "cloud"),
     "EDGE_AGENT_CLOUD_TOKEN": ("token", "cloud"),
 }
+_CONTROL = re.compile(r"[\x00-\x20\x7f-\x9f]")
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -174,15 +207,15 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Config:
 def _check(cfg: Config, source: str) -> Config:
     if cfg.log_level.upper() not in _LEVELS:
         raise ConfigError(source, "log_level", f"one of {list(_LEVELS)} (got {cfg.log_level!r})")
-    for key in ("listen", "metrics"):
-        value = getattr(cfg.server, key)
-        if value:
-            host, _, port = value.rpartition(":")
-            env = "EDGE_AGENT_LISTEN" if key == "listen" else "EDGE_AGENT_METRICS"
-            if host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
-                raise ConfigError(source, f"server.{key}", f"a loopback address host:port, host 127.0.0.1, localhost or [::1] (got {value!r}; also set by {env})")
-            if not (port.isascii() and port.isdigit() and int(port) <= 65535):
-                raise ConfigError(source, f"server.{key}", f"a loopback address host:port, port in ASCII digits 1..65535 or 0 for a free one (got {value!r}; also set by {env})")
+    _loopback(source, "server.listen", cfg.server.listen, "EDGE_AGENT_LISTEN")
+    _loopback(source, "server.metrics", cfg.server.metrics, "EDGE_AGENT_METRICS")
+    listen = cfg.http.listen
+    if listen.startswith("unix:") and not listen.removeprefix("unix:").strip():
+        raise ConfigError(source, "http.listen", "unix:PATH with a path (got 'unix:'; also set by EDGE_AGENT_HTTP)")
+    if listen and listen != "unix" and not listen.startswith("unix:"):
+        _loopback(source, "http.listen", listen, "EDGE_AGENT_HTTP", also="'unix', 'unix:PATH' or ")
+    if _CONTROL.search(cfg.http.token):
+        raise ConfigError(source, "http.token", "printable characters, no spaces (also set by EDGE_AGENT_HTTP_TOKEN)")
     if cfg.limits.default_max_tokens > cfg.limits.max_tokens:
         raise ConfigError(source, "limits.default_max_tokens", "at most limits.max_tokens")
     if bool(cfg.cloud.cert_file) != bool(cfg.cloud.key_file):
@@ -196,6 +229,17 @@ def _check(cfg: Config, source: str) -> Config:
     if cfg.server.queue_depth < 1:
         raise ConfigError(source, "server.queue_depth", "at least 1")
     return replace(cfg, log_level=cfg.log_level.upper())
+
+
+def _loopback(source: str, key: str, value: str, env: str, also: str = "") -> None:
+    """A loopback TCP address "host:port" (or nothing)."""
+    if not value:
+        return
+    host, _, port = value.rpartition(":")
+    if host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(source, key, f"{also}a loopback address host:port, host 127.0.0.1, localhost or [::1] (got {value!r}; also set by {env})")
+    if not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        raise ConfigError(source, key, f"{also}a loopback address host:port, port in ASCII digits 1..65535 or 0 for a free one (got {value!r}; also set by {env})")
 
 
 def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> Config:

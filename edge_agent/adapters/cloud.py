@@ -117,6 +117,7 @@ class CloudClient:
             top_p=params.top_p,
             top_k=params.top_k,
             stop=list(params.stop),
+            json_schema=params.json_schema,
         )
         if params.seed is not None:
             gp.seed = params.seed

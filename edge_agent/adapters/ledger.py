@@ -1,7 +1,8 @@
 """The egress ledger: one SQLite row per cloud attempt, saying exactly what left the device.
 
 Each row holds the time (UTC), the request id, the attempt number, its outcome
-(``answered``, ``failed_mid_stream``, ``failed_before_answer``, ``retried`` — failed
+(``answered``, ``failed_mid_stream``, ``failed_before_answer``, ``retried``,
+``answer_invalid`` (an answer that broke the request's JSON schema) — failed
 before an answer and tried again — or ``cancelled`` by the caller), the rule(s) that
 allowed the call, the target (``cloud`` or ``cloud_redacted``), token counts, the cost,
 the PII *kinds* that were replaced by placeholders (never the values) and the SHA-256
@@ -30,7 +31,7 @@ from orchestrator.kinds import PII_KINDS
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TARGETS = ("cloud", "cloud_redacted")
-OUTCOMES = ("answered", "failed_mid_stream", "failed_before_answer", "retried", "cancelled")
+OUTCOMES = ("answered", "failed_mid_stream", "failed_before_answer", "retried", "cancelled", "answer_invalid")
 
 
 class _Base(DeclarativeBase):

@@ -33,7 +33,8 @@ def _cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
     def ready(bound: Bound) -> None:
         where = f"unix:{bound.socket}" + (f" and 127.0.0.1:{bound.tcp_port}" if bound.tcp_port else "")
         metrics = f"; metrics on http://127.0.0.1:{bound.metrics_port}/metrics" if bound.metrics_port else ""
-        print(f"edge-agent ready on {where}{metrics}", flush=True)
+        http = f"; openai on {bound.http}" if bound.http else ""
+        print(f"edge-agent ready on {where}{metrics}{http}", flush=True)
 
     asyncio.run(serve(cfg, lambda: open_service(cfg), ready=ready))
     return 0

@@ -24,6 +24,7 @@ class SamplingParams:
     top_k: int = 0  # 0 = no top-k cut
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    json_schema: str = ""  # a JSON schema (JSON text): the answer is one value valid against it
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from edge_agent.engine.api import EngineEvent, EngineUsage, Finished, SamplingPa
 from edge_agent.engine.costs import CostCurve
 from edge_agent.engine.decoder import DecodeStats, SpeculativeDecoder
 from edge_agent.engine.drafters import ContextDrafter, CorpusDrafter
+from edge_agent.engine.grammar import GrammarConstraint, schema_grammar
 from edge_agent.engine.llama_model import LlamaModel
 from edge_agent.engine.sampling import Sampler
 from edge_agent.engine.text import TextStream
@@ -170,7 +171,8 @@ class LlamaEngine:
                 self.corpus.add(model.tokenize(text, add_bos=False))
         seed = params.seed if params.seed is not None else self.seed + self._requests
         self._requests += 1
-        sampler = Sampler(params.temperature, params.top_k, params.top_p, seed)
+        constraint = GrammarConstraint(model.vocab, model.n_vocab, schema_grammar(params.json_schema)) if params.json_schema else None
+        sampler = Sampler(params.temperature, params.top_k, params.top_p, seed, constraint)
         stats = DecodeStats(trace=[] if record else None, probs=[] if token_probs > 0 else None, probs_limit=token_probs)
         sent_probs = 0  # probabilities already attached to a delta
         stream = TextStream(params.stop)
@@ -200,6 +202,8 @@ class LlamaEngine:
                     break
         finally:
             steps.close()
+            if constraint is not None:
+                constraint.close()
         if not finish:
             finish = stats.finish_reason or "length"
             tail = stream.flush()

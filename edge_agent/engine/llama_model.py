@@ -74,6 +74,7 @@ class LlamaModel:
             lc.llama_model_free(self._model)
             raise LlamaError("could not create a llama.cpp context")
         self._vocab = lc.llama_model_get_vocab(self._model)
+        self.vocab = self._vocab  # for samplers built on it (grammars)
         self._mem = lc.llama_get_memory(self._ctx)
         self.n_vocab = int(lc.llama_vocab_n_tokens(self._vocab))
         self.n_ctx = int(lc.llama_n_ctx(self._ctx))

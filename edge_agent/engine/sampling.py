@@ -1,6 +1,8 @@
 """Token selection from one row of logits: greedy argmax or temperature/top-k/top-p.
 
-Everything works on a 1-D float32 view of the model's logits, read in place. Sampling
+Everything works on a 1-D float32 view of the model's logits, read in place. A
+``Constraint`` (a grammar) restricts every choice to the tokens it allows: greedy takes
+the argmax over them, sampling masks the rest before temperature and cuts. Sampling
 uses one uniform draw per position (inverse CDF over the kept candidates, in a fixed
 order), so a decode that evaluates positions in batches and one that evaluates them one
 at a time draw the same token from the same logits and the same random stream.
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from edge_agent.engine.constraint import Constraint, constrained_argmax, masked
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -99,15 +103,23 @@ def candidates(
 
 
 class Sampler:
-    """Chooses tokens from logits rows for one request; owns the request's RNG."""
+    """Chooses tokens from logits rows for one request; owns the request's RNG and its
+    constraint's state (every token it returns, or is told of with ``commit``, is
+    emitted)."""
 
     def __init__(
-        self, temperature: float, top_k: int = 0, top_p: float = 1.0, seed: int | None = None
+        self,
+        temperature: float,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        constraint: Constraint | None = None,
     ) -> None:
         self.temperature = temperature
         self.top_k = top_k
         self.top_p = top_p
         self.rng = np.random.default_rng(seed)
+        self.constraint = constraint
 
     @property
     def is_greedy(self) -> bool:
@@ -115,15 +127,26 @@ class Sampler:
         return self.temperature <= 0
 
     def distribution(self, row: FloatArray) -> Candidates:
-        """Candidates at this position under the request's settings."""
+        """Candidates at this position under the request's settings (and constraint)."""
+        if self.constraint is not None:
+            row = masked(row, self.constraint)
         return candidates(row, self.temperature, self.top_k, self.top_p)
 
     def uniform(self) -> float:
         """Next uniform draw of the request's random stream."""
         return float(self.rng.random())
 
+    def commit(self, token: int) -> None:
+        """``token`` is emitted (a draft token a verifier kept)."""
+        if self.constraint is not None:
+            self.constraint.accept(token)
+
     def sample(self, row: FloatArray) -> int:
-        """One token: argmax when greedy, else one draw from the distribution."""
-        if self.is_greedy:
-            return greedy(row)
-        return self.distribution(row).pick(self.uniform())
+        """One token, emitted: argmax when greedy, else one draw from the distribution."""
+        if self.constraint is None:
+            if self.is_greedy:
+                return greedy(row)
+            return self.distribution(row).pick(self.uniform())
+        tok = constrained_argmax(row, self.constraint) if self.is_greedy else self.distribution(row).pick(self.uniform())
+        self.constraint.accept(tok)
+        return tok

@@ -5,6 +5,9 @@ a verifier decides how many draft tokens to keep and which token comes next. All
 verifiers here are exact: the tokens they emit are distributed exactly as if the target
 model had been decoded one token at a time.
 
+Under a constraint (a grammar) the target's choice is the constrained one, so a draft
+token is kept only where the constrained target would have emitted it.
+
 * ``MatchVerifier``: greedy, accept while the argmax equals the draft; sampled, draw
   the target's token at each position (one uniform per position, as plain decoding
   does) and accept while it equals the draft. With a fixed seed it reproduces plain
@@ -22,7 +25,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.engine.sampling import Sampler, greedy
+from edge_agent.engine.sampling import Sampler
 
 
 class Verifier(Protocol):
@@ -41,14 +44,8 @@ class MatchVerifier:
     def verify(
         self, rows: npt.NDArray[np.float32], draft: Sequence[int], sampler: Sampler
     ) -> tuple[int, int]:
-        if sampler.is_greedy:
-            for i, d in enumerate(draft):
-                x = greedy(rows[i])
-                if x != d:
-                    return i, x
-            return len(draft), greedy(rows[len(draft)])
         for i, d in enumerate(draft):
-            x = sampler.sample(rows[i])
+            x = sampler.sample(rows[i])  # emitted either way: the draft token or the next
             if x != d:
                 return i, x
         return len(draft), sampler.sample(rows[len(draft)])
@@ -65,11 +62,14 @@ class RejectionVerifier:
         for i, d in enumerate(draft):
             dist = sampler.distribution(rows[i])
             if sampler.uniform() < dist.prob_of(d):
+                sampler.commit(d)
                 continue
             keep = dist.ids != d
             residual_ids = dist.ids[keep]
             residual = dist.probs[keep]
             cdf = np.cumsum(residual)
             j = int(np.searchsorted(cdf, sampler.uniform() * cdf[-1], side="right"))
-            return i, int(residual_ids[min(j, residual_ids.size - 1)])
+            x = int(residual_ids[min(j, residual_ids.size - 1)])
+            sampler.commit(x)
+            return i, x
         return len(draft), sampler.sample(rows[len(draft)])

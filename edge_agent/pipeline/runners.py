@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from common.chat import Prompt, with_contents
 from common.errors import Unavailable
+from common.params import schema_errors
 from edge_agent.engine.api import SamplingParams, TextDelta
 from edge_agent.engine.text import TextStream
 from edge_agent.pipeline.local import AsyncEngine
@@ -112,7 +113,9 @@ class Runners:
         """The cloud's answer; on failure the local model answers or continues it.
 
         Stop sequences never leave the device: they are applied here to the (restored)
-        cloud text, and the call is cancelled once one appears."""
+        cloud text, and the call is cancelled once one appears. Under a JSON schema the
+        answer is held back until it is complete and valid; an invalid one is a cloud
+        failure, and the local model answers under the schema's grammar."""
         assert self.cloud is not None
         cloud = self.cloud
         d = plan.decision
@@ -120,6 +123,8 @@ class Runners:
         send = _outgoing(plan)
         mapping = d.restore if redacted else {}
         restorer, stops = Restorer(mapping), TextStream(plan.request.params.stop)
+        schema = plan.request.params.json_schema
+        held: list[str] | None = [] if schema else None  # text kept back until validated
         received: list[str] = []
         arrivals: list[float] = []  # when each delta arrived, for tokens/s measured here
         attempt = 0
@@ -138,12 +143,12 @@ class Runners:
                     received.append(ev)
                     arrivals.append(time.perf_counter())
                     text = stops.feed(restorer.feed(ev).encode())
-                    if text:
+                    if text and held is not None:
+                        held.append(text)
+                    elif text:
                         yield text
                     if stops.stopped:  # the rest of the cloud's answer is not wanted
-                        cost = self._record(plan, send, plan.prompt_tokens, len(received), attempt, "answered")
-                        yield self._answered(plan, "stop", plan.prompt_tokens, len(received), _rate(arrivals), cost)
-                        return
+                        break
             except CloudFailure as exc:
                 failure = exc
             except (asyncio.CancelledError, GeneratorExit):  # the caller went away mid-call
@@ -152,12 +157,24 @@ class Runners:
             finally:
                 await stream.aclose()
             if failure is None:
-                if done is None:  # pragma: no cover - generate() ends with CloudDone or raises
+                if done is None and not stops.stopped:  # pragma: no cover - generate() ends with CloudDone or raises
                     raise Unavailable("cloud stream ended early")
                 tail = stops.feed(restorer.flush().encode()) + stops.flush()
+                if held is not None:
+                    answer = "".join(held) + tail
+                    why = schema_errors(schema, answer)
+                    if why:
+                        failure = CloudFailure(f"the cloud's answer does not match the JSON schema ({why})", started=False)
+                        self._record(plan, send, plan.prompt_tokens, len(received), attempt, "answer_invalid")
+                        break
+                    tail = answer
                 if tail:
                     yield tail
-                yield self._done(plan, send, done, attempt, (time.perf_counter() - t0) * 1000, _rate(arrivals))
+                if done is None:  # a stop sequence ended it
+                    cost = self._record(plan, send, plan.prompt_tokens, len(received), attempt, "answered")
+                    yield self._answered(plan, "stop", plan.prompt_tokens, len(received), _rate(arrivals), cost)
+                else:
+                    yield self._done(plan, send, done, attempt, (time.perf_counter() - t0) * 1000, _rate(arrivals))
                 return
             retry = self._may_retry(plan, failure, attempt)
             outcome = "retried" if retry else "failed_mid_stream" if failure.started else "failed_before_answer"
@@ -166,6 +183,10 @@ class Runners:
                 break
             await asyncio.sleep(min(0.1 * 2 ** (attempt - 1), 1.0))
         assert failure is not None
+        if held is not None:  # nothing was shown: the local model answers from the start
+            async for step in self._fallback(plan, CloudFailure(failure.reason, started=False), "", 0):
+                yield step
+            return
         partial = stops.feed(restorer.flush().encode()) + stops.flush()
         if partial:
             yield partial

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 from common.chat import Prompt, as_text
 from common.errors import OutOfRange, PermissionDenied
@@ -105,7 +105,12 @@ class AgentService:
 
     async def generate(self, req: AskRequest) -> AsyncIterator[Event]:
         """Stream text deltas, then one Outcome."""
-        plan = await self.plan(req)
+        async for ev in self.execute(await self.plan(req)):
+            yield ev
+
+    async def execute(self, plan: Plan) -> AsyncGenerator[Event, None]:
+        """Run a plan: text deltas, then one Outcome. A front door that must answer
+        with the route before the first token (an HTTP header) plans first."""
         if plan.decision.target is Target.REJECT:
             raise PermissionDenied(f"policy rejected the request: {plan.decision.explanation}")
         first_ms: float | None = None

@@ -14,7 +14,7 @@ from typing import Any
 from edgecloud.v1 import common_pb2
 from edgecloud.v1 import edge_agent_pb2 as pb
 
-from common.chat import MAX_MESSAGES, ROLES, SEPARATOR, Message
+from common.chat import Message, check_messages
 from common.errors import InvalidArgument, OutOfRange
 from common.params import check_params
 from edge_agent.config import LimitsConfig
@@ -32,7 +32,7 @@ MAX_REQUEST_ID_CHARS = 64
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-def _identifier(field: str, value: str, limit: int) -> str:
+def identifier(field: str, value: str, limit: int) -> str:
     """A short printable string that is logged and recorded (ids, app ids, labels)."""
     if len(value) > limit:
         raise InvalidArgument(field, f"at most {limit} characters")
@@ -75,13 +75,13 @@ def ask_request(msg: pb.GenerateRequest, limits: LimitsConfig) -> AskRequest:
     if len(r.labels) > MAX_LABELS:
         raise InvalidArgument("routing.labels", f"at most {MAX_LABELS} labels")
     for i, label in enumerate(r.labels):
-        _identifier(f"routing.labels[{i}]", label, MAX_LABEL_CHARS)
-    _identifier("routing.app_id", r.app_id, MAX_APP_ID_CHARS)
-    _identifier("request_id", msg.request_id, MAX_REQUEST_ID_CHARS)
+        identifier(f"routing.labels[{i}]", label, MAX_LABEL_CHARS)
+    identifier("routing.app_id", r.app_id, MAX_APP_ID_CHARS)
+    identifier("request_id", msg.request_id, MAX_REQUEST_ID_CHARS)
     return AskRequest(
         prompt=msg.prompt,
         messages=messages,
-        params=SamplingParams(p.max_tokens, p.temperature, p.top_p, p.top_k, p.seed, p.stop),
+        params=SamplingParams(p.max_tokens, p.temperature, p.top_p, p.top_k, p.seed, p.stop, p.json_schema),
         request_id=msg.request_id,
         preference=_PREFERENCES[r.preference],
         deadline_ms=r.deadline_ms or None,
@@ -116,26 +116,7 @@ def _messages(msg: pb.GenerateRequest, limits: LimitsConfig) -> tuple[Message, .
     """Validate a conversation: roles, contents, order and size."""
     if msg.prompt:
         raise InvalidArgument("messages", "set exactly one of prompt and messages")
-    if len(msg.messages) > MAX_MESSAGES:
-        raise InvalidArgument("messages", f"at most {MAX_MESSAGES} messages")
-    out: list[Message] = []
-    size = 0
-    for i, m in enumerate(msg.messages):
-        if m.role not in ROLES:
-            raise InvalidArgument(f"messages[{i}].role", f"one of {', '.join(ROLES)} (got {m.role[:32]!r})")
-        if m.role == "system" and i:
-            raise InvalidArgument(f"messages[{i}].role", "a system message may only come first")
-        if not m.content.strip():
-            raise InvalidArgument(f"messages[{i}].content", "must not be empty")
-        if "\x00" in m.content or SEPARATOR.strip("\n") in m.content:
-            raise InvalidArgument(f"messages[{i}].content", "must not contain NUL or U+001E characters")
-        size += len(m.content.encode("utf-8", "surrogatepass"))
-        out.append(Message(m.role, m.content))
-    if out[-1].role != "user":
-        raise InvalidArgument(f"messages[{len(out) - 1}].role", "the last message must be from the user")
-    if size > limits.max_prompt_bytes:
-        raise OutOfRange("messages", f"contents must be at most {limits.max_prompt_bytes} bytes in all (got {size})")
-    return tuple(out)
+    return check_messages([(m.role, m.content) for m in msg.messages], limits.max_prompt_bytes)
 
 
 def route_decision(d: Decision, context_ids: tuple[str, ...] = (), outcome: Outcome | None = None) -> pb.RouteDecision:

@@ -1,9 +1,10 @@
 """The daemon's lifecycle around the gRPC server.
 
 bind (unix socket 0600 in a private data directory held by a single-instance lock,
-optional loopback TCP) -> health NOT_SERVING -> open the service (self-check, model,
+optional loopback TCP; the optional OpenAI-compatible HTTP front door on its own unix
+socket or loopback port) -> health NOT_SERVING -> open the service (self-check, model,
 stores, cloud) -> warm up -> SERVING; SIGTERM/SIGINT: NOT_SERVING -> drain
-(``server.stop(grace)``) -> close the service, the metrics server, the socket and the
+(``server.stop(grace)``, the HTTP server finishing its requests) -> close the service, the metrics server, the socket and the
 lock. SIGHUP reloads the policy.
 """
 
@@ -13,11 +14,13 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import uvicorn
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
 from common.errors import DomainError
@@ -28,6 +31,7 @@ from edge_agent.adapters.metrics import MetricsServer, StatsCollector
 from edge_agent.config import Config
 from edge_agent.pipeline.service import AgentService
 from edge_agent.transport.grpc_server import SERVICE_NAME, EdgeAgentServicer
+from edge_agent.transport.openai_http import HttpServer, OpenAIFrontDoor
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,7 @@ class Bound:
     socket: Path
     tcp_port: int | None
     metrics_port: int | None = None
+    http: str = ""  # the OpenAI front door: "unix:PATH" or "http://127.0.0.1:PORT"
 
 
 async def serve(
@@ -69,6 +74,16 @@ async def serve(
     lock, sock, tcp_port = await _bind(cfg, server)
     sock_id = datadir.socket_identity(sock)
     log.info("listening on unix:%s%s", sock, f" and {cfg.server.listen} (port {tcp_port})" if tcp_port else "")
+    http: _Http | None = None
+    if cfg.http.listen:
+        try:
+            http = _Http.start(cfg, lambda: servicer.service)
+        except BaseException:
+            await server.stop(0)
+            datadir.release_socket(sock, sock_id)
+            lock.release()
+            raise
+        log.info("OpenAI-compatible HTTP on %s%s", http.where, "" if cfg.http.token else " (no token)")
 
     stop = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -95,11 +110,11 @@ async def serve(
             metrics = MetricsServer(cfg.server.metrics, StatsCollector(service.stats.snapshot, service.circuit, lambda: service.slot.waiting))
         log.info("ready")
         if ready:
-            ready(Bound(sock, tcp_port, metrics.port if metrics else None))
+            ready(Bound(sock, tcp_port, metrics.port if metrics else None, http.where if http else ""))
         await stop.wait()
     finally:
         log.info("shutting down: draining")
-        await lifecycle.drain(cfg.server.grace_s)
+        await asyncio.gather(lifecycle.drain(cfg.server.grace_s), http.stop() if http else asyncio.sleep(0))
         if metrics is not None:
             metrics.stop()
         if service is not None:
@@ -142,3 +157,61 @@ def _reloader(service: AgentService) -> Callable[[], None]:
             log.error("policy reload rejected, old policy stays: %s", exc.message)
 
     return reload_policy
+
+
+class _Http:
+    """The OpenAI-compatible front door on a socket bound here (0600 unix socket or
+    loopback TCP), served by uvicorn on the daemon's event loop."""
+
+    def __init__(self, server: HttpServer, sock: socket.socket, where: str, path: Path | None) -> None:
+        self.where = where
+        self._server = server
+        self._path = path
+        self._identity = datadir.socket_identity(path) if path else None
+        self._task = asyncio.ensure_future(server.serve(sockets=[sock]))
+
+    @classmethod
+    def start(cls, cfg: Config, service: Callable[[], AgentService]) -> _Http:
+        app = OpenAIFrontDoor(
+            service, model_name=cfg.model_name, limits=cfg.limits,
+            max_body_bytes=cfg.server.max_message_bytes, token=cfg.http.token,
+        )
+        server = HttpServer(uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="off", server_header=False,
+            timeout_graceful_shutdown=max(1, int(cfg.server.grace_s)),
+        ))
+        path = cfg.http_socket_path
+        if path is not None:
+            if not path.parent.exists():
+                datadir.make_private(path.parent)
+            datadir.claim_socket(path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            old_umask = os.umask(0o177)  # created 0600
+            try:
+                sock.bind(str(path))
+            finally:
+                os.umask(old_umask)
+            os.chmod(path, 0o600)
+            where = f"unix:{path}"
+        else:
+            host, _, port = cfg.http.listen.rpartition(":")
+            host = host.strip("[]")
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, int(port)))
+            bound = sock.getsockname()[1]
+            where = f"http://{'[' + host + ']' if family == socket.AF_INET6 else host}:{bound}"
+        sock.listen(128)
+        sock.setblocking(False)
+        return cls(server, sock, where, path)
+
+    async def stop(self) -> None:
+        """Stop accepting, let running requests finish (the grace time), close."""
+        self._server.should_exit = True
+        try:
+            await self._task
+        except Exception:
+            log.exception("HTTP server stopped with an error")
+        if self._path is not None:
+            datadir.release_socket(self._path, self._identity)

@@ -1,0 +1,70 @@
+"""JSON-schema output for the local model: llama.cpp's grammar sampler as a ``Constraint``.
+
+The schema becomes a GBNF grammar with llama-cpp-python's converter (the port of
+llama.cpp's ``json_schema_to_grammar``); the grammar is parsed and run by llama.cpp
+(``llama_sampler_init_grammar``). ``allowed`` applies it to a candidate array (a few
+candidates for the greedy fast path, the whole vocabulary when needed) and reads back
+which kept a finite logit; ``accept`` advances its parser stacks.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from functools import lru_cache
+from typing import Any
+
+import llama_cpp as lc
+import numpy as np
+import numpy.typing as npt
+
+from common.errors import InvalidArgument
+
+_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")], align=False)
+assert _TOKEN_DATA.itemsize == ctypes.sizeof(lc.llama_token_data)
+
+
+@lru_cache(maxsize=64)
+def schema_grammar(schema_json: str) -> str:
+    """The GBNF grammar of a JSON schema (given as JSON text); InvalidArgument naming
+    ``json_schema`` when the converter cannot handle it."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    try:
+        return str(json_schema_to_gbnf(schema_json))
+    except Exception as exc:  # noqa: BLE001 - the converter raises plain exceptions for what it lacks
+        raise InvalidArgument("json_schema", f"cannot be turned into a grammar ({type(exc).__name__}: {exc})") from None
+
+
+class GrammarConstraint:
+    """One request's grammar state over a model's vocabulary."""
+
+    def __init__(self, vocab: Any, n_vocab: int, gbnf: str) -> None:
+        self._smpl = lc.llama_sampler_init_grammar(vocab, gbnf.encode(), b"root")
+        if not self._smpl:
+            raise InvalidArgument("json_schema", "the grammar built from the schema does not parse")
+        self._buf = np.zeros(n_vocab, dtype=_TOKEN_DATA)
+        self._array = lc.llama_token_data_array(
+            data=self._buf.ctypes.data_as(ctypes.POINTER(lc.llama_token_data)), size=0, selected=-1, sorted=False
+        )
+
+    def allowed(self, ids: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]:
+        n = ids.size
+        view = self._buf[:n]
+        view["id"] = ids
+        view["logit"] = 0.0
+        self._array.size = n
+        self._array.selected = -1
+        self._array.sorted = False
+        lc.llama_sampler_apply(self._smpl, ctypes.byref(self._array))
+        return np.isfinite(view["logit"])
+
+    def accept(self, token: int) -> None:
+        lc.llama_sampler_accept(self._smpl, int(token))
+
+    def close(self) -> None:
+        if self._smpl:
+            lc.llama_sampler_free(self._smpl)
+            self._smpl = None
+
+    def __del__(self) -> None:
+        self.close()

@@ -1,0 +1,317 @@
+"""OpenAI JSON <-> domain conversion for the HTTP front door, with request validation.
+
+The HTTP twin of ``convert``: every rule broken raises ``InvalidArgument`` naming the
+JSON field (``messages[2].content``, ``edgecloud.deadline_ms``), and the same limits,
+message rules and parameter checks apply as over gRPC.
+
+Our extension travels in the request body as ``edgecloud`` (the ``openai`` SDK sends
+it with ``extra_body={"edgecloud": {...}}``)::
+
+    {"use_context": bool, "personal": bool, "preference": "auto|local_only|cloud_preferred",
+     "deadline_ms": int, "max_cost": float, "labels": [str], "app_id": str, "top_k": int}
+
+and comes back in every response (and the last stream chunk) as ``edgecloud``: the
+route taken, the rules that fired, the explanation, the context items used and the
+decoding figures.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from common.chat import Message, check_messages
+from common.errors import InvalidArgument, OutOfRange
+from common.params import MAX_STOP_SEQUENCES, check_params, check_schema
+from edge_agent.config import LimitsConfig
+from edge_agent.engine.api import SamplingParams
+from edge_agent.pipeline.model import AskRequest, Outcome
+from edge_agent.transport.convert import MAX_APP_ID_CHARS, MAX_LABEL_CHARS, MAX_LABELS, identifier
+from orchestrator.types import Preference
+
+_PREFERENCES = {"auto": Preference.AUTO, "local_only": Preference.LOCAL_ONLY, "cloud_preferred": Preference.CLOUD_PREFERRED}
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+_EXTENSION_KEYS = {"use_context", "personal", "preference", "deadline_ms", "max_cost", "labels", "app_id", "top_k"}
+# OpenAI fields that change what is generated and that this daemon does not do: set to
+# anything but their neutral value they are refused, never silently dropped.
+_UNSUPPORTED: dict[str, tuple[object, ...]] = {
+    "n": (None, 1),
+    "best_of": (None, 1),
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "echo": (None, False),
+    "suffix": (None, ""),
+    "logit_bias": (None, {}),
+    "presence_penalty": (None, 0, 0.0),
+    "frequency_penalty": (None, 0, 0.0),
+    "tools": (None, []),
+    "functions": (None, []),
+    "tool_choice": (None, "none"),
+    "function_call": (None, "none"),
+}
+DEFAULT_TEMPERATURE = 1.0  # the OpenAI API's default when the field is absent
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object."""
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidArgument("body", f"must be a JSON object ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(body, dict):
+        raise InvalidArgument("body", "must be a JSON object")
+    return body
+
+
+@dataclass
+class _Params:
+    """A JSON request's sampling fields in the shape ``check_params`` reads."""
+
+    max_tokens: int
+    temperature: float
+    top_p: float
+    top_k: int
+    seed: int
+    stop: tuple[str, ...]
+    has_seed: bool
+    json_schema: str = ""
+
+    def HasField(self, name: str) -> bool:
+        return name == "seed" and self.has_seed
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """A validated OpenAI request: what to ask, and how to answer."""
+
+    ask: AskRequest
+    model: str
+    stream: bool
+    chat: bool
+
+
+def _get(body: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str, field: str = "") -> Any:
+    value = body.get(key)
+    if value is None:
+        return None
+    numeric = kind in (int, float) or kind == (int, float)
+    if (numeric and isinstance(value, bool)) or not isinstance(value, kind):
+        raise InvalidArgument(field or key, f"must be {what}")
+    return value
+
+
+def _number(body: Mapping[str, Any], key: str, field: str = "") -> float | None:
+    v = _get(body, key, (int, float), "a number", field)
+    return None if v is None else float(v)
+
+
+def _integer(body: Mapping[str, Any], key: str, field: str = "") -> int | None:
+    v = _get(body, key, int, "an integer", field)
+    return None if v is None else int(v)
+
+
+def _stop(body: Mapping[str, Any]) -> tuple[str, ...]:
+    stop = body.get("stop")
+    if stop is None:
+        return ()
+    if isinstance(stop, str):
+        return (stop,)
+    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+        raise InvalidArgument("stop", f"must be a string or a list of at most {MAX_STOP_SEQUENCES} strings")
+    return tuple(stop)
+
+
+def _refuse_unsupported(body: Mapping[str, Any]) -> None:
+    for key, neutral in _UNSUPPORTED.items():
+        if key in body and body[key] not in neutral:
+            raise InvalidArgument(key, f"is not supported by this server (allowed: {', '.join(json.dumps(v) for v in neutral if v is not None)} or absent)")
+
+
+def _params(body: Mapping[str, Any], ext: Mapping[str, Any], limits: LimitsConfig) -> SamplingParams:
+    max_tokens = _integer(body, "max_completion_tokens")
+    field = "max_completion_tokens"
+    if max_tokens is None:
+        max_tokens, field = _integer(body, "max_tokens"), "max_tokens"
+    if max_tokens is not None and max_tokens < 1:
+        raise InvalidArgument(field, "must be >= 1")
+    if max_tokens is not None and max_tokens > limits.max_tokens:
+        raise OutOfRange(field, f"must be <= {limits.max_tokens}")
+    temperature = _number(body, "temperature")
+    top_p = _number(body, "top_p")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise InvalidArgument("top_p", "must be in (0, 1]")
+    seed = _integer(body, "seed")
+    top_k = _integer(ext, "top_k", "edgecloud.top_k")
+    p = check_params(
+        _Params(
+            max_tokens=max_tokens or 0,
+            temperature=DEFAULT_TEMPERATURE if temperature is None else temperature,
+            top_p=1.0 if top_p is None else top_p,
+            top_k=top_k or 0,
+            seed=seed or 0,
+            stop=_stop(body),
+            has_seed=seed is not None,
+            json_schema=_response_format(body),
+        ),
+        default_max_tokens=limits.default_max_tokens,
+        max_tokens_limit=limits.max_tokens,
+        prefix="",
+    )
+    return SamplingParams(p.max_tokens, p.temperature, p.top_p, p.top_k, p.seed, p.stop, p.json_schema)
+
+
+def _response_format(body: Mapping[str, Any]) -> str:
+    """``response_format``: text, ``json_object`` (any JSON object) or ``json_schema``
+    (the schema, checked); the schema as JSON text, "" for text."""
+    rf = body.get("response_format")
+    if rf is None:
+        return ""
+    if not isinstance(rf, dict) or rf.get("type") not in ("text", "json_object", "json_schema"):
+        raise InvalidArgument("response_format.type", "one of text, json_object, json_schema")
+    if rf["type"] == "text":
+        return ""
+    if rf["type"] == "json_object":
+        return check_schema({"type": "object"}, "response_format")
+    spec = rf.get("json_schema")
+    if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+        raise InvalidArgument("response_format.json_schema.schema", "must be a JSON Schema object")
+    return check_schema(spec["schema"], "response_format.json_schema.schema")
+
+
+def _content(value: Any, field: str) -> str:
+    """A message's content: a string, or a list of text parts (joined)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        texts = []
+        for j, part in enumerate(value):
+            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise InvalidArgument(f"{field}[{j}]", "only text parts ({\"type\": \"text\", \"text\": ...}) are supported")
+            texts.append(part["text"])
+        return "".join(texts)
+    raise InvalidArgument(field, "must be a string or a list of text parts")
+
+
+def _messages(body: Mapping[str, Any], limits: LimitsConfig) -> tuple[Message, ...]:
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise InvalidArgument("messages", "must be a non-empty list of {role, content} objects")
+    pairs = []
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict):
+            raise InvalidArgument(f"messages[{i}]", "must be an object with role and content")
+        role = m.get("role")
+        if not isinstance(role, str) or role not in _ROLES:
+            raise InvalidArgument(f"messages[{i}].role", f"one of {', '.join(_ROLES)} (got {str(role)[:32]!r})")
+        if m.get("tool_calls"):
+            raise InvalidArgument(f"messages[{i}].tool_calls", "tool calls are not supported by this server")
+        pairs.append((_ROLES[role], _content(m.get("content"), f"messages[{i}].content")))
+    return check_messages(pairs, limits.max_prompt_bytes)
+
+
+def _prompt(body: Mapping[str, Any], limits: LimitsConfig) -> str:
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise InvalidArgument("prompt", "must be a string (one prompt per request)")
+    if not prompt.strip():
+        raise InvalidArgument("prompt", "must not be empty")
+    if "\x00" in prompt:
+        raise InvalidArgument("prompt", "must not contain NUL characters")
+    size = len(prompt.encode("utf-8", "surrogatepass"))
+    if size > limits.max_prompt_bytes:
+        raise OutOfRange("prompt", f"must be at most {limits.max_prompt_bytes} bytes (got {size})")
+    return prompt
+
+
+def _extension(body: Mapping[str, Any]) -> dict[str, Any]:
+    ext = body.get("edgecloud")
+    if ext is None:
+        return {}
+    if not isinstance(ext, dict):
+        raise InvalidArgument("edgecloud", "must be an object")
+    unknown = sorted(set(ext) - _EXTENSION_KEYS)
+    if unknown:
+        raise InvalidArgument(f"edgecloud.{unknown[0][:32]}", f"unknown key (known: {', '.join(sorted(_EXTENSION_KEYS))})")
+    return ext
+
+
+def http_request(body: Mapping[str, Any], limits: LimitsConfig, *, chat: bool) -> HttpRequest:
+    """Validate a /v1/chat/completions (``chat``) or /v1/completions body."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidArgument("model", "must name a model from GET /v1/models")
+    _refuse_unsupported(body)
+    stream = _get(body, "stream", bool, "true or false") or False
+    ext = _extension(body)
+    messages = _messages(body, limits) if chat else ()
+    prompt = "" if chat else _prompt(body, limits)
+    pref = _get(ext, "preference", str, f"one of {', '.join(_PREFERENCES)}", "edgecloud.preference") or "auto"
+    if pref not in _PREFERENCES:
+        raise InvalidArgument("edgecloud.preference", f"one of {', '.join(_PREFERENCES)} (got {pref[:32]!r})")
+    deadline = _integer(ext, "deadline_ms", "edgecloud.deadline_ms")
+    if deadline is not None and deadline < 0:
+        raise InvalidArgument("edgecloud.deadline_ms", "must be >= 0 (0 means the policy default)")
+    max_cost = _number(ext, "max_cost", "edgecloud.max_cost")
+    if max_cost is not None and not max_cost >= 0:
+        raise InvalidArgument("edgecloud.max_cost", "must be >= 0 (0 means no cap)")
+    labels = _get(ext, "labels", list, "a list of strings", "edgecloud.labels") or []
+    if len(labels) > MAX_LABELS:
+        raise InvalidArgument("edgecloud.labels", f"at most {MAX_LABELS} labels")
+    for i, label in enumerate(labels):
+        if not isinstance(label, str):
+            raise InvalidArgument(f"edgecloud.labels[{i}]", "must be a string")
+        identifier(f"edgecloud.labels[{i}]", label, MAX_LABEL_CHARS)
+    app_id = _get(ext, "app_id", str, "a string", "edgecloud.app_id") or _get(body, "user", str, "a string") or ""
+    identifier("edgecloud.app_id" if ext.get("app_id") else "user", app_id, MAX_APP_ID_CHARS)
+    ask = AskRequest(
+        prompt=prompt,
+        messages=messages,
+        params=_params(body, ext, limits),
+        preference=_PREFERENCES[pref],
+        deadline_ms=deadline or None,
+        max_cost=max_cost or None,
+        personal=bool(_get(ext, "personal", bool, "true or false", "edgecloud.personal")),
+        labels=tuple(labels),
+        app_id=app_id,
+        use_context=bool(_get(ext, "use_context", bool, "true or false", "edgecloud.use_context")),
+    )
+    return HttpRequest(ask=ask, model=model, stream=stream, chat=chat)
+
+
+def route_info(o: Outcome) -> dict[str, Any]:
+    """The ``edgecloud`` field of a response: the route and why, and the figures."""
+    d = o.decision
+    return {
+        "request_id": o.request_id,
+        "route": o.route,
+        "target": d.target.value,
+        "rules_fired": list(d.rules_fired),
+        "explanation": d.explanation,
+        "pii_kinds": list(d.pii_kinds),
+        "context_item_ids": list(o.context_ids),
+        "fallback": o.fallback,
+        "fallback_reason": o.fallback_reason,
+        "ttft_ms": round(o.ttft_ms, 2),
+        "total_ms": round(o.total_ms, 2),
+        "tokens_per_s": round(o.tokens_per_s, 2),
+        "drafted_tokens": o.drafted_tokens,
+        "accepted_tokens": o.accepted_tokens,
+        "cost": o.cost,
+    }
+
+
+def usage(o: Outcome) -> dict[str, int]:
+    return {
+        "prompt_tokens": o.prompt_tokens,
+        "completion_tokens": o.completion_tokens,
+        "total_tokens": o.prompt_tokens + o.completion_tokens,
+    }
+
+
+def finish_reason(o: Outcome) -> str:
+    """OpenAI's finish reasons: "stop" or "length"."""
+    return "length" if o.finish_reason == "length" else "stop"

@@ -1,0 +1,304 @@
+"""The OpenAI-compatible HTTP front door: ``/v1/chat/completions``, ``/v1/completions``
+and ``/v1/models`` over a unix socket or loopback TCP, beside the gRPC API.
+
+Each route converts the JSON body (``openai_convert``), makes the same service calls as
+the gRPC servicer (plan, then execute) and converts back; errors become OpenAI error
+objects with the HTTP status of ``HTTP_TABLE``. Streams are server-sent events, the
+last chunk carrying ``usage`` and the ``edgecloud`` route field; a client that goes
+away cancels its request (the decoder stops within one step). The route decision is
+also sent before the first token, in the ``X-Edgecloud-Route`` header.
+
+Starlette (routing, requests, streaming responses) on uvicorn (the ASGI server): both
+small, typed, widely deployed, and already what llama-cpp-python's own server runs on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from common import errors as e
+from edge_agent.pipeline.model import Event, Outcome
+from edge_agent.pipeline.service import AgentService
+from edge_agent.transport import openai_convert as oc
+
+log = logging.getLogger(__name__)
+
+# Most specific first, as in common.grpc_status.STATUS_TABLE: (error, HTTP status, type).
+HTTP_TABLE: tuple[tuple[type[e.DomainError], int, str], ...] = (
+    (e.OutOfRange, 400, "invalid_request_error"),
+    (e.InvalidArgument, 400, "invalid_request_error"),
+    (e.Rejected, 400, "invalid_request_error"),
+    (e.PolicyError, 400, "invalid_request_error"),
+    (e.Unauthenticated, 401, "authentication_error"),
+    (e.PermissionDenied, 403, "permission_error"),
+    (e.NotFound, 404, "not_found_error"),
+    (e.ResourceExhausted, 429, "rate_limit_error"),
+    (e.Unavailable, 503, "service_unavailable"),
+    (e.DeadlineExceeded, 504, "timeout"),
+    (e.Cancelled, 499, "cancelled"),
+)
+ROUTE_HEADER = "X-Edgecloud-Route"
+
+
+class PayloadTooLarge(e.InvalidArgument):
+    """The body is over the configured size (HTTP 413)."""
+
+
+def error_body(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """(HTTP status, OpenAI error object, extra headers) for an exception."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, PayloadTooLarge):
+        status, kind = 413, "invalid_request_error"
+    else:
+        status, kind = next(((s, k) for cls, s, k in HTTP_TABLE if isinstance(exc, cls)), (500, "server_error"))
+    message = exc.message if isinstance(exc, e.DomainError) else "internal error; see the server log"
+    if isinstance(exc, e.ResourceExhausted) and exc.retry_after_s is not None:
+        headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+    param = exc.field if isinstance(exc, e.InvalidArgument) else None
+    code = "model_not_found" if isinstance(exc, ModelNotFound) else ("invalid_api_key" if status == 401 else None)
+    return status, {"error": {"message": message, "type": kind, "param": param, "code": code}}, headers
+
+
+class ModelNotFound(e.NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"model: no model named {name[:64]!r} (see GET /v1/models)")
+
+
+def _error_response(exc: BaseException, where: str) -> JSONResponse:
+    status, body, headers = error_body(exc)
+    if status == 500:
+        log.error("internal error in %s", where, exc_info=exc)
+    else:
+        log.info("%s -> %d: %s", where, status, body["error"]["message"])
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class OpenAIFrontDoor:
+    """The ASGI application; ``service`` raises ``Unavailable`` until the model is ready."""
+
+    def __init__(self, service: Callable[[], AgentService], *, model_name: str, limits: Any, max_body_bytes: int, token: str = "") -> None:
+        self._service = service
+        self.model_name = model_name
+        self._limits = limits
+        self._max_body = max_body_bytes
+        self._token = token.encode()
+        self.app = Starlette(
+            routes=[
+                Route("/v1/models", self.models, methods=["GET"]),
+                Route("/v1/models/{name:path}", self.model, methods=["GET"]),
+                Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+                Route("/v1/completions", self.completions, methods=["POST"]),
+            ],
+            exception_handlers={HTTPException: self._http_exception},
+        )
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self._token and not self._authorized(scope):
+            status, body, _ = error_body(e.Unauthenticated("Authorization: a valid bearer token is required"))
+            resp = JSONResponse(body, status_code=status, headers={"WWW-Authenticate": "Bearer"})
+            await resp(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _authorized(self, scope: Any) -> bool:
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                scheme, _, given = bytes(value).partition(b" ")
+                return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self._token)
+        return False
+
+    async def _http_exception(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        message = f"{request.method} {request.url.path[:128]}: {exc.detail}"
+        return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": None}}, status_code=exc.status_code)
+
+    # -- models ---------------------------------------------------------------------
+    def _model_entry(self) -> dict[str, Any]:
+        return {"id": self.model_name, "object": "model", "created": 0, "owned_by": "edge-agent"}
+
+    async def models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [self._model_entry()]})
+
+    async def model(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name != self.model_name:
+            return _error_response(ModelNotFound(name), "GET /v1/models")
+        return JSONResponse(self._model_entry())
+
+    # -- generation -----------------------------------------------------------------
+    async def chat_completions(self, request: Request) -> Response:
+        return await self._generate(request, chat=True)
+
+    async def completions(self, request: Request) -> Response:
+        return await self._generate(request, chat=False)
+
+    async def _body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max_body:
+            raise PayloadTooLarge("body", f"must be at most {self._max_body} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self._max_body:
+                raise PayloadTooLarge("body", f"must be at most {self._max_body} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _generate(self, request: Request, *, chat: bool) -> Response:
+        where = f"POST {request.url.path}"
+        events: AsyncGenerator[Event, None] | None = None
+        try:
+            req = oc.http_request(oc.parse_body(await self._body(request)), self._limits, chat=chat)
+            if req.model != self.model_name:
+                raise ModelNotFound(req.model)
+            service = self._service()
+            plan = await service.plan(req.ask)
+            events = service.execute(plan)
+            first = await anext(events)  # errors before the first token keep their HTTP status
+        except Exception as exc:  # noqa: BLE001 - every error becomes an OpenAI error object
+            if events is not None:
+                await events.aclose()
+            return _error_response(exc, where)
+        headers = {ROUTE_HEADER: plan.decision.target.value, "X-Request-Id": plan.request_id}
+        answer = _Answer(chat=chat, model=self.model_name, request_id=plan.request_id)
+        if req.stream:
+            return StreamingResponse(
+                _sse(answer, first, events, where),
+                media_type="text/event-stream",
+                headers={**headers, "Cache-Control": "no-cache"},
+            )
+        return await _whole(request, answer, first, events, headers, where)
+
+
+class _Answer:
+    """The shape of the responses of one request (chat or text completion)."""
+
+    def __init__(self, *, chat: bool, model: str, request_id: str) -> None:
+        self.chat = chat
+        self.model = model
+        self.id = ("chatcmpl-" if chat else "cmpl-") + request_id
+        self.created = int(time.time())
+
+    def _envelope(self, obj: str) -> dict[str, Any]:
+        return {"id": self.id, "object": obj, "created": self.created, "model": self.model}
+
+    def chunk(self, text: str, *, first: bool = False, done: Outcome | None = None) -> dict[str, Any]:
+        finish = oc.finish_reason(done) if done else None
+        if self.chat:
+            delta: dict[str, Any] = {"role": "assistant", "content": text} if first else ({"content": text} if text else {})
+            out = self._envelope("chat.completion.chunk") | {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        else:
+            out = self._envelope("text_completion") | {"choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]}
+        if done is not None:
+            out |= {"usage": oc.usage(done), "edgecloud": oc.route_info(done)}
+        return out
+
+    def whole(self, text: str, done: Outcome) -> dict[str, Any]:
+        finish = oc.finish_reason(done)
+        if self.chat:
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+            out = self._envelope("chat.completion")
+        else:
+            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+            out = self._envelope("text_completion")
+        return out | {"choices": [choice], "usage": oc.usage(done), "edgecloud": oc.route_info(done)}
+
+
+def _sse_line(obj: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
+
+
+@contextlib.contextmanager
+def _closing_log(where: str) -> Iterator[None]:
+    try:
+        yield
+    except (asyncio.CancelledError, GeneratorExit):
+        log.info("%s: client went away; request cancelled", where)
+        raise
+
+
+async def _sse(answer: _Answer, first: Event, events: AsyncGenerator[Event, None], where: str) -> AsyncIterator[bytes]:
+    """Server-sent events: a chunk per delta, the last with usage and the route; an
+    error after the first token is an ``error`` event (the status is already sent)."""
+    try:
+        with _closing_log(where):
+            ev: Event | None = first
+            is_first = True
+            while ev is not None:
+                if isinstance(ev, Outcome):
+                    if is_first and answer.chat:
+                        yield _sse_line(answer.chunk("", first=True))
+                    yield _sse_line(answer.chunk("", done=ev))
+                    break
+                yield _sse_line(answer.chunk(ev, first=is_first))
+                is_first = False
+                ev = await anext(events, None)
+            yield b"data: [DONE]\n\n"
+    except Exception as exc:
+        _, body, _ = error_body(exc)
+        log.warning("%s: failed mid-stream: %s", where, body["error"]["message"], exc_info=not isinstance(exc, e.DomainError))
+        yield _sse_line(body)
+    finally:
+        await events.aclose()
+
+
+async def _whole(request: Request, answer: _Answer, first: Event, events: AsyncGenerator[Event, None], headers: dict[str, str], where: str) -> Response:
+    """A non-streamed answer; the client going away cancels it all the same."""
+
+    async def collect() -> tuple[str, Outcome]:
+        parts: list[str] = []
+        ev: Event | None = first
+        while ev is not None:
+            if isinstance(ev, Outcome):
+                return "".join(parts), ev
+            parts.append(ev)
+            ev = await anext(events, None)
+        raise e.DomainError("generation ended without an outcome")  # pragma: no cover
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    work, watch = asyncio.ensure_future(collect()), asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if not work.done():
+            log.info("%s: client went away; request cancelled", where)
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+            return Response(status_code=499)
+        try:
+            text, done = work.result()
+        except Exception as exc:  # noqa: BLE001
+            return _error_response(exc, where)
+        return JSONResponse(answer.whole(text, done), headers=headers)
+    finally:
+        watch.cancel()
+        await events.aclose()
+
+
+class HttpServer(uvicorn.Server):
+    """uvicorn serving our already-bound socket; the daemon owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def install_signal_handlers(self) -> None:  # older uvicorn
+        return
