@@ -18,6 +18,7 @@ COMMANDS = {
     "routing": "chrt -f 10 python benchmarks/routing.py --iterations 5000 --json benchmarks/results/routing.json",
     "e2e": "python benchmarks/e2e.py --json benchmarks/results/e2e.json",
     "runtime": "python benchmarks/runtime.py --json benchmarks/results/runtime.json",
+    "chat_turns": "python benchmarks/chat_turns.py --json benchmarks/results/chat_turns.json",
 }
 
 
@@ -237,6 +238,13 @@ def write(results: Path, target: Path) -> None:
             ("search_p50_ms", "search p50, ms (target ≤ 5)"), ("search_p99_ms", "search p99, ms (target ≤ 20)"),
             ("search_cpu_p50_ms", "search p50, CPU ms"), ("search_cpu_p99_ms", "search p99, CPU ms"),
             ("db_bytes", "database size, bytes"), ("load_average_before", "load average before the run (1/5/15 min)"),
+        ])
+    if (turns := _load(results, "chat_turns")) is not None:
+        lines += _table("chat_turns", "Time to first token by conversation turn", turns, [
+            ("history_tokens_turn10", "prompt tokens at turn 10"), ("repeats", "conversations (medians)"),
+            ("ttft_turn1_ms", "TTFT turn 1, ms"), ("ttft_turn10_ms", "TTFT turn 10, earlier turns' KV kept, ms"),
+            ("ttft_turn10_cold_ms", "TTFT turn 10, cold cache, ms"),
+            ("turn10_over_turn1", "turn 10 / turn 1"), ("cold_over_kept", "cold / kept at turn 10"),
         ])
     if (rt := _load(results, "routing")) is not None:
         lines += _table("routing", "Routing decisions and PII detection", rt, [

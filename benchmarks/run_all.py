@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "runtime": [],
     "speculative": [],
     "e2e": [],
+    "chat_turns": [],
 }
 
 
