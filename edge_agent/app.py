@@ -47,6 +47,7 @@ async def open_service(cfg: Config) -> AgentService:
         queue_depth=cfg.server.queue_depth,
         context_token_budget=cfg.limits.context_token_budget,
         runtime=parts.runtime,
+        keep_alive_s=cfg.keep_alive_s,
     )
 
 

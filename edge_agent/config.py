@@ -11,7 +11,10 @@ Sources, later ones winning: built-in defaults, the TOML file (``--config`` or
 ``EDGE_AGENT_HTTP``         OpenAI-compatible HTTP front door: ``unix``,
                             ``unix:PATH`` or loopback ``host:port`` ("" = off)
 ``EDGE_AGENT_HTTP_TOKEN``   bearer token the HTTP front door requires ("" = none)
-``EDGE_AGENT_MODEL``        GGUF file path (default: the shipped model)
+``EDGE_AGENT_MODEL``        GGUF file path or a name in the model directory
+                            (default: the one chosen by ``edge-agent model use``,
+                            else the shipped model)
+``EDGE_AGENT_KEEP_ALIVE``   idle time before the model is freed (``5m``; 0, -1)
 ``EDGE_AGENT_POLICY``       routing policy TOML file
 ``EDGE_AGENT_CLOUD``        cloud-stub address ``host:port`` ("" disables the cloud)
 ``EDGE_AGENT_CLOUD_TOKEN``  bearer token for the cloud
@@ -31,6 +34,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from common.duration import RULE as DURATION_RULE
+from common.duration import parse_keep_alive
 from common.errors import ConfigError
 
 
@@ -65,6 +70,11 @@ class ModelConfig:
     warmup: bool = True
     selfcheck: bool = True  # check the runtime in a child process before loading the model
     calibrate: bool = True  # measure the verification cost curve at start
+    # Idle time after which the weights and KV cache are freed (Ollama's keep_alive):
+    # "5m", "1h", "30s", seconds as a number; 0 frees them after each request, a
+    # negative value keeps them forever. The next request loads them again.
+    keep_alive: str = "5m"
+    dir: str = ""  # the model directory (`edge-agent model ...`); "" -> <data_dir>/models
 
 
 @dataclass(frozen=True)
@@ -124,6 +134,16 @@ class Config:
         return Path(self.model.path or DEFAULT_MODEL_NAME).stem
 
     @property
+    def keep_alive_s(self) -> float | None:
+        """Idle seconds before the model is freed; None keeps it loaded."""
+        return parse_keep_alive(self.model.keep_alive)
+
+    @property
+    def models_dir(self) -> Path:
+        """The model directory ``edge-agent model`` manages."""
+        return Path(self.model.dir).expanduser() if self.model.dir else self.data_path / "models"
+
+    @property
     def http_socket_path(self) -> Path | None:
         """The HTTP front door's unix socket, if it listens on one."""
         listen = self.http.listen
@@ -158,6 +178,7 @@ _ENV = {
     "EDGE_AGENT_HTTP": ("listen", "http"),
     "EDGE_AGENT_HTTP_TOKEN": ("token", "http"),
     "EDGE_AGENT_MODEL": ("path", "model"),
+    "EDGE_AGENT_KEEP_ALIVE": ("keep_alive", "model"),
     "EDGE_AGENT_CLOUD": ("address", "cloud"),
     "EDGE_AGENT_CLOUD_TOKEN": ("token", "cloud"),
 }
@@ -167,6 +188,8 @@ _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 def _typed(source: str, key: str, value: Any, default: Any) -> Any:
     expected = type(default)
+    if key == "model.keep_alive" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)  # Ollama takes seconds as a number too
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
@@ -228,6 +251,10 @@ def _check(cfg: Config, source: str) -> Config:
         raise ConfigError(source, "cloud.breaker_failures", "at least 1")
     if cfg.server.queue_depth < 1:
         raise ConfigError(source, "server.queue_depth", "at least 1")
+    try:
+        parse_keep_alive(cfg.model.keep_alive)
+    except ValueError:
+        raise ConfigError(source, "model.keep_alive", f"{DURATION_RULE} (got {cfg.model.keep_alive!r}; also set by EDGE_AGENT_KEEP_ALIVE)") from None
     return replace(cfg, log_level=cfg.log_level.upper())
 
 

@@ -118,6 +118,11 @@ def _cmd_stats(args: argparse.Namespace, cfg: Config) -> int:
     print(f"ttft p50/p99: {s.ttft_p50_ms:.0f}/{s.ttft_p99_ms:.0f} ms   local tok/s p50: {s.local_tokens_per_s_p50:.1f}")
     print(f"draft acceptance: {s.acceptance_rate:.0%}   cloud spend: {s.cloud_spend:.6f}   circuit: {s.cloud_circuit}")
     print(f"context items: {s.context_items}")
+    m = s.model
+    if m.name:
+        keep = "forever" if m.keep_alive_s < 0 else f"{m.keep_alive_s:g} s"
+        expires = f", freed in {m.expires_in_s:.0f} s" if m.expires_in_s >= 0 else ""
+        print(f"model: {m.name} {m.state} (keep_alive {keep}{expires}; {m.loads} reloads, {m.unloads} unloads)")
     r = s.runtime
     if r.build_variant:
         bufs = ", ".join(f"{k} {v:.0f} MiB" for k, v in r.buffer_types_mib.items())

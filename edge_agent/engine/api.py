@@ -103,6 +103,20 @@ class Engine(Protocol):
         """Drop any texts kept for drafting (called after personal data is forgotten)."""
         ...
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the weights are in memory (``generate`` loads them when not)."""
+        ...
+
+    def load(self) -> None:
+        """Load the weights (a no-op when loaded). Blocking."""
+        ...
+
+    def unload(self) -> None:
+        """Free the weights and the KV cache; tokenizing and the chat template keep
+        working. Blocking; never while ``generate`` runs."""
+        ...
+
     def close(self) -> None:
         """Free the model."""
         ...

@@ -114,6 +114,22 @@ class LlamaEngine:
             "thread_switches": self.tuner.switches if self.tuner else 0,
         }
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the weights and the KV cache are in memory."""
+        return self._model.loaded
+
+    def load(self) -> None:
+        """Load the weights again after ``unload`` (the cost curve and the draft
+        corpus were kept)."""
+        self._model.load()
+
+    def unload(self) -> None:
+        """Free the weights and the KV cache; tokenizing still works, and the next
+        generation loads them again. Not re-entrant with ``generate``."""
+        self.decoder.reset()
+        self._model.unload()
+
     def reset_cache(self) -> None:
         """Forget the cached prefix (the next request evaluates its whole prompt)."""
         self.decoder.reset()
@@ -163,6 +179,7 @@ class LlamaEngine:
         t0 = time.perf_counter()
         model = self._model
         _validate(params)
+        model.load()  # after an idle unload
         tokens = self.tokenize_prompt(prompt)
         if len(tokens) >= self.n_ctx:
             raise OutOfRange("prompt", f"{len(tokens)} tokens do not fit the context of {self.n_ctx}")

@@ -49,57 +49,96 @@ class LlamaModel:
         path = Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
-        threads = n_threads or max(1, os.cpu_count() or 1)
-        mparams = lc.llama_model_default_params()
-        mparams.n_gpu_layers = 0
-        mark = llama_log.mark()
-        self._model = lc.llama_model_load_from_file(str(path).encode(), mparams)
-        # which buffer types llama.cpp chose for the weights (AMX, CPU_REPACK, CPU)
-        self.buffer_types = llama_log.buffer_types(llama_log.since(mark))
-        if not self._model:
-            raise LlamaError(f"could not load model {path}")
-        cparams = lc.llama_context_default_params()
-        cparams.n_ctx = n_ctx
-        cparams.n_batch = n_batch
-        cparams.n_ubatch = n_batch
-        cparams.n_seq_max = 1
-        cparams.n_threads = threads
-        cparams.n_threads_batch = threads
-        cparams.embeddings = False
-        cparams.no_perf = True
-        if hasattr(cparams, "swa_full"):
-            cparams.swa_full = True  # keep every position so rejected drafts can be removed
-        self._ctx = lc.llama_init_from_model(self._model, cparams)
-        if not self._ctx:
-            lc.llama_model_free(self._model)
-            raise LlamaError("could not create a llama.cpp context")
-        self._vocab = lc.llama_model_get_vocab(self._model)
-        self.vocab = self._vocab  # for samplers built on it (grammars)
-        self._mem = lc.llama_get_memory(self._ctx)
-        self.n_vocab = int(lc.llama_vocab_n_tokens(self._vocab))
-        self.n_ctx = int(lc.llama_n_ctx(self._ctx))
+        self.path = path
+        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
         self.n_batch = n_batch
-        self.n_threads = threads
-        self._batch = lc.llama_batch_init(n_batch, 0, 1)
-        self._view = np.empty((0, 0), dtype=np.float32)
-        self._view_addr: int | None = None
-        self._n_past = 0
+        self._n_ctx_wanted = n_ctx
+        # The vocabulary stays resident (tokenizing, pieces, the chat template); the
+        # weights and the context (the KV cache) are loaded by ``load`` and freed by
+        # ``unload``, so an idle daemon can give their memory back.
+        vparams = lc.llama_model_default_params()
+        vparams.vocab_only = True
+        self._vocab_model = lc.llama_model_load_from_file(str(path).encode(), vparams)
+        if not self._vocab_model:
+            raise LlamaError(f"could not load model {path}")
+        self._vocab = lc.llama_model_get_vocab(self._vocab_model)
+        self.vocab = self._vocab  # for samplers built on it (grammars)
+        self.n_vocab = int(lc.llama_vocab_n_tokens(self._vocab))
         self._piece_cache: dict[int, bytes] = {}
         self._eog_cache: dict[int, bool] = {}
         buf = ctypes.create_string_buffer(256)
-        n = lc.llama_model_desc(self._model, buf, 256)
+        n = lc.llama_model_desc(self._vocab_model, buf, 256)
         self.description = buf.value[: max(n, 0)].decode("utf-8", "replace")
         self.name = path.stem
         self.add_bos = bool(lc.llama_vocab_get_add_bos(self._vocab))
         self.bos_token = int(lc.llama_vocab_bos(self._vocab))
         self.eos_token = int(lc.llama_vocab_eos(self._vocab))
-        template = lc.llama_model_chat_template(self._model, None)
+        template = lc.llama_model_chat_template(self._vocab_model, None)
         self.chat_template: str | None = template.decode("utf-8", "replace") if template else None
+        self.buffer_types: dict[str, float] = {}
+        self._model = None
+        self._ctx = None
         self._closed = False
+        self.load()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the weights and the KV cache are in memory."""
+        return self._ctx is not None
+
+    def load(self) -> None:
+        """Load the weights and create the context (a no-op when loaded)."""
+        if self._ctx is not None:
+            return
+        if self._closed:
+            raise LlamaError("model is closed")
+        mparams = lc.llama_model_default_params()
+        mparams.n_gpu_layers = 0
+        mark = llama_log.mark()
+        model = lc.llama_model_load_from_file(str(self.path).encode(), mparams)
+        # which buffer types llama.cpp chose for the weights (AMX, CPU_REPACK, CPU)
+        self.buffer_types = llama_log.buffer_types(llama_log.since(mark))
+        if not model:
+            raise LlamaError(f"could not load model {self.path}")
+        cparams = lc.llama_context_default_params()
+        cparams.n_ctx = self._n_ctx_wanted
+        cparams.n_batch = self.n_batch
+        cparams.n_ubatch = self.n_batch
+        cparams.n_seq_max = 1
+        cparams.n_threads = self.n_threads
+        cparams.n_threads_batch = self.n_threads
+        cparams.embeddings = False
+        cparams.no_perf = True
+        if hasattr(cparams, "swa_full"):
+            cparams.swa_full = True  # keep every position so rejected drafts can be removed
+        ctx = lc.llama_init_from_model(model, cparams)
+        if not ctx:
+            lc.llama_model_free(model)
+            raise LlamaError("could not create a llama.cpp context")
+        self._model, self._ctx = model, ctx
+        self._mem = lc.llama_get_memory(ctx)
+        self.n_ctx = int(lc.llama_n_ctx(ctx))
+        self._batch = lc.llama_batch_init(self.n_batch, 0, 1)
+        self._view = np.empty((0, 0), dtype=np.float32)
+        self._view_addr: int | None = None
+        self._n_past = 0
+
+    def unload(self) -> None:
+        """Free the context, the batch and the weights; the vocabulary stays."""
+        if self._ctx is None:
+            return
+        lc.llama_batch_free(self._batch)
+        lc.llama_free(self._ctx)
+        lc.llama_model_free(self._model)
+        self._model = self._ctx = None
+        self._view = np.empty((0, 0), dtype=np.float32)
+        self._view_addr = None
+        self._n_past = 0
 
     def set_threads(self, n: int) -> None:
         """Run later steps on ``n`` threads (prompt batches too)."""
-        lc.llama_set_n_threads(self._ctx, n, n)
+        if self._ctx is not None:
+            lc.llama_set_n_threads(self._ctx, n, n)
         self.n_threads = n
 
     # -- TokenModel ----------------------------------------------------------
@@ -120,6 +159,8 @@ class LlamaModel:
         n = len(tokens)
         if n == 0 or n > self.n_batch:
             raise ValueError(f"batch of {n} tokens (1..{self.n_batch} allowed)")
+        if self._ctx is None:
+            raise LlamaError("the model is unloaded (call load first)")
         if self._n_past + n > self.n_ctx:
             raise LlamaError("context full")
         batch = self._batch
@@ -203,7 +244,6 @@ class LlamaModel:
         """Free the context, the batch and the model."""
         if self._closed:
             return
+        self.unload()
         self._closed = True
-        lc.llama_batch_free(self._batch)
-        lc.llama_free(self._ctx)
-        lc.llama_model_free(self._model)
+        lc.llama_model_free(self._vocab_model)

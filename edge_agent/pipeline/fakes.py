@@ -36,6 +36,23 @@ class ScriptedEngine:
         self.cancelled_runs = 0
         self.gate: threading.Event | None = None  # set: steps after the first wait for it
         self.forgot = 0
+        self.loads = 0  # weights loaded again after an unload
+        self.unloads = 0
+        self._loaded = True
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    def load(self) -> None:
+        if not self._loaded:
+            self.loads += 1
+            self._loaded = True
+
+    def unload(self) -> None:
+        if self._loaded:
+            self.unloads += 1
+            self._loaded = False
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
@@ -53,6 +70,7 @@ class ScriptedEngine:
         token_probs: int = 0,
     ) -> Iterator[EngineEvent]:
         self.prompts.append(prompt)
+        self.load()
         t0 = time.perf_counter()
         words = [w + " " for w in self.answer.split()][: params.max_tokens]
         finish = "length" if len(words) < len(self.answer.split()) else "stop"

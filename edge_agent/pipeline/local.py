@@ -1,19 +1,29 @@
 """The local model on the event loop: one worker thread owns the engine.
 
-Every call that touches the model (generation, warm-up, forgetting the draft corpus,
-closing) runs on that one thread, so they never overlap; a cancelled generation stops
-the decoder within one step before the next call gets the thread.
+Every call that touches the model (generation, warm-up, loading and freeing the
+weights, forgetting the draft corpus, closing) runs on that one thread, so they never
+overlap; a cancelled generation stops the decoder within one step before the next call
+gets the thread.
+
+Keep-alive (Ollama's semantics): ``keep_alive_s`` after the last generation ended the
+weights and KV cache are freed; the next generation loads them again first. 0 frees
+them after every generation, None keeps them. ``state`` tells ``ready``, ``loading``
+or ``unloaded``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from common.bridge import iterate_in_thread
 from common.chat import Message
 from edge_agent.engine.api import Engine, Finished, SamplingParams, TextDelta
+
+log = logging.getLogger(__name__)
 
 
 def _join(a: TextDelta | Finished, b: TextDelta | Finished) -> TextDelta | None:
@@ -24,15 +34,35 @@ def _join(a: TextDelta | Finished, b: TextDelta | Finished) -> TextDelta | None:
 
 
 class AsyncEngine:
-    """An ``Engine`` behind one worker thread."""
+    """An ``Engine`` behind one worker thread, freed when idle for ``keep_alive_s``."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, keep_alive_s: float | None = None) -> None:
         self.engine = engine
+        self.keep_alive_s = keep_alive_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._active = 0  # generations running or waiting for the thread
+        self._loading = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._idle_since = time.monotonic()
+        self.loads = 0  # loads after an idle unload
+        self.unloads = 0
 
     @property
     def n_ctx(self) -> int:
         return self.engine.n_ctx
+
+    @property
+    def state(self) -> str:
+        """``loading`` (weights being read), ``ready`` or ``unloaded`` (idle)."""
+        if self._loading:
+            return "loading"
+        return "ready" if self.engine.loaded else "unloaded"
+
+    def expires_in_s(self) -> float | None:
+        """Seconds until an idle model is freed (None: not scheduled)."""
+        if self._timer is None or self.keep_alive_s is None:
+            return None
+        return max(0.0, self._idle_since + self.keep_alive_s - time.monotonic())
 
     def count_tokens(self, text: str) -> int:
         return self.engine.count_tokens(text)
@@ -40,17 +70,61 @@ class AsyncEngine:
     def chat_prompt(self, messages: Sequence[Message]) -> str:
         return self.engine.chat_prompt(messages)
 
-    def stream(
+    async def stream(
         self, prompt: str, params: SamplingParams, drafts: Sequence[str] = (), n_probs: int = 0
     ) -> AsyncIterator[TextDelta | Finished]:
-        """Deltas, then one Finished."""
-        return iterate_in_thread(
-            self._executor,
-            lambda cancelled: self.engine.generate(
-                prompt, params, draft_texts=drafts, cancelled=cancelled, token_probs=n_probs
-            ),
-            merge=_join,
-        )
+        """Deltas, then one Finished (loading the weights first after an unload)."""
+        self._active += 1
+        self._cancel_timer()
+        try:
+            if not self.engine.loaded:
+                await self._load()
+            async for ev in iterate_in_thread(
+                self._executor,
+                lambda cancelled: self.engine.generate(
+                    prompt, params, draft_texts=drafts, cancelled=cancelled, token_probs=n_probs
+                ),
+                merge=_join,
+            ):
+                yield ev
+        finally:
+            self._active -= 1
+            self._schedule_unload()
+
+    async def _load(self) -> None:
+        self._loading = True
+        t0 = time.perf_counter()
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.load)
+        finally:
+            self._loading = False
+        self.loads += 1
+        log.info("model loaded in %.0f ms (after an idle unload)", (time.perf_counter() - t0) * 1000)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _schedule_unload(self) -> None:
+        if self._active or self.keep_alive_s is None:
+            return
+        self._cancel_timer()
+        self._idle_since = time.monotonic()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self.keep_alive_s, self._unload_when_idle)
+
+    def _unload_when_idle(self) -> None:
+        self._timer = None
+        if not self._active:
+            asyncio.get_running_loop().run_in_executor(self._executor, self._unload_if_idle)
+
+    def _unload_if_idle(self) -> None:  # on the worker thread
+        if self._active or not self.engine.loaded:
+            return  # a generation came in since: it holds the model
+        self.engine.unload()
+        self.unloads += 1
+        log.info("model unloaded after %s idle (keep_alive)", _seconds(self.keep_alive_s))
 
     async def warm_up(self) -> float:
         """One short generation; its duration in ms."""
@@ -69,5 +143,10 @@ class AsyncEngine:
         return dict(live()) if callable(live) else {}
 
     def close(self) -> None:
+        self._cancel_timer()
         self._executor.shutdown(wait=True)
         self.engine.close()
+
+
+def _seconds(s: float | None) -> str:
+    return "forever" if s is None else f"{s:g} s"

@@ -49,8 +49,9 @@ class AgentService:
         queue_depth: int = 16,
         context_token_budget: int = 512,
         runtime: dict[str, str] | None = None,
+        keep_alive_s: float | None = None,
     ) -> None:
-        self.engine = AsyncEngine(engine)
+        self.engine = AsyncEngine(engine, keep_alive_s=keep_alive_s)
         self.store = store
         self.routing = routing
         self.cloud = cloud
@@ -197,6 +198,19 @@ class AgentService:
     def runtime(self) -> dict[str, object]:
         """The runtime's build and self-check with the engine's live figures."""
         return {**self._runtime_static, **self.engine.runtime_state()}
+
+    def model_state(self) -> dict[str, object]:
+        """The local model's residency: name, state, keep-alive, loads and unloads."""
+        e = self.engine
+        expires = e.expires_in_s()
+        return {
+            "name": self.engine.engine.model_name,
+            "state": e.state,
+            "keep_alive_s": -1.0 if e.keep_alive_s is None else e.keep_alive_s,
+            "expires_in_s": -1.0 if expires is None else expires,
+            "loads": e.loads,
+            "unloads": e.unloads,
+        }
 
     async def reload_policy(self) -> str:
         return await asyncio.to_thread(self.routing.reload)

@@ -252,10 +252,12 @@ def runtime_info(r: Mapping[str, Any]) -> pb.RuntimeInfo:
 
 
 def stats_response(
-    s: StatsSnapshot, context_items: int, circuit: str, runtime: Mapping[str, Any] | None = None
+    s: StatsSnapshot, context_items: int, circuit: str, runtime: Mapping[str, Any] | None = None,
+    model: Mapping[str, Any] | None = None,
 ) -> pb.StatsResponse:
     return pb.StatsResponse(
         runtime=runtime_info(runtime or {}),
+        model=pb.ModelState(**dict(model or {})),
         requests_by_route=s.requests_by_route,
         errors=s.errors,
         ttft_p50_ms=s.ttft_p50_ms,

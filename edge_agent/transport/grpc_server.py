@@ -77,7 +77,9 @@ class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
 
     async def GetStats(self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext) -> pb.StatsResponse:
         snapshot, items = await self.service.stats_snapshot()
-        return convert.stats_response(snapshot, items, self.service.circuit(), self.service.runtime())
+        return convert.stats_response(
+            snapshot, items, self.service.circuit(), self.service.runtime(), self.service.model_state()
+        )
 
     async def ReloadPolicy(self, request: pb.ReloadPolicyRequest, context: grpc.aio.ServicerContext) -> pb.ReloadPolicyResponse:
         return pb.ReloadPolicyResponse(policy_file=await self.service.reload_policy())

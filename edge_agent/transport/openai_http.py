@@ -98,6 +98,7 @@ class OpenAIFrontDoor:
         self._token = token.encode()
         self.app = Starlette(
             routes=[
+                Route("/health", self.health, methods=["GET"]),
                 Route("/v1/models", self.models, methods=["GET"]),
                 Route("/v1/models/{name:path}", self.model, methods=["GET"]),
                 Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
@@ -126,6 +127,20 @@ class OpenAIFrontDoor:
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
         message = f"{request.method} {request.url.path[:128]}: {exc.detail}"
         return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": None}}, status_code=exc.status_code)
+
+    # -- readiness ------------------------------------------------------------------
+    async def health(self, request: Request) -> Response:
+        """200 with ``ready`` or ``unloaded`` (idle; the next request loads the model),
+        503 with ``starting`` or ``loading`` while the weights are being read."""
+        try:
+            service = self._service()
+        except e.Unavailable:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        state = service.model_state()
+        return JSONResponse(
+            {"status": state["state"], "model": state["name"]},
+            status_code=503 if state["state"] == "loading" else 200,
+        )
 
     # -- models ---------------------------------------------------------------------
     def _model_entry(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from common.chat import Message
 from common.errors import OutOfRange
 from edge_agent.engine.api import EngineUsage, Finished, SamplingParams, TextDelta
 from edge_agent.engine.llama_engine import LlamaEngine
@@ -128,3 +129,31 @@ def test_speculative_engine_drafts_and_matches_plain_on_a_copy(
     # batched evaluation may flip a near-tie late; the copied sentence itself must agree
     got = "".join(deltas)
     assert got[:60] == expected[:60]
+
+
+def _rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_unload_frees_the_weights_and_the_next_generation_loads_them(model_path: Path) -> None:
+    eng = LlamaEngine(model_path, n_ctx=1024, n_threads=2, speculative=True)
+    try:
+        params = SamplingParams(max_tokens=24)
+        before, _ = run(eng, COPY_PROMPT, params)
+        loaded_rss = _rss_mib()
+        eng.unload()
+        assert not eng.loaded
+        freed = loaded_rss - _rss_mib()
+        assert freed > 100, f"unloading freed only {freed:.0f} MiB"  # weights 250 MiB + KV cache
+        # the vocabulary stays: tokenizing and chat prompts work unloaded
+        assert eng.count_tokens("Alice will meet Bob") > 0
+        assert "Alice" in eng.chat_prompt([Message("user", "Alice?")])
+        after, done = run(eng, COPY_PROMPT, params)
+        assert eng.loaded
+        assert "".join(after) == "".join(before)  # the same greedy answer after a reload
+        assert done.usage.reused_prefix_tokens == 0  # the KV cache was really gone
+    finally:
+        eng.close()

@@ -223,7 +223,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("requests_by_route", "errors", "ttft_p50_ms", "ttft_p99_ms", "local_tokens_per_s_p50", "acceptance_rate", "cloud_spend", "cloud_circuit", "context_items", "fallbacks", "runtime")
+    __slots__ = ("requests_by_route", "errors", "ttft_p50_ms", "ttft_p99_ms", "local_tokens_per_s_p50", "acceptance_rate", "cloud_spend", "cloud_circuit", "context_items", "fallbacks", "runtime", "model")
     class RequestsByRouteEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -242,6 +242,7 @@ class StatsResponse(_message.Message):
     CONTEXT_ITEMS_FIELD_NUMBER: _ClassVar[int]
     FALLBACKS_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     requests_by_route: _containers.ScalarMap[str, int]
     errors: int
     ttft_p50_ms: float
@@ -253,7 +254,24 @@ class StatsResponse(_message.Message):
     context_items: int
     fallbacks: int
     runtime: RuntimeInfo
-    def __init__(self, requests_by_route: _Optional[_Mapping[str, int]] = ..., errors: _Optional[int] = ..., ttft_p50_ms: _Optional[float] = ..., ttft_p99_ms: _Optional[float] = ..., local_tokens_per_s_p50: _Optional[float] = ..., acceptance_rate: _Optional[float] = ..., cloud_spend: _Optional[float] = ..., cloud_circuit: _Optional[str] = ..., context_items: _Optional[int] = ..., fallbacks: _Optional[int] = ..., runtime: _Optional[_Union[RuntimeInfo, _Mapping]] = ...) -> None: ...
+    model: ModelState
+    def __init__(self, requests_by_route: _Optional[_Mapping[str, int]] = ..., errors: _Optional[int] = ..., ttft_p50_ms: _Optional[float] = ..., ttft_p99_ms: _Optional[float] = ..., local_tokens_per_s_p50: _Optional[float] = ..., acceptance_rate: _Optional[float] = ..., cloud_spend: _Optional[float] = ..., cloud_circuit: _Optional[str] = ..., context_items: _Optional[int] = ..., fallbacks: _Optional[int] = ..., runtime: _Optional[_Union[RuntimeInfo, _Mapping]] = ..., model: _Optional[_Union[ModelState, _Mapping]] = ...) -> None: ...
+
+class ModelState(_message.Message):
+    __slots__ = ("name", "state", "keep_alive_s", "expires_in_s", "loads", "unloads")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    KEEP_ALIVE_S_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_S_FIELD_NUMBER: _ClassVar[int]
+    LOADS_FIELD_NUMBER: _ClassVar[int]
+    UNLOADS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    state: str
+    keep_alive_s: float
+    expires_in_s: float
+    loads: int
+    unloads: int
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., keep_alive_s: _Optional[float] = ..., expires_in_s: _Optional[float] = ..., loads: _Optional[int] = ..., unloads: _Optional[int] = ...) -> None: ...
 
 class RuntimeInfo(_message.Message):
     __slots__ = ("build_variant", "llama_cpp_python", "system_info", "buffer_types_mib", "plain_step_ms", "verify_cost", "threads", "thread_switches", "selfcheck")
