@@ -33,6 +33,10 @@ class NotFound(DomainError):
     """The named thing does not exist."""
 
 
+class FailedPrecondition(DomainError):
+    """The operation is refused in the current state (e.g. removing the model in use)."""
+
+
 class PermissionDenied(DomainError):
     """The policy forbids this request (e.g. a reject rule fired)."""
 

@@ -26,6 +26,7 @@ STATUS_TABLE: tuple[tuple[type[e.DomainError], grpc.StatusCode], ...] = (
     (e.Rejected, grpc.StatusCode.INVALID_ARGUMENT),
     (e.PolicyError, grpc.StatusCode.FAILED_PRECONDITION),
     (e.NotFound, grpc.StatusCode.NOT_FOUND),
+    (e.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (e.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (e.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (e.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),

@@ -8,18 +8,19 @@ import logging
 import os
 from dataclasses import dataclass
 
-from common.models import resolve_model_path
 from edge_agent import datadir
 from edge_agent.adapters.cloud import CircuitBreaker, CloudClient, tls_credentials
 from edge_agent.adapters.ledger import Ledger
 from edge_agent.config import Config
 from edge_agent.context.store import ContextStore
 from edge_agent.engine.llama_engine import LlamaEngine
+from edge_agent.models import catalog
 from edge_agent.pipeline.routing import RoutingState
 from edge_agent.pipeline.service import AgentService
 from edge_agent.runtime import report, selfcheck
 
 log = logging.getLogger(__name__)
+_HELD: list[int] = []  # descriptors holding a shared lock on the model files in use
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ def load_parts(cfg: Config) -> Parts:
     datadir.make_private(cfg.data_path)
     routing = RoutingState(cfg.policy, ledger=Ledger(cfg.ledger_path))
     store = ContextStore(cfg.database_path)
-    model_path = resolve_model_path(cfg.model.path or None)
+    model_path = catalog.Catalog(cfg).active().file()
+    _HELD.append(catalog.hold(model_path))  # `model rm` sees it in use while the process runs
     threads = cfg.model.n_threads or os.cpu_count() or 1
     checked = "not run (model.selfcheck = false)"
     if cfg.model.selfcheck:

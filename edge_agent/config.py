@@ -127,13 +127,6 @@ class Config:
         return Path(self.server.socket) if self.server.socket else self.data_path / "edge-agent.sock"
 
     @property
-    def model_name(self) -> str:
-        """The local model's name in APIs (``GET /v1/models``): its file name's stem."""
-        from common.models import DEFAULT_MODEL_NAME
-
-        return Path(self.model.path or DEFAULT_MODEL_NAME).stem
-
-    @property
     def keep_alive_s(self) -> float | None:
         """Idle seconds before the model is freed; None keeps it loaded."""
         return parse_keep_alive(self.model.keep_alive)

@@ -14,6 +14,7 @@ from typing import Any
 
 from common.errors import DomainError
 from edge_agent.cli import context as context_commands
+from edge_agent.cli import model as model_commands
 from edge_agent.cli import policy as routing_commands
 from edge_agent.config import Config, load_config
 
@@ -134,11 +135,11 @@ def _cmd_stats(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
-    from common.models import resolve_model_path
     from edge_agent.cli import doctor
+    from edge_agent.models.catalog import Catalog
 
     threads = cfg.model.n_threads or os.cpu_count() or 1
-    return doctor.run(args, resolve_model_path(cfg.model.path or None), threads)
+    return doctor.run(args, Catalog(cfg).active().file(), threads)
 
 
 def _client_args(p: argparse.ArgumentParser) -> None:
@@ -179,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor.register(sub).set_defaults(func=_cmd_doctor)
     context_commands.register(sub)
+    model_commands.register(sub)
     routing_commands.register(sub)
     return p
 

@@ -22,7 +22,7 @@ from edge_agent.engine import llama_log
 _backend_ready = False
 
 
-def _init_backend() -> None:
+def init_backend() -> None:
     global _backend_ready
     if not _backend_ready:
         llama_log.install()
@@ -45,7 +45,7 @@ class LlamaModel:
         n_threads: int | None = None,
         n_batch: int = 512,
     ) -> None:
-        _init_backend()
+        init_backend()
         path = Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")

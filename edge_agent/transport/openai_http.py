@@ -46,6 +46,7 @@ HTTP_TABLE: tuple[tuple[type[e.DomainError], int, str], ...] = (
     (e.Unauthenticated, 401, "authentication_error"),
     (e.PermissionDenied, 403, "permission_error"),
     (e.NotFound, 404, "not_found_error"),
+    (e.FailedPrecondition, 409, "invalid_request_error"),
     (e.ResourceExhausted, 429, "rate_limit_error"),
     (e.Unavailable, 503, "service_unavailable"),
     (e.DeadlineExceeded, 504, "timeout"),

@@ -29,6 +29,7 @@ from common.rpc import Lifecycle
 from edge_agent import datadir
 from edge_agent.adapters.metrics import MetricsServer, StatsCollector
 from edge_agent.config import Config
+from edge_agent.models import catalog
 from edge_agent.pipeline.service import AgentService
 from edge_agent.transport.grpc_server import SERVICE_NAME, EdgeAgentServicer
 from edge_agent.transport.openai_http import HttpServer, OpenAIFrontDoor
@@ -173,7 +174,7 @@ class _Http:
     @classmethod
     def start(cls, cfg: Config, service: Callable[[], AgentService]) -> _Http:
         app = OpenAIFrontDoor(
-            service, model_name=cfg.model_name, limits=cfg.limits,
+            service, model_name=catalog.Catalog(cfg).active().name, limits=cfg.limits,
             max_body_bytes=cfg.server.max_message_bytes, token=cfg.http.token,
         )
         server = HttpServer(uvicorn.Config(

@@ -1,0 +1,113 @@
+"""``edge-agent model``: the model directory (list, add, use, rm, show).
+
+``use`` takes effect when the daemon next starts (a running daemon keeps the model it
+loaded); ``rm`` refuses the model in use, whether chosen or held by a running daemon,
+and the shipped model, which is always available offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from edge_agent.config import Config
+from edge_agent.models import gguf
+from edge_agent.models.catalog import Catalog, Entry
+
+
+def register(subparsers: Any) -> None:
+    model = subparsers.add_parser("model", help="manage the local models (list, add, use, rm, show)")
+    sub = model.add_subparsers(dest="model_command", required=True, metavar="COMMAND")
+    ls = sub.add_parser("list", help="models in the model directory; * marks the one in use")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=_cmd_list)
+    add = sub.add_parser("add", help="copy a GGUF file into the model directory")
+    add.add_argument("path", type=Path)
+    add.add_argument("--name", default=None, help="its name (default: the file name without .gguf)")
+    add.set_defaults(func=_cmd_add)
+    use = sub.add_parser("use", help="run this model from the daemon's next start")
+    use.add_argument("name")
+    use.set_defaults(func=_cmd_use)
+    rm = sub.add_parser("rm", help="remove a model (not the one in use, not the shipped one)")
+    rm.add_argument("name")
+    rm.set_defaults(func=_cmd_rm)
+    show = sub.add_parser("show", help="a model's size, quantization, context, template, buffer types")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=_cmd_show)
+
+
+def _quiet() -> None:
+    """llama.cpp's loader warnings (about the model's own metadata) stay out of the tables."""
+    logging.getLogger("llama.cpp").setLevel(logging.ERROR)
+
+
+def _row(e: Entry, info: gguf.ModelInfo, active: str) -> dict[str, Any]:
+    return {
+        "name": e.name,
+        "in_use": e.name == active,
+        "shipped": e.shipped,
+        "path": str(info.path),
+        "size_mib": round(info.size_bytes / 2**20, 1),
+        "architecture": info.architecture,
+        "parameters": info.size_label,
+        "quantization": info.quantization,
+        "context_length": info.context_length,
+        "chat_template": info.chat_template,
+        **({"buffer_types_mib": info.buffer_types_mib} if info.buffer_types_mib is not None else {}),
+    }
+
+
+def _cmd_list(args: argparse.Namespace, cfg: Config) -> int:
+    _quiet()
+    cat = Catalog(cfg)
+    active = cat.active().name
+    rows = [_row(e, gguf.read(e.file()), active) for e in cat.entries()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'':2}{'NAME':32} {'SIZE':>9}  {'QUANTIZATION':16} {'CONTEXT':>8}  TEMPLATE")
+    for r in rows:
+        mark = "* " if r["in_use"] else "  "
+        name = r["name"] + (" (shipped)" if r["shipped"] else "")
+        print(f"{mark}{name:32} {r['size_mib']:>7.1f}MB  {r['quantization']:16} {r['context_length']:>8}  {'yes' if r['chat_template'] else 'no'}")
+    return 0
+
+
+def _cmd_add(args: argparse.Namespace, cfg: Config) -> int:
+    _quiet()
+    e = Catalog(cfg).add(args.path.expanduser(), args.name)
+    print(f"added {e.name} ({e.path}); run it with: edge-agent model use {e.name}")
+    return 0
+
+
+def _cmd_use(args: argparse.Namespace, cfg: Config) -> int:
+    e = Catalog(cfg).use(args.name)
+    print(f"using {e.name} from the daemon's next start")
+    if cfg.model.path:
+        print(f"note: [model] path / EDGE_AGENT_MODEL = {cfg.model.path!r} is set and takes precedence")
+    return 0
+
+
+def _cmd_rm(args: argparse.Namespace, cfg: Config) -> int:
+    e = Catalog(cfg).remove(args.name)
+    print(f"removed {e.name} ({e.path})")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace, cfg: Config) -> int:
+    _quiet()
+    cat = Catalog(cfg)
+    e = cat.get(args.name)
+    r = _row(e, gguf.read(e.file(), weights=True), cat.active().name)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    for key, value in r.items():
+        if key == "buffer_types_mib":
+            value = ", ".join(f"{k} {v:.0f} MiB" for k, v in value.items()) or "?"
+        print(f"{key:16} {value}")
+    return 0
