@@ -12,6 +12,9 @@ such as the shipped Gemma 3 270M) gets the plain format:
     User: <message>
     Assistant:
 
+A plain-format answer ends where the model starts a next turn (``PLAIN_STOPS``);
+with a template, the model's end-of-turn token ends it.
+
 Both renderings are prefix-stable: the text of turns 1..n followed by the model's answer
 is the start of the text of turn n+1, so the engine reuses the KV cache of the earlier
 turns and a follow-up's time to first token does not grow with the conversation.
@@ -44,6 +47,10 @@ def render_plain(messages: Sequence[Message]) -> str:
         else:
             parts.append(f"{PLAIN_LABELS[m.role]}: {m.content}\n")
     return "".join(parts) + "Assistant:"
+
+
+# Where a plain-format answer ends: the model starting the next turn itself.
+PLAIN_STOPS = ("\nUser:", "\nAssistant:", "\nSystem:")
 
 
 # What a model is asked: a prompt string, or a conversation.

@@ -1,11 +1,14 @@
 """`make demo`: start cloud-stub and edge-agent on this machine, run a short scripted
-session through the real gRPC API, print each answer with its route, then stop both.
+session through the real gRPC API, then a two-turn chat and a JSON-schema answer
+through the OpenAI-compatible HTTP front door with the `openai` SDK, print each answer
+with its route, then stop both.
 
 Everything lives in a temporary data directory that is removed at the end.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -16,11 +19,68 @@ import time
 from pathlib import Path
 
 import grpc
+import httpx
+import jsonschema
+import openai
 from edgecloud.v1 import common_pb2
 from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
 BIN = Path(sys.executable).parent
+
+RECEIPT = (
+    "Receipt from Harbour Books, 12 Quay Road, on 2026-11-28: 'The Dispossessed' 12.99 EUR, "
+    "'A Wizard of Earthsea' 9.50 EUR, total 22.49 EUR, paid by card."
+)
+RECEIPT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "shop": {"type": "string", "maxLength": 40},
+        "date": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+        "total": {"type": "number"},
+        "currency": {"enum": ["EUR", "USD", "GBP"]},
+        "books": {"type": "array", "items": {"type": "string", "maxLength": 40}, "maxItems": 2},
+    },
+    "required": ["shop", "date", "total", "currency", "books"],
+    "additionalProperties": False,
+}
+
+
+def openai_session(sock: Path) -> None:
+    """A two-turn chat and a JSON-schema answer with the unmodified openai SDK."""
+    http = httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)))
+    with openai.OpenAI(base_url="http://localhost/v1", api_key="unused", http_client=http, max_retries=0, timeout=120) as client:
+        model = client.models.list().data[0].id
+        print(f"== the OpenAI-compatible front door (unix:{sock}), model {model}: a two-turn chat")
+        messages: list[dict[str, str]] = []
+        for question in ("What is the capital of France?", "And the capital of Italy?"):
+            messages.append({"role": "user", "content": question})
+            raw = client.chat.completions.with_raw_response.create(
+                model=model, messages=messages, max_tokens=24, temperature=0, stop=["\n\n"],  # type: ignore[arg-type]
+            )
+            reply = raw.parse()
+            answer = (reply.choices[0].message.content or "").strip()
+            messages.append({"role": "assistant", "content": answer})
+            print(f"> {question}\n{answer}")
+            print(f"   route: {raw.headers.get('x-edgecloud-route')}   tokens: {reply.usage.completion_tokens if reply.usage else '?'}")
+        print("\n== a JSON-schema answer (response_format): a personal item read into a schema")
+        print(f"> {RECEIPT}")
+        # a completion (the shipped model is a base model); response_format rides in the body
+        done = client.completions.create(
+            model=model, max_tokens=200, temperature=0,
+            prompt=f"{RECEIPT}\n\nThe receipt above as JSON, with the shop's name, the date, the total, the currency and the book titles:\n",
+            extra_body={
+                "response_format": {"type": "json_schema", "json_schema": {"name": "receipt", "schema": RECEIPT_SCHEMA}},
+                "edgecloud": {"preference": "local_only"},
+            },
+        )
+        text = done.choices[0].text
+        if done.choices[0].finish_reason != "stop":
+            raise SystemExit(f"the JSON answer did not finish ({done.choices[0].finish_reason}): {text!r}")
+        value = json.loads(text)
+        jsonschema.validate(value, RECEIPT_SCHEMA)
+        print(json.dumps(value, indent=2))
+        print("   valid against the schema: yes\n")
 
 PERSONAL_ITEMS = [
     pb.ContextItem(kind="event", title="Dentist", body="Dentist appointment with Dr. Alvarez on Thursday 14 March at 3pm, 12 Harbour Street.", sensitivity="personal", source="demo", source_id="e1"),
@@ -66,11 +126,14 @@ def main() -> int:
         )
         print(f"  {line}")
         address = line.split()[-1]
-        env.update(EDGE_AGENT_DATA_DIR=str(data / "agent"), EDGE_AGENT_CLOUD=address, EDGE_AGENT_CLOUD_TOKEN=token)
+        env.update(
+            EDGE_AGENT_DATA_DIR=str(data / "agent"), EDGE_AGENT_CLOUD=address, EDGE_AGENT_CLOUD_TOKEN=token,
+            EDGE_AGENT_HTTP="unix",
+        )
         print("starting edge-agent ...")
         agent, line = start([str(BIN / "edge-agent"), "serve"], env, "ready", data / "edge-agent.log")
         print(f"  {line}")
-        target = line.split(" on ")[1].split(" and ")[0]
+        target = line.split(" on ")[1].split(" and ")[0].split(";")[0]
         try:
             with grpc.insecure_channel(target) as ch:
                 stub = pb_grpc.EdgeAgentStub(ch)
@@ -99,6 +162,7 @@ def main() -> int:
                     print(f"   why:   {r.explanation}")
                     print(f"   {u.completion_tokens} tokens, {u.tokens_per_s:.1f} tok/s, ttft {u.ttft_ms:.0f} ms, "
                           f"wall {1000 * (time.perf_counter() - t0):.0f} ms\n")
+                openai_session(data / "agent" / "openai.sock")
                 s = stub.GetStats(pb.GetStatsRequest())
                 print(f"stats: by route {dict(s.requests_by_route)}, ttft p50 {s.ttft_p50_ms:.0f} ms, circuit {s.cloud_circuit}")
         finally:

@@ -79,6 +79,11 @@ class Engine(Protocol):
         format of ``common.chat``), ending where the assistant's answer begins."""
         ...
 
+    def chat_stops(self) -> tuple[str, ...]:
+        """Stop sequences that end an answer to ``chat_prompt`` (the plain format's next
+        turn; none with a template, whose end-of-turn token ends it)."""
+        ...
+
     def generate(
         self,
         prompt: str,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.chat import Message
+from common.chat import PLAIN_STOPS, Message
 from common.errors import InvalidArgument, OutOfRange
 from edge_agent.engine import chat, costs
 from edge_agent.engine.adaptive import DraftPolicy
@@ -143,6 +143,9 @@ class LlamaEngine:
             return chat.render(messages)
         bos, eos = (m.piece(t).decode("utf-8", "replace") for t in (m.bos_token, m.eos_token))
         return chat.render(messages, m.chat_template, bos=bos, eos=eos)
+
+    def chat_stops(self) -> tuple[str, ...]:
+        return PLAIN_STOPS if self._model.chat_template is None else ()
 
     def tokenize_prompt(self, prompt: str) -> list[int]:
         """Prompt tokens as ``generate`` feeds them (BOS first when the model wants it)."""

@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from common.chat import Message, Prompt, as_text, render_plain
+from common.chat import PLAIN_STOPS, Message, Prompt, as_text, render_plain
 from edge_agent.context.api import Hit, Item, NewItem, Retrieved
 from edge_agent.engine.api import EngineEvent, EngineUsage, Finished, SamplingParams, TextDelta
 from edge_agent.pipeline.ports import CloudDone, CloudEvent, CloudFailure, CloudInfo, CloudUsage
@@ -59,6 +59,9 @@ class ScriptedEngine:
 
     def chat_prompt(self, messages: Sequence[Message]) -> str:
         return render_plain(messages)
+
+    def chat_stops(self) -> tuple[str, ...]:
+        return PLAIN_STOPS
 
     def generate(
         self,

@@ -70,6 +70,9 @@ class AsyncEngine:
     def chat_prompt(self, messages: Sequence[Message]) -> str:
         return self.engine.chat_prompt(messages)
 
+    def chat_stops(self) -> tuple[str, ...]:
+        return self.engine.chat_stops()
+
     async def stream(
         self, prompt: str, params: SamplingParams, drafts: Sequence[str] = (), n_probs: int = 0
     ) -> AsyncIterator[TextDelta | Finished]:

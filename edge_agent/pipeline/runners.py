@@ -50,6 +50,8 @@ class Runners:
             yield ev.text if isinstance(ev, TextDelta) else ev
 
     async def _local(self, plan: Plan, prompt: str, params: SamplingParams, n_probs: int) -> AsyncGenerator[TextDelta | Run, None]:
+        if plan.request.messages:  # a chat answer ends where the model would start the next turn
+            params = replace(params, stop=(*params.stop, *self.engine.chat_stops()))
         async with self.slot.hold() as waited_s:
             async for ev in self.engine.stream(prompt, params, plan.draft_texts, n_probs):
                 if isinstance(ev, TextDelta):
