@@ -107,10 +107,14 @@ def start(cmd: list[str], env: dict[str, str], marker: str, log: Path) -> tuple[
     return proc, line.strip()
 
 
-def stop(proc: subprocess.Popen[str], name: str) -> None:
+def stop(proc: subprocess.Popen[str], name: str, log: Path) -> bool:
+    """SIGTERM, wait; a non-zero exit prints the end of the service's log."""
     proc.send_signal(signal.SIGTERM)
     code = proc.wait(timeout=30)
     print(f"  {name} stopped (exit code {code})")
+    if code != 0:
+        print(f"  last lines of {name}'s log:\n" + "".join(log.read_text(errors="replace").splitlines(keepends=True)[-20:]))
+    return code == 0
 
 
 def main() -> int:
@@ -167,9 +171,9 @@ def main() -> int:
                 print(f"stats: by route {dict(s.requests_by_route)}, ttft p50 {s.ttft_p50_ms:.0f} ms, circuit {s.cloud_circuit}")
         finally:
             print("\nstopping ...")
-            stop(agent, "edge-agent")
-            stop(cloud, "cloud-stub")
-    return 0
+            clean = stop(agent, "edge-agent", data / "edge-agent.log")
+            clean = stop(cloud, "cloud-stub", data / "cloud-stub.log") and clean
+    return 0 if clean else 1
 
 
 if __name__ == "__main__":
