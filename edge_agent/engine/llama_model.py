@@ -134,6 +134,7 @@ class LlamaModel:
         self._view = np.empty((0, 0), dtype=np.float32)
         self._view_addr = None
         self._n_past = 0
+        _trim_heap()
 
     def set_threads(self, n: int) -> None:
         """Run later steps on ``n`` threads (prompt batches too)."""
@@ -247,3 +248,12 @@ class LlamaModel:
         self.unload()
         self._closed = True
         lc.llama_model_free(self._vocab_model)
+
+
+def _trim_heap() -> None:
+    """Give freed heap pages back to the system (glibc keeps them otherwise: about 40
+    MiB of the KV cache and compute buffers here)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
