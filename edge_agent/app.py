@@ -71,6 +71,8 @@ def load_parts(cfg: Config) -> Parts:
         n_ctx=cfg.model.n_ctx,
         n_threads=threads,
         speculative=cfg.model.speculative,
+        kv_types=(cfg.model.kv_type_k, cfg.model.kv_type_v),
+        flash_attn=cfg.model.flash_attn,
     )
     b = report.build()
     log.info(

@@ -74,6 +74,11 @@ class ModelConfig:
     # "5m", "1h", "30s", seconds as a number; 0 frees them after each request, a
     # negative value keeps them forever. The next request loads them again.
     keep_alive: str = "5m"
+    # KV cache element types: f16, q8_0 or q4_0 (a quantized V cache needs flash
+    # attention, which "auto" turns on where llama.cpp supports it).
+    kv_type_k: str = "f16"
+    kv_type_v: str = "f16"
+    flash_attn: str = "auto"  # auto, on, off
     dir: str = ""  # the model directory (`edge-agent model ...`); "" -> <data_dir>/models
 
 
@@ -244,6 +249,13 @@ def _check(cfg: Config, source: str) -> Config:
         raise ConfigError(source, "cloud.breaker_failures", "at least 1")
     if cfg.server.queue_depth < 1:
         raise ConfigError(source, "server.queue_depth", "at least 1")
+    for key in ("kv_type_k", "kv_type_v"):
+        if getattr(cfg.model, key) not in ("f16", "q8_0", "q4_0"):
+            raise ConfigError(source, f"model.{key}", f"one of f16, q8_0, q4_0 (got {getattr(cfg.model, key)!r})")
+    if cfg.model.flash_attn not in ("auto", "on", "off"):
+        raise ConfigError(source, "model.flash_attn", f"one of auto, on, off (got {cfg.model.flash_attn!r})")
+    if cfg.model.kv_type_v != "f16" and cfg.model.flash_attn == "off":
+        raise ConfigError(source, "model.kv_type_v", f"f16 while model.flash_attn = off (a quantized V cache needs flash attention; got {cfg.model.kv_type_v!r})")
     try:
         parse_keep_alive(cfg.model.keep_alive)
     except ValueError:

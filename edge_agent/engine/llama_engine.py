@@ -60,8 +60,10 @@ class LlamaEngine:
         draft_store: str | Path | None = None,
         remember_answers: bool = True,
         adapt_threads: bool = True,
+        kv_types: tuple[str, str] = ("f16", "f16"),
+        flash_attn: str = "auto",
     ) -> None:
-        self._model = LlamaModel(model_path, n_ctx=n_ctx, n_threads=n_threads)
+        self._model = LlamaModel(model_path, n_ctx=n_ctx, n_threads=n_threads, kv_types=kv_types, flash_attn=flash_attn)
         threads = self._model.n_threads
         self.tuner = (
             ThreadTuner(self._model.set_threads, thread_choices(threads))
@@ -108,6 +110,8 @@ class LlamaEngine:
         curve = self.decoder.policy.costs
         return {
             "buffer_types_mib": dict(self._model.buffer_types),
+            "kv_cache_mib": self._model.kv_cache_mib,
+            "kv_types": "/".join(self._model.kv_types),
             "plain_step_ms": self.calibration.plain_ms if self.calibration else 0.0,
             "verify_cost": [curve.cost(k) for k in range(1, 17)],
             "threads": self._model.n_threads,

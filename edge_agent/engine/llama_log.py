@@ -66,6 +66,15 @@ def since(position: int) -> list[str]:
         return list(_lines)[len(_lines) - n :] if n > 0 else []
 
 
+_KV_RE = re.compile(r"KV buffer size =\s+([\d.]+) MiB")
+
+
+def kv_cache_mib(lines: list[str]) -> float:
+    """MiB of the KV cache(s) a context allocated (both caches of a sliding-window
+    model), from context-creation log lines."""
+    return sum(float(m.group(1)) for line in lines if (m := _KV_RE.search(line)))
+
+
 def buffer_types(lines: list[str]) -> dict[str, float]:
     """``{buffer type: MiB}`` of the model weights, from model-load log lines."""
     out: dict[str, float] = {}

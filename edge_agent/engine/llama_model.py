@@ -21,6 +21,14 @@ from edge_agent.engine import llama_log
 
 _backend_ready = False
 
+# KV cache element types ([model] kv_type_k / kv_type_v) and flash attention modes.
+KV_TYPES = {"f16": lc.GGML_TYPE_F16, "q8_0": lc.GGML_TYPE_Q8_0, "q4_0": lc.GGML_TYPE_Q4_0}
+FLASH_ATTN = {
+    "auto": lc.LLAMA_FLASH_ATTN_TYPE_AUTO,
+    "on": lc.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+    "off": lc.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+}
+
 
 def init_backend() -> None:
     global _backend_ready
@@ -44,6 +52,9 @@ class LlamaModel:
         n_ctx: int = 4096,
         n_threads: int | None = None,
         n_batch: int = 512,
+        kv_types: tuple[str, str] = ("f16", "f16"),
+        flash_attn: str = "auto",
+        swa_full: bool = True,
     ) -> None:
         init_backend()
         path = Path(model_path)
@@ -53,6 +64,12 @@ class LlamaModel:
         self.n_threads = n_threads or max(1, os.cpu_count() or 1)
         self.n_batch = n_batch
         self._n_ctx_wanted = n_ctx
+        self.kv_types = kv_types
+        self.flash_attn = flash_attn
+        # True: the sliding-window layers keep every position, so rejected drafts can be
+        # removed from the cache (False is for plain decoding and for measuring it)
+        self.swa_full = swa_full
+        self.kv_cache_mib = 0.0
         # The vocabulary stays resident (tokenizing, pieces, the chat template); the
         # weights and the context (the KV cache) are loaded by ``load`` and freed by
         # ``unload``, so an idle daemon can give their memory back.
@@ -110,8 +127,12 @@ class LlamaModel:
         cparams.embeddings = False
         cparams.no_perf = True
         if hasattr(cparams, "swa_full"):
-            cparams.swa_full = True  # keep every position so rejected drafts can be removed
+            cparams.swa_full = self.swa_full
+        cparams.type_k, cparams.type_v = (KV_TYPES[t] for t in self.kv_types)
+        cparams.flash_attn_type = FLASH_ATTN[self.flash_attn]
+        mark = llama_log.mark()
         ctx = lc.llama_init_from_model(model, cparams)
+        self.kv_cache_mib = llama_log.kv_cache_mib(llama_log.since(mark))
         if not ctx:
             lc.llama_model_free(model)
             raise LlamaError("could not create a llama.cpp context")

@@ -248,6 +248,8 @@ def runtime_info(r: Mapping[str, Any]) -> pb.RuntimeInfo:
         threads=int(r.get("threads", 0)),
         thread_switches=int(r.get("thread_switches", 0)),
         selfcheck=str(r.get("selfcheck", "")),
+        kv_cache_mib=float(r.get("kv_cache_mib", 0.0)),
+        kv_types=str(r.get("kv_types", "")),
     )
 
 

@@ -157,3 +157,20 @@ def test_unload_frees_the_weights_and_the_next_generation_loads_them(model_path:
         assert done.usage.reused_prefix_tokens == 0  # the KV cache was really gone
     finally:
         eng.close()
+
+
+def test_quantized_kv_cache_is_smaller_and_still_answers(model_path: Path) -> None:
+    from edge_agent.engine.llama_model import LlamaModel
+
+    sizes, answers = {}, {}
+    for types in (("f16", "f16"), ("q8_0", "q8_0")):
+        m = LlamaModel(model_path, n_ctx=1024, n_threads=2, kv_types=types, flash_attn="on")
+        try:
+            sizes[types[0]] = m.kv_cache_mib
+            tokens = m.tokenize("The capital of France is", add_bos=True)
+            row = m.eval(tokens, [len(tokens) - 1])[0]
+            answers[types[0]] = int(row.argmax())
+        finally:
+            m.close()
+    assert 0 < sizes["q8_0"] < 0.6 * sizes["f16"], sizes  # q8_0 is 8.5 bits per value against 16
+    assert answers["q8_0"] == answers["f16"]  # the same next token (a wide margin here)

@@ -35,6 +35,10 @@ def test_file_then_environment_overrides(tmp_path: Path) -> None:
         ("colour = 1\n", "colour", "unknown key"),
         ("log_level = 'LOUD'\n", "log_level", "one of"),
         ("[server\n", "<file>", "valid TOML"),
+        ("[model]\nkeep_alive = '5 minutes'\n", "model.keep_alive", "a duration such as 5m"),
+        ("[model]\nkv_type_k = 'q2_k'\n", "model.kv_type_k", "one of f16, q8_0, q4_0"),
+        ("[model]\nkv_type_v = 'q8_0'\nflash_attn = 'off'\n", "model.kv_type_v", "needs flash attention"),
+        ("[model]\nflash_attn = 'yes'\n", "model.flash_attn", "one of auto, on, off"),
     ],
 )
 def test_mistakes_name_file_key_and_expectation(tmp_path: Path, text: str, key: str, expected: str) -> None:
@@ -56,3 +60,14 @@ def test_annotated_example_config_is_valid_and_matches_defaults() -> None:
     cfg = load_config(str(example), env={})
     defaults = load_config(None, env={})
     assert (cfg.server, cfg.model, cfg.cloud, cfg.limits) == (defaults.server, defaults.model, defaults.cloud, defaults.limits)
+
+
+def test_keep_alive_takes_ollama_values(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[model]\nkeep_alive = 90\n")
+    assert load_config(str(f), env={}).keep_alive_s == 90.0
+    assert load_config(None, env={"EDGE_AGENT_KEEP_ALIVE": "-1"}).keep_alive_s is None
+    assert load_config(None, env={"EDGE_AGENT_KEEP_ALIVE": "0"}).keep_alive_s == 0.0
+    assert load_config(None, env={}).keep_alive_s == 300.0
+    with pytest.raises(ConfigError, match="EDGE_AGENT_KEEP_ALIVE"):
+        load_config(None, env={"EDGE_AGENT_KEEP_ALIVE": "soon"})

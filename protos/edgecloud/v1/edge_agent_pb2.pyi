@@ -274,7 +274,7 @@ class ModelState(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., keep_alive_s: _Optional[float] = ..., expires_in_s: _Optional[float] = ..., loads: _Optional[int] = ..., unloads: _Optional[int] = ...) -> None: ...
 
 class RuntimeInfo(_message.Message):
-    __slots__ = ("build_variant", "llama_cpp_python", "system_info", "buffer_types_mib", "plain_step_ms", "verify_cost", "threads", "thread_switches", "selfcheck")
+    __slots__ = ("build_variant", "llama_cpp_python", "system_info", "buffer_types_mib", "plain_step_ms", "verify_cost", "threads", "thread_switches", "selfcheck", "kv_cache_mib", "kv_types")
     class BufferTypesMibEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -291,6 +291,8 @@ class RuntimeInfo(_message.Message):
     THREADS_FIELD_NUMBER: _ClassVar[int]
     THREAD_SWITCHES_FIELD_NUMBER: _ClassVar[int]
     SELFCHECK_FIELD_NUMBER: _ClassVar[int]
+    KV_CACHE_MIB_FIELD_NUMBER: _ClassVar[int]
+    KV_TYPES_FIELD_NUMBER: _ClassVar[int]
     build_variant: str
     llama_cpp_python: str
     system_info: str
@@ -300,7 +302,9 @@ class RuntimeInfo(_message.Message):
     threads: int
     thread_switches: int
     selfcheck: str
-    def __init__(self, build_variant: _Optional[str] = ..., llama_cpp_python: _Optional[str] = ..., system_info: _Optional[str] = ..., buffer_types_mib: _Optional[_Mapping[str, float]] = ..., plain_step_ms: _Optional[float] = ..., verify_cost: _Optional[_Iterable[float]] = ..., threads: _Optional[int] = ..., thread_switches: _Optional[int] = ..., selfcheck: _Optional[str] = ...) -> None: ...
+    kv_cache_mib: float
+    kv_types: str
+    def __init__(self, build_variant: _Optional[str] = ..., llama_cpp_python: _Optional[str] = ..., system_info: _Optional[str] = ..., buffer_types_mib: _Optional[_Mapping[str, float]] = ..., plain_step_ms: _Optional[float] = ..., verify_cost: _Optional[_Iterable[float]] = ..., threads: _Optional[int] = ..., thread_switches: _Optional[int] = ..., selfcheck: _Optional[str] = ..., kv_cache_mib: _Optional[float] = ..., kv_types: _Optional[str] = ...) -> None: ...
 
 class ReloadPolicyRequest(_message.Message):
     __slots__ = ()
