@@ -19,6 +19,8 @@ COMMANDS = {
     "e2e": "python benchmarks/e2e.py --json benchmarks/results/e2e.json",
     "runtime": "python benchmarks/runtime.py --json benchmarks/results/runtime.json",
     "chat_turns": "python benchmarks/chat_turns.py --json benchmarks/results/chat_turns.json",
+    "json_extraction": "python benchmarks/json_extraction.py --json benchmarks/results/json_extraction.json",
+    "http_overhead": "python benchmarks/http_overhead.py --json benchmarks/results/http_overhead.json",
 }
 
 
@@ -161,6 +163,84 @@ def _e2e(data: dict[str, Any], results: Path) -> list[str]:
     return out
 
 
+def _json_extraction(data: dict[str, Any]) -> list[str]:
+    s = data.get("summary", {})
+    valid = ", ".join(f"{c.replace('_', ' ')} {n}/{s.get('prompts')}" for c, n in s.get("valid", {}).items())
+    out = ["## Structured output: speculative decoding under a JSON-schema grammar", "",
+           _provenance("json_extraction", data), ""]
+    out += [
+        (
+            f"Six grounded extraction prompts (a personal item, then its schema; values copied from the item), "
+            f"greedy, at most {data.get('max_tokens')} tokens, {data.get('threads')} threads, every contender from an "
+            f"empty cache, interleaved, median of {data.get('repeats')} repeats per prompt. `own_spec` = our engine "
+            "with drafting (no past answers as drafts); `own_plain` = our loop without drafting; `peer` = "
+            "llama-cpp-python `create_completion` with `LlamaGrammar.from_json_schema` of the same schema. "
+            "tok/s after the first token; overall ratios are medians over prompts of per-prompt ratios."
+        ),
+        "",
+        (
+            f"Overall: own spec / peer **{_f(s.get('spec_vs_peer'))}x**, own spec / own plain "
+            f"**{_f(s.get('spec_vs_plain'))}x**, own plain / peer {_f(s.get('plain_vs_peer'))}x; acceptance "
+            f"{_f(s.get('acceptance'))}, median accepted per verification step {_f(s.get('median_accepted_per_step'))}; "
+            f"answers valid (json.loads + jsonschema, every repeat): {valid}; speculative text = plain text on "
+            f"{s.get('identical')}/{s.get('prompts')} prompts ({s.get('unexplained_divergences')} divergences not "
+            "explained by a near-tie)."
+        ),
+        "",
+        "| prompt | prompt tokens | answer tokens | own spec tok/s | own plain tok/s | peer tok/s | spec/peer | spec/plain | acceptance | accepted/step | valid (spec/plain/peer) | spec = plain |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in data.get("prompts", []):
+        ok = "/".join("yes" if r[c]["valid"] else "no" for c in ("own_spec", "own_plain", "peer"))
+        div = r.get("divergence")
+        same = "yes" if r["identical"] else "no" + (
+            f" (near-tie at token {div['position']}: margin {_f(div['margin'], 3)} ≤ {_f(div['max_abs_logit_diff'], 3)})"
+            if div and div["explained"] else (" (unexplained)" if div else ""))
+        out.append(
+            f"| {r['name']} | {r['prompt_tokens']} | {r['own_spec']['tokens']} | {_f(r['own_spec']['tok_s'], 1)} | "
+            f"{_f(r['own_plain']['tok_s'], 1)} | {_f(r['peer']['tok_s'], 1)} | {_f(r['spec_vs_peer'])}x | "
+            f"{_f(r['spec_vs_plain'])}x | {_f(r['acceptance'])} | {_f(r['accepted_per_step'])} | {ok} | {same} |"
+        )
+    return out + [""]
+
+
+def _http_overhead(data: dict[str, Any]) -> list[str]:
+    s = data.get("summary", {})
+    out = ["## OpenAI HTTP front door vs gRPC", "", _provenance("http_overhead", data), ""]
+    out += [
+        (
+            f"The same greedy {data.get('max_tokens')}-token answer (`{data.get('prompt', '')!r}`, local only, no context) "
+            f"from one daemon ({'speculative' if data.get('speculative', True) else 'plain'} decoding), {data.get('rounds')} rounds after a warm-up, the order rotating per round: streaming gRPC "
+            "`Generate` over the unix socket, streaming `POST /v1/completions` (SSE) and a non-streaming one over a "
+            "kept-alive loopback connection. Client-side wall times, medians; the daemon's own `total_ms` beside them."
+        ),
+        "",
+        "| request | total, ms | TTFT, ms | daemon total, ms | client − daemon, ms | finish |",
+        "|---|---|---|---|---|---|",
+    ]
+    for way, label in (("grpc", "gRPC stream"), ("http_stream", "HTTP stream"), ("http_whole", "HTTP non-stream")):
+        w = s.get(way)
+        if w:
+            out.append(
+                f"| {label} | {_f(w['total_ms'], 1)} | {_f(w['ttft_ms'], 1)} | {_f(w['server_total_ms'], 1)} | "
+                f"{_f(w['client_minus_server_ms'], 1)} | {', '.join(w['finish_reasons'])} |"
+            )
+    out += [
+        "",
+        (
+            f"HTTP / gRPC, median of per-round ratios: stream total **{_f(data.get('http_stream_over_grpc_total'), 3)}**, "
+            f"non-stream total **{_f(data.get('http_whole_over_grpc_total'), 3)}** (target ≤ 1.05), stream TTFT "
+            f"{_f(data.get('http_stream_over_grpc_ttft'), 3)}. Transport time beyond gRPC's: stream "
+            f"{_f(data.get('http_stream_extra_ms'), 1)} ms, non-stream {_f(data.get('http_whole_extra_ms'), 1)} ms. "
+            f"Every answer ran the full length: {'yes' if data.get('all_full_length') else 'no'}; the three texts were equal "
+            f"in {data.get('rounds_with_identical_texts')}/{data.get('rounds')} rounds ({data.get('distinct_texts')} distinct "
+            "texts over all requests)."
+        ),
+        "",
+    ]
+    return out
+
+
 def _runtime(data: dict[str, Any]) -> list[str]:
     host, build = data.get("host", {}), data.get("build", {})
     out = ["## Inference runtime", "", _provenance("runtime", data), ""]
@@ -246,6 +326,8 @@ def write(results: Path, target: Path) -> None:
             ("ttft_turn10_cold_ms", "TTFT turn 10, cold cache, ms"),
             ("turn10_over_turn1", "turn 10 / turn 1"), ("cold_over_kept", "cold / kept at turn 10"),
         ])
+    if (jx := _load(results, "json_extraction")) is not None:
+        lines += _json_extraction(jx)
     if (rt := _load(results, "routing")) is not None:
         lines += _table("routing", "Routing decisions and PII detection", rt, [
             ("rules", "rules in the policy"), ("contacts", "contacts"), ("prompt_bytes", "prompt bytes"),
@@ -276,6 +358,8 @@ def write(results: Path, target: Path) -> None:
             lines += ["![Routing latency](benchmarks/results/routing_latency.png)", ""]
     if (e2e := _load(results, "e2e")) is not None:
         lines += _e2e(e2e, results)
+    if (http := _load(results, "http_overhead")) is not None:
+        lines += _http_overhead(http)
     notes = results.parent / "notes.md"  # hand-written analysis kept beside the generator
     if notes.exists():
         lines += ["", notes.read_text().rstrip()]

@@ -25,6 +25,8 @@ BENCHMARKS: dict[str, list[str]] = {
     "speculative": [],
     "e2e": [],
     "chat_turns": [],
+    "json_extraction": [],
+    "http_overhead": [],
 }
 
 
