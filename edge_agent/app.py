@@ -73,6 +73,7 @@ def load_parts(cfg: Config) -> Parts:
         speculative=cfg.model.speculative,
         kv_types=(cfg.model.kv_type_k, cfg.model.kv_type_v),
         flash_attn=cfg.model.flash_attn,
+        watts_per_core=cfg.model.watts_per_core,
     )
     b = report.build()
     log.info(

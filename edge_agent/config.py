@@ -79,6 +79,9 @@ class ModelConfig:
     kv_type_k: str = "f16"
     kv_type_v: str = "f16"
     flash_attn: str = "auto"  # auto, on, off
+    # Power of one busy core, watts: the energy estimate (CPU time x this) where the
+    # host exposes no RAPL energy counters.
+    watts_per_core: float = 5.0
     dir: str = ""  # the model directory (`edge-agent model ...`); "" -> <data_dir>/models
 
 

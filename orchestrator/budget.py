@@ -24,9 +24,12 @@ def cloud_cost(
     return (prompt_tokens * price_in_per_1k + completion_tokens * price_out_per_1k) / 1000.0
 
 
-def local_cost(prompt_tokens: int, completion_tokens: int, cost: Cost) -> float:
-    """Energy price of a local generation (0 unless the policy sets energy figures)."""
-    joules = (prompt_tokens + completion_tokens) * cost.local_energy_j_per_token
+def local_cost(prompt_tokens: int, completion_tokens: int, cost: Cost, measured_j_per_token: float = 0.0) -> float:
+    """Energy price of a local generation: tokens x joules per token (the policy's
+    figure, or the measured one when the policy leaves it at 0) x the energy price
+    (0 when the policy sets none)."""
+    j_per_token = cost.local_energy_j_per_token or measured_j_per_token
+    joules = (prompt_tokens + completion_tokens) * j_per_token
     return joules / _J_PER_KWH * cost.energy_price_per_kwh
 
 

@@ -74,6 +74,13 @@ class Estimators:
         self._cloud_ttft = _Ewma(lat.ewma_alpha, lat.cloud.ttft_ms)
         self._cloud_per_token = lat.cloud.ms_per_prompt_token
         self._cloud_rate = _Ewma(lat.ewma_alpha, lat.cloud.tokens_per_s)
+        self._local_energy = _Ewma(lat.ewma_alpha, 0.0)  # joules per token, measured
+
+    def observe_energy(self, joules_per_token: float) -> None:
+        """One local generation's energy per (prompt + completion) token."""
+        if joules_per_token > 0:
+            with self._lock:
+                self._local_energy.add(float(joules_per_token))
 
     def reconfigure(self, latency: Latency) -> None:
         """Apply a reloaded policy: new smoothing; new priors where nothing was observed."""
@@ -127,4 +134,5 @@ class Estimators:
                 cloud_available=cloud_available,
                 cloud_price_in_per_1k=price_in_per_1k,
                 cloud_price_out_per_1k=price_out_per_1k,
+                local_j_per_token=self._local_energy.value,
             )

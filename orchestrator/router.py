@@ -89,7 +89,7 @@ def decide(
     lat[Target.CLOUD_REDACTED] = lat[Target.CLOUD]
     c_cloud = cloud_cost(request.prompt_tokens, request.max_tokens, price_in, price_out)
     cost = {
-        Target.LOCAL: local_cost(request.prompt_tokens, request.max_tokens, policy.cost),
+        Target.LOCAL: local_cost(request.prompt_tokens, request.max_tokens, policy.cost, estimates.local_j_per_token),
         Target.CLOUD: c_cloud,
         Target.CLOUD_REDACTED: c_cloud,
     }

@@ -67,6 +67,7 @@ class Estimates:
     cloud_available: bool
     cloud_price_in_per_1k: float = 0.0
     cloud_price_out_per_1k: float = 0.0
+    local_j_per_token: float = 0.0  # measured energy per token (0: nothing measured yet)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,12 @@ class StatsCollector(Collector):
         yield CounterMetricFamily("edge_agent_errors", "Requests rejected with an error status", value=s.errors)
         yield CounterMetricFamily("edge_agent_cancelled", "Requests cancelled by the caller", value=s.cancelled)
         yield CounterMetricFamily("edge_agent_fallbacks", "Requests answered by the other side after a failure", value=s.fallbacks)
+        yield CounterMetricFamily(
+            "edge_agent_local_energy_joules",
+            f"Energy of local generations ({s.energy_source or 'none yet'}: rapl = measured, estimate = CPU time x watts per core)",
+            value=s.local_energy_j,
+        )
+        yield GaugeMetricFamily("edge_agent_local_tokens_per_joule", "Median completion tokens per joule of local generations", value=s.local_tokens_per_j_p50)
         yield CounterMetricFamily("edge_agent_cloud_spend", "Cloud spend since start, currency units", value=s.cloud_spend)
         ttft = GaugeMetricFamily("edge_agent_ttft_ms", "Time to first token over recent requests", labels=["quantile"])
         ttft.add_metric(["0.5"], s.ttft_p50_ms)

@@ -119,6 +119,8 @@ def _cmd_stats(args: argparse.Namespace, cfg: Config) -> int:
     print(f"ttft p50/p99: {s.ttft_p50_ms:.0f}/{s.ttft_p99_ms:.0f} ms   local tok/s p50: {s.local_tokens_per_s_p50:.1f}")
     print(f"draft acceptance: {s.acceptance_rate:.0%}   cloud spend: {s.cloud_spend:.6f}   circuit: {s.cloud_circuit}")
     print(f"context items: {s.context_items}")
+    if s.energy_source:
+        print(f"local energy: {s.local_energy_j:.1f} J, {s.local_tokens_per_j_p50:.2f} tokens/J p50 ({s.energy_source})")
     m = s.model
     if m.name:
         keep = "forever" if m.keep_alive_s < 0 else f"{m.keep_alive_s:g} s"

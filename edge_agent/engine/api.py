@@ -41,6 +41,8 @@ class EngineUsage:
     verify_steps: int = 0  # batched verification forward passes
     reused_prefix_tokens: int = 0
     mean_accepted_per_step: float = 0.0  # accepted_tokens / verify_steps (0 without drafting)
+    energy_j: float = 0.0  # energy of the generation (see engine.energy)
+    energy_source: str = ""  # "rapl" (measured) or "estimate" (CPU time x watts per core)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from edge_agent.engine.api import EngineEvent, EngineUsage, Finished, SamplingPa
 from edge_agent.engine.costs import CostCurve
 from edge_agent.engine.decoder import DecodeStats, SpeculativeDecoder
 from edge_agent.engine.drafters import ContextDrafter, CorpusDrafter
+from edge_agent.engine.energy import EnergyMeter
 from edge_agent.engine.grammar import GrammarConstraint, schema_grammar
 from edge_agent.engine.llama_model import LlamaModel
 from edge_agent.engine.sampling import Sampler
@@ -62,7 +63,9 @@ class LlamaEngine:
         adapt_threads: bool = True,
         kv_types: tuple[str, str] = ("f16", "f16"),
         flash_attn: str = "auto",
+        watts_per_core: float = 5.0,
     ) -> None:
+        self.energy = EnergyMeter(watts_per_core)
         self._model = LlamaModel(model_path, n_ctx=n_ctx, n_threads=n_threads, kv_types=kv_types, flash_attn=flash_attn)
         threads = self._model.n_threads
         self.tuner = (
@@ -184,6 +187,7 @@ class LlamaEngine:
         record: Traced | None = None,
     ) -> Iterator[EngineEvent]:
         t0 = time.perf_counter()
+        j0 = self.energy.joules()
         model = self._model
         _validate(params)
         model.load()  # after an idle unload
@@ -257,6 +261,8 @@ class LlamaEngine:
                 mean_accepted_per_step=(
                     stats.accepted_tokens / stats.verify_steps if stats.verify_steps else 0.0
                 ),
+                energy_j=self.energy.joules() - j0,
+                energy_source=self.energy.source,
             ),
             finish_reason=finish,
         )

@@ -81,6 +81,8 @@ class Run:
     cost: float = 0.0
     fallback_reason: str = ""  # non-empty: the cloud failed and the local model answered
     cloud_chars: int = 0  # characters of a partial cloud answer the local model continued
+    energy_j: float = 0.0  # local generation energy
+    energy_source: str = ""
 
     @property
     def route(self) -> str:
@@ -98,6 +100,8 @@ class Run:
             verify_steps=earlier.verify_steps + self.verify_steps,
             queue_wait_ms=earlier.queue_wait_ms + self.queue_wait_ms,
             cost=earlier.cost + self.cost,
+            energy_j=earlier.energy_j + self.energy_j,
+            energy_source=self.energy_source or earlier.energy_source,
         )
 
 
@@ -123,6 +127,8 @@ class Outcome:
     fallback: bool
     fallback_reason: str
     cloud_chars: int
+    energy_j: float = 0.0  # local generation energy ("rapl" measured, or "estimate")
+    energy_source: str = ""
 
     @classmethod
     def of(cls, plan: Plan, run: Run, *, ttft_ms: float, total_ms: float) -> Outcome:
@@ -145,6 +151,8 @@ class Outcome:
             fallback=bool(run.fallback_reason),
             fallback_reason=run.fallback_reason,
             cloud_chars=run.cloud_chars,
+            energy_j=run.energy_j,
+            energy_source=run.energy_source,
         )
 
 

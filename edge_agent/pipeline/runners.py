@@ -62,6 +62,7 @@ class Runners:
                 yield Run(
                     plan.decision, ("local",), ev.finish_reason, u.prompt_tokens, u.completion_tokens, u.tokens_per_s,
                     u.drafted_tokens, u.accepted_tokens, u.verify_steps, waited_s * 1000,
+                    energy_j=u.energy_j, energy_source=u.energy_source,
                 )
 
     # -- cascade --------------------------------------------------------------------

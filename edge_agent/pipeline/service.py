@@ -154,6 +154,9 @@ class AgentService:
             cost=out.cost,
             fallback=out.fallback,
         )
+        self.stats.energy(out.energy_j, out.completion_tokens, out.energy_source)
+        if out.energy_j > 0 and out.prompt_tokens + out.completion_tokens > 0:
+            self.routing.estimators.observe_energy(out.energy_j / (out.prompt_tokens + out.completion_tokens))
         log.info(
             "request id=%s route=%s rules=%s fallback=%s prompt_tokens=%d completion_tokens=%d ttft_ms=%.1f tok_s=%.1f finish=%s",
             out.request_id, out.route, ",".join(out.decision.rules_fired), out.fallback, out.prompt_tokens,

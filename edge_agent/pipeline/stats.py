@@ -27,6 +27,9 @@ class StatsSnapshot:
     acceptance_rate: float
     cloud_spend: float
     fallbacks: int
+    local_energy_j: float = 0.0  # total energy of local generations
+    local_tokens_per_j_p50: float = 0.0  # completion tokens per joule, median
+    energy_source: str = ""  # "rapl" or "estimate"
 
 
 class Stats:
@@ -43,6 +46,9 @@ class Stats:
         self._drafted = 0
         self._accepted = 0
         self._spend = 0.0
+        self._energy_j = 0.0
+        self._tokens_per_j: deque[float] = deque(maxlen=window)
+        self._energy_source = ""
 
     def record(self, *, route: str, ttft_ms: float, local_tps: float | None, drafted: int, accepted: int, cost: float, fallback: bool) -> None:
         with self._lock:
@@ -54,6 +60,15 @@ class Stats:
             self._accepted += accepted
             self._spend += cost
             self._fallbacks += int(fallback)
+
+    def energy(self, joules: float, completion_tokens: int, source: str) -> None:
+        """One local generation's energy."""
+        if joules <= 0:
+            return
+        with self._lock:
+            self._energy_j += joules
+            self._tokens_per_j.append(completion_tokens / joules)
+            self._energy_source = source
 
     def cancelled(self) -> None:
         with self._lock:
@@ -76,4 +91,7 @@ class Stats:
                 acceptance_rate=self._accepted / self._drafted if self._drafted else 0.0,
                 cloud_spend=self._spend,
                 fallbacks=self._fallbacks,
+                local_energy_j=self._energy_j,
+                local_tokens_per_j_p50=percentile(list(self._tokens_per_j), 50),
+                energy_source=self._energy_source,
             )

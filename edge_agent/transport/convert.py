@@ -155,6 +155,8 @@ def done(o: Outcome) -> pb.GenerateDone:
         verify_steps=o.verify_steps,
         total_ms=o.total_ms,
         queue_wait_ms=o.queue_wait_ms,
+        energy_j=o.energy_j,
+        energy_source=o.energy_source,
     )
     return pb.GenerateDone(
         usage=usage,
@@ -270,4 +272,7 @@ def stats_response(
         cloud_circuit=circuit,
         context_items=context_items,
         fallbacks=s.fallbacks,
+        local_energy_j=s.local_energy_j,
+        local_tokens_per_j_p50=s.local_tokens_per_j_p50,
+        energy_source=s.energy_source,
     )

@@ -301,6 +301,8 @@ def route_info(o: Outcome) -> dict[str, Any]:
         "drafted_tokens": o.drafted_tokens,
         "accepted_tokens": o.accepted_tokens,
         "cost": o.cost,
+        "energy_j": round(o.energy_j, 4),
+        "energy_source": o.energy_source,
     }
 
 

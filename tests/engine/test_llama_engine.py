@@ -57,6 +57,7 @@ def test_greedy_generation_streams_text_and_reports_usage(plain: LlamaEngine) ->
     assert 0 < u.completion_tokens <= 24
     assert fin.finish_reason in ("stop", "length")
     assert u.ttft_ms > 0 and u.total_ms >= u.ttft_ms and u.tokens_per_s > 0
+    assert u.energy_j > 0 and u.energy_source in ("rapl", "estimate")
     # deltas are exactly the UTF-8 decoding of the emitted tokens
     plain.reset_cache()
     traced = plain.traced(COPY_PROMPT, SamplingParams(max_tokens=24))

@@ -84,6 +84,7 @@ def test_chat_non_streaming_carries_route_and_usage(client: openai.OpenAI) -> No
     ext = (resp.model_extra or {})["edgecloud"]
     assert ext["route"] == "local" and "preference.local_only" in ext["rules_fired"]
     assert ext["explanation"]
+    assert ext["energy_j"] > 0 and ext["energy_source"] in ("rapl", "estimate")
 
 
 def test_chat_stream_equals_the_whole_answer_and_ends_with_usage(client: openai.OpenAI) -> None:

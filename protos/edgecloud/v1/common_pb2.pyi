@@ -33,7 +33,7 @@ class ChatMessage(_message.Message):
     def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
 
 class Usage(_message.Message):
-    __slots__ = ("prompt_tokens", "completion_tokens", "ttft_ms", "tokens_per_s", "drafted_tokens", "accepted_tokens", "verify_steps", "total_ms", "queue_wait_ms")
+    __slots__ = ("prompt_tokens", "completion_tokens", "ttft_ms", "tokens_per_s", "drafted_tokens", "accepted_tokens", "verify_steps", "total_ms", "queue_wait_ms", "energy_j", "energy_source")
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TTFT_MS_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,8 @@ class Usage(_message.Message):
     VERIFY_STEPS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_J_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_SOURCE_FIELD_NUMBER: _ClassVar[int]
     prompt_tokens: int
     completion_tokens: int
     ttft_ms: float
@@ -52,4 +54,6 @@ class Usage(_message.Message):
     verify_steps: int
     total_ms: float
     queue_wait_ms: float
-    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., ttft_ms: _Optional[float] = ..., tokens_per_s: _Optional[float] = ..., drafted_tokens: _Optional[int] = ..., accepted_tokens: _Optional[int] = ..., verify_steps: _Optional[int] = ..., total_ms: _Optional[float] = ..., queue_wait_ms: _Optional[float] = ...) -> None: ...
+    energy_j: float
+    energy_source: str
+    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., ttft_ms: _Optional[float] = ..., tokens_per_s: _Optional[float] = ..., drafted_tokens: _Optional[int] = ..., accepted_tokens: _Optional[int] = ..., verify_steps: _Optional[int] = ..., total_ms: _Optional[float] = ..., queue_wait_ms: _Optional[float] = ..., energy_j: _Optional[float] = ..., energy_source: _Optional[str] = ...) -> None: ...

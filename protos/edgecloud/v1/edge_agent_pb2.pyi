@@ -223,7 +223,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("requests_by_route", "errors", "ttft_p50_ms", "ttft_p99_ms", "local_tokens_per_s_p50", "acceptance_rate", "cloud_spend", "cloud_circuit", "context_items", "fallbacks", "runtime", "model")
+    __slots__ = ("requests_by_route", "errors", "ttft_p50_ms", "ttft_p99_ms", "local_tokens_per_s_p50", "acceptance_rate", "cloud_spend", "cloud_circuit", "context_items", "fallbacks", "runtime", "model", "local_energy_j", "local_tokens_per_j_p50", "energy_source")
     class RequestsByRouteEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +243,9 @@ class StatsResponse(_message.Message):
     FALLBACKS_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_ENERGY_J_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_TOKENS_PER_J_P50_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_SOURCE_FIELD_NUMBER: _ClassVar[int]
     requests_by_route: _containers.ScalarMap[str, int]
     errors: int
     ttft_p50_ms: float
@@ -255,7 +258,10 @@ class StatsResponse(_message.Message):
     fallbacks: int
     runtime: RuntimeInfo
     model: ModelState
-    def __init__(self, requests_by_route: _Optional[_Mapping[str, int]] = ..., errors: _Optional[int] = ..., ttft_p50_ms: _Optional[float] = ..., ttft_p99_ms: _Optional[float] = ..., local_tokens_per_s_p50: _Optional[float] = ..., acceptance_rate: _Optional[float] = ..., cloud_spend: _Optional[float] = ..., cloud_circuit: _Optional[str] = ..., context_items: _Optional[int] = ..., fallbacks: _Optional[int] = ..., runtime: _Optional[_Union[RuntimeInfo, _Mapping]] = ..., model: _Optional[_Union[ModelState, _Mapping]] = ...) -> None: ...
+    local_energy_j: float
+    local_tokens_per_j_p50: float
+    energy_source: str
+    def __init__(self, requests_by_route: _Optional[_Mapping[str, int]] = ..., errors: _Optional[int] = ..., ttft_p50_ms: _Optional[float] = ..., ttft_p99_ms: _Optional[float] = ..., local_tokens_per_s_p50: _Optional[float] = ..., acceptance_rate: _Optional[float] = ..., cloud_spend: _Optional[float] = ..., cloud_circuit: _Optional[str] = ..., context_items: _Optional[int] = ..., fallbacks: _Optional[int] = ..., runtime: _Optional[_Union[RuntimeInfo, _Mapping]] = ..., model: _Optional[_Union[ModelState, _Mapping]] = ..., local_energy_j: _Optional[float] = ..., local_tokens_per_j_p50: _Optional[float] = ..., energy_source: _Optional[str] = ...) -> None: ...
 
 class ModelState(_message.Message):
     __slots__ = ("name", "state", "keep_alive_s", "expires_in_s", "loads", "unloads")
