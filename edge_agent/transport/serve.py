@@ -181,30 +181,7 @@ class _Http:
             app, log_config=None, access_log=False, lifespan="off", server_header=False,
             timeout_graceful_shutdown=max(1, int(cfg.server.grace_s)),
         ))
-        path = cfg.http_socket_path
-        if path is not None:
-            if not path.parent.exists():
-                datadir.make_private(path.parent)
-            datadir.claim_socket(path)
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            old_umask = os.umask(0o177)  # created 0600
-            try:
-                sock.bind(str(path))
-            finally:
-                os.umask(old_umask)
-            os.chmod(path, 0o600)
-            where = f"unix:{path}"
-        else:
-            host, _, port = cfg.http.listen.rpartition(":")
-            host = host.strip("[]")
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, int(port)))
-            bound = sock.getsockname()[1]
-            where = f"http://{'[' + host + ']' if family == socket.AF_INET6 else host}:{bound}"
-        sock.listen(128)
-        sock.setblocking(False)
+        sock, where, path = bind_http(cfg)
         return cls(server, sock, where, path)
 
     async def stop(self) -> None:
@@ -216,3 +193,36 @@ class _Http:
             log.exception("HTTP server stopped with an error")
         if self._path is not None:
             datadir.release_socket(self._path, self._identity)
+
+
+def bind_http(cfg: Config) -> tuple[socket.socket, str, Path | None]:
+    """The HTTP front door's listening socket: a 0600 unix socket or loopback TCP;
+    (socket, where it listens, the unix socket's path)."""
+    path = cfg.http_socket_path
+    if path is not None:
+        if not path.parent.exists():
+            datadir.make_private(path.parent)
+        datadir.claim_socket(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)  # created 0600
+        try:
+            sock.bind(str(path))
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+        where = f"unix:{path}"
+    else:
+        host, _, port = cfg.http.listen.rpartition(":")
+        host = host.strip("[]")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # proto named: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose proto
+        # is IPPROTO_TCP, and with it on, a kept-alive connection's response body waits
+        # ~40 ms behind its headers for the client's delayed ACK
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, int(port)))
+        bound = sock.getsockname()[1]
+        where = f"http://{'[' + host + ']' if family == socket.AF_INET6 else host}:{bound}"
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock, where, path
