@@ -14,14 +14,25 @@ also written as JSON lines and imported into a fresh store with ``import_paths``
 with the CPU time of the working thread and the load average, since shared machines are
 noisy.
 
-    python benchmarks/context_store.py --json benchmarks/results/context_store.json
+Then the store is reopened (as a starting daemon does) and measured: search, retrieval
+of context for 20-60 word prompts (1,024-token budget, tokens counted as characters / 4
+so the figure is the store's own share), the process's resident memory while searching
+(private and file-backed separately: file pages are the mapped database, page cache the
+kernel can take back), and forgetting one source's 10,000 items spread over the whole
+archive (deleted, index merged so their words leave the file, WAL checkpointed).
 
-Targets at 100,000 items: search p50 <= 5 ms, p99 <= 20 ms; import >= 5,000 items/s.
+    python benchmarks/context_store.py --json benchmarks/results/context_store.json
+    python benchmarks/context_store.py --items 1000000 --json benchmarks/results/context_store_1m.json
+
+Targets at 100,000 and 1,000,000 items: search p50 <= 5 ms, p99 <= 20 ms; import >= 5,000
+items/s.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import gc
 import json
 import os
 import platform
@@ -226,6 +237,14 @@ class Corpus:
         since = self.now - timedelta(days=180)
         return topic_word(), {"kinds": ["email", "message"], "since": since}
 
+    def prompt(self) -> str:
+        """A request to the assistant: 20-60 words about a topic, often naming a person."""
+        topic = [self.topic_names[int(self.rng.integers(len(self.topic_names)))]]
+        words = self._words(int(self.rng.integers(20, 61)), topic)
+        if self.rng.random() < 0.6:
+            words.insert(int(self.rng.integers(len(words))), str(self.rng.choice(self.vocab.people)))
+        return "Can you help me with this: " + " ".join(words) + "?"
+
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -259,28 +278,67 @@ def importer_rate(items: list[NewItem]) -> tuple[int, float]:
             target.close()
 
 
+def rss_mib() -> dict[str, float]:
+    """This process's resident memory (MiB): private (anon) and file-backed (the
+    database pages SQLite maps, reclaimable page cache)."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssFile", "VmHWM"):
+            fields[key] = round(int(value.split()[0]) / 1024, 1)
+    return fields
+
+
+def count_tokens(text: str) -> int:
+    """About four characters a token: the store's share of retrieval without a tokenizer."""
+    return len(text) // 4 + 1
+
+
 def run(
-    items: int, searches: int, batch: int, seed: int, db: Path, importer_items: int = 20_000
+    items: int, searches: int, batch: int, seed: int, db: Path,
+    importer_items: int = 20_000, forget_items: int = 10_000, retrievals: int = 300,
 ) -> dict[str, Any]:
     corpus = Corpus(seed)
-    started = time.perf_counter()
-    generated = [corpus.item(i) for i in range(items)]
-    generate_s = time.perf_counter() - started
-    print(f"generated {items} items in {generate_s:.1f} s", file=sys.stderr)
-
+    # Every stride-th item comes from one source, spread over the whole archive, for the
+    # forget-by-source figure (10,000 items at any size, at most a tenth of the store).
+    forget_items = min(forget_items, items // 10)
+    stride = items // forget_items if forget_items else 0
     load_before = os.getloadavg()
     store = ContextStore(db, purge_interval_s=None)
+    kept: list[NewItem] = []
+    generate_s = import_s = import_cpu_s = 0.0
     try:
-        started = time.perf_counter()
-        cpu_started = time.thread_time()
         for offset in range(0, items, batch):
-            store.put(generated[offset : offset + batch])
-        import_s = time.perf_counter() - started
-        import_cpu_s = time.thread_time() - cpu_started
-        print(f"imported in {import_s:.1f} s ({items / import_s:.0f} items/s)", file=sys.stderr)
-        jsonl = importer_rate(generated[:importer_items])
-        del generated
+            t0 = time.perf_counter()
+            chunk = []
+            for index in range(offset, min(items, offset + batch)):
+                item = corpus.item(index)
+                if stride and index % stride == 0 and index // stride < forget_items:
+                    item = dataclasses.replace(item, source="bench-archive")
+                chunk.append(item)
+            if len(kept) < importer_items:
+                kept += chunk[: importer_items - len(kept)]
+            t1, c1 = time.perf_counter(), time.thread_time()
+            store.put(chunk)
+            import_s += time.perf_counter() - t1
+            import_cpu_s += time.thread_time() - c1
+            generate_s += t1 - t0
+            if (offset // batch) % 100 == 99:
+                print(f"  {offset + batch} items, {(offset + batch) / import_s:.0f} items/s", file=sys.stderr)
+    finally:
+        store.close()
+    print(f"generated in {generate_s:.1f} s, imported in {import_s:.1f} s "
+          f"({items / import_s:.0f} items/s)", file=sys.stderr)
+    jsonl = importer_rate(kept)
+    del kept
+    gc.collect()
 
+    # The search phase opens the store as a starting daemon does.
+    rss_before = rss_mib()
+    t0 = time.perf_counter()
+    store = ContextStore(db, purge_interval_s=None)
+    open_s = time.perf_counter() - t0
+    try:
         queries = [corpus.query() for _ in range(searches)]
         for query, filters in queries[:50]:  # warm the page cache like a running daemon
             store.search(query, **filters)
@@ -293,8 +351,24 @@ def run(
             latencies.append((time.perf_counter() - t0) * 1000)
             cpu_ms.append((time.thread_time() - c0) * 1000)
             hits_found += bool(hits)
-        store._checkpoint()
+        retrieve_ms: list[float] = []
+        retrieved_tokens: list[int] = []
+        for _ in range(retrievals):
+            prompt = corpus.prompt()
+            t0 = time.perf_counter()
+            got = store.retrieve(prompt, token_budget=1024, count_tokens=count_tokens)
+            retrieve_ms.append((time.perf_counter() - t0) * 1000)
+            retrieved_tokens.append(got.tokens)
+        rss_after = rss_mib()
+        db_bytes_full = store.db_bytes()
         stats = store.stats()
+        forgotten = 0
+        forget_s = 0.0
+        if forget_items:
+            t0 = time.perf_counter()
+            forgotten = store.delete(source="bench-archive")
+            forget_s = time.perf_counter() - t0
+        store._checkpoint()
         db_bytes = store.db_bytes()
     finally:
         store.close()
@@ -306,12 +380,22 @@ def run(
         "seed": seed,
         "import_items_per_s": round(items / import_s, 1),
         "import_s": round(import_s, 2),
+        "generate_s": round(generate_s, 2),
+        "open_ms": round(open_s * 1000, 1),
         "search_p50_ms": round(percentile(latencies, 50), 3),
         "search_p90_ms": round(percentile(latencies, 90), 3),
         "search_p99_ms": round(percentile(latencies, 99), 3),
         "search_max_ms": round(max(latencies), 3),
         "search_mean_ms": round(statistics.fmean(latencies), 3),
         "searches_with_hits": hits_found,
+        # Context for a prompt (a 20-60 word request), 1,024-token budget.
+        "retrievals": retrievals,
+        "retrieve_p50_ms": round(percentile(retrieve_ms, 50), 3) if retrieve_ms else None,
+        "retrieve_p99_ms": round(percentile(retrieve_ms, 99), 3) if retrieve_ms else None,
+        "retrieved_tokens_p50": percentile([float(t) for t in retrieved_tokens], 50) if retrieved_tokens else None,
+        # Forget one source's items (spread over the archive), index scrubbed and checkpointed.
+        "forget_items": forgotten,
+        "forget_s": round(forget_s, 2),
         # The CLI's path: JSON lines parsed, validated and written in batches of 500.
         "import_jsonl_items": jsonl[0],
         "import_jsonl_items_per_s": jsonl[1],
@@ -319,9 +403,14 @@ def run(
         "import_items_per_cpu_s": round(items / import_cpu_s, 1),
         "search_cpu_p50_ms": round(percentile(cpu_ms, 50), 3),
         "search_cpu_p99_ms": round(percentile(cpu_ms, 99), 3),
+        # Memory of the process before opening the store and after the searches.
+        "rss_anon_mib_before": rss_before.get("RssAnon"),
+        "rss_anon_mib_searching": rss_after.get("RssAnon"),
+        "rss_file_mib_searching": rss_after.get("RssFile"),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "db_bytes": db_bytes,
+        "db_bytes": db_bytes_full,
+        "db_bytes_after_forget": db_bytes,
         "by_kind": stats["by_kind"],
         "targets": {"search_p50_ms": 5, "search_p99_ms": 20, "import_items_per_s": 5000},
         "machine": {
@@ -338,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--searches", type=int, default=1_000)
     parser.add_argument("--batch", type=int, default=1_000, help="items per put")
+    parser.add_argument("--retrievals", type=int, default=300, help="retrievals for a prompt")
+    parser.add_argument("--forget", type=int, default=10_000, help="items forgotten by source")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--db", type=Path, help="database file (default: a temporary one)")
     parser.add_argument("--json", type=Path, dest="out", help="write the results here")
@@ -346,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
         db = args.db or Path(tmp) / "bench.db"
         if db.exists():
             parser.error(f"{db} exists; give a new path")
-        result = run(args.items, args.searches, args.batch, args.seed, db)
+        result = run(args.items, args.searches, args.batch, args.seed, db,
+                     forget_items=args.forget, retrievals=args.retrievals)
     text = json.dumps(result, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

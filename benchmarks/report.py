@@ -15,12 +15,15 @@ from typing import Any
 COMMANDS = {
     "speculative": "python benchmarks/speculative.py --json benchmarks/results/speculative.json",
     "context_store": "python benchmarks/context_store.py --json benchmarks/results/context_store.json",
+    "context_store_1m": "python benchmarks/context_store.py --items 1000000 --json benchmarks/results/context_store_1m.json",
     "routing": "chrt -f 10 python benchmarks/routing.py --iterations 5000 --json benchmarks/results/routing.json",
     "e2e": "python benchmarks/e2e.py --json benchmarks/results/e2e.json",
     "runtime": "python benchmarks/runtime.py --json benchmarks/results/runtime.json",
     "chat_turns": "python benchmarks/chat_turns.py --json benchmarks/results/chat_turns.json",
     "json_extraction": "python benchmarks/json_extraction.py --json benchmarks/results/json_extraction.json",
     "http_overhead": "python benchmarks/http_overhead.py --json benchmarks/results/http_overhead.json",
+    "kv_cache": "python benchmarks/kv_cache.py --json benchmarks/results/kv_cache.json",
+    "energy": "python benchmarks/energy.py --json benchmarks/results/energy.json",
 }
 
 
@@ -163,6 +166,36 @@ def _e2e(data: dict[str, Any], results: Path) -> list[str]:
     return out
 
 
+def _context_store(results: Path) -> list[str]:
+    """100k (``make bench``) and 1M items (run by hand) side by side."""
+    runs = [(n, d) for n in ("context_store", "context_store_1m") if (d := _load(results, n)) is not None]
+    if not runs:
+        return []
+    out = ["## Personal-context store", ""]
+    out += [f"{_provenance(n, d)}; SQLite {d.get('machine', {}).get('sqlite')}" for n, d in runs]
+    rows = [
+        ("import_items_per_s", "import, items/s wall clock (target ≥ 5,000)"),
+        ("import_items_per_cpu_s", "import, items per CPU second"),
+        ("import_jsonl_items_per_s", "import through the JSON-lines importer (20,000 items), items/s"),
+        ("open_ms", "open the existing store, ms"),
+        ("search_p50_ms", "search p50, ms (target ≤ 5)"), ("search_p99_ms", "search p99, ms (target ≤ 20)"),
+        ("search_cpu_p50_ms", "search p50, CPU ms"), ("search_cpu_p99_ms", "search p99, CPU ms"),
+        ("retrieve_p50_ms", "context for a prompt p50, ms"), ("retrieve_p99_ms", "context for a prompt p99, ms"),
+        ("forget_items", "items forgotten by source"), ("forget_s", "forget by source (delete + index merge + checkpoint), s"),
+        ("db_bytes", "database size, bytes"), ("db_bytes_after_forget", "database size after the forget, bytes"),
+        ("rss_anon_mib_before", "process private memory before opening, MiB"),
+        ("rss_anon_mib_searching", "process private memory while searching, MiB"),
+        ("rss_file_mib_searching", "mapped database pages resident while searching, MiB"),
+        ("load_average_before", "load average before the run (1/5/15 min)"),
+    ]
+    out += ["", "| figure | " + " | ".join(f"{d['items']:,} items" for _, d in runs) + " |",
+            "|---|" + "---|" * len(runs)]
+    for key, label in rows:
+        if any(key in d for _, d in runs):
+            out.append(f"| {label} | " + " | ".join(_f(d.get(key)) for _, d in runs) + " |")
+    return out + [""]
+
+
 def _json_extraction(data: dict[str, Any]) -> list[str]:
     s = data.get("summary", {})
     valid = ", ".join(f"{c.replace('_', ' ')} {n}/{s.get('prompts')}" for c, n in s.get("valid", {}).items())
@@ -241,6 +274,57 @@ def _http_overhead(data: dict[str, Any]) -> list[str]:
     return out
 
 
+def _kv_cache(data: dict[str, Any]) -> list[str]:
+    out = ["## KV-cache types", "", _provenance("kv_cache", data), ""]
+    out += [
+        (
+            f"The plain decode loop on the real model, {data.get('threads')} threads: each benchmark prompt after "
+            f"background text up to the fill, prefill in batches of 512, then {data.get('decode_tokens')} greedy steps. "
+            "Agreement: greedy tokens identical to f16/f16 without flash attention, keeping every position (`swa_full`); "
+            "a divergence is shown as position@margin, the f16 run's top-1 minus top-2 logit there (a small margin is "
+            "a near-tie, not a broken cache). `f16-swa`: the sliding-window layers keep only their window, which "
+            "rejected drafts cannot be removed from."
+        ),
+        "",
+        "| fill | config | K | V | flash attn | KV MiB | prefill tok/s | decode tok/s | identical | divergences |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in data.get("results", []):
+        div = " ".join(f"{d['first_divergence']}@{_f(d['f16_margin'], 2)}" for d in r["divergences"] if d["first_divergence"] is not None)
+        out.append(
+            f"| {r['fill']} | {r['config']} | {r['kv_type_k']} | {r['kv_type_v']} | {r['flash_attn']} | "
+            f"{_f(r['kv_cache_mib'], 1)} | {_f(r['prefill_tok_s'], 0)} | {_f(r['decode_tok_s'], 1)} | "
+            f"{r['identical_cases']}/{r['cases']} | {div or '–'} |"
+        )
+    return out + [""]
+
+
+def _energy(data: dict[str, Any]) -> list[str]:
+    src = data.get("energy_source")
+    out = ["## Tokens per joule: plain vs speculative", "", _provenance("energy", data), ""]
+    out += [
+        (
+            f"Energy from the engine's meter: source `{src}`"
+            + (f" (CPU time x {data.get('watts_per_core')} W per core: an estimate; the ratio is then a ratio of CPU time)"
+               if src != "rapl" else " (RAPL package counters)")
+            + f". Each benchmark prompt greedy, plain and speculative alternating, median of {data.get('repeats')} repeats, "
+            "cache reset before every run, no remembered answers."
+        ),
+        "",
+        "| suite | tokens/J spec / plain | tok/s spec / plain |",
+        "|---|---|---|",
+    ]
+    for suite, v in data.get("summary", {}).items():
+        out.append(f"| {suite} | {_f(v['energy_ratio'])}x | {_f(v['speed_ratio'])}x |")
+    out += ["", "| prompt | suite | plain tokens/J | spec tokens/J | plain tok/s | spec tok/s |", "|---|---|---|---|---|---|"]
+    for r in data.get("prompts", []):
+        out.append(
+            f"| {r['name']} | {r['suite']} | {_f(r['plain_tokens_per_j'])} | {_f(r['spec_tokens_per_j'])} | "
+            f"{_f(r['plain_tokens_per_s'], 1)} | {_f(r['spec_tokens_per_s'], 1)} |"
+        )
+    return out + [""]
+
+
 def _runtime(data: dict[str, Any]) -> list[str]:
     host, build = data.get("host", {}), data.get("build", {})
     out = ["## Inference runtime", "", _provenance("runtime", data), ""]
@@ -309,16 +393,7 @@ def write(results: Path, target: Path) -> None:
         lines += _speculative(spec, results, [])
     if (runtime := _load(results, "runtime")) is not None:
         lines += _runtime(runtime)
-    if (ctx := _load(results, "context_store")) is not None:
-        lines += _table("context_store", "Personal-context store", ctx, [
-            ("items", "items"), ("searches", "searches"),
-            ("import_items_per_s", "import, items/s wall clock (target ≥ 5,000)"),
-            ("import_items_per_cpu_s", "import, items per CPU second"),
-            ("import_jsonl_items_per_s", "import through the JSON-lines importer, items/s"),
-            ("search_p50_ms", "search p50, ms (target ≤ 5)"), ("search_p99_ms", "search p99, ms (target ≤ 20)"),
-            ("search_cpu_p50_ms", "search p50, CPU ms"), ("search_cpu_p99_ms", "search p99, CPU ms"),
-            ("db_bytes", "database size, bytes"), ("load_average_before", "load average before the run (1/5/15 min)"),
-        ])
+    lines += _context_store(results)
     if (turns := _load(results, "chat_turns")) is not None:
         lines += _table("chat_turns", "Time to first token by conversation turn", turns, [
             ("history_tokens_turn10", "prompt tokens at turn 10"), ("repeats", "conversations (medians)"),
@@ -360,6 +435,10 @@ def write(results: Path, target: Path) -> None:
         lines += _e2e(e2e, results)
     if (http := _load(results, "http_overhead")) is not None:
         lines += _http_overhead(http)
+    if (kv := _load(results, "kv_cache")) is not None:
+        lines += _kv_cache(kv)
+    if (energy := _load(results, "energy")) is not None:
+        lines += _energy(energy)
     notes = results.parent / "notes.md"  # hand-written analysis kept beside the generator
     if notes.exists():
         lines += ["", notes.read_text().rstrip()]

@@ -27,6 +27,8 @@ BENCHMARKS: dict[str, list[str]] = {
     "chat_turns": [],
     "json_extraction": [],
     "http_overhead": [],
+    "kv_cache": [],
+    "energy": [],
 }
 
 

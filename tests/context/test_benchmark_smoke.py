@@ -22,3 +22,4 @@ def test_benchmark_writes_its_figures(tmp_path: Path) -> None:
         assert figures[key] > 0
     assert figures["items"] == 300 and figures["searches"] == 30
     assert sum(figures["by_kind"].values()) == 300
+    assert figures["forget_items"] == 30 and figures["retrieve_p50_ms"] > 0
