@@ -61,16 +61,22 @@ def load_parts(cfg: Config) -> Parts:
     _HELD.append(catalog.hold(model_path))  # `model rm` sees it in use while the process runs
     threads = cfg.model.n_threads or os.cpu_count() or 1
     checked = "not run (model.selfcheck = false)"
+    speculative = cfg.model.speculative
     if cfg.model.selfcheck:
         check = selfcheck.require(model_path, threads)
         log.info("runtime self-check passed in %.1f s: %s", check.seconds, check.summary)
         checked = f"passed: {check.summary}"
+        if speculative and not check.identical:
+            # drafts would be verified with logits that differ from a plain step's
+            log.warning("speculative decoding off: this runtime's batched logits are not "
+                        "bit-identical to one-token steps, so drafts could change answers")
+            speculative = False
     log.info("loading model %s", model_path)
     engine = LlamaEngine(
         model_path,
         n_ctx=cfg.model.n_ctx,
         n_threads=threads,
-        speculative=cfg.model.speculative,
+        speculative=speculative,
         kv_types=(cfg.model.kv_type_k, cfg.model.kv_type_v),
         flash_attn=cfg.model.flash_attn,
         watts_per_core=cfg.model.watts_per_core,
@@ -82,7 +88,7 @@ def load_parts(cfg: Config) -> Parts:
         ", ".join(f"{k} {v:.0f} MiB" for k, v in engine.model.buffer_types.items()) or "?",
         threads,
     )
-    if cfg.model.calibrate and cfg.model.speculative:
+    if cfg.model.calibrate and speculative:
         cal = engine.calibrate()
         log.info(
             "verification cost (x plain step %.1f ms) for k drafted tokens: %s",

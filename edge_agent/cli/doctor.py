@@ -20,7 +20,8 @@ def collect(model_path: Path, n_threads: int, repeats: int = 5) -> dict[str, Any
     """Everything `doctor` shows, as one JSON-able dict."""
     out: dict[str, Any] = {"host": report.host(), "build": report.build(), "model": str(model_path)}
     check = selfcheck.run(model_path, n_threads=n_threads)
-    out["selfcheck"] = {"ok": check.ok, "cause": check.cause, "summary": check.summary}
+    out["selfcheck"] = {"ok": check.ok, "cause": check.cause, "summary": check.summary,
+                        "identical": check.identical}
     if not check.ok:
         out["verdict"] = f"runtime unusable: {check.cause}; {selfcheck.FIX}"
         return out
@@ -69,6 +70,10 @@ def render(d: dict[str, Any]) -> str:
         lines.append(f"           fell back from {f['variant']}: {f['cause']}")
     sc = d["selfcheck"]
     lines.append(f"selfcheck: {'ok, ' + sc['summary'] if sc['ok'] else 'FAILED: ' + sc['cause']}")
+    if sc["ok"]:
+        lines.append("           speculative decoding: " + (
+            "exact (verify batches give the one-token logits)" if sc["identical"]
+            else "off (batched logits differ from one-token logits)"))
     if "step" in d:
         st = d["step"]
         lines.append(f"llama.cpp: {d['system_info']}")

@@ -15,11 +15,18 @@ batch with logits for every position, then again one token at a time, and compar
   ``NEAR_TIE_RMS`` times that position's RMS difference of the single-token best (a
   near-tie two correct kernels may break differently).
 
+A build that passes may still differ by rounding. ``identical`` says whether batched
+and one-token logits are bit-for-bit equal, which the project's runtime guarantees for
+batches of up to 32 tokens (``packaging/runtime/patches/0002-batch-invariant-small-
+batches.patch``) and which speculative decoding needs to give exactly the output of
+plain decoding: the daemon decodes plainly on a runtime that is not identical.
+
 It runs in a child process (``run``) so that a kernel that faults (an illegal
 instruction, say) kills the child and not the caller. ``python -m
 edge_agent.runtime.selfcheck --json`` is the child; its last stdout line is the JSON
 result. ``EDGECLOUD_SELFCHECK_FAULT`` (``sigill`` / ``disagree``) makes the child fail
-on purpose, for tests of the callers' fallback paths.
+on purpose, for tests of the callers' fallback paths; ``rounding`` makes it pass without
+being bit-identical.
 """
 
 from __future__ import annotations
@@ -67,6 +74,7 @@ class CheckResult:
     positions: int = 0
     greedy_disagreements: int = 0
     near_ties: int = 0
+    identical: bool = False  # batched logits bit-for-bit equal to one-token logits
     seconds: float = 0.0
 
     def to_json(self) -> str:
@@ -99,9 +107,12 @@ def compare(
     gap = single.max(axis=1) - single[np.arange(n), picked_b]
     explained = ~agree & (gap <= NEAR_TIE_RMS * rms)
     unexplained = int((~agree & ~explained).sum())
+    identical = worst == 0.0
     summary = (
+        f"{n} positions, batched logits bit-identical to one-token logits" if identical else
         f"{n} positions, max rel. RMS {rel:.3f} (limit {MAX_REL_RMS}), max |diff| {worst:.3f}, "
-        f"{int((~agree).sum())} greedy disagreements ({int(explained.sum())} near-ties)"
+        f"{int((~agree).sum())} greedy disagreements ({int(explained.sum())} near-ties); "
+        "not bit-identical"
     )
     cause = ""
     if rel > MAX_REL_RMS:
@@ -121,6 +132,7 @@ def compare(
         positions=n,
         greedy_disagreements=int((~agree).sum()),
         near_ties=int(explained.sum()),
+        identical=identical,
     )
 
 
@@ -143,6 +155,9 @@ def check_model(model_path: str | Path, n_threads: int | None = None) -> CheckRe
     if fault == "disagree":
         batched = batched.copy()
         batched[len(tokens) // 2] += np.linspace(0, 4, batched.shape[1], dtype=np.float32)
+    elif fault == "rounding":  # healthy but not batch-invariant: one logit one ulp off
+        batched = batched.copy()
+        batched[1, 0] = np.nextafter(batched[1, 0], np.float32(np.inf))
     res = compare(batched, single)
     return CheckResult(**{**asdict(res), "seconds": round(time.perf_counter() - t0, 3)})
 

@@ -127,9 +127,8 @@ def test_speculative_engine_drafts_and_matches_plain_on_a_copy(
     u = fin.usage
     assert u.verify_steps > 0 and u.accepted_tokens > 0
     assert u.accepted_tokens <= u.drafted_tokens
-    # batched evaluation may flip a near-tie late; the copied sentence itself must agree
-    got = "".join(deltas)
-    assert got[:60] == expected[:60]
+    # verify batches give the one-token logits bit for bit: the whole answer agrees
+    assert "".join(deltas) == expected
 
 
 def _rss_mib() -> float:

@@ -26,6 +26,7 @@ def test_doctor_json_reports_build_buffers_costs_and_plan() -> None:
     assert proc.returncode == 0, proc.stderr
     d = json.loads(proc.stdout)
     assert d["verdict"] == "ok" and d["selfcheck"]["ok"]
+    assert d["selfcheck"]["identical"], d["selfcheck"]  # the project's runtime is batch-invariant
     assert d["host"]["cores"] >= 1 and "avx2" in d["host"]["features"] or d["host"]["machine"] != "x86_64"
     assert d["build"]["llama_cpp_python"] == "0.3.36"
     assert "CPU" in d["system_info"] or "AVX" in d["system_info"]

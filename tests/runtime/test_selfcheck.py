@@ -22,6 +22,11 @@ def test_identical_logits_pass() -> None:
     a = _logits()
     res = compare(a, a.copy())
     assert res.ok and res.max_rel_rms == 0.0 and res.greedy_disagreements == 0
+    assert res.identical and "bit-identical to one-token" in res.summary
+    off = a.copy()
+    off[4, 7] = np.nextafter(off[4, 7], np.float32(np.inf))  # one ulp in one logit
+    res = compare(off, a)
+    assert res.ok and not res.identical and "not bit-identical" in res.summary
 
 
 def test_small_kernel_differences_pass_and_broken_kernels_fail() -> None:
@@ -65,6 +70,26 @@ def test_child_check_passes_on_the_installed_runtime(model_path: Path) -> None:
     res = selfcheck.run(model_path, n_threads=2)
     assert res.ok, res.cause
     assert res.positions == selfcheck.N_TOKENS and res.max_rel_rms <= selfcheck.MAX_REL_RMS
+    assert res.identical, res.summary  # the patched runtime is batch-invariant
+
+
+@pytest.mark.model
+def test_a_runtime_that_is_not_bit_identical_serves_without_speculation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge_agent.app import load_parts
+    from edge_agent.config import load_config
+
+    cfg = load_config(None, env={"EDGE_AGENT_DATA_DIR": str(tmp_path / "data"), "EDGE_AGENT_CLOUD": ""})
+    assert cfg.model.speculative and cfg.model.selfcheck
+    monkeypatch.setenv(FAULT_ENV, "rounding")  # the self-check child inherits it
+    parts = load_parts(cfg)
+    try:
+        assert not parts.engine.speculative
+        assert "not bit-identical" in parts.runtime["selfcheck"]
+    finally:
+        parts.engine.close()
+        parts.store.close()
 
 
 @pytest.mark.model

@@ -4,8 +4,9 @@ The engine changes its thread count while it runs (``ThreadTuner``: fewer thread
 busy machine), so greedy output must not depend on it. Upstream llama.cpp splits the
 single-query flash attention over one KV chunk per thread, which makes the result
 depend on the thread count once the cache holds 512 cells or more;
-``packaging/runtime/patches/0002-fa-decode-fixed-kv-chunks.patch`` fixes the chunk size
-instead. The context here is past that threshold.
+``packaging/runtime/patches/0002-batch-invariant-small-batches.patch`` sends decode
+attention down the per-row path instead, each row whole on one thread. The context here
+is past that threshold.
 """
 
 from __future__ import annotations

@@ -1,0 +1,68 @@
+"""A token's logits are the same whether it is decoded alone or inside a verify batch.
+
+Self-speculative decoding promises the output of plain decoding. Its verify step runs
+the last accepted token and the draft as one batch, so every row of that batch must be
+computed exactly as the one-token step computes it. Upstream llama.cpp picks other
+kernels for batches of two tokens or more (tinyBLAS, the repacked gemm, the split-KV
+decode attention), whose different summation order moves logits by up to about a unit
+after 18 layers and flips greedy choices at near-ties.
+``packaging/runtime/patches/0002-batch-invariant-small-batches.patch`` keeps batches
+of up to 32 tokens on the per-row kernels. The long prompt puts the cache past the
+512 cells where upstream's decode attention changes path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.model
+
+TEXT = (
+    "Minutes of the allotment committee. The water tank by plot 14 leaks again; Marta will "
+    "ask the council for a new valve before the dry weeks. Seeds for the spring order are "
+    "due on Friday: beans, two kinds of lettuce, onions and the early potatoes. "
+)
+FOLLOW = (
+    " The next meeting is on the first Tuesday of March in the hall behind the church, and "
+    "everyone who still owes the yearly fee should bring it along with their seed list."
+)
+
+
+@pytest.mark.parametrize(("flash_attn", "copies"), [("on", 1), ("on", 14), ("off", 14)])
+def test_verify_batch_rows_equal_one_token_steps(model_path: Path, flash_attn: str, copies: int) -> None:
+    from edge_agent.engine.llama_model import LlamaModel
+
+    m = LlamaModel(model_path, n_ctx=2048, n_threads=2, flash_attn=flash_attn)
+    try:
+        prompt = m.tokenize(TEXT * copies, add_bos=True)
+        follow = m.tokenize(FOLLOW, add_bos=False)
+        assert len(follow) >= 24, len(follow)
+        if copies > 1:
+            assert 600 < len(prompt) < 1800, len(prompt)
+
+        def reset() -> None:
+            m.truncate(0)
+            for i in range(0, len(prompt), 512):
+                m.eval(prompt[i : i + 512], [])
+
+        reset()
+        alone = np.stack([m.eval([t], [0])[0].copy() for t in follow])
+        assert np.all(np.isfinite(alone))
+        for k in (2, 3, 4, 5, 8, 17):
+            reset()
+            at = 0
+            while at < len(follow):  # batches of k, then the cache they wrote is used
+                chunk = follow[at : at + k]
+                got = m.eval(chunk, list(range(len(chunk))))
+                for row in range(len(chunk)):
+                    diff = float(np.max(np.abs(got[row] - alone[at + row])))
+                    assert diff == 0.0, (
+                        f"batch of {k}, token {at + row}: logits differ from the one-token "
+                        f"step by up to {diff}"
+                    )
+                at += len(chunk)
+    finally:
+        m.close()
