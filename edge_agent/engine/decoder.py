@@ -9,7 +9,11 @@ cost curve is kept up to date from the timings of the steps (``CostCurve.observe
 
 Between requests the decoder remembers which tokens sit in the KV cache and keeps the
 longest common prefix with the next prompt, so a shared system prompt or personal
-context is not evaluated again.
+context is not evaluated again. On a runtime whose batches of up to ``invariant_rows``
+tokens compute every row as a lone token would (the project's llama.cpp build), a
+prompt remainder longer than that has its last token evaluated alone: the first
+distribution then does not depend on whether the prompt was in the cache already, and
+asking the same thing twice gives the same answer.
 """
 
 from __future__ import annotations
@@ -82,10 +86,12 @@ class SpeculativeDecoder:
         policy: DraftPolicy | None = None,
         verifier: Verifier | None = None,
         prefill_chunk: int = 512,
+        invariant_rows: int = 0,
         learn_step_cost: bool = True,
         tuner: ThreadTuner | None = None,
     ) -> None:
         self.model = model
+        self.invariant_rows = invariant_rows
         self.drafters = list(drafters)
         self.policy = policy or DraftPolicy()
         self.verifier: Verifier = verifier or MatchVerifier()
@@ -110,12 +116,19 @@ class SpeculativeDecoder:
         self._rollback(common)
         stats.reused_prefix_tokens = common
         rest = list(prompt[common:])
+        # the row that gives the first distribution: alone when larger batches would
+        # compute it with other kernels than the re-evaluation of a cached prompt does
+        alone = 0 < self.invariant_rows < len(rest)
+        body = rest[:-1] if alone else rest
         chunk = self.prefill_chunk
-        for i in range(0, len(rest), chunk):
-            part = rest[i : i + chunk]
-            last = i + chunk >= len(rest)
+        for i in range(0, len(body), chunk):
+            part = body[i : i + chunk]
+            last = not alone and i + chunk >= len(body)
             self._rows = self.model.eval(part, [len(part) - 1] if last else [])
             self.cached.extend(part)
+        if alone:
+            self._rows = self.model.eval(rest[-1:], [0])
+            self.cached.append(rest[-1])
 
     def _choose(self, room: int) -> tuple[Draft | None, int]:
         best: tuple[Draft | None, int] = (None, 0)

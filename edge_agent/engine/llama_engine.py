@@ -23,7 +23,7 @@ from edge_agent.engine.decoder import DecodeStats, SpeculativeDecoder
 from edge_agent.engine.drafters import ContextDrafter, CorpusDrafter
 from edge_agent.engine.energy import EnergyMeter
 from edge_agent.engine.grammar import GrammarConstraint, schema_grammar
-from edge_agent.engine.llama_model import LlamaModel
+from edge_agent.engine.llama_model import BATCH_INVARIANT_ROWS, LlamaModel
 from edge_agent.engine.sampling import Sampler
 from edge_agent.engine.text import TextStream
 from edge_agent.engine.threads import ThreadTuner, thread_choices
@@ -87,6 +87,7 @@ class LlamaEngine:
             self._model,
             drafters=[self.context_drafter, self.corpus],
             policy=DraftPolicy(max_draft=max_draft, step_cost=step_cost),
+            invariant_rows=BATCH_INVARIANT_ROWS,
             tuner=self.tuner,
         )
         self._requests = 0

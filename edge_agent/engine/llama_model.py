@@ -38,6 +38,12 @@ def init_backend() -> None:
         _backend_ready = True
 
 
+# A batch of at most this many tokens computes every row exactly as a lone token would
+# (GGML_CPU_BATCH_INVARIANT_ROWS in packaging/runtime/patches/0002-batch-invariant-
+# small-batches.patch): verify steps reproduce plain decoding bit for bit.
+BATCH_INVARIANT_ROWS = 32
+
+
 class LlamaError(RuntimeError):
     """llama.cpp refused an operation (load, decode, cache edit)."""
 

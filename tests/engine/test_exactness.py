@@ -165,6 +165,47 @@ def test_prefix_reuse_skips_the_shared_prompt() -> None:
     assert st1.reused_prefix_tokens == 0
 
 
+class _Recording:
+    """A ``TokenModel`` that records the batches it is asked to evaluate."""
+
+    def __init__(self, inner: FakeModel) -> None:
+        self.inner = inner
+        self.n_vocab, self.n_ctx = inner.n_vocab, inner.n_ctx
+        self.calls: list[tuple[int, list[int]]] = []
+
+    @property
+    def n_past(self) -> int:
+        return self.inner.n_past
+
+    def truncate(self, n: int) -> None:
+        self.inner.truncate(n)
+
+    def eval(self, tokens: Sequence[int], want: Sequence[int]) -> np.ndarray:
+        self.calls.append((len(tokens), list(want)))
+        return self.inner.eval(tokens, want)
+
+    def is_eog(self, token: int) -> bool:
+        return self.inner.is_eog(token)
+
+
+def test_a_long_prompt_has_its_last_token_evaluated_alone() -> None:
+    prompt = list(range(1, 11)) * 2
+    plain = _run(SpeculativeDecoder(FakeModel(n_vocab=12, order=2, seed=3, eog_token=None)), prompt, Sampler(0.0), 6)
+    rec = _Recording(FakeModel(n_vocab=12, order=2, seed=3, eog_token=None))
+    dec = SpeculativeDecoder(rec, invariant_rows=8, prefill_chunk=6)
+    assert _run(dec, prompt, Sampler(0.0), 6) == plain
+    # 19 prompt tokens in chunks of 6 without logits, then the 20th alone
+    assert rec.calls[:5] == [(6, []), (6, []), (6, []), (1, []), (1, [0])]
+    # a remainder within the invariant batch size stays one batch
+    rec.calls.clear()
+    _run(dec, prompt + [3, 4, 5], Sampler(0.0), 2)
+    assert rec.calls[0] == (3, [2])
+    # the same prompt again: the cached body is kept and its last token evaluated alone
+    rec.calls.clear()
+    assert _run(dec, prompt, Sampler(0.0), 6) == plain
+    assert rec.calls[0] == (1, [0])
+
+
 def test_cancellation_between_steps() -> None:
     model = FakeModel(n_vocab=12, order=2, seed=5, eog_token=None)
     dec = SpeculativeDecoder(model)

@@ -66,3 +66,33 @@ def test_verify_batch_rows_equal_one_token_steps(model_path: Path, flash_attn: s
                 at += len(chunk)
     finally:
         m.close()
+
+
+def test_a_cached_prompt_gives_the_same_first_distribution(model_path: Path) -> None:
+    """Asking the same long prompt twice: the second time only its last token is
+    evaluated (the rest is in the cache). The decoder evaluates that token alone the
+    first time too, so both see the same logits; a prompt batch would not."""
+    from edge_agent.engine.decoder import DecodeStats, SpeculativeDecoder
+    from edge_agent.engine.llama_model import BATCH_INVARIANT_ROWS, LlamaModel
+
+    m = LlamaModel(model_path, n_ctx=2048, n_threads=2)
+    try:
+        prompt = m.tokenize(TEXT * 3, add_bos=True)
+        assert len(prompt) > BATCH_INVARIANT_ROWS
+
+        def first_rows(invariant_rows: int) -> tuple[np.ndarray, np.ndarray]:
+            dec = SpeculativeDecoder(m, invariant_rows=invariant_rows)
+            dec.reset()
+            dec._prefill(prompt, DecodeStats())
+            fresh = dec._rows[-1].copy()
+            stats = DecodeStats()
+            dec._prefill(prompt, stats)
+            assert stats.reused_prefix_tokens == len(prompt) - 1
+            return fresh, dec._rows[-1].copy()
+
+        fresh, cached = first_rows(BATCH_INVARIANT_ROWS)
+        assert float(np.max(np.abs(fresh - cached))) == 0.0
+        fresh, cached = first_rows(0)  # the whole prompt as one batch: other kernels
+        assert float(np.max(np.abs(fresh - cached))) > 0.0
+    finally:
+        m.close()
