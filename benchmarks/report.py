@@ -24,6 +24,7 @@ COMMANDS = {
     "http_overhead": "python benchmarks/http_overhead.py --json benchmarks/results/http_overhead.json",
     "kv_cache": "python benchmarks/kv_cache.py --json benchmarks/results/kv_cache.json",
     "energy": "python benchmarks/energy.py --json benchmarks/results/energy.json",
+    "tree_drafts": "python benchmarks/tree_drafts.py --json benchmarks/results/tree_drafts.json",
 }
 
 
@@ -325,6 +326,48 @@ def _energy(data: dict[str, Any]) -> list[str]:
     return out + [""]
 
 
+def _tree_drafts(data: dict[str, Any]) -> list[str]:
+    out = ["## Tree drafts vs linear drafts (replayed)", "", _provenance("tree_drafts", data), ""]
+    branches = data.get("branches", [])
+    out += [
+        (
+            "Every benchmark prompt's real greedy answer replayed under the engine's real drafters and draft-length "
+            "policy, once linear and once as a tree (the linear draft plus other continuations of the same tail, "
+            "merged into a trie; a step costs 1 + trie nodes rows on the cost curve measured here and accepts the "
+            "longest branch the answer agrees with). Speed is predicted from the measured curve, ignoring the tree's "
+            "own bookkeeping (optimistic for the tree). Medians over each suite's prompts. Step cost by drafted "
+            f"tokens (x plain step of {_f(data.get('plain_step_ms'))} ms): "
+            + " ".join(f"{k}:{v}" for k, v in data.get("cost_curve", {}).items()) + "."
+        ),
+        "",
+        "| suite | linear tok/step | linear speed vs plain | "
+        + " | ".join(f"tree{b} tok/step | tree{b} / linear | steps tree{b} won" for b in branches) + " |",
+        "|---|---|---|" + "---|---|---|" * len(branches),
+    ]
+    for suite, e in data.get("summary", {}).items():
+        out.append(
+            f"| {suite} | {_f(e['linear_tokens_per_step'])} | {_f(e['linear_speed_vs_plain'])}x | "
+            + " | ".join(
+                f"{_f(e[f'tree{b}_tokens_per_step'])} | {_f(e[f'tree{b}_over_linear'], 3)}x | {e[f'tree{b}_steps_won']}"
+                for b in branches
+            )
+            + " |"
+        )
+    be = data.get("break_even_row_cost")
+    out += [
+        "",
+        (
+            f"With {data.get('break_even_branches')} branches the tree beats linear drafting once an extra row costs at "
+            f"most {be} of a plain step (a linear cost curve 1 + c·k)."
+            if be is not None
+            else f"With {data.get('break_even_branches')} branches the tree does not beat linear drafting even at "
+            "0.01 of a plain step per extra row."
+        ),
+        "",
+    ]
+    return out
+
+
 def _runtime(data: dict[str, Any]) -> list[str]:
     host, build = data.get("host", {}), data.get("build", {})
     out = ["## Inference runtime", "", _provenance("runtime", data), ""]
@@ -439,6 +482,8 @@ def write(results: Path, target: Path) -> None:
         lines += _kv_cache(kv)
     if (energy := _load(results, "energy")) is not None:
         lines += _energy(energy)
+    if (tree := _load(results, "tree_drafts")) is not None:
+        lines += _tree_drafts(tree)
     notes = results.parent / "notes.md"  # hand-written analysis kept beside the generator
     if notes.exists():
         lines += ["", notes.read_text().rstrip()]

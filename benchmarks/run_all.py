@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "http_overhead": [],
     "kv_cache": [],
     "energy": [],
+    "tree_drafts": [],
 }
 
 
