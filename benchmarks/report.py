@@ -182,6 +182,8 @@ def _context_store(results: Path) -> list[str]:
         ("search_p50_ms", "search p50, ms (target ≤ 5)"), ("search_p99_ms", "search p99, ms (target ≤ 20)"),
         ("search_cpu_p50_ms", "search p50, CPU ms"), ("search_cpu_p99_ms", "search p99, CPU ms"),
         ("retrieve_p50_ms", "context for a prompt p50, ms"), ("retrieve_p99_ms", "context for a prompt p99, ms"),
+        ("forget_one_p50_ms", "forget one item p50 (in-place index delete + checkpoint), ms"),
+        ("forget_one_max_ms", "forget one item, slowest of 20, ms"),
         ("forget_items", "items forgotten by source"), ("forget_s", "forget by source (delete + index merge + checkpoint), s"),
         ("db_bytes", "database size, bytes"), ("db_bytes_after_forget", "database size after the forget, bytes"),
         ("rss_anon_mib_before", "process private memory before opening, MiB"),

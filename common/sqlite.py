@@ -14,6 +14,12 @@ The driver's own implicit transactions are switched off; a ``begin`` listener em
 ``BEGIN`` itself (``BEGIN IMMEDIATE`` when a connection carries the execution option
 ``sqlite_begin="IMMEDIATE"``, as all writers do, so they never deadlock on a lock upgrade).
 This is the recipe SQLAlchemy documents for pysqlite.
+
+The driver is ``pysqlite3`` (``pysqlite3-binary``: the same DB-API module built with a
+current SQLite) where it is installed, else the standard library's ``sqlite3``. The
+bundled SQLite (3.51) makes every machine run the same SQL engine and brings FTS5's
+``secure-delete`` (3.42+), which lets the context store forget items in time
+proportional to what it forgets instead of rewriting the whole search index.
 """
 
 from __future__ import annotations
@@ -23,6 +29,14 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
+
+try:  # a current SQLite, the same on every machine
+    from pysqlite3 import dbapi2 as driver
+except ImportError:  # pragma: no cover - platforms without the binary wheel
+    driver = sqlite3  # type: ignore[misc,unused-ignore]
+
+#: The SQLite library version the project's databases run on.
+SQLITE_VERSION: tuple[int, ...] = tuple(int(x) for x in driver.sqlite_version.split("."))
 
 BUSY_TIMEOUT_MS = 10_000
 CACHE_KIB = 32_768
@@ -44,6 +58,7 @@ def make_engine(path: Path, *, pool_size: int = 4) -> Engine:
     """An engine on the SQLite file at ``path`` with the pragmas above."""
     engine = create_engine(
         f"sqlite+pysqlite:///{path}",
+        module=driver,
         connect_args={"check_same_thread": False},
         pool_size=pool_size,
         max_overflow=2 * pool_size,

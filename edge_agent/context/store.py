@@ -12,11 +12,17 @@ away. :mod:`.ranking` bounds the work per query on large stores. Filters: kinds 
 sensitivities match any of the given values, tags must all be present, ``since`` is
 inclusive and ``until`` exclusive on the item's time.
 
-Forgetting (``delete``) removes the rows, their words from the FTS index (the index is
-merged so no segment keeps them) and, with ``secure_delete``, their bytes from the file;
-the write-ahead log is then checkpointed and truncated. Expired items are invisible at
-once, deleted on open, by writes and by a background timer, and scrubbed like forgotten
-ones by the timer (or ``purge_expired``).
+Forgetting (``delete``) removes the rows, their words from the FTS index and, with
+``secure_delete``, their bytes from the file; the write-ahead log is then checkpointed and
+truncated. On SQLite 3.42+ (the bundled driver, see :mod:`common.sqlite`) the index runs
+with FTS5 ``secure-delete``: a deleted row's words leave the index with the delete, in
+time proportional to what is forgotten. On an older SQLite the index is merged into one
+segment after a delete instead, so no old segment keeps the words (time proportional to
+the whole index). A delete that removes more than 1/``IN_PLACE_SHARE`` of the store
+(forget a whole mail archive) merges the index once instead of deleting row by row, which
+is cheaper past that share. Expired items are invisible at once, deleted on open, by
+writes and by a background timer, and scrubbed like forgotten ones by the timer (or
+``purge_expired``).
 """
 
 from __future__ import annotations
@@ -32,10 +38,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Self
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from common.errors import InvalidArgument, NotFound
-from common.sqlite import make_engine, raw_cursor
+from common.sqlite import SQLITE_VERSION, make_engine, raw_cursor
 from edge_agent.context import ranking, retrieval
 from edge_agent.context.api import KINDS, SENSITIVITIES, Hit, Item, NewItem, Retrieved
 from edge_agent.context.codec import (
@@ -68,6 +74,10 @@ RECENCY_HALF_DAYS = 30.0
 PURGE_INTERVAL_S = 300.0
 #: How long ``contact_names`` may serve a cached list (own writes clear it at once).
 CONTACT_CACHE_S = 30.0
+#: A delete takes its words out of the index row by row (FTS5 secure-delete) when it
+#: removes at most 1/IN_PLACE_SHARE of the store, else it merges the whole index once.
+#: Measured: about 2 ms per item in place, 0.01 ms per stored item to merge.
+IN_PLACE_SHARE = 128
 
 _INSERT = (
     "INSERT INTO items (id, kind, source, source_id, title, body, participants, tags, "
@@ -94,6 +104,8 @@ class ContextStore:
         self._engine = make_engine(self.path)
         try:
             self.schema_version = upgrade(self._engine)
+            # True: deletes take their words out of the index at once (no merge needed)
+            self.deletes_in_place = _enable_in_place_deletes(self._engine)
         except BaseException:
             self._engine.dispose()
             raise
@@ -102,6 +114,7 @@ class ContextStore:
         self._closed = threading.Event()
         self._last_purge = 0.0
         self.purge_expired()  # also finishes a scrub a previous run left pending
+        self._checkpoint()  # old pages a crash left in the file before its checkpoint
         self._purger: threading.Thread | None = None
         if purge_interval_s is not None:
             self._purger = threading.Thread(
@@ -173,8 +186,10 @@ class ContextStore:
                 )
             finally:
                 cursor.close()
-            if stale:  # durable: the purge timer, a stop or the next start scrubs
+            if stale and not self.deletes_in_place:  # durable: timer, stop or next start scrubs
                 _set_scrub_pending(conn, True)
+        if stale and self.deletes_in_place:  # the replaced words' old pages leave the file
+            self._checkpoint()
         return ids
 
     def delete(
@@ -205,28 +220,29 @@ class ContextStore:
             words = terms(query, drop_stopwords=False)
             if not words:
                 raise InvalidArgument("query", "must contain at least one word")
+        params: tuple[str, ...] = ()
+        if everything:
+            where = "1"
+        elif ids:
+            where, params = f"id IN ({', '.join('?' for _ in ids)})", tuple(ids)
+        elif source is not None:
+            where, params = "source = ?", (source,)
+        else:
+            where = "pk IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)"
+            params = (match_expression(words, mode="all"),)
         with self._write() as conn:
-            if everything:
-                count = _rowcount(conn.exec_driver_sql("DELETE FROM items"))
-            elif ids:
-                marks = ", ".join("?" for _ in ids)
-                count = _rowcount(
-                    conn.exec_driver_sql(f"DELETE FROM items WHERE id IN ({marks})", tuple(ids))
-                )
-            elif source is not None:
-                count = _rowcount(
-                    conn.exec_driver_sql("DELETE FROM items WHERE source = ?", (source,))
-                )
-            else:
-                count = _rowcount(
-                    conn.exec_driver_sql(
-                        "DELETE FROM items WHERE pk IN "
-                        "(SELECT rowid FROM items_fts WHERE items_fts MATCH ?)",
-                        (match_expression(words, mode="all"),),
-                    )
-                )
-            if count:
+            in_place = self.deletes_in_place
+            if in_place:  # a large share of the store is cheaper to merge out at once
+                n = conn.exec_driver_sql(f"SELECT count(*) FROM items WHERE {where}", params).scalar_one()
+                total = conn.exec_driver_sql("SELECT count(*) FROM items").scalar_one()
+                if n * IN_PLACE_SHARE > total:
+                    in_place = False
+                    _set_in_place(conn, False)
+            count = _rowcount(conn.exec_driver_sql(f"DELETE FROM items WHERE {where}", params))
+            if count and not in_place:
                 _scrub(conn)
+            if in_place != self.deletes_in_place:
+                _set_in_place(conn, True)
         if count:
             self._checkpoint()
         return count
@@ -235,11 +251,11 @@ class ContextStore:
         """Forget items whose expiry has passed (like ``delete``); return how many."""
         with self._write() as conn:
             count = self._purge(conn, time.time(), force=True)
-            scrub = bool(count) or _scrub_pending(conn)
+            scrub = (bool(count) and not self.deletes_in_place) or _scrub_pending(conn)
             if scrub:
                 _scrub(conn)
                 _set_scrub_pending(conn, False)
-        if scrub:
+        if scrub or count:
             self._checkpoint()
         return count
 
@@ -471,6 +487,30 @@ def _set_scrub_pending(conn: Connection, pending: bool) -> None:
         "INSERT OR REPLACE INTO maintenance (key, value) VALUES ('scrub_pending', ?)",
         ("1" if pending else "0",),
     )
+
+
+def _set_in_place(conn: Connection, on: bool) -> None:
+    conn.exec_driver_sql(
+        "INSERT INTO items_fts(items_fts, rank) VALUES ('secure-delete', ?)", (int(on),)
+    )
+
+
+def _enable_in_place_deletes(engine: Engine) -> bool:
+    """Turn FTS5 ``secure-delete`` on where SQLite has it (3.42+); True when it is on.
+
+    Turning it on marks a scrub pending, so words a store forgot before (under the merge
+    rule) are merged out once. The setting is kept in the database: an FTS5 older than
+    3.42 can then no longer open the index (the bundled driver is always newer).
+    """
+    if SQLITE_VERSION < (3, 42):
+        return False
+    writer = engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+    with writer as conn, conn.begin():
+        row = conn.exec_driver_sql("SELECT v FROM items_fts_config WHERE k = 'secure-delete'").first()
+        if row is None or not int(row[0]):
+            _set_in_place(conn, True)
+            _set_scrub_pending(conn, True)
+    return True
 
 
 def _scrub(conn: Connection) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from common.sqlite import driver as sqlite3  # the SQLite the store runs on
 from edge_agent.context.store import ContextStore
 
 WRITER = Path(__file__).with_name("durability_writer.py")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import InvalidArgument, NotFound
+from common.sqlite import driver as sqlite3  # the SQLite the store runs on
 from edge_agent.context.api import NewItem
 from edge_agent.context.store import ContextStore
 
@@ -190,3 +190,25 @@ def test_expired_items_are_purged_on_open(tmp_path: Path) -> None:
         pass
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM items").fetchone() == (0,)
+
+
+def test_a_store_written_under_the_merge_rule_switches_to_in_place_deletes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edge_agent.context.store as store_module
+
+    path = tmp_path / "ctx.db"
+    monkeypatch.setattr(store_module, "SQLITE_VERSION", (3, 40, 1))  # as on an old SQLite
+    with ContextStore(path, purge_interval_s=None) as old:
+        assert not old.deletes_in_place
+        old.put([note(f"ordinary note {i}") for i in range(30)] + [note(f"code {MARKERS[0]}")])
+    monkeypatch.undo()
+    with ContextStore(path, purge_interval_s=None) as store:
+        assert store.deletes_in_place
+        [hit] = store.search(MARKERS[0])
+        assert store.delete(ids=[hit.item.id]) == 1
+        assert store.search(MARKERS[0]) == []
+        assert MARKERS[0].encode() not in file_bytes(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT v FROM items_fts_config WHERE k = 'secure-delete'").fetchone() == (1,)
+        conn.execute("INSERT INTO items_fts(items_fts) VALUES ('integrity-check')")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from common.sqlite import SQLITE_VERSION
 from edge_agent.context.api import NewItem
 from edge_agent.context.store import ContextStore
 
@@ -74,7 +75,10 @@ os._exit(0)  # no close: the scrub is left pending, as after kill -9
 def test_a_scrub_left_by_a_crash_is_finished_at_the_next_start(tmp_path: Path) -> None:
     db = tmp_path / "ctx.db"
     subprocess.run([sys.executable, "-c", CRASH, str(db), " ".join(OLD)], check=True)
-    assert any(w.encode() in every_file(tmp_path) for w in OLD)  # still there: pending
+    left = any(w.encode() in every_file(tmp_path) for w in OLD)
+    # in-place deletes (FTS5 secure-delete, SQLite 3.42+) have the words out of the file
+    # before put returns; the merge rule of an older SQLite leaves a scrub pending
+    assert left == (SQLITE_VERSION < (3, 42))
     store = ContextStore(db, purge_interval_s=None)  # the start finishes the scrub
     data = every_file(tmp_path)
     assert not any(w.encode() in data for w in OLD)

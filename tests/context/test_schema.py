@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection
 
+from common.sqlite import driver as sqlite3  # the SQLite the store runs on
 from common.sqlite import make_engine
 from edge_agent.context import schema
 from edge_agent.context.api import NewItem

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import signal
-import sqlite3
 import threading
 import time
 import uuid
@@ -22,6 +21,7 @@ from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 from suite_support import agent_target, scales, start_agent, stop_service, write_config
 
+from common.sqlite import driver as sqlite3  # the SQLite the store runs on
 from edge_agent.context.store import ContextStore
 
 pytestmark = pytest.mark.model
