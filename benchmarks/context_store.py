@@ -362,9 +362,11 @@ def run(
         rss_after = rss_mib()
         db_bytes_full = store.db_bytes()
         stats = store.stats()
-        # Forget single items (one mail the user deletes), each its own call.
+        # Forget single items (one mail the user deletes), each its own call; none of them
+        # from the source forgotten below, so that figure stays the same at every size.
         forget_one_ms: list[float] = []
-        for hit in store.search("meeting", limit=20):
+        singles = [h for h in store.search("meeting", limit=100) if h.item.source != "bench-archive"]
+        for hit in singles[:20]:
             t0 = time.perf_counter()
             store.delete(ids=[hit.item.id])
             forget_one_ms.append((time.perf_counter() - t0) * 1000)
