@@ -47,7 +47,8 @@ from common.models import default_model_path
 from edge_agent.engine import costs
 from edge_agent.engine.adaptive import DraftPolicy
 from edge_agent.engine.costs import CostCurve
-from edge_agent.engine.drafters import ContextDrafter, CorpusDrafter, Draft
+from edge_agent.engine.decoder import choose_draft
+from edge_agent.engine.drafters import ContextDrafter, CorpusDrafter
 from edge_agent.engine.llama_model import LlamaModel
 
 ROOT = Path(__file__).resolve().parent
@@ -123,19 +124,7 @@ def replay(
     produced, steps, cost, rows_total, tree_wins = 1, 0, 0.0, 0, 0
     while produced < len(answer):
         room = len(answer) - produced - 1
-        best: tuple[Draft | None, int] = (None, 0)
-        best_rate = 1.0
-        for drafter in drafters:  # the decoder's _choose
-            draft = drafter.propose(min(room, MAX_DRAFT)) if room > 0 else None
-            if draft is None or not draft.tokens:
-                continue
-            k = policy.draft_len(draft)
-            if k == 0:
-                continue
-            rate = policy.expected_rate(draft, k)
-            if best[0] is None or rate > best_rate:
-                best, best_rate = (draft, k), rate
-        draft, k = best
+        draft, k = choose_draft(drafters, policy, room) if room > 0 else (None, 0)
         target = answer[produced:]
         if draft is None:
             take, rows = 0, 0

@@ -66,6 +66,23 @@ class DecodeStats:
             self.probs.append(float(e[tok] / e.sum()))
 
 
+def choose_draft(drafters: Sequence[Drafter], policy: DraftPolicy, room: int) -> tuple[Draft | None, int]:
+    """The draft and length with the best expected tokens per cost ((None, 0): plain step)."""
+    best: tuple[Draft | None, int] = (None, 0)
+    best_rate = 1.0
+    for drafter in drafters:
+        draft = drafter.propose(min(room, policy.max_draft))
+        if draft is None or not draft.tokens:
+            continue
+        k = policy.draft_len(draft)
+        if k == 0:
+            continue
+        rate = policy.expected_rate(draft, k)
+        if best[0] is None or rate > best_rate:
+            best, best_rate = (draft, k), rate
+    return best
+
+
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """Length of the longest common prefix of two token sequences."""
     n = min(len(a), len(b))
@@ -131,20 +148,7 @@ class SpeculativeDecoder:
             self.cached.append(rest[-1])
 
     def _choose(self, room: int) -> tuple[Draft | None, int]:
-        best: tuple[Draft | None, int] = (None, 0)
-        best_rate = 1.0
-        policy = self.policy
-        for drafter in self.drafters:
-            draft = drafter.propose(min(room, policy.max_draft))
-            if draft is None or not draft.tokens:
-                continue
-            k = policy.draft_len(draft)
-            if k == 0:
-                continue
-            rate = policy.expected_rate(draft, k)
-            if best[0] is None or rate > best_rate:
-                best, best_rate = (draft, k), rate
-        return best
+        return choose_draft(self.drafters, self.policy, room)
 
     def _learn_cost(self, k: int, seconds: float) -> None:
         if self.learn_step_cost:
