@@ -234,8 +234,11 @@ class ContextStore:
             in_place = self.deletes_in_place
             if in_place:  # a large share of the store is cheaper to merge out at once
                 n = conn.exec_driver_sql(f"SELECT count(*) FROM items WHERE {where}", params).scalar_one()
-                total = conn.exec_driver_sql("SELECT count(*) FROM items").scalar_one()
-                if n * IN_PLACE_SHARE > total:
+                share = n * IN_PLACE_SHARE  # the store holds fewer items? (count no further)
+                fewer = conn.exec_driver_sql(
+                    "SELECT count(*) FROM (SELECT 1 FROM items LIMIT ?)", (share + 1,)
+                ).scalar_one() < share
+                if fewer:
                     in_place = False
                     _set_in_place(conn, False)
             count = _rowcount(conn.exec_driver_sql(f"DELETE FROM items WHERE {where}", params))
