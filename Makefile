@@ -11,7 +11,7 @@ RUNTIME := $(BIN)/python packaging/runtime/build.py
 # The llama.cpp runtime is built by packaging/runtime/build.py (pinned, patched, flags
 # chosen, cached in ~/.cache/edgecloud/runtime) before pip sees the project, then
 # self-checked in a child process; a failing check falls back to a safer build.
-$(STAMP): pyproject.toml packaging/runtime/build.py packaging/runtime/patches/*.patch
+$(STAMP): pyproject.toml setup.py edge_agent/context/native/ftsrank.c packaging/runtime/build.py packaging/runtime/patches/*.patch
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip wheel
 	$(RUNTIME) install --python $(BIN)/python
@@ -43,4 +43,4 @@ lint: $(STAMP)
 	$(BIN)/mypy common orchestrator edge_agent cloud_stub
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache edge_agent/context/_ftsrank*.so

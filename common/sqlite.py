@@ -25,6 +25,7 @@ proportional to what it forgets instead of rewriting the whole search index.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,6 +35,9 @@ try:  # a current SQLite, the same on every machine
     from pysqlite3 import dbapi2 as driver
 except ImportError:  # pragma: no cover - platforms without the binary wheel
     driver = sqlite3  # type: ignore[misc,unused-ignore]
+
+__all__ = ["BUSY_TIMEOUT_MS", "CACHE_KIB", "MMAP_BYTES", "SQLITE_VERSION", "driver", "make_engine",
+           "raw_cursor"]
 
 #: The SQLite library version the project's databases run on.
 SQLITE_VERSION: tuple[int, ...] = tuple(int(x) for x in driver.sqlite_version.split("."))
@@ -54,8 +58,17 @@ _PRAGMAS = (
 )
 
 
-def make_engine(path: Path, *, pool_size: int = 4) -> Engine:
-    """An engine on the SQLite file at ``path`` with the pragmas above."""
+def make_engine(
+    path: Path,
+    *,
+    pool_size: int = 4,
+    setup: Callable[[sqlite3.Connection], None] | None = None,
+) -> Engine:
+    """An engine on the SQLite file at ``path`` with the pragmas above.
+
+    ``setup`` runs on every new DBAPI connection after the pragmas (functions,
+    extensions).
+    """
     engine = create_engine(
         f"sqlite+pysqlite:///{path}",
         module=driver,
@@ -64,6 +77,8 @@ def make_engine(path: Path, *, pool_size: int = 4) -> Engine:
         max_overflow=2 * pool_size,
     )
     event.listen(engine, "connect", _on_connect)
+    if setup is not None:
+        event.listen(engine, "connect", lambda dbapi, _record: setup(dbapi))
     event.listen(engine, "begin", _on_begin)
     return engine
 

@@ -42,7 +42,7 @@ from sqlalchemy import Connection, Engine
 
 from common.errors import InvalidArgument, NotFound
 from common.sqlite import SQLITE_VERSION, make_engine, raw_cursor
-from edge_agent.context import ranking, retrieval
+from edge_agent.context import ftsrank, ranking, retrieval
 from edge_agent.context.api import KINDS, SENSITIVITIES, Hit, Item, NewItem, Retrieved
 from edge_agent.context.codec import (
     ITEM_SELECT,
@@ -101,7 +101,11 @@ class ContextStore:
     def __init__(self, path: str | Path, *, purge_interval_s: float | None = PURGE_INTERVAL_S):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._engine = make_engine(self.path)
+        #: True: ranking uses ``bm25_df`` with cached document frequencies (ftsrank.py)
+        self.native_ranking = ftsrank.LIBRARY is not None
+        self._engine = make_engine(
+            self.path, setup=ftsrank.load if self.native_ranking else None
+        )
         try:
             self.schema_version = upgrade(self._engine)
             # True: deletes take their words out of the index at once (no merge needed)
@@ -110,7 +114,7 @@ class ContextStore:
             self._engine.dispose()
             raise
         self._contacts: tuple[float, list[str]] | None = None
-        self._frequencies = ranking.DocFrequencies()
+        self._frequencies = ranking.DocFrequencies(native=self.native_ranking)
         self._closed = threading.Event()
         self._last_purge = 0.0
         self.purge_expired()  # also finishes a scrub a previous run left pending
@@ -154,7 +158,7 @@ class ContextStore:
         with writer as conn, conn.begin():
             yield conn
         self._contacts = None
-        self._frequencies.clear()
+        self._frequencies.written()
 
     # -- writes ----------------------------------------------------------------------
 
