@@ -439,6 +439,7 @@ def run(
         "db_bytes_after_forget": db_bytes,
         "by_kind": stats["by_kind"],
         "targets": {"search_p50_ms": 5, "search_p99_ms": 20, "import_items_per_s": 5000},
+        "run_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": {
             "python": platform.python_version(),
             "sqlite": SQLITE_DRIVER.sqlite_version,

@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "kv_cache": [],
     "energy": [],
     "tree_drafts": [],
+    "draft_policy": [],
 }
 
 
