@@ -122,6 +122,8 @@ def _cmd_import(args: argparse.Namespace, store: ContextStore) -> int:
     if report.skipped > len(report.errors):
         print(f"{PROG}: ... {report.skipped - len(report.errors)} more skipped", file=sys.stderr)
     print(f"imported {report.items} item(s), skipped {report.skipped}")
+    if report.items:
+        store.tidy_index()  # merge what the import's batches added, while nobody waits
     return 0
 
 

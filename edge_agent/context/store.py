@@ -72,6 +72,11 @@ RECENCY_WEIGHT = 0.5
 RECENCY_HALF_DAYS = 30.0
 #: Seconds between background purges of expired items (None: no timer).
 PURGE_INTERVAL_S = 300.0
+#: Index pages one step of ``tidy_index`` merges (one short write transaction: at a
+#: million items 16 ms median, 160 ms at most).
+MERGE_PAGES = 200
+#: Seconds of index merging the purge timer spends per run.
+MERGE_BUDGET_S = 10.0
 #: How long ``contact_names`` may serve a cached list (own writes clear it at once).
 CONTACT_CACHE_S = 30.0
 #: A delete takes its words out of the index row by row (FTS5 secure-delete) when it
@@ -110,6 +115,7 @@ class ContextStore:
             self.schema_version = upgrade(self._engine)
             # True: deletes take their words out of the index at once (no merge needed)
             self.deletes_in_place = _enable_in_place_deletes(self._engine)
+            _merge_levels_down_to_one(self._engine)
         except BaseException:
             self._engine.dispose()
             raise
@@ -279,8 +285,44 @@ class ContextStore:
         while not self._closed.wait(interval):
             try:
                 self.purge_expired()
+                self.tidy_index(MERGE_BUDGET_S)
             except Exception:  # noqa: BLE001 - a busy database must not kill the timer
                 _log.warning("purging expired context items failed", exc_info=True)
+
+    def tidy_index(self, max_seconds: float | None = None) -> bool:
+        """Merge the search index's segments, a little at a time; True when it is tidy.
+
+        Every write adds a segment to the FTS5 index and FTS5 merges them only when a
+        level holds eight, so a store fed in small batches keeps a few dozen; every
+        query word is looked up in each (a million-item store: 23 segments, retrieval
+        17 ms; merged to 3, 9 ms). Each step merges about ``MERGE_PAGES`` pages in its own
+        write transaction, so a writer waits for one step at most. The timer runs it
+        after each purge; ``context import`` runs it to the end.
+        """
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        while True:  # at least one step
+            if self._closed.is_set():
+                return False
+            writer = self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+            with writer as conn, conn.begin():
+                dbapi = conn.connection.dbapi_connection
+                assert dbapi is not None
+                before = dbapi.total_changes
+                conn.exec_driver_sql(
+                    "INSERT INTO items_fts(items_fts, rank) VALUES ('merge', ?)", (MERGE_PAGES,)
+                )
+                worked = dbapi.total_changes - before >= 2  # FTS5's sign of work done
+            if not worked:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+    def index_segments(self) -> int:
+        """How many segments the search index has (each query word is looked up in each)."""
+        with self._read() as conn:
+            return int(conn.exec_driver_sql(
+                "SELECT count(DISTINCT segid) FROM items_fts_idx"
+            ).scalar_one())
 
     def vacuum(self) -> None:
         """Rebuild the file compactly (frees the pages of deleted items)."""
@@ -500,6 +542,15 @@ def _set_in_place(conn: Connection, on: bool) -> None:
     conn.exec_driver_sql(
         "INSERT INTO items_fts(items_fts, rank) VALUES ('secure-delete', ?)", (int(on),)
     )
+
+
+def _merge_levels_down_to_one(engine: Engine) -> None:
+    """Let ``tidy_index`` merge any level with two or more segments (FTS5's default: 4)."""
+    writer = engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+    with writer as conn, conn.begin():
+        row = conn.exec_driver_sql("SELECT v FROM items_fts_config WHERE k = 'usermerge'").first()
+        if row is None or int(row[0]) != 2:
+            conn.exec_driver_sql("INSERT INTO items_fts(items_fts, rank) VALUES ('usermerge', 2)")
 
 
 def _enable_in_place_deletes(engine: Engine) -> bool:
