@@ -14,7 +14,9 @@ also written as JSON lines and imported into a fresh store with ``import_paths``
 with the CPU time of the working thread and the load average, since shared machines are
 noisy.
 
-Then the store is reopened (as a starting daemon does) and measured: search, retrieval
+The index segments the import left are then merged (``tidy_index``, as ``context
+import`` and the daemon's timer do), and the store is reopened (as a starting daemon
+does) and measured: search, retrieval
 of context for 20-60 word prompts (1,024-token budget, tokens counted as characters / 4
 so the figure is the store's own share; each prompt ranked both with ``bm25_df`` and with
 FTS5's ``bm25()``, alternating which goes first, and the items compared), the process's resident memory while searching
@@ -326,6 +328,12 @@ def run(
             generate_s += t1 - t0
             if (offset // batch) % 100 == 99:
                 print(f"  {offset + batch} items, {(offset + batch) / import_s:.0f} items/s", file=sys.stderr)
+        # What `context import` and the daemon's timer do next: merge the index segments.
+        segments_imported = store.index_segments()
+        t0 = time.perf_counter()
+        store.tidy_index()
+        tidy_s = time.perf_counter() - t0
+        segments_tidy = store.index_segments()
     finally:
         store.close()
     print(f"generated in {generate_s:.1f} s, imported in {import_s:.1f} s "
@@ -402,6 +410,9 @@ def run(
         "import_s": round(import_s, 2),
         "generate_s": round(generate_s, 2),
         "open_ms": round(open_s * 1000, 1),
+        "index_segments_imported": segments_imported,
+        "tidy_index_s": round(tidy_s, 2),
+        "index_segments": segments_tidy,
         "search_p50_ms": round(percentile(latencies, 50), 3),
         "search_p90_ms": round(percentile(latencies, 90), 3),
         "search_p99_ms": round(percentile(latencies, 99), 3),
