@@ -18,7 +18,8 @@ from edge_agent.runtime import report, selfcheck
 
 def collect(model_path: Path, n_threads: int, repeats: int = 5) -> dict[str, Any]:
     """Everything `doctor` shows, as one JSON-able dict."""
-    out: dict[str, Any] = {"host": report.host(), "build": report.build(), "model": str(model_path)}
+    out: dict[str, Any] = {"host": report.host(), "build": report.build(), "model": str(model_path),
+                           "store": store_ranking()}
     check = selfcheck.run(model_path, n_threads=n_threads)
     out["selfcheck"] = {"ok": check.ok, "cause": check.cause, "summary": check.summary,
                         "identical": check.identical}
@@ -53,11 +54,25 @@ def collect(model_path: Path, n_threads: int, repeats: int = 5) -> dict[str, Any
     return out
 
 
+def store_ranking() -> dict[str, Any]:
+    """The context store's SQLite and how it ranks (see ``context/ftsrank.py``)."""
+    from common.sqlite import driver
+    from edge_agent.context import ftsrank
+
+    native = ftsrank.LIBRARY is not None
+    return {"sqlite": driver.sqlite_version, "ranking": "bm25_df" if native else "bm25",
+            "library": str(ftsrank.LIBRARY) if native else None}
+
+
 def render(d: dict[str, Any]) -> str:
     h, b = d["host"], d["build"]
+    st = d["store"]
     lines = [
         f"host:      {h['cpu']} ({h['cores']} cores, {h['machine']})",
         f"features:  {' '.join(h['features']) or 'none detected'}",
+        f"store:     SQLite {st['sqlite']}, ranking " + (
+            "bm25_df (cached word counts)" if st["ranking"] == "bm25_df"
+            else "bm25() (the bm25_df extension is not built: slower at scale, same results; pip install -e . rebuilds it)"),
     ]
     if h["amx_granted"] is not None:
         lines.append(f"AMX:       {'granted by the kernel' if h['amx_granted'] else 'NOT granted'}")

@@ -29,6 +29,7 @@ def test_doctor_json_reports_build_buffers_costs_and_plan() -> None:
     assert d["selfcheck"]["identical"], d["selfcheck"]  # the project's runtime is batch-invariant
     assert d["host"]["cores"] >= 1 and "avx2" in d["host"]["features"] or d["host"]["machine"] != "x86_64"
     assert d["build"]["llama_cpp_python"] == "0.3.36"
+    assert d["store"]["ranking"] == "bm25_df" and d["store"]["sqlite"].startswith("3.")
     assert "CPU" in d["system_info"] or "AVX" in d["system_info"]
     assert sum(d["buffer_types_mib"].values()) > 100
     rel = d["step"]["relative_cost"]
@@ -43,3 +44,4 @@ def test_doctor_text_names_a_broken_runtime_and_the_fix() -> None:
     assert proc.returncode == 1
     assert "selfcheck: FAILED: self-check crashed with SIGILL" in proc.stdout
     assert "verdict:   runtime unusable" in proc.stdout and "make install" in proc.stdout
+    assert "store:     SQLite 3." in proc.stdout and "ranking bm25_df" in proc.stdout
