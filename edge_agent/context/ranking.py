@@ -23,7 +23,8 @@ returns. Where ``bm25_df`` is loaded (``ftsrank.py``), scoring passes the counts
 module caches instead: the same scores, at a cost that depends on the rows scored. A
 count is made once per word and kept for ``DF_TTL_S``; a write drops the small counts
 (the planner's decisions rest on them) and keeps the large ones, which a write moves
-by a fraction of a percent.
+by a fraction of a percent; forgetting more than ``DF_KEEP_ON_WRITE`` items at once drops
+them all.
 """
 
 from __future__ import annotations

@@ -256,6 +256,8 @@ class ContextStore:
                 _scrub(conn)
             if in_place != self.deletes_in_place:
                 _set_in_place(conn, True)
+        if count > ranking.DF_KEEP_ON_WRITE:  # enough to move even the large counts
+            self._frequencies.clear()
         if count:
             self._checkpoint()
         return count

@@ -149,3 +149,22 @@ def test_wrong_arguments_are_an_error_not_a_crash(tmp_path: Path) -> None:
     (builtin,) = db.execute("SELECT bm25(t) FROM t WHERE t MATCH 'x'").fetchone()
     assert score == builtin
     db.close()
+
+
+def test_a_large_forget_drops_the_large_counts_too(store: ContextStore) -> None:
+    freq = store._frequencies
+    with store._engine.connect() as conn:
+        common = freq.exact(conn, "w0")
+    bulk = ranking.DF_KEEP_ON_WRITE + 1
+    store.put([NewItem(kind="note", body="w0 bulk", source="bulk", source_id=str(i), created_at=NOW)
+               for i in range(bulk)])
+    freq.clear()
+    with store._engine.connect() as conn:
+        assert freq.exact(conn, "w0") == common + bulk
+    store.put([NewItem(kind="note", body="w0 one more", created_at=NOW)])
+    with store._engine.connect() as conn:
+        assert freq.exact(conn, "w0") == common + bulk  # a small write keeps the large count
+    assert store.delete(source="bulk") == bulk
+    with store._engine.connect() as conn:
+        assert freq.exact(conn, "w0") == common + 1  # a large forget recounts
+    assert store.search("bulk") == []
