@@ -18,7 +18,7 @@ from pathlib import Path
 from common.sqlite import driver
 
 #: The built extension, or None where it is missing or cannot be loaded.
-LIBRARY: Path | None = next(iter(sorted(Path(__file__).parent.glob("_ftsrank*.so"))), None)
+LIBRARY: Path | None = min(Path(__file__).parent.glob("_ftsrank*.so"), default=None)
 if not hasattr(driver.Connection, "enable_load_extension"):
     LIBRARY = None
 

@@ -114,8 +114,7 @@ class ContextStore:
         try:
             self.schema_version = upgrade(self._engine)
             # True: deletes take their words out of the index at once (no merge needed)
-            self.deletes_in_place = _enable_in_place_deletes(self._engine)
-            _merge_levels_down_to_one(self._engine)
+            self.deletes_in_place = _configure_index(self._engine)
         except BaseException:
             self._engine.dispose()
             raise
@@ -160,8 +159,7 @@ class ContextStore:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        writer = self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
-        with writer as conn, conn.begin():
+        with _writing(self._engine) as conn:
             yield conn
         self._contacts = None
         self._frequencies.written()
@@ -305,8 +303,7 @@ class ContextStore:
         while True:  # at least one step
             if self._closed.is_set():
                 return False
-            writer = self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
-            with writer as conn, conn.begin():
+            with _writing(self._engine) as conn:  # the content is unchanged: caches stay
                 dbapi = conn.connection.dbapi_connection
                 assert dbapi is not None
                 before = dbapi.total_changes
@@ -546,31 +543,36 @@ def _set_in_place(conn: Connection, on: bool) -> None:
     )
 
 
-def _merge_levels_down_to_one(engine: Engine) -> None:
-    """Let ``tidy_index`` merge any level with two or more segments (FTS5's default: 4)."""
+@contextmanager
+def _writing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction (``BEGIN IMMEDIATE``: writers never deadlock on an upgrade)."""
     writer = engine.connect().execution_options(sqlite_begin="IMMEDIATE")
     with writer as conn, conn.begin():
-        row = conn.exec_driver_sql("SELECT v FROM items_fts_config WHERE k = 'usermerge'").first()
-        if row is None or int(row[0]) != 2:
-            conn.exec_driver_sql("INSERT INTO items_fts(items_fts, rank) VALUES ('usermerge', 2)")
+        yield conn
 
 
-def _enable_in_place_deletes(engine: Engine) -> bool:
-    """Turn FTS5 ``secure-delete`` on where SQLite has it (3.42+); True when it is on.
+def _index_setting(conn: Connection, key: str) -> int | None:
+    row = conn.exec_driver_sql("SELECT v FROM items_fts_config WHERE k = ?", (key,)).first()
+    return None if row is None else int(row[0])
 
-    Turning it on marks a scrub pending, so words a store forgot before (under the merge
+
+def _configure_index(engine: Engine) -> bool:
+    """Set the search index's lasting options; True when deletes work in place.
+
+    ``usermerge`` 2 lets ``tidy_index`` merge any level with two or more segments (FTS5's
+    default: 4). FTS5 ``secure-delete`` is turned on where SQLite has it (3.42+);
+    turning it on marks a scrub pending, so words a store forgot before (under the merge
     rule) are merged out once. The setting is kept in the database: an FTS5 older than
     3.42 can then no longer open the index (the bundled driver is always newer).
     """
-    if SQLITE_VERSION < (3, 42):
-        return False
-    writer = engine.connect().execution_options(sqlite_begin="IMMEDIATE")
-    with writer as conn, conn.begin():
-        row = conn.exec_driver_sql("SELECT v FROM items_fts_config WHERE k = 'secure-delete'").first()
-        if row is None or not int(row[0]):
+    in_place = SQLITE_VERSION >= (3, 42)
+    with _writing(engine) as conn:
+        if _index_setting(conn, "usermerge") != 2:
+            conn.exec_driver_sql("INSERT INTO items_fts(items_fts, rank) VALUES ('usermerge', 2)")
+        if in_place and not _index_setting(conn, "secure-delete"):
             _set_in_place(conn, True)
             _set_scrub_pending(conn, True)
-    return True
+    return in_place
 
 
 def _scrub(conn: Connection) -> None:
