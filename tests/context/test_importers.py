@@ -286,6 +286,8 @@ def test_jsonl_round_trip(store: ContextStore, tmp_path: Path) -> None:
         report = import_paths(other, [path])
         assert (report.items, report.skipped) == (2, 2)
         assert any(":4:" in e for e in report.errors)  # names the line of the bad JSON
+        # an invalid item is named by its place in the file (the tweet: the third item read)
+        assert any(e.startswith(f"{path}: item 3: item.kind:") for e in report.errors), report.errors
         again = io.StringIO()
         other.export(again)
         import_paths(other, [path])  # idempotent: same source keys

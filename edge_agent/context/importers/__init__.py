@@ -105,11 +105,12 @@ def read_path(
     report = on_error or (lambda _where, _why: None)
     total = path.stat().st_size if path.is_file() else None
     meter = Meter(str(path), total, progress)
-    for item in FORMATS[name](path, meter, report):
+    for number, item in enumerate(FORMATS[name](path, meter, report), start=1):
         try:
             validate_item(item, "item")
         except InvalidArgument as exc:
-            report(f"{path}: {item.source_id or item.title}", exc.message)
+            label = item.source_id or item.title
+            report(f"{path}: item {number}" + (f" ({label})" if label else ""), exc.message)
             continue
         meter.add_item()
         yield item
