@@ -57,7 +57,7 @@ def start_daemon(data: Path, plain: bool, timeout: float = 300) -> tuple[subproc
         env["EDGE_AGENT_CONFIG"] = str(data / "edge-agent.toml")
     env.update(
         EDGE_AGENT_DATA_DIR=str(data), EDGE_AGENT_SOCKET=str(data / "a.sock"), EDGE_AGENT_CLOUD="",
-        EDGE_AGENT_HTTP="127.0.0.1:0", EDGE_AGENT_HTTP_TOKEN="", EDGE_AGENT_KEEP_ALIVE="-1",
+        EDGE_AGENT_HTTP="127.0.0.1:0", EDGE_AGENT_HTTP_TOKEN="", EDGE_AGENT_KEEP_ALIVE="-1",  # TCP: the token file
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "edge_agent.cli.main", "serve"], env=env, stdout=subprocess.PIPE,
@@ -176,7 +176,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="http-bench-") as tmp:
         proc, target, base = start_daemon(Path(tmp), args.plain)
         try:
-            with grpc.insecure_channel(target) as ch, httpx.Client(base_url=base, timeout=300) as client:
+            token = (Path(tmp) / "token").read_text().strip()  # made by the daemon at its first start
+            with grpc.insecure_channel(target) as ch, httpx.Client(
+                base_url=base, timeout=300, headers={"authorization": f"Bearer {token}"},
+            ) as client:
                 stub = pb_grpc.EdgeAgentStub(ch)
                 model = client.get("/v1/models").json()["data"][0]["id"]
                 for rnd in range(args.repeats + 1):  # round 0 warms up and is dropped

@@ -7,10 +7,19 @@ Sources, later ones winning: built-in defaults, the TOML file (``--config`` or
 ``EDGE_AGENT_DATA_DIR``     data directory (database, ledger, socket, logs)
 ``EDGE_AGENT_SOCKET``       unix socket path
 ``EDGE_AGENT_LISTEN``       loopback TCP address, e.g. ``127.0.0.1:50051``
+``EDGE_AGENT_TOKEN_FILE``   the bearer token every TCP listener requires
+                            (default ``<data_dir>/token``, made 0600 at first
+                            start; ``edge-agent token show`` / ``rotate``)
 ``EDGE_AGENT_METRICS``      Prometheus /metrics loopback address ("" = off)
 ``EDGE_AGENT_HTTP``         OpenAI-compatible HTTP front door: ``unix``,
                             ``unix:PATH`` or loopback ``host:port`` ("" = off)
-``EDGE_AGENT_HTTP_TOKEN``   bearer token the HTTP front door requires ("" = none)
+``EDGE_AGENT_HTTP_TOKEN``   a fixed bearer token for the HTTP front door instead
+                            of the token file (then required on its unix socket
+                            too; "" = the token file, on TCP only)
+``EDGE_AGENT_HTTP_HOSTS``   extra ``Host`` values the HTTP door accepts, comma-
+                            separated (loopback names are always accepted)
+``EDGE_AGENT_HTTP_ORIGINS`` browser origins allowed to call the HTTP door, comma-
+                            separated ``scheme://host[:port]`` (none by default)
 ``EDGE_AGENT_MODEL``        GGUF file path or a name in the model directory
                             (default: the one chosen by ``edge-agent model use``,
                             else the shipped model)
@@ -49,6 +58,15 @@ class ServerConfig:
     queue_depth: int = 16  # requests waiting for the model beyond the running one
     grace_s: float = 5.0  # drain time on shutdown
     metrics: str = ""  # Prometheus /metrics on loopback "host:port"; "" -> off
+    # The bearer token the TCP listener (and the HTTP door on TCP) requires; the unix
+    # socket needs none (0600). "" -> <data_dir>/token, generated at first start.
+    token_file: str = ""
+    # Open connections per gRPC door (the unix socket and TCP each have their own), so
+    # a flood on one never takes the file handles the other needs.
+    max_connections: int = 128
+    max_streams: int = 100  # concurrent calls on one connection
+    idle_timeout_s: float = 60.0  # a connection with no call for this long is closed (clients reconnect)
+    handshake_timeout_s: float = 5.0  # a connection must finish the HTTP/2 handshake within this
 
 
 @dataclass(frozen=True)
@@ -56,7 +74,18 @@ class HttpConfig:
     """The OpenAI-compatible HTTP front door (off by default)."""
 
     listen: str = ""  # "unix" (<data_dir>/openai.sock), "unix:PATH" or loopback "host:port"
-    token: str = ""  # bearer token required on every request; "" -> none
+    # A fixed bearer token, required on every request (unix socket too); "" -> the
+    # token file (server.token_file), required on TCP only.
+    token: str = ""
+    # Host header values accepted besides the loopback names (DNS rebinding guard).
+    allowed_hosts: tuple[str, ...] = ()
+    # Browser origins ("scheme://host[:port]") whose requests are served and whose CORS
+    # preflights are answered; any other Origin is refused (no wildcard).
+    allowed_origins: tuple[str, ...] = ()
+    max_connections: int = 128  # open connections to the door
+    # Time a connection gets to send a whole request (head and body) after it opens or
+    # after its previous response; idle and slow connections are closed after it.
+    read_timeout_s: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -155,6 +184,11 @@ class Config:
         return None
 
     @property
+    def token_path(self) -> Path:
+        """The bearer-token file of the TCP listeners."""
+        return Path(self.server.token_file).expanduser() if self.server.token_file else self.data_path / "token"
+
+    @property
     def database_path(self) -> Path:
         return self.data_path / "context.db"
 
@@ -175,9 +209,12 @@ _ENV = {
     "EDGE_AGENT_LOG_LEVEL": ("log_level", None),
     "EDGE_AGENT_SOCKET": ("socket", "server"),
     "EDGE_AGENT_LISTEN": ("listen", "server"),
+    "EDGE_AGENT_TOKEN_FILE": ("token_file", "server"),
     "EDGE_AGENT_METRICS": ("metrics", "server"),
     "EDGE_AGENT_HTTP": ("listen", "http"),
     "EDGE_AGENT_HTTP_TOKEN": ("token", "http"),
+    "EDGE_AGENT_HTTP_HOSTS": ("allowed_hosts", "http"),
+    "EDGE_AGENT_HTTP_ORIGINS": ("allowed_origins", "http"),
     "EDGE_AGENT_MODEL": ("path", "model"),
     "EDGE_AGENT_KEEP_ALIVE": ("keep_alive", "model"),
     "EDGE_AGENT_CLOUD": ("address", "cloud"),
@@ -189,6 +226,10 @@ _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 def _typed(source: str, key: str, value: Any, default: Any) -> Any:
     expected = type(default)
+    if expected is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(source, key, f"a list of strings (got {value!r})")
+        return tuple(value)
     if key == "model.keep_alive" and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)  # Ollama takes seconds as a number too
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
@@ -240,6 +281,7 @@ def _check(cfg: Config, source: str) -> Config:
         _loopback(source, "http.listen", listen, "EDGE_AGENT_HTTP", also="'unix', 'unix:PATH' or ")
     if _CONTROL.search(cfg.http.token):
         raise ConfigError(source, "http.token", "printable characters, no spaces (also set by EDGE_AGENT_HTTP_TOKEN)")
+    _check_doors(cfg, source)
     if cfg.limits.default_max_tokens > cfg.limits.max_tokens:
         raise ConfigError(source, "limits.default_max_tokens", "at most limits.max_tokens")
     if bool(cfg.cloud.cert_file) != bool(cfg.cloud.key_file):
@@ -264,6 +306,29 @@ def _check(cfg: Config, source: str) -> Config:
     except ValueError:
         raise ConfigError(source, "model.keep_alive", f"{DURATION_RULE} (got {cfg.model.keep_alive!r}; also set by EDGE_AGENT_KEEP_ALIVE)") from None
     return replace(cfg, log_level=cfg.log_level.upper())
+
+
+_HOST = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*|\[[0-9a-f:.]+\])"
+_PORT = r"(?::[0-9]{1,5})?"
+
+
+def _check_doors(cfg: Config, source: str) -> None:
+    """Connection bounds and the HTTP door's Host and Origin allow-lists."""
+    for section, key, low in (("server", "max_connections", 1), ("server", "max_streams", 1),
+                              ("http", "max_connections", 1)):
+        value = getattr(getattr(cfg, section), key)
+        if value < low:
+            raise ConfigError(source, f"{section}.{key}", f"at least {low} (got {value})")
+    for section, key in (("server", "idle_timeout_s"), ("server", "handshake_timeout_s"), ("http", "read_timeout_s")):
+        value = getattr(getattr(cfg, section), key)
+        if not 0.1 <= value <= 86400:
+            raise ConfigError(source, f"{section}.{key}", f"seconds in 0.1..86400 (got {value})")
+    for host in cfg.http.allowed_hosts:
+        if not re.fullmatch(_HOST + _PORT, host.lower()):
+            raise ConfigError(source, "http.allowed_hosts", f"host names such as 'myhost.local' or 'myhost.local:8080', no wildcard (got {host!r}; also set by EDGE_AGENT_HTTP_HOSTS)")
+    for origin in cfg.http.allowed_origins:
+        if not re.fullmatch(r"https?://" + _HOST + _PORT, origin.lower()):
+            raise ConfigError(source, "http.allowed_origins", f"origins such as 'http://localhost:3000': scheme http or https, a host, an optional port, no path, no wildcard (got {origin!r}; also set by EDGE_AGENT_HTTP_ORIGINS)")
 
 
 def _loopback(source: str, key: str, value: str, env: str, also: str = "") -> None:
@@ -299,6 +364,9 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
             top: dict[str, Any] = {key: env[var]}
             cfg = replace(cfg, **top)
         else:
-            updated: Any = replace(getattr(cfg, section), **{key: env[var]})
+            value: Any = env[var]
+            if isinstance(getattr(getattr(cfg, section), key), tuple):  # a list: comma-separated
+                value = tuple(v.strip() for v in value.split(",") if v.strip())
+            updated: Any = replace(getattr(cfg, section), **{key: value})
             cfg = replace(cfg, **{section: updated})
     return _check(cfg, f"environment ({source})")

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,3 +119,17 @@ def agent_env(data_dir: Path, **extra: str) -> dict[str, str]:
 def start_agent(data_dir: Path, **extra: str) -> Service:
     data_dir.mkdir(parents=True, exist_ok=True)
     return start_service(["edge_agent.cli.main", "serve"], agent_env(data_dir, **extra), "ready", data_dir / "agent.log")
+
+
+def agent_token(svc: Service) -> str:
+    """The bearer token of an agent started by ``start_agent`` (its TCP listeners need it)."""
+    return (svc.log_path.parent / "token").read_text().strip()
+
+
+def tcp_channel(target: str, token: str) -> Any:
+    """A channel to an agent's TCP listener sending its bearer token on every call."""
+    import grpc
+
+    from common.rpc import with_bearer
+
+    return with_bearer(grpc.insecure_channel(target), token)

@@ -16,6 +16,7 @@ from common.errors import DomainError
 from edge_agent.cli import context as context_commands
 from edge_agent.cli import model as model_commands
 from edge_agent.cli import policy as routing_commands
+from edge_agent.cli import token as token_commands
 from edge_agent.config import Config, load_config
 
 EXIT_USAGE = 2
@@ -25,6 +26,20 @@ def _connect_target(args: argparse.Namespace, cfg: Config) -> str:
     if args.address:
         return args.address
     return f"unix:{cfg.socket_path}"
+
+
+def _channel(args: argparse.Namespace, cfg: Config) -> Any:
+    """A channel to the daemon; over TCP it sends the bearer token from the token file."""
+    import grpc
+
+    from common.rpc import with_bearer
+    from edge_agent.transport.auth import read_token
+
+    target = _connect_target(args, cfg)
+    channel = grpc.insecure_channel(target)
+    if target.startswith("unix:"):
+        return channel
+    return with_bearer(channel, read_token(cfg.token_path))
 
 
 def _cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
@@ -86,10 +101,9 @@ def _describe(done: Any) -> str:
 
 
 def _cmd_ask(args: argparse.Namespace, cfg: Config) -> int:
-    import grpc
     from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
-    with grpc.insecure_channel(_connect_target(args, cfg)) as ch:
+    with _channel(args, cfg) as ch:
         stub = pb_grpc.EdgeAgentStub(ch)
         timeout = args.timeout
         if args.explain:
@@ -109,11 +123,10 @@ def _cmd_ask(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _cmd_stats(args: argparse.Namespace, cfg: Config) -> int:
-    import grpc
     from edgecloud.v1 import edge_agent_pb2 as pb
     from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
-    with grpc.insecure_channel(_connect_target(args, cfg)) as ch:
+    with _channel(args, cfg) as ch:
         s = pb_grpc.EdgeAgentStub(ch).GetStats(pb.GetStatsRequest(), timeout=args.timeout)
     print(f"requests by route: {dict(s.requests_by_route) or '{}'}   errors: {s.errors}   fallbacks: {s.fallbacks}")
     print(f"ttft p50/p99: {s.ttft_p50_ms:.0f}/{s.ttft_p99_ms:.0f} ms   local tok/s p50: {s.local_tokens_per_s_p50:.1f}")
@@ -145,7 +158,8 @@ def _cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _client_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--address", default="", help="daemon address (default: the configured unix socket)")
+    p.add_argument("--address", default="", help="daemon address (default: the configured unix socket; "
+                   "over TCP the token file's token is sent)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before giving up")
 
 
@@ -184,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     context_commands.register(sub)
     model_commands.register(sub)
     routing_commands.register(sub)
+    token_commands.register(sub)
     return p
 
 
@@ -197,9 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     os.umask(0o077)  # private state: every file this process creates is 0600, each directory 0700
     from common.logfmt import EscapingFormatter
+    from common.logrepeat import RepeatFilter
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    RepeatFilter.install(handler)  # a flood of one message is collapsed, with a count
     logging.basicConfig(level=cfg.log_level, handlers=[handler])
     # llama.cpp's own log lines pass through this logger's level (ERROR unless debugging).
     logging.getLogger("llama-cpp-python").setLevel(logging.DEBUG if cfg.log_level == "DEBUG" else logging.ERROR)

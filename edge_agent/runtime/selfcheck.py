@@ -22,9 +22,9 @@ batches.patch``) and which speculative decoding needs to give exactly the output
 plain decoding: the daemon decodes plainly on a runtime that is not identical.
 
 It runs in a child process (``run``) so that a kernel that faults (an illegal
-instruction, say) kills the child and not the caller. ``python -m
-edge_agent.runtime.selfcheck --json`` is the child; its last stdout line is the JSON
-result. ``EDGECLOUD_SELFCHECK_FAULT`` (``sigill`` / ``disagree``) makes the child fail
+instruction, say) kills the child and not the caller. ``python -P -m
+edge_agent.runtime.selfcheck --json`` is the child (``-P``: nothing from the working
+directory is imported into it); its last stdout line is the JSON result. ``EDGECLOUD_SELFCHECK_FAULT`` (``sigill`` / ``disagree``) makes the child fail
 on purpose, for tests of the callers' fallback paths; ``rounding`` makes it pass without
 being bit-identical.
 """
@@ -194,6 +194,26 @@ def require(model_path: str | Path, n_threads: int | None = None) -> CheckResult
     return res
 
 
+def child_command(python: str = sys.executable) -> list[str]:
+    """The child's command line. ``-P`` (Python 3.11+): ``python -m`` would otherwise
+    put the working directory first on ``sys.path``, and a ``common.py`` there would
+    run inside the child instead of the project's ``common`` package."""
+    return [python, "-P", "-m", "edge_agent.runtime.selfcheck"]
+
+
+def child_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` without relative or empty ``PYTHONPATH`` entries (each would stand for
+    the working directory again)."""
+    path = env.get("PYTHONPATH")
+    if path is None:
+        return env
+    kept = [p for p in path.split(os.pathsep) if p and os.path.isabs(p)]
+    out = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+    if kept:
+        out["PYTHONPATH"] = os.pathsep.join(kept)
+    return out
+
+
 def run(
     model_path: str | Path,
     *,
@@ -203,13 +223,13 @@ def run(
     env: dict[str, str] | None = None,
 ) -> CheckResult:
     """Run the check in a child process; a crash or a hang becomes a failed result."""
-    cmd = [python, "-m", "edge_agent.runtime.selfcheck", "--json", "--model", str(model_path)]
+    cmd = [*child_command(python), "--json", "--model", str(model_path)]
     if n_threads:
         cmd += ["--threads", str(n_threads)]
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, timeout=timeout_s, check=False,
-            env=env if env is not None else dict(os.environ),
+            env=child_env(env if env is not None else dict(os.environ)),
         )
     except subprocess.TimeoutExpired:
         return CheckResult(False, f"self-check did not finish within {timeout_s:.0f} s")

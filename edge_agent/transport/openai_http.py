@@ -10,20 +10,21 @@ also sent before the first token, in the ``X-Edgecloud-Route`` header.
 
 Starlette (routing, requests, streaming responses) on uvicorn (the ASGI server): both
 small, typed, widely deployed, and already what llama-cpp-python's own server runs on.
+In front of the routes, ``http_guard.DoorGuard`` checks Host, Origin (CORS), the bearer
+token and the content type; ``http_conn`` bounds the connections (count, read time,
+peer uid on the unix socket); ``serve`` puts them together.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -91,12 +92,11 @@ def _error_response(exc: BaseException, where: str) -> JSONResponse:
 class OpenAIFrontDoor:
     """The ASGI application; ``service`` raises ``Unavailable`` until the model is ready."""
 
-    def __init__(self, service: Callable[[], AgentService], *, model_name: str, limits: Any, max_body_bytes: int, token: str = "") -> None:
+    def __init__(self, service: Callable[[], AgentService], *, model_name: str, limits: Any, max_body_bytes: int) -> None:
         self._service = service
         self.model_name = model_name
         self._limits = limits
         self._max_body = max_body_bytes
-        self._token = token.encode()
         self.app = Starlette(
             routes=[
                 Route("/health", self.health, methods=["GET"]),
@@ -109,19 +109,7 @@ class OpenAIFrontDoor:
         )
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and self._token and not self._authorized(scope):
-            status, body, _ = error_body(e.Unauthenticated("Authorization: a valid bearer token is required"))
-            resp = JSONResponse(body, status_code=status, headers={"WWW-Authenticate": "Bearer"})
-            await resp(scope, receive, send)
-            return
         await self.app(scope, receive, send)
-
-    def _authorized(self, scope: Any) -> bool:
-        for name, value in scope.get("headers", ()):
-            if name == b"authorization":
-                scheme, _, given = bytes(value).partition(b" ")
-                return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self._token)
-        return False
 
     async def _http_exception(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -307,14 +295,3 @@ async def _whole(request: Request, answer: _Answer, first: Event, events: AsyncG
     finally:
         watch.cancel()
         await events.aclose()
-
-
-class HttpServer(uvicorn.Server):
-    """uvicorn serving our already-bound socket; the daemon owns the signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    def install_signal_handlers(self) -> None:  # older uvicorn
-        return

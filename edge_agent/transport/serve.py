@@ -1,11 +1,16 @@
-"""The daemon's lifecycle around the gRPC server.
+"""The daemon's lifecycle around its gRPC servers.
 
-bind (unix socket 0600 in a private data directory held by a single-instance lock,
-optional loopback TCP; the optional OpenAI-compatible HTTP front door on its own unix
-socket or loopback port) -> health NOT_SERVING -> open the service (self-check, model,
-stores, cloud) -> warm up -> SERVING; SIGTERM/SIGINT: NOT_SERVING -> drain
-(``server.stop(grace)``, the HTTP server finishing its requests) -> close the service, the metrics server, the socket and the
-lock. SIGHUP reloads the policy.
+bind (unix socket 0600 in a private data directory held by a single-instance lock;
+optional loopback TCP, which needs the bearer token; the optional OpenAI-compatible
+HTTP front door on its own unix socket or loopback port) -> health NOT_SERVING -> open
+the service (self-check, model, stores, cloud) -> warm up -> SERVING; SIGTERM/SIGINT:
+NOT_SERVING -> drain (``server.stop(grace)``, the HTTP server finishing its requests)
+-> close the service, the metrics server, the socket and the lock. SIGHUP reloads the
+policy.
+
+The unix socket and TCP are two gRPC servers sharing one servicer and one health
+service, so that each has its own connection bound (``doors``): a flood of TCP
+connections cannot take the file handles the unix socket needs.
 """
 
 from __future__ import annotations
@@ -23,16 +28,20 @@ import grpc
 import uvicorn
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
-from common.errors import DomainError
+from common.errors import ConfigError, DomainError
 from common.grpc_status import ErrorMappingInterceptor
-from common.rpc import Lifecycle
+from common.rpc import BearerInterceptor, Lifecycle
 from edge_agent import datadir
 from edge_agent.adapters.metrics import MetricsServer, StatsCollector
 from edge_agent.config import Config
 from edge_agent.models import catalog
 from edge_agent.pipeline.service import AgentService
+from edge_agent.transport import doors
+from edge_agent.transport.auth import TokenCheck
 from edge_agent.transport.grpc_server import SERVICE_NAME, EdgeAgentServicer
-from edge_agent.transport.openai_http import HttpServer, OpenAIFrontDoor
+from edge_agent.transport.http_conn import ConnLimits, DoorServer
+from edge_agent.transport.http_guard import DoorGuard, HostRule
+from edge_agent.transport.openai_http import OpenAIFrontDoor
 
 log = logging.getLogger(__name__)
 
@@ -61,30 +70,38 @@ async def serve(
     stop_event: asyncio.Event | None = None,
 ) -> None:
     """Run the daemon until SIGTERM/SIGINT or ``stop_event``."""
-    opts = [
-        ("grpc.max_receive_message_length", cfg.server.max_message_bytes),
-        ("grpc.max_send_message_length", cfg.server.max_message_bytes),
-    ]
+    caps = doors.connection_caps(cfg, doors.raise_fd_limit())
+    datadir.make_private(cfg.data_path)
+    tokens = TokenCheck(cfg.token_path)  # made at the first start: `edge-agent token show`
     servicer = EdgeAgentServicer(cfg)
-    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor(on_error=servicer.count_error)], options=opts)
-    lifecycle = Lifecycle(server, (SERVICE_NAME,), READINESS)
-    pb_grpc.add_EdgeAgentServicer_to_server(servicer, server)
+    errors = ErrorMappingInterceptor(on_error=servicer.count_error)
+    servers = [grpc.aio.server(interceptors=[errors], options=doors.grpc_options(cfg, caps.grpc_unix))]
+    if cfg.server.listen:
+        denied = (f"authorization: this TCP listener needs 'authorization: Bearer <token>'; the token is in "
+                  f"{cfg.token_path} (`edge-agent token show`)")
+        servers.append(grpc.aio.server(
+            interceptors=[BearerInterceptor(tokens.accepts, denied), errors],
+            options=doors.grpc_options(cfg, caps.grpc_tcp),
+        ))
+    lifecycle = Lifecycle(servers, (SERVICE_NAME,), READINESS)
+    for server in servers:
+        pb_grpc.add_EdgeAgentServicer_to_server(servicer, server)
     await lifecycle.ready(False)
     await lifecycle.set((LIVENESS,), True)
 
-    lock, sock, tcp_port = await _bind(cfg, server)
+    lock, sock, tcp_port = await _bind(cfg, servers)
     sock_id = datadir.socket_identity(sock)
-    log.info("listening on unix:%s%s", sock, f" and {cfg.server.listen} (port {tcp_port})" if tcp_port else "")
+    log.info("listening on unix:%s%s", sock, f" and {cfg.server.listen} (port {tcp_port}, bearer token)" if tcp_port else "")
     http: _Http | None = None
     if cfg.http.listen:
         try:
-            http = _Http.start(cfg, lambda: servicer.service)
+            http = _Http.start(cfg, lambda: servicer.service, tokens, caps.http)
         except BaseException:
-            await server.stop(0)
+            await asyncio.gather(*(server.stop(0) for server in servers))
             datadir.release_socket(sock, sock_id)
             lock.release()
             raise
-        log.info("OpenAI-compatible HTTP on %s%s", http.where, "" if cfg.http.token else " (no token)")
+        log.info("OpenAI-compatible HTTP on %s (%s)", http.where, http.auth)
 
     stop = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -125,7 +142,7 @@ async def serve(
         log.info("stopped")
 
 
-async def _bind(cfg: Config, server: grpc.aio.Server) -> tuple[datadir.InstanceLock, Path, int | None]:
+async def _bind(cfg: Config, servers: list[grpc.aio.Server]) -> tuple[datadir.InstanceLock, Path, int | None]:
     """Lock the data directory and listen: the socket is 0600, a stale one is replaced,
     a live one (another daemon) or anything that is not a socket is refused."""
     datadir.make_private(cfg.data_path)
@@ -138,9 +155,10 @@ async def _bind(cfg: Config, server: grpc.aio.Server) -> tuple[datadir.InstanceL
         datadir.claim_socket(sock)
         old_umask = os.umask(0o177)  # the socket is created 0600
         try:
-            server.add_insecure_port(f"unix:{sock}")
-            tcp_port = server.add_insecure_port(cfg.server.listen) if cfg.server.listen else None
-            await server.start()
+            servers[0].add_insecure_port(f"unix:{sock}")
+            tcp_port = _listen_tcp(cfg, servers[1]) if len(servers) > 1 else None
+            for server in servers:
+                await server.start()
         finally:
             os.umask(old_umask)
         os.chmod(sock, 0o600)
@@ -148,6 +166,14 @@ async def _bind(cfg: Config, server: grpc.aio.Server) -> tuple[datadir.InstanceL
         lock.release()
         raise
     return lock, sock, tcp_port
+
+
+def _listen_tcp(cfg: Config, server: grpc.aio.Server) -> int:
+    try:
+        return int(server.add_insecure_port(cfg.server.listen))
+    except RuntimeError:
+        raise ConfigError("<config>", "server.listen", f"an address this host can listen on (got {cfg.server.listen!r}: "
+                          "in use, or not an address of this host; also set by EDGE_AGENT_LISTEN)") from None
 
 
 def _reloader(service: AgentService) -> Callable[[], None]:
@@ -162,27 +188,40 @@ def _reloader(service: AgentService) -> Callable[[], None]:
 
 class _Http:
     """The OpenAI-compatible front door on a socket bound here (0600 unix socket or
-    loopback TCP), served by uvicorn on the daemon's event loop."""
+    loopback TCP), served by uvicorn on the daemon's event loop behind its guard (Host,
+    Origin, token, content type) and its connection bounds."""
 
-    def __init__(self, server: HttpServer, sock: socket.socket, where: str, path: Path | None) -> None:
+    def __init__(self, server: DoorServer, sock: socket.socket, where: str, path: Path | None, auth: str) -> None:
         self.where = where
+        self.auth = auth
         self._server = server
         self._path = path
         self._identity = datadir.socket_identity(path) if path else None
         self._task = asyncio.ensure_future(server.serve(sockets=[sock]))
 
     @classmethod
-    def start(cls, cfg: Config, service: Callable[[], AgentService]) -> _Http:
+    def start(cls, cfg: Config, service: Callable[[], AgentService], tokens: TokenCheck, max_connections: int) -> _Http:
         app = OpenAIFrontDoor(
             service, model_name=catalog.Catalog(cfg).active().name, limits=cfg.limits,
-            max_body_bytes=cfg.server.max_message_bytes, token=cfg.http.token,
+            max_body_bytes=cfg.server.max_message_bytes,
         )
-        server = HttpServer(uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="off", server_header=False,
+        unix = cfg.http_socket_path is not None
+        if cfg.http.token:
+            fixed = TokenCheck(None, fixed=cfg.http.token)
+            check, auth = fixed.accepts, "bearer token from http.token"
+        elif unix:
+            check, auth = None, "unix socket 0600, same user only"
+        else:
+            check, auth = tokens.accepts, f"bearer token from {tokens.path}"
+        guard = DoorGuard(app, hosts=HostRule(cfg.http.allowed_hosts), origins=cfg.http.allowed_origins, token=check)
+        limits = ConnLimits(max_connections, cfg.http.read_timeout_s, os.geteuid() if unix else None)
+        server = DoorServer(uvicorn.Config(
+            guard, log_config=None, access_log=False, lifespan="off", server_header=False,
+            timeout_keep_alive=max(1, int(cfg.http.read_timeout_s)),
             timeout_graceful_shutdown=max(1, int(cfg.server.grace_s)),
-        ))
+        ), limits)
         sock, where, path = bind_http(cfg)
-        return cls(server, sock, where, path)
+        return cls(server, sock, where, path, auth)
 
     async def stop(self) -> None:
         """Stop accepting, let running requests finish (the grace time), close."""

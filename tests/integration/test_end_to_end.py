@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import Cloud, Service, start_agent
+from conftest import Cloud, Service, agent_token, start_agent, tcp_channel
 from edgecloud.v1 import common_pb2
 from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
@@ -61,7 +61,7 @@ def test_unix_socket_is_private(agent: Service) -> None:
 
 
 def test_health_serving_on_both_listeners(agent: Service) -> None:
-    for target in _targets(agent):
+    for target in _targets(agent):  # health is open on TCP too: probes carry no token
         with grpc.insecure_channel(target) as ch:
             h = health_pb2_grpc.HealthStub(ch)
             for service in ("", "edgecloud.v1.EdgeAgent"):
@@ -113,7 +113,7 @@ def test_marked_personal_stays_local_even_when_cloud_preferred(stub: pb_grpc.Edg
 
 
 def test_explain_route_over_tcp_matches_generate(agent: Service) -> None:
-    with grpc.insecure_channel(_targets(agent)[1]) as ch:
+    with tcp_channel(_targets(agent)[1], agent_token(agent)) as ch:
         stub = pb_grpc.EdgeAgentStub(ch)
         req = pb.GenerateRequest(prompt="My card is 4111 1111 1111 1111, is it valid?",
                                  routing=pb.Routing(preference=pb.ROUTE_PREFERENCE_CLOUD_PREFERRED))

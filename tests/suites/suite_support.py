@@ -60,6 +60,8 @@ _top = _top_conftest()
 Service = _top.Service
 start_agent: Callable[..., Any] = _top.start_agent
 start_service: Callable[..., Any] = _top.start_service
+agent_token: Callable[[Any], str] = _top.agent_token
+tcp_channel: Callable[[str, str], Any] = _top.tcp_channel
 
 
 def stop_service(svc: Any, sig: int = signal.SIGTERM, timeout: float = 30) -> int:

@@ -19,7 +19,7 @@ from edgecloud.v1 import common_pb2
 from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from suite_support import agent_tcp, rss_kib, scales, start_agent, stop_service, write_config
+from suite_support import agent_tcp, agent_token, rss_kib, scales, start_agent, stop_service, tcp_channel, write_config
 
 pytestmark = pytest.mark.model
 
@@ -28,9 +28,9 @@ RSS_GROWTH_LIMIT_KIB = 150 * 1024
 PROMPTS = ["The sky is", "Water boils at", "A good breakfast is", "Three colours are", "The moon is"]
 
 
-def client(target: str, cid: int, until: float, counts: Counter[str], lock: threading.Lock, hints: list[float]) -> None:
+def client(target: str, token: str, cid: int, until: float, counts: Counter[str], lock: threading.Lock, hints: list[float]) -> None:
     rng = random.Random(cid)
-    with grpc.insecure_channel(target) as ch:
+    with tcp_channel(target, token) as ch:
         stub = pb_grpc.EdgeAgentStub(ch)
         while time.monotonic() < until:
             req = pb.GenerateRequest(
@@ -75,9 +75,9 @@ def client(target: str, cid: int, until: float, counts: Counter[str], lock: thre
 def test_64_streaming_clients(tmp_path: Path, seconds: float) -> None:
     cfg = write_config(tmp_path / "agent.toml", "[model]\nn_threads = 1\n")
     agent = start_agent(tmp_path / "data", EDGE_AGENT_CONFIG=str(cfg), EDGE_AGENT_LISTEN="127.0.0.1:0")
-    target = agent_tcp(agent)
+    target, token = agent_tcp(agent), agent_token(agent)
     try:
-        with grpc.insecure_channel(target) as ch:
+        with tcp_channel(target, token) as ch:
             stub = pb_grpc.EdgeAgentStub(ch)
             stub.PutContext(pb.PutContextRequest(items=[pb.ContextItem(kind="note", body=f"The sky note {i}: blue and wide.") for i in range(20)]), timeout=30)
             for p in PROMPTS:  # warm every code path before the first measurement
@@ -87,7 +87,7 @@ def test_64_streaming_clients(tmp_path: Path, seconds: float) -> None:
             hints: list[float] = []
             lock = threading.Lock()
             until = time.monotonic() + seconds
-            threads = [threading.Thread(target=client, args=(target, i, until, counts, lock, hints), daemon=True) for i in range(CLIENTS)]
+            threads = [threading.Thread(target=client, args=(target, token, i, until, counts, lock, hints), daemon=True) for i in range(CLIENTS)]
             t0 = time.monotonic()
             for t in threads:
                 t.start()
