@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    RepeatFilter.install(handler)  # a flood of one message is collapsed, with a count
+    repeats = RepeatFilter.install(handler)  # a flood of one message is collapsed, with a count
     logging.basicConfig(level=cfg.log_level, handlers=[handler])
     # llama.cpp's own log lines pass through this logger's level (ERROR unless debugging).
     logging.getLogger("llama-cpp-python").setLevel(logging.DEBUG if cfg.log_level == "DEBUG" else logging.ERROR)
@@ -240,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"edge-agent: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        repeats.flush()  # what was dropped since the last summary
 
 
 if __name__ == "__main__":
