@@ -65,7 +65,24 @@ def detect_pii(text: str, contact_names: Sequence[str] = ()) -> list[PiiSpan]:
             found.append(PiiSpan("contact_name", a, b))
     for a, b in find_person_names(text):
         found.append(PiiSpan("person_name", a, b))
-    return _resolve_overlaps(found)
+    return _resolve_overlaps(_join_names(found))
+
+
+def _join_names(spans: list[PiiSpan]) -> list[PiiSpan]:
+    """Overlapping name spans become their union (a contact if any of them is one), so
+    no part of a name is left out ("Bob" a contact's part inside "Bob Dylan")."""
+    names = sorted((s for s in spans if s.kind in _NAME_KINDS), key=_span_key)
+    if len(names) <= 1:
+        return spans
+    joined: list[PiiSpan] = []
+    for s in names:
+        last = joined[-1] if joined else None
+        if last is not None and s.start < last.end:
+            kind = "contact_name" if "contact_name" in (last.kind, s.kind) else last.kind
+            joined[-1] = PiiSpan(kind, last.start, max(last.end, s.end))
+        else:
+            joined.append(s)
+    return [s for s in spans if s.kind not in _NAME_KINDS] + joined
 
 
 # -- one value, several spellings --------------------------------------------------------
@@ -86,6 +103,8 @@ def canonical(kind: str, value: str) -> str:
         return "phone:" + digits[-9:]  # the subscriber part, without country or trunk prefix
     if kind in _NUMBER_KINDS or kind == "postcode":
         return f"{kind}:" + _ALNUM.sub("", value).upper()
+    if kind in _NAME_KINDS:
+        value = value.replace("-", " ")
     return f"{kind}:" + " ".join(value.lower().split())
 
 
@@ -126,10 +145,11 @@ def same_value_spans(
             compact = _ALNUM.sub("", value)
             loose[r"[ \t]?".join(re.escape(ch) for ch in compact)] = (kind, key)
         elif kind in _TEXT_KINDS:
-            words[" ".join(value.lower().split())] = (kind, key)
+            spelled = value.replace("-", " ") if kind in _NAME_KINDS else value
+            words[" ".join(spelled.lower().split())] = (kind, key)
             if kind in _NAME_KINDS:
                 # A surname or given name on its own: a value of its own (restored as is).
-                for part in value.split():
+                for part in spelled.split():
                     part = part.strip(".,'’")
                     if len(part) >= 4 and part.lower() not in _COMMON_NAME_WORDS:
                         words.setdefault(part.lower(), (kind, canonical(kind, part)))
@@ -165,7 +185,7 @@ def _phrase_at(text: str, i: int, phrase: str) -> int | None:
     for n, word in enumerate(phrase.split()):
         if n:
             j = pos
-            while j < len(text) and text[j].isspace():
+            while j < len(text) and (text[j].isspace() or text[j] == "-"):
                 j += 1
             if j == pos:
                 return None

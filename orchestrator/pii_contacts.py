@@ -1,17 +1,26 @@
 """Contact names in a text: the user's own contacts, found without NER.
 
-Full names match in any case. Single first or last names match capitalised, or in any
-case unless the name is also an everyday word ("Will", not "will"); a part directly
-followed by another capitalised name ("Bob Dylan") belongs to someone else.
+A contact's name is split into parts at spaces and hyphens ("Liisa Belvedere-Kask":
+liisa, belvedere, kask). The whole name and every run of two or more of its parts
+("belvedere kask", "Anne-Sophie", "de wit") match in any case, with any spaces or
+hyphens between the parts ("belvedere  kask", "BELVEDERE-KASK"). Single parts match
+capitalised, or in any case unless the part is also an everyday word ("Will", not
+"will"); a part directly followed by another capitalised name ("Bob Dylan") belongs to
+someone else.
 """
 
 from __future__ import annotations
 
+import re
 import string
 from functools import lru_cache
 
+
 _PUNCT = string.punctuation + "‘’“”«»–—…"
 _PUNCT_TO_SPACE = str.maketrans(dict.fromkeys(_PUNCT, " "))
+_SPLIT = re.compile(r"[\s\-‐‑–]+")
+_SEPARATORS = " \t\r\n-‐‑–"
+_PARTICLES = frozenset("de da di del della der den van von le la du dos das ter ten bin ibn al el".split())
 
 
 # Name parts that are also everyday words: matched only capitalised ("Will", not "will").
@@ -28,38 +37,42 @@ _COMMON_WORDS = frozenset(
 )
 
 
+def _everyday(part: str) -> bool:
+    return part.lower() in _COMMON_WORDS
+
+
 @lru_cache(maxsize=256)
 def _contact_index(
     names: tuple[str, ...],
-) -> tuple[dict[str, dict[str, tuple[str, ...]]], dict[str, tuple[str, bool]]]:
-    """Full names, and single name parts.
-
-    Full names (lowercased) are filed by their first word, then by the two characters
-    that follow it ("" for one-word names), longest first, so an occurrence of "bob"
-    only tries the names that can continue the way the text does. Parts map
-    lowercased -> (as written, whether any case may match).
-    """
-    full = sorted(
-        {" ".join(n.split()) for n in names if len(n.strip()) >= 2}, key=len, reverse=True
-    )
-    index: dict[str, list[str]] = {}
-    for n in full:
-        index.setdefault(n.split()[0].lower(), []).append(n.lower())
+) -> tuple[dict[str, tuple[tuple[str, ...], ...]], dict[str, tuple[str, bool]]]:
+    """Phrases (two or more parts, lowercased), filed by their first part longest first;
+    and single parts: lowercased -> (as written, whether any case may match)."""
+    phrases: set[tuple[str, ...]] = set()
     parts: dict[str, tuple[str, bool]] = {}
-    for n in full:
-        words = n.split()
-        if len(words) < 2:
+    singles = set()
+    for name in names:
+        words = [w for w in _SPLIT.split(name.strip()) if w]
+        if not words or len(" ".join(words)) < 2:
             continue
+        low = tuple(w.lower() for w in words)
+        if len(words) == 1:
+            singles.add(low[0])
+            continue
+        for i in range(len(low)):
+            for j in range(i + 2, len(low) + 1):
+                if not all(w in _PARTICLES for w in low[i:j]):
+                    phrases.add(low[i:j])
         for w in words:
-            if len(w) >= 3 and w[0].isupper() and w.lower() not in index.get(w.lower(), ()):
-                parts.setdefault(w.lower(), (w, w.lower() not in _COMMON_WORDS))
-    filed: dict[str, dict[str, tuple[str, ...]]] = {}
-    for first, full_names in index.items():
-        by_next: dict[str, list[str]] = {}
-        for name in full_names:
-            by_next.setdefault(name[len(first) : len(first) + 2], []).append(name)
-        filed[first] = {k: tuple(v) for k, v in by_next.items()}
-    return filed, parts
+            if len(w) >= 3 and w[0].isupper() and w.lower() not in _PARTICLES:
+                parts.setdefault(w.lower(), (w, not _everyday(w)))
+    for s in singles:
+        phrases.add((s,))
+    index: dict[str, list[tuple[str, ...]]] = {}
+    for p in sorted(phrases, key=lambda p: (len(" ".join(p)), len(p)), reverse=True):
+        index.setdefault(p[0], []).append(p)
+    for s in singles:
+        parts.pop(s, None)
+    return {k: tuple(v) for k, v in index.items()}, parts
 
 
 def _is_word_char(ch: str) -> bool:
@@ -70,6 +83,23 @@ def _bounded(text: str, a: int, b: int) -> bool:
     return (a == 0 or not _is_word_char(text[a - 1])) and (
         b == len(text) or not _is_word_char(text[b])
     )
+
+
+def _phrase_end(low: str, i: int, phrase: tuple[str, ...]) -> int | None:
+    """End of ``phrase`` at ``i`` in ``low``, any spaces or hyphens between its parts."""
+    pos = i
+    for n, part in enumerate(phrase):
+        if n:
+            j = pos
+            while j < len(low) and low[j] in _SEPARATORS:
+                j += 1
+            if j == pos:
+                return None
+            pos = j
+        if not low.startswith(part, pos):
+            return None
+        pos += len(part)
+    return pos
 
 
 def _other_surname_follows(text: str, j: int) -> bool:
@@ -83,22 +113,23 @@ def _other_surname_follows(text: str, j: int) -> bool:
     )
 
 
+def _lowered(text: str) -> str:
+    low = text.lower()
+    if len(low) != len(text):  # case folding changed lengths: fold char by char
+        low = "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
+    return low
+
+
 def find_contacts(text: str, names: tuple[str, ...], skip: set[int]) -> list[tuple[int, int]]:
     """(start, end) of contact names in ``text``; occurrences starting in ``skip`` are ignored."""
     out: list[tuple[int, int]] = []
     index, parts = _contact_index(names)
-    low = text.lower()
-    if len(low) != len(text):  # case folding changed lengths: fold char by char
-        low = "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
+    low = _lowered(text)
     if len(index) + len(parts) > 12 and len(text) > 256:
         # One pass over the text instead of one substring search per name.
         words = set(low.translate(_PUNCT_TO_SPACE).split())
-
-        def present(key: str) -> bool:
-            return key in words if key.isalnum() else key in low
-
-        firsts = [k for k in index if present(k)]
-        part_keys = [p for p in parts if present(p)]
+        firsts = [k for k in index if k in words or not k.isalnum() and k in low]
+        part_keys = [p for p in parts if p in words or not p.isalnum() and p in low]
     else:
         firsts = [k for k in index if k in low]
         part_keys = [p for p in parts if p in low]
@@ -106,17 +137,13 @@ def find_contacts(text: str, names: tuple[str, ...], skip: set[int]) -> list[tup
     for first in firsts:
         i = low.find(first)
         while i != -1:
-            if i in taken:
-                i = low.find(first, i + 1)
-                continue
-            filed = index[first]
-            after = low[i + len(first) : i + len(first) + 2]
-            for name in (*filed.get(after, ()), *filed.get("", ())) if after else filed.get("", ()):
-                j = i + len(name)
-                if low.startswith(name, i) and _bounded(text, i, j):
-                    out.append((i, j))
-                    taken.update(range(i, j))
-                    break
+            if i not in taken:
+                for phrase in index[first]:
+                    j = _phrase_end(low, i, phrase)
+                    if j is not None and _bounded(text, i, j):
+                        out.append((i, j))
+                        taken.update(range(i, j))
+                        break
             i = low.find(first, i + 1)
     for key in part_keys:
         written, any_case = parts[key]

@@ -1,120 +1,284 @@
-"""Person names that are not among the user's contacts, found without NER.
+"""Person names that are not among the user's contacts, found without a learned model.
 
-A name is a run of capitalised words (with the particles of European surnames between
-them) that some evidence marks as a person:
+Redaction errs towards recall: a placeholder too many costs a little answer quality, a
+name too few leaks. So every capitalised word is a candidate and evidence decides:
 
-* an honorific before it ("Dr. Ingrid Voskuijlen", "Herr Brandt");
-* a greeting or a sign-off around it ("Dear Halvard,", "Regards,\\nDana");
-* a verb of address before a two-word name ("email Halvard Quennell");
-* a known given name as its first word ("Dana Okafor");
-* an e-mail address in angle brackets after it ("Bob Jones <bob@example.com>").
+* listed names: given names and surnames of about 80 locales (``pii_lexicon``);
+* rarity: a capitalised word inside a sentence that is no common word (word
+  frequencies of English and six other languages) is a name, a place or a brand, and is
+  taken for a name ("Is Okonkwo joining?");
+* cues: an honorific, a greeting, a verb of address before it ("ask Will"), its verb
+  after it at the start of a sentence ("Hope said ..."), "and" joining it to another
+  capitalised word, a sign-off above it, an e-mail address in angle brackets after it;
+* counter-evidence: a determiner or a place preposition before a word that is not a
+  listed name ("the Louvre", "in Kathmandu"), a place prefix ("New York"), a country,
+  months, weekdays, nationalities, brands and other words that never name a person;
+* lowercase typing: a listed name that is no English word ("tell mehmet"), or a word
+  no dictionary knows after a verb of address ("ask tolu").
 
-One regular-expression pass finds the capitalised runs; the evidence is a few set
-lookups per run, so a 4 KB prompt costs tens of microseconds. Honorifics and cue words
-are not part of the span: "Dr. [PERSON_NAME_1]" keeps the sense of the text.
+A capitalised everyday word inside a sentence joins a name it touches ("Cheyenne Running
+Bear"); at the start of a sentence it does not ("Send Mehmet Yilmaz ..."). Cue words
+are not part of the span: "Dr. [PERSON_NAME_1]", "[PERSON_NAME_1]'s flight".
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-_PARTICLES = r"(?:van|von|der|den|de|du|da|di|del|della|le|la|ter|ten|op|bin|al)"
-_CAP = r"[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+(?:[-'’][A-ZÀ-ÖØ-Þ]?[a-zß-öø-ÿ]+)*"
-# A run of one to four capitalised words, particles allowed between them.
-# (No look-behind: it triples the cost of the scan; the boundary is checked per match.)
-_RUN = re.compile(rf"{_CAP}(?:[ \t]+(?:{_PARTICLES}[ \t]+)*{_CAP}){{0,3}}")
-_WORD = re.compile(r"[\w'’-]+")
+from orchestrator.pii_lexicon import Lexicon, lexicon
+from orchestrator.pii_name_words import (
+    ADDRESS_VERBS,
+    DEMONYMS,
+    DETERMINERS,
+    GREETINGS,
+    HONORIFICS,
+    JOINERS,
+    LOCATIVES,
+    LOWER_CUES,
+    NOT_NAMES,
+    PERSON_VERBS,
+    PLACE_PREFIXES,
+    PLACES,
+    SIGN_OFF_WORDS,
+    TRAVEL_WORDS,
+    VERBS_AFTER,
+)
 
-_HONORIFICS = frozenset(
-    """
-    dr mr mrs ms miss mx prof sir dame lady lord herr frau mme mlle monsieur madame dhr
-    mevr sr sra srta dott
-    """.split()  # noqa: SIM905
-)
-_GREETINGS = frozenset(
-    """
-    dear hi hello hey hiya hallo bonjour salut beste liebe lieber cher chère ciao hola
-    thanks thank cheers regards love best yours sincerely
-    """.split()  # noqa: SIM905
-)
-# Verbs that take a person: one capitalised word after them is a name ("ask Tobias").
-_PERSON_VERBS = frozenset(
-    """
-    email e-mail call phone ring text message tell ask remind meet invite thank cc bcc
-    ping reach
-    """.split()  # noqa: SIM905
-)
-# Before a two-word capitalised run: someone is being written to, called or met.
-_ADDRESS_VERBS = _PERSON_VERBS | frozenset(
-    """
-    mail meeting contact visit see pay paid married marry dating date introduce with
-    from to by for and named called signed
-    """.split()  # noqa: SIM905
-)
-# Capitalised words that do not name a person, even after a cue.
-_NOT_NAMES = frozenset(
-    """
-    team all everyone everybody sir sirs madam madame customer customers friends friend
-    there world colleagues folks guys both you again so ok okay yes no please the a an
-    monday tuesday wednesday thursday friday saturday sunday january february march
-    april may june july august september october november december today tomorrow new
-    san santa los las saint st mount lake north south east west upper lower great
-    customer service support sales accounting finance hr it team office department
-    university college school hospital bank street road avenue city town county google
-    microsoft apple amazon facebook meta netflix linkedin github slack zoom teams python
-    java rust linux windows excel word outlook gmail iphone android english french
-    german dutch spanish italian chinese japanese european american inc ltd llc gmbh
-    corp co group bank news studio studios services systems labs technologies foundation
-    institute airlines motors media press records partners i i'm i'll i've i'd we our my
-    your his her their its this that these those what who when where why how which if
-    then but or and also just not
-    """.split()  # noqa: SIM905
-)
-# Given names common across English, German, Dutch, French, Spanish, Italian, Nordic and
-# other languages, leaving out the ones that are everyday English words (Will, May,
-# Rose, Mark, ...): only a capitalised surname after one makes a name.
-_GIVEN = frozenset(
-    """
-    aaron abdul abigail adam adrian agnes ahmed aisha alan albert alejandro alex
-    alexander alexandra alfred ali alice alicia alison amanda amelia amir amy ana andrea
-    andreas andrew andy angela anna anne annika anthony antoine antonio arjun arne
-    astrid axel barbara beatrice ben benjamin bernard bernd bjorn björn brian bruno
-    camille carla carlos carmen caroline catherine cecilia charles charlotte chen chloe
-    christian christina christine christopher claire clara claude claudia colin conor
-    daniel daniela dana david deborah denise dennis diana diego dimitri dmitri dominik
-    dominique donna dorothy edward eleanor elena elif elisabeth elizabeth ella emil
-    emily emma enrique eric erik esther ethan eva fabian fatima felix fernando filip
-    fiona florian francesca francesco françois frederik gabriel gabriele george georg
-    gerard gerhard giulia giuseppe greta gustav hannah hans harald harry halvard
-    heinrich helen helena helga henrik henry hugo ian ibrahim ilse ines ingrid irene
-    isabel isabella isabelle ivan jakob james jan jana jane janet jasper javier jean
-    jennifer jens jeroen jessica joan johan johanna johannes john jonas jonathan jorge
-    josé joseph josef juan julia julian julie jürgen karen karin karl katarina katharina
-    kathleen katie kevin klaus kristin lars laura lauren laurent lea leila lena leon
-    linda lisa lorenzo louis louise lucas lucia luis luka lukas magnus manuel marco
-    margaret margarethe maria marie marina mario marisol martha martin mary mathias
-    matteo matthew matthias maximilian mehmet melanie mia michael michel michelle miguel
-    mikhail mohamed mohammed monika nadia natalia nathalie nicolas nicole niels nikolai
-    nina noah nora oliver olga olivia omar oscar pablo patrick paul paula pedro peter
-    petra philip philippe pierre pieter priya priyanka rachel rafael raphael rebecca
-    richard robert roberto rodrigo rosa ruth samuel sandra sara sarah sebastian sergei
-    sergio simon simone sofia sophie stefan stefanie stephanie steven susan svetlana
-    sven tanja thomas tim timothy tobias tomas tomás ursula valentina vanessa vera
-    veronica viktor vincent walter wei wolfgang xavier yasmin yusuf zahra zoe
-    """.split()  # noqa: SIM905
-)
+
+def _letters(upper: bool) -> str:
+    """The cased letters of Latin-1/Extended, Greek and Cyrillic, for a character class."""
+    ranges = ((0xC0, 0x250), (0x370, 0x400), (0x400, 0x530), (0x1E00, 0x1F00))
+    chars = (chr(c) for lo, hi in ranges for c in range(lo, hi))
+    return "".join(ch for ch in chars if ch.isalpha() and (ch.isupper() if upper else ch.islower()))
+
+
+_UP = "A-Z" + _letters(True)
+_LO = "a-z" + _letters(False)
+_PARTICLES = r"(?:van|von|der|den|de|du|da|di|del|della|le|la|ter|ten|op|bin|binti|ibn|al|el|dos|das)"
+# One capitalised word: "Okonkwo", "O'Sullivan", "McDonald", "Jean-Baptiste", "Hiroshi's".
+_CAP = rf"(?:[{_UP}][{_LO}]?['’])?[{_UP}][{_LO}]+(?:[{_UP}][{_LO}]+)?(?:[-'’][{_UP}]?[{_LO}]+)*"
+# A run of one to five capitalised words, particles allowed between them.
+_RUN = re.compile(rf"{_CAP}(?:[ \t]+(?:{_PARTICLES}[ \t]+)*{_CAP}){{0,4}}")
+_WORD = re.compile(r"[^\W\d_][\w'’-]*")
+_ANGLE_EMAIL = re.compile(r"[ \t]*<[^<>@\s]+@")
 _SIGN_OFF = re.compile(
     r"(?:regards|best|wishes|thanks|thank you|cheers|sincerely|love|yours|groeten|grüße|gruß|cordialement)"
     r"[ \t]*,?[ \t]*\r?\n[ \t]*$",
     re.IGNORECASE,
 )
-_ANGLE_EMAIL = re.compile(r"[ \t]*<[^<>@\s]+@")
+_POSSESSIVE = ("'s", "’s", "'", "’")
+
+# Below this English Zipf frequency (and not common in another language) a word is
+# unknown: a name, a place or a brand. At or above _COMMON a listed name is also an
+# everyday word ("Hope", "Will") and needs a cue at the start of a sentence.
+UNKNOWN_BELOW = 3.0
+_COMMON = 4.0
+_RARE_START = 2.0  # an unknown word this rare is a name even at the start of a sentence
+_LOWER_LISTED_BELOW = 3.5  # a lowercase listed name after a cue ("and rahul") this rare
+_NEVER = NOT_NAMES | DEMONYMS | HONORIFICS | GREETINGS | ADDRESS_VERBS
+
+_NEG, _LEX, _UNKNOWN, _KNOWN, _PLACE = range(5)
+
+
+@dataclass
+class _Tok:
+    start: int
+    end: int  # without a possessive 's
+    word: str
+    particle: bool
+    kind: int = _NEG
+    name: bool = False
+
+
+def find_person_names(text: str) -> list[tuple[int, int]]:
+    """Spans of person names in ``text`` (see the module docstring for the evidence)."""
+    lex = lexicon()
+    spans: list[tuple[int, int]] = []
+    n = len(text)
+    for m in _RUN.finditer(text):
+        a, b = m.start(), m.end()
+        if a and (text[a - 1].isalnum() or text[a - 1] in "@._") or b < n and (text[b].isalnum() or text[b] in "@_"):
+            continue
+        spans.extend(_run_names(text, m, lex))
+    if lex.complete:
+        spans.extend(_lowercase_names(text, lex))
+    return _merge(text, spans)
+
+
+# -- capitalised runs ----------------------------------------------------------------------
+
+
+def _tokens(text: str, m: re.Match[str], lex: Lexicon) -> list[_Tok]:
+    out: list[_Tok] = []
+    for w in _WORD.finditer(m.group()):
+        start, word = m.start() + w.start(), w.group()
+        for suffix in _POSSESSIVE:
+            if word.endswith(suffix) and len(word) > len(suffix) + 1:
+                word = word[: -len(suffix)]
+                break
+        tok = _Tok(start, start + len(word), word, word[0].islower())
+        if not tok.particle:
+            tok.kind = _kind(word, lex)
+        out.append(tok)
+    _countries(out, lex)
+    return out
+
+
+def _kind(word: str, lex: Lexicon) -> int:
+    low = word.lower()
+    if low in _NEVER:
+        return _NEG
+    if low in PLACES:
+        return _PLACE
+    if lex.is_name(word) or ("-" in word and any(_rare_part(p, lex) for p in word.split("-"))):
+        return _LEX
+    if "-" in word and all(lex.zipf(p) >= _COMMON for p in word.split("-") if p):
+        return _KNOWN  # "Street-wise", "Follow-up"
+    return _KNOWN if lex.known_word(word, UNKNOWN_BELOW) else _UNKNOWN
+
+
+def _rare_part(part: str, lex: Lexicon) -> bool:
+    """A part of a hyphenated word that is a listed name and no everyday word."""
+    return len(part) > 2 and lex.is_name(part) and lex.zipf(part) < _COMMON
+
+
+def _countries(toks: list[_Tok], lex: Lexicon) -> None:
+    """Country names ("France", "Sierra Leone") are no person here."""
+    for i in range(len(toks)):
+        for j in range(min(len(toks), i + 3), i, -1):
+            if " ".join(t.word.lower() for t in toks[i:j]) in lex.countries:
+                for t in toks[i:j]:
+                    t.kind = _NEG
+                break
+
+
+def _run_names(text: str, m: re.Match[str], lex: Lexicon) -> list[tuple[int, int]]:
+    toks = _tokens(text, m, lex)
+    initial = _sentence_start(text, m.start())
+    before = _word_before(text, m.start())
+    words = [t for t in toks if not t.particle]
+    for i, t in enumerate(words):
+        prev = words[i - 1].word.lower() if i else before
+        if t.kind == _NEG or prev in PLACE_PREFIXES:
+            continue
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        if _strong_cue(text, prev, t):
+            t.name = True
+        elif t.kind == _PLACE:
+            t.name = _place_is_name(text, t, nxt, m.end(), prev)
+        elif i == 0 and initial:
+            t.name = _initial_is_name(text, t, nxt, m.end(), lex)
+        elif prev in DETERMINERS:
+            t.name = t.kind == _LEX and lex.zipf(t.word) < _COMMON
+        elif prev in LOCATIVES or (i == 0 and _travel_before(text, m.start(), prev)):
+            t.name = _place_or_name(text, t, nxt, m.end(), lex)
+        else:
+            t.name = t.kind in (_LEX, _UNKNOWN)
+    _absorb(words, initial)
+    return _spans(toks)
+
+
+def _travel_before(text: str, start: int, prev: str) -> bool:
+    """ "moving to X", "flying in from X", "a postcard from X": X is a place."""
+    if prev not in ("to", "from"):
+        return False
+    i = start
+    while i > 0 and text[i - 1] in " \t":
+        i -= 1
+    return _word_before(text, i - len(prev)) in TRAVEL_WORDS
+
+
+def _place_is_name(text: str, t: _Tok, nxt: _Tok | None, run_end: int, prev: str) -> bool:
+    """A listed place ("Paris", "Sofia") is a person only with a cue: "Sofia said",
+    "with Sofia", "Sofia Ivanova"."""
+    if nxt is not None:
+        return nxt.kind in (_LEX, _UNKNOWN)
+    if prev in DETERMINERS or prev in LOCATIVES or prev in PLACE_PREFIXES:
+        return False
+    return prev == "with" or _cue_after(text, t, run_end)
+
+
+def _place_or_name(text: str, t: _Tok, nxt: _Tok | None, run_end: int, lex: Lexicon) -> bool:
+    """After "in", "at", "visiting" ...: a place, unless a person's name says otherwise."""
+    if nxt is not None and nxt.kind in (_LEX, _UNKNOWN):
+        return t.kind in (_LEX, _UNKNOWN)  # "in Maria Lopez's office"
+    if t.end < run_end and text[t.end] in "'’":
+        return True  # possessive
+    return t.kind == _LEX and lex.is_given(t.word) and lex.zipf(t.word) < UNKNOWN_BELOW
+
+
+def _strong_cue(text: str, prev: str, t: _Tok) -> bool:
+    if prev == "you" and text[max(0, t.start - 12) : t.start].lower().rstrip(" ,").endswith("thank you"):
+        prev = "thank"
+    if prev in HONORIFICS or prev in PERSON_VERBS:
+        return True
+    if prev in GREETINGS and prev not in SIGN_OFF_WORDS:
+        return True
+    return _after_sign_off(text, t.start) and t.kind != _NEG
+
+
+def _initial_is_name(text: str, t: _Tok, nxt: _Tok | None, run_end: int, lex: Lexicon) -> bool:
+    """A capitalised word starting a sentence, where its capital says nothing."""
+    if t.kind in (_KNOWN, _PLACE):
+        return False
+    if t.kind == _LEX and lex.zipf(t.word) < _COMMON:
+        return True
+    if t.kind == _UNKNOWN and lex.zipf(t.word) < _RARE_START:
+        return True
+    if nxt is not None:
+        return nxt.kind in (_LEX, _UNKNOWN)
+    return _cue_after(text, t, run_end)
+
+
+def _cue_after(text: str, t: _Tok, run_end: int) -> bool:
+    """The words after a one-word run make it a person: "Hope said", "Faith and Grace"."""
+    if t.end < run_end and text[t.end] in "'’":
+        return True  # possessive: "Sunniva's birthday"
+    if _ANGLE_EMAIL.match(text, run_end):
+        return True
+    m = _NEXT_WORDS.match(text, run_end)
+    if m is None:
+        return False
+    first, second = m.group(1).lower(), m.group(2)
+    if first in VERBS_AFTER:
+        return True
+    return first in JOINERS and second is not None and second[:1].isupper()
+
+
+_NEXT_WORDS = re.compile(r"[ \t]+([\w&'’]+)(?:[ \t]+(\w+))?")
+
+
+def _absorb(words: list[_Tok], initial: bool) -> None:
+    """A capitalised everyday word touching a name inside a sentence is part of it."""
+    for order in (words, words[::-1]):
+        for i in range(1, len(order)):
+            a, b = order[i - 1], order[i]
+            if a.name and not b.name and b.kind in (_KNOWN, _PLACE) and not (initial and b is words[0]):
+                b.name = True
+
+
+def _spans(toks: list[_Tok]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    start = end = -1
+    for t in toks:
+        if t.name:
+            if start < 0:
+                start = t.start
+            end = t.end
+        elif not t.particle:
+            if start >= 0:
+                out.append((start, end))
+            start = -1
+    if start >= 0:
+        out.append((start, end))
+    return out
 
 
 def _sentence_start(text: str, start: int) -> bool:
     """Whether ``start`` begins a sentence (its capital then says nothing)."""
     i = start
-    while i > 0 and text[i - 1] in " \t\"'“‘(":
+    while i > 0 and text[i - 1] in " \t\"'“‘(*-•":
         i -= 1
     return i == 0 or text[i - 1] in ".!?\n:;>"
 
@@ -127,69 +291,12 @@ def _word_before(text: str, start: int) -> str:
     j = i
     while j > 0 and text[j - 1] in ".:,":
         j -= 1
+    if j < i and text[j:i] == ",":
+        return ","
     k = j
     while k > 0 and (text[k - 1].isalnum() or text[k - 1] in "-'’"):
         k -= 1
     return text[k:j].lower()
-
-
-_SKIP_LEADING = _NOT_NAMES | _GREETINGS | _HONORIFICS | _ADDRESS_VERBS
-
-
-def find_person_names(text: str) -> list[tuple[int, int]]:
-    """Spans of person names in ``text`` (see the module docstring for the evidence)."""
-    out: list[tuple[int, int]] = []
-    n = len(text)
-    for m in _RUN.finditer(text):
-        base, end = m.start(), m.end()
-        if (
-            base
-            and (text[base - 1].isalnum() or text[base - 1] in "@._")
-            or end < n
-            and (text[end].isalnum() or text[end] in "@_")
-        ):
-            continue
-        run = m.group()
-        if " " not in run and "\t" not in run:
-            # One word, the common case (sentence starts): a cue before it or an
-            # address after it, or nothing.
-            if run.lower() not in _SKIP_LEADING and _single_is_name(text, base, end):
-                out.append((base, end))
-            continue
-        tokens = [(base + w.start(), base + w.end(), w.group()) for w in _WORD.finditer(m.group())]
-        lead = 0
-        while lead < len(tokens) and tokens[lead][2].lower() in _SKIP_LEADING:
-            lead += 1
-        cue = tokens[lead - 1][2].lower() if lead else _word_before(text, base)
-        if cue == "you" and text[max(0, base - 12) : base].lower().rstrip(" ,").endswith(
-            "thank you"
-        ):
-            cue = "thank"
-        words = []
-        for tok in tokens[lead:]:
-            if tok[2].lower() in _NOT_NAMES:
-                break
-            words.append(tok)
-        while words and words[-1][2][0].islower():  # a trailing particle
-            words.pop()
-        if words and _is_name(text, words[0][0], words[-1][1], [w[2] for w in words], cue):
-            out.append((words[0][0], words[-1][1]))
-    return out
-
-
-def _single_is_name(text: str, start: int, end: int) -> bool:
-    cue = _word_before(text, start)
-    if cue == "you" and text[max(0, start - 12) : start].lower().rstrip(" ,").endswith("thank you"):
-        cue = "thank"
-    if cue in _HONORIFICS or cue in _GREETINGS and cue not in _SIGN_OFF_WORDS:
-        return True
-    if cue in _PERSON_VERBS and not _sentence_start(text, start):
-        return True
-    if text.startswith("<", end) or text.startswith(" <", end):
-        return _ANGLE_EMAIL.match(text, end) is not None
-    if "\n" in text[max(0, start - 3) : start]:
-        return _is_name(text, start, end, [text[start:end]], "")
-    return False
 
 
 def _after_sign_off(text: str, start: int) -> bool:
@@ -202,23 +309,75 @@ def _after_sign_off(text: str, start: int) -> bool:
     return len(line) <= 32 and _SIGN_OFF.search(line + "\n") is not None
 
 
-_SIGN_OFF_WORDS = frozenset({"best", "love", "yours", "regards", "sincerely"})
+# -- lowercase (or upper case) typing ---------------------------------------------------------
+
+_SPLIT = str.maketrans({ch: " " for ch in "!\"#$%&()*+,./:;<=>?@[\\]^_`{|}~“”‘«»…–—\t\n\r"})
 
 
-def _is_name(text: str, start: int, end: int, words: list[str], cue: str) -> bool:
-    two = sum(1 for w in words if w[0].isupper()) >= 2
-    if cue in _HONORIFICS:
-        return True
-    if cue in _GREETINGS and cue not in _SIGN_OFF_WORDS:
-        return True
-    if two and (cue in _ADDRESS_VERBS or words[0].lower() in _GIVEN):
-        return True
-    if cue in _PERSON_VERBS and not _sentence_start(text, start):
-        return True
-    if _ANGLE_EMAIL.match(text, end):
-        return True
-    # A name alone at the end of its line after a sign-off ("Best regards,\nDana").
-    if len(words) <= 3 and _after_sign_off(text, start):
-        line_end = text.find("\n", end)
-        return not text[end : len(text) if line_end < 0 else line_end].strip(" \t,.!")
-    return False
+def _lowercase_names(text: str, lex: Lexicon) -> list[tuple[int, int]]:
+    """Listed names typed without a capital, and unknown words after a verb of address."""
+    low = text.lower()
+    if len(low) != len(text):
+        return []
+    words = set(low.translate(_SPLIT).split())
+    hits = ({w.strip("'’-") for w in words} & lex.rare_names) - _NEVER
+    hits.update(w for w in words if not w.isascii() and lex.is_rare_name(w))
+    out: list[tuple[int, int]] = []
+    for w in hits:
+        out.extend(_occurrences(text, low, w))
+    for cue in LOWER_CUES & words:
+        out.extend(_after_lower_cue(text, low, cue, lex))
+    return out
+
+
+def _occurrences(text: str, low: str, word: str) -> list[tuple[int, int]]:
+    """Whole-word occurrences of ``word`` written all lowercase or all upper case."""
+    out: list[tuple[int, int]] = []
+    i = low.find(word)
+    while i != -1:
+        j = i + len(word)
+        if (i == 0 or not low[i - 1].isalnum()) and (j == len(low) or not low[j].isalnum()):
+            written = text[i:j]
+            if written.islower() or (written.isupper() and _shouted(text, i, j)):
+                out.append((i, j))
+        i = low.find(word, j)
+    return out
+
+
+def _shouted(text: str, i: int, j: int) -> bool:
+    """An upper-case word on a line without lowercase letters (not an acronym: "IBAN")."""
+    a = text.rfind("\n", 0, i) + 1
+    b = text.find("\n", j)
+    line = text[a : len(text) if b < 0 else b]
+    return not any(ch.islower() for ch in line) and sum(w.isalpha() for w in line.split()) >= 3
+
+
+def _after_lower_cue(text: str, low: str, cue: str, lex: Lexicon) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for m in re.finditer(rf"(?<!\w){re.escape(cue)}[ \t]+([^\W\d_][\w'’-]*)", low):
+        word = m.group(1)
+        a, b = m.start(1), m.end(1)
+        if text[a:b].islower() and len(word) >= 3 and word not in _NEVER and word not in DETERMINERS:
+            listed = lex.is_name(word) and lex.zipf(word) < _LOWER_LISTED_BELOW
+            if listed or not lex.known_word(word, UNKNOWN_BELOW):
+                out.append((a, b))
+    return out
+
+
+def _merge(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping spans, and spans only a space or a particle apart, become one."""
+    if len(spans) <= 1:
+        return spans
+    spans.sort()
+    out = [spans[0]]
+    for a, b in spans[1:]:
+        pa, pb = out[-1]
+        gap = text[pb:a]
+        if a <= pb or (len(gap) <= 12 and _JOIN_GAP.fullmatch(gap)):
+            out[-1] = (pa, max(pb, b))
+        else:
+            out.append((a, b))
+    return out
+
+
+_JOIN_GAP = re.compile(rf"[ \t]+(?:{_PARTICLES}[ \t]+)*")

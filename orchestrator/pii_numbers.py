@@ -20,6 +20,7 @@ Found = tuple[int, int, str]  # start, end, kind
 PHONE = re.compile(
     r"(?<![\w+])(?:"
     r"\+\d{1,3}[ .-]?(?:\(0\)[ .-]?)?(?:\(\d{1,4}\)|\d{1,4})(?:[ .-]?\d{2,4}){1,4}"
+    r"|00[1-9]\d{0,2}[ .-]?(?:\(0\)[ .-]?)?(?:\(\d{1,4}\)|\d{1,4})(?:[ .-]?\d{2,4}){1,4}"  # 00 = +
     r"|\(\d{2,5}\)[ .-]?\d{3,4}[ .-]?\d{3,4}"
     r"|0[1-9]\d{0,3}[ .-]\d{2,4}(?:[ .-]\d{2,4}){1,3}"
     r"|0[1-9]\d{2,4}[ .-]\d{5,8}"
@@ -209,6 +210,12 @@ def _card_in(raw: str) -> tuple[int, int] | None:
     return best
 
 
+def _phone_digits(raw: str) -> str:
+    """A phone number's digits, an international "00" prefix counted as the "+" it stands for."""
+    digits = raw.translate(_SEPARATORS)
+    return digits[2:] if digits.startswith("00") else digits
+
+
 def _upper2(text: str, i: int) -> bool:
     return i >= 0 and text[i] in _ASCII_UPPER and text[i + 1] in _ASCII_UPPER
 
@@ -258,7 +265,7 @@ def _at_digit_group(text: str, s: int, digits_left: int, last: bool, out: list[F
     if digits_left >= 7 and end == s:
         p = s - 1 if s > 0 and text[s - 1] in "+(" else s
         m = PHONE.match(text, p)
-        if m and 7 <= len(m.group().translate(_SEPARATORS)) <= 15:
+        if m and 7 <= len(_phone_digits(m.group())) <= 15:
             out.append((p, m.end(), "phone"))
             end = max(end, m.end())
     if last and digits_left <= 5 and end == s:
