@@ -19,7 +19,16 @@ from edgecloud.v1 import common_pb2
 from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from suite_support import agent_tcp, agent_token, rss_kib, scales, start_agent, stop_service, tcp_channel, write_config
+from suite_support import (
+    agent_tcp,
+    agent_token,
+    rss_kib,
+    scales,
+    start_agent,
+    stop_service,
+    tcp_channel,
+    write_config,
+)
 
 pytestmark = pytest.mark.model
 
