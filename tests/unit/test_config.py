@@ -39,6 +39,14 @@ def test_file_then_environment_overrides(tmp_path: Path) -> None:
         ("[model]\nkv_type_k = 'q2_k'\n", "model.kv_type_k", "one of f16, q8_0, q4_0"),
         ("[model]\nkv_type_v = 'q8_0'\nflash_attn = 'off'\n", "model.kv_type_v", "needs flash attention"),
         ("[model]\nflash_attn = 'yes'\n", "model.flash_attn", "one of auto, on, off"),
+        ("[server]\nmax_connections = 0\n", "server.max_connections", "at least 1"),
+        ("[http]\nread_timeout_s = 0.0\n", "http.read_timeout_s", "seconds in 0.1..86400"),
+        ("[server]\nhandshake_timeout_s = 1e9\n", "server.handshake_timeout_s", "seconds in"),
+        ("[http]\nallowed_origins = '*'\n", "http.allowed_origins", "a list of strings"),
+        ("[http]\nallowed_origins = ['*']\n", "http.allowed_origins", "no wildcard"),
+        ("[http]\nallowed_origins = ['http://localhost:3000/app']\n", "http.allowed_origins", "no path"),
+        ("[http]\nallowed_origins = ['localhost:3000']\n", "http.allowed_origins", "scheme http or https"),
+        ("[http]\nallowed_hosts = ['*.example']\n", "http.allowed_hosts", "no wildcard"),
     ],
 )
 def test_mistakes_name_file_key_and_expectation(tmp_path: Path, text: str, key: str, expected: str) -> None:
@@ -59,7 +67,7 @@ def test_annotated_example_config_is_valid_and_matches_defaults() -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "edge-agent.toml"
     cfg = load_config(str(example), env={})
     defaults = load_config(None, env={})
-    assert (cfg.server, cfg.model, cfg.cloud, cfg.limits) == (defaults.server, defaults.model, defaults.cloud, defaults.limits)
+    assert (cfg.server, cfg.http, cfg.model, cfg.cloud, cfg.limits) == (defaults.server, defaults.http, defaults.model, defaults.cloud, defaults.limits)
 
 
 def test_keep_alive_takes_ollama_values(tmp_path: Path) -> None:
@@ -71,3 +79,17 @@ def test_keep_alive_takes_ollama_values(tmp_path: Path) -> None:
     assert load_config(None, env={}).keep_alive_s == 300.0
     with pytest.raises(ConfigError, match="EDGE_AGENT_KEEP_ALIVE"):
         load_config(None, env={"EDGE_AGENT_KEEP_ALIVE": "soon"})
+
+
+def test_door_lists_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[http]\nallowed_origins = ['http://localhost:3000']\nallowed_hosts = ['box.local']\n")
+    cfg = load_config(str(f), env={"EDGE_AGENT_DATA_DIR": str(tmp_path)})
+    assert cfg.http.allowed_origins == ("http://localhost:3000",) and cfg.http.allowed_hosts == ("box.local",)
+    env = {"EDGE_AGENT_HTTP_ORIGINS": "http://a.test, https://b.test:8443", "EDGE_AGENT_TOKEN_FILE": str(tmp_path / "t")}
+    cfg = load_config(None, env=env)
+    assert cfg.http.allowed_origins == ("http://a.test", "https://b.test:8443")
+    assert cfg.token_path == tmp_path / "t"
+    assert load_config(None, env={"EDGE_AGENT_DATA_DIR": str(tmp_path)}).token_path == tmp_path / "token"
+    with pytest.raises(ConfigError, match="EDGE_AGENT_HTTP_ORIGINS"):
+        load_config(None, env={"EDGE_AGENT_HTTP_ORIGINS": "*"})
