@@ -6,8 +6,9 @@
   script alone. Looked up case- and accent-folded ("Yilmaz" finds "Yılmaz").
 * **Frequencies**: wordfreq's English list on the Zipf scale (a word seen once per
   million words is 3.0), to tell an everyday word ("hope", 5.4) from a rare one
-  ("okonkwo", 1.9); and the common words (Zipf >= 3) of German, French, Spanish,
-  Italian, Dutch and Portuguese, so that a capitalised German noun is a known word.
+  ("okonkwo", 1.9); and the common words of German, French, Spanish,
+  Italian, Dutch and Portuguese (Zipf >= 3.8: their lists hold names too), so that a
+  capitalised German noun is a known word.
 
 Both come from packages on the index (``faker``, ``wordfreq``), read once, lazily and
 thread-safely (``lexicon()``; the daemon loads them at start). Without the packages a
@@ -32,7 +33,7 @@ _FOLD = str.maketrans(
 )
 RARE_NAME_BELOW = 3.0  # a listed name rarer than this as a word is a name in lowercase too
 _ENGLISH_MIN_ZIPF = 1.5  # rarer words count as unknown (Zipf 0)
-_OTHER_MIN_ZIPF = 3.0  # a word this common in another language is a known word
+_OTHER_MIN_ZIPF = 3.8  # a word this common in another language is a known word (names rarely are)
 _OTHER_LANGUAGES = ("de", "fr", "es", "it", "nl", "pt")
 _PARTICLES = frozenset("de da di del della der den van von le la du dos das ter ten bin ibn al el".split())
 
@@ -129,6 +130,16 @@ def _names_in(values: Iterable[object]) -> Iterator[str]:
             yield fold(v.strip())
 
 
+def _list_kind(attr: str, given: set[str], surnames: set[str]) -> set[str] | None:
+    """Which set a provider list feeds: ``first_names_female``, ``first_romanized_names``,
+    ``middle_names`` are given names; ``last_names``, ``unisex_last_names`` surnames."""
+    if "names" not in attr or any(x in attr for x in ("kana", "pairs", "language", "format", "prefix", "suffix")):
+        return None
+    if attr.startswith(("first", "middle")):
+        return given
+    return surnames if "last" in attr else None
+
+
 def _faker_lists() -> tuple[set[str], set[str], set[str]]:
     """Given names, surnames (folded) and English country names (lowercase)."""
     try:
@@ -141,13 +152,10 @@ def _faker_lists() -> tuple[set[str], set[str], set[str]]:
     surnames: set[str] = set()
     for info in pkgutil.iter_modules(person.__path__):
         provider = getattr(importlib.import_module(f"{person.__name__}.{info.name}"), "Provider", None)
-        for attr, into in (
-            ("first_names", given), ("first_names_male", given), ("first_names_female", given),
-            ("first_names_nonbinary", given), ("last_names", surnames), ("last_names_male", surnames),
-            ("last_names_female", surnames),
-        ):
-            values = getattr(provider, attr, None)
-            if isinstance(values, (list, tuple, dict, set, frozenset)):
+        for attr in dir(provider):
+            into = _list_kind(attr, given, surnames)
+            values = getattr(provider, attr, None) if into is not None else None
+            if into is not None and isinstance(values, (list, tuple, dict, set, frozenset)):
                 into.update(_names_in(values))
     return given, surnames, countries
 

@@ -36,8 +36,10 @@ ADDRESS_VERBS = PERSON_VERBS | _words(
     """
 )
 # After them a lowercase word that is no English word is a name ("ask tolu", "with
-# wanjiku").
+# wanjiku", "is olumide coming?").
 LOWER_CUES = PERSON_VERBS | _words("with and tell told asked called texted emailed pinged thanked")
+# Starting a question, before a lowercase word no dictionary knows: "is olumide home?"
+LOWER_QUESTION_CUES = _words("is was has did does can will could would should")
 # Words that make a capitalised word after them a place or a thing, unless the word is a
 # listed name ("in Kathmandu", "the Louvre").
 DETERMINERS = _words("the a an this that these those our my your their his her its")
@@ -58,7 +60,7 @@ TRAVEL_WORDS = _words(
     """
 )
 # The word after these in a capitalised run names a place ("New York", "San Francisco").
-PLACE_PREFIXES = _words("new san santa são los las saint st mount mt lake port fort cape el")
+PLACE_PREFIXES = _words("new san santa são los las saint st mount mt lake port fort cape")
 # Capitalised words that do not name a person, even after a cue.
 NOT_NAMES = _words(
     """

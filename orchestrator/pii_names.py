@@ -36,6 +36,7 @@ from orchestrator.pii_name_words import (
     JOINERS,
     LOCATIVES,
     LOWER_CUES,
+    LOWER_QUESTION_CUES,
     NOT_NAMES,
     PERSON_VERBS,
     PLACE_PREFIXES,
@@ -100,10 +101,24 @@ def find_person_names(text: str) -> list[tuple[int, int]]:
         a, b = m.start(), m.end()
         if a and (text[a - 1].isalnum() or text[a - 1] in "@._") or b < n and (text[b].isalnum() or text[b] in "@_"):
             continue
-        spans.extend(_run_names(text, m, lex))
+        found = _run_names(text, m, lex)
+        if not found and spans and _joined_to_name(text, spans[-1][1], m):
+            found = [(a, b)]
+        spans.extend(found)
     if lex.complete:
         spans.extend(_lowercase_names(text, lex))
     return _merge(text, spans)
+
+
+_JOINED = re.compile(r"[ \t]*(?:,[ \t]*)?(?:and|&|or)[ \t]+$")
+
+
+def _joined_to_name(text: str, name_end: int, m: re.Match[str]) -> bool:
+    """ "Prosper and Gift": one capitalised word joined to the name before it by "and"."""
+    word = m.group()
+    if " " in word or "\t" in word or word.lower() in _NEVER or word.lower() in PLACES:
+        return False
+    return m.start() - name_end <= 8 and _JOINED.match(text, name_end, m.start()) is not None
 
 
 # -- capitalised runs ----------------------------------------------------------------------
@@ -144,12 +159,12 @@ def _rare_part(part: str, lex: Lexicon) -> bool:
 
 
 def _countries(toks: list[_Tok], lex: Lexicon) -> None:
-    """Country names ("France", "Sierra Leone") are no person here."""
+    """Country names ("France", "Sierra Leone") are places."""
     for i in range(len(toks)):
         for j in range(min(len(toks), i + 3), i, -1):
             if " ".join(t.word.lower() for t in toks[i:j]) in lex.countries:
                 for t in toks[i:j]:
-                    t.kind = _NEG
+                    t.kind = _PLACE  # a person only with a cue ("Jordan said")
                 break
 
 
@@ -158,6 +173,7 @@ def _run_names(text: str, m: re.Match[str], lex: Lexicon) -> list[tuple[int, int
     initial = _sentence_start(text, m.start())
     before = _word_before(text, m.start())
     words = [t for t in toks if not t.particle]
+    det = before in DETERMINERS or bool(words) and words[0].word.lower() in DETERMINERS
     for i, t in enumerate(words):
         prev = words[i - 1].word.lower() if i else before
         if t.kind == _NEG or prev in PLACE_PREFIXES:
@@ -169,14 +185,25 @@ def _run_names(text: str, m: re.Match[str], lex: Lexicon) -> list[tuple[int, int
             t.name = _place_is_name(text, t, nxt, m.end(), prev)
         elif i == 0 and initial:
             t.name = _initial_is_name(text, t, nxt, m.end(), lex)
-        elif prev in DETERMINERS:
+        elif det:  # "the Okonkwo family", but "the Red Cross"
             t.name = t.kind == _LEX and lex.zipf(t.word) < _COMMON
         elif prev in LOCATIVES or (i == 0 and _travel_before(text, m.start(), prev)):
             t.name = _place_or_name(text, t, nxt, m.end(), lex)
         else:
-            t.name = t.kind in (_LEX, _UNKNOWN)
+            t.name = t.kind in (_LEX, _UNKNOWN) or t.kind == _KNOWN and _proper_inside(text, t, words, m.end(), lex)
     _absorb(words, initial)
     return _spans(toks)
+
+
+def _proper_inside(text: str, t: _Tok, words: list[_Tok], run_end: int, lex: Lexicon) -> bool:
+    """A capitalised known word inside a sentence that is no everyday word is a name when
+    it stands with others like it ("Zhou Tao") or alone with a verb after it ("Siosaia
+    and Mele are ...")."""
+    if lex.zipf(t.word) >= _COMMON:
+        return False
+    if len(words) > 1:
+        return all(w.kind in (_LEX, _UNKNOWN, _KNOWN) and lex.zipf(w.word) < _COMMON for w in words)
+    return _cue_after(text, t, run_end)
 
 
 def _travel_before(text: str, start: int, prev: str) -> bool:
@@ -220,8 +247,10 @@ def _strong_cue(text: str, prev: str, t: _Tok) -> bool:
 
 def _initial_is_name(text: str, t: _Tok, nxt: _Tok | None, run_end: int, lex: Lexicon) -> bool:
     """A capitalised word starting a sentence, where its capital says nothing."""
-    if t.kind in (_KNOWN, _PLACE):
+    if t.kind == _PLACE or t.kind == _KNOWN and lex.zipf(t.word) >= _COMMON:
         return False
+    if t.kind == _KNOWN:  # not everyday, not listed ("Yuki"): its verb says person
+        return nxt is None and _cue_after(text, t, run_end)
     if t.kind == _LEX and lex.zipf(t.word) < _COMMON:
         return True
     if t.kind == _UNKNOWN and lex.zipf(t.word) < _RARE_START:
@@ -241,9 +270,14 @@ def _cue_after(text: str, t: _Tok, run_end: int) -> bool:
     if m is None:
         return False
     first, second = m.group(1).lower(), m.group(2)
-    if first in VERBS_AFTER:
+    if first in VERBS_AFTER or _past_tense(first):
         return True
     return first in JOINERS and second is not None and second[:1].isupper()
+
+
+def _past_tense(word: str) -> bool:
+    """ "mowed", "texted": a past-tense verb (a known word ending in -ed)."""
+    return len(word) >= 5 and word.endswith("ed") and lexicon().zipf(word) > 0
 
 
 _NEXT_WORDS = re.compile(r"[ \t]+([\w&'’]+)(?:[ \t]+(\w+))?")
@@ -327,7 +361,32 @@ def _lowercase_names(text: str, lex: Lexicon) -> list[tuple[int, int]]:
         out.extend(_occurrences(text, low, w))
     for cue in LOWER_CUES & words:
         out.extend(_after_lower_cue(text, low, cue, lex))
+    for cue in LOWER_QUESTION_CUES & words:
+        out.extend(s for s in _after_lower_cue(text, low, cue, lex) if _question_start(text, s[0] - len(cue) - 1))
+    out.extend(_before_and(text, out, lex))
     return out
+
+
+_BEFORE_AND = re.compile(r"([^\W\d_][\w'’-]*)[ \t]*(?:,|and|&)[ \t]*$")
+
+
+def _before_and(text: str, found: list[tuple[int, int]], lex: Lexicon) -> list[tuple[int, int]]:
+    """ "sanjay and divya": a lowercase word joined to a name found is a name too, unless
+    it is an everyday word."""
+    out: list[tuple[int, int]] = []
+    for a, _ in found:
+        m = _BEFORE_AND.search(text, max(0, a - 40), a)
+        if m is None or not m.group(1).islower():
+            continue
+        word = m.group(1)
+        if len(word) >= 3 and word not in _NEVER and _lower_name_like(word, lex):
+            out.append((m.start(1), m.end(1)))
+    return out
+
+
+def _lower_name_like(word: str, lex: Lexicon) -> bool:
+    listed = lex.is_name(word) and lex.zipf(word) < _LOWER_LISTED_BELOW
+    return listed or not lex.known_word(word, UNKNOWN_BELOW)
 
 
 def _occurrences(text: str, low: str, word: str) -> list[tuple[int, int]]:
@@ -344,6 +403,14 @@ def _occurrences(text: str, low: str, word: str) -> list[tuple[int, int]]:
     return out
 
 
+def _question_start(text: str, cue_end: int) -> bool:
+    """Whether the cue word ending near ``cue_end`` starts its sentence ("is olumide ...")."""
+    i = cue_end
+    while i > 0 and text[i - 1].isalpha():
+        i -= 1
+    return _sentence_start(text, i)
+
+
 def _shouted(text: str, i: int, j: int) -> bool:
     """An upper-case word on a line without lowercase letters (not an acronym: "IBAN")."""
     a = text.rfind("\n", 0, i) + 1
@@ -358,8 +425,7 @@ def _after_lower_cue(text: str, low: str, cue: str, lex: Lexicon) -> list[tuple[
         word = m.group(1)
         a, b = m.start(1), m.end(1)
         if text[a:b].islower() and len(word) >= 3 and word not in _NEVER and word not in DETERMINERS:
-            listed = lex.is_name(word) and lex.zipf(word) < _LOWER_LISTED_BELOW
-            if listed or not lex.known_word(word, UNKNOWN_BELOW):
+            if _lower_name_like(word, lex):
                 out.append((a, b))
     return out
 
