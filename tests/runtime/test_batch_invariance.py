@@ -6,8 +6,9 @@ computed exactly as the one-token step computes it. Upstream llama.cpp picks oth
 kernels for batches of two tokens or more (tinyBLAS, the repacked gemm, the split-KV
 decode attention), whose different summation order moves logits by up to about a unit
 after 18 layers and flips greedy choices at near-ties.
-``packaging/runtime/patches/0002-batch-invariant-small-batches.patch`` keeps batches
-of up to 32 tokens on the per-row kernels. The long prompt puts the cache past the
+The runtime's patches (``packaging/runtime/patches/``, 0002 and 0003) compute every row
+of a batch of up to 32 tokens as the one-token step does (kernel by kernel:
+``test_kernels.py``). The long prompt puts the cache past the
 512 cells where upstream's decode attention changes path.
 """
 

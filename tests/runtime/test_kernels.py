@@ -1,0 +1,99 @@
+"""Every matrix kernel a verify step can reach gives each row bit for bit its one-row result.
+
+The contract of the runtime's patches (DESIGN.md, "Exact kernels"): for 1..32 rows,
+each output element goes through the same float operations in the same order as the
+one-row kernel, whatever the thread count. Checked here without a model, on random
+weights quantized by ggml and placed in every buffer type the CPU backend offers on
+this host (``CPU``; ``CPU_REPACK`` for the types it repacks here; ``AMX`` where the CPU
+has AMX tiles, whose batched tile kernels are kept because they already sum each row in
+the one-row order). A type or buffer the host cannot run is skipped with the reason.
+
+The shapes are those of the shipped model's matrices (640, 1024 and 2048 wide) and
+large enough that a thread's share spans several of the column tiles the small-batch
+path walks, so the tile boundaries are crossed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from tests.runtime.ggml_kernels import Ggml, MatMul, amx_takes
+
+K_QUANTS = ("Q4_K", "Q5_K", "Q6_K", "Q3_K", "Q2_K", "IQ4_XS")
+CPU_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", *K_QUANTS)
+REPACK_TYPES = ("Q4_0", "Q4_K", "IQ4_NL", "Q2_K")
+AMX_TYPES = ("Q4_0", "Q4_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS")
+MAX_ROWS = 32
+
+
+@pytest.fixture(scope="module")
+def ggml() -> Iterator[Ggml]:
+    g = Ggml()
+    yield g
+    g.close()
+
+
+def _shape(type_name: str) -> tuple[int, int]:
+    """(output columns, input width): K-quants need a multiple of 256."""
+    return (2048, 2048) if type_name in K_QUANTS else (2048, 640)
+
+
+def _weights(ggml: Ggml, type_name: str, buft_name: str) -> MatMul:
+    bufts = ggml.buffer_types()
+    if buft_name not in bufts:
+        pytest.skip(f"this host's CPU backend has no {buft_name} buffer (have: {', '.join(bufts)})")
+    n, k = _shape(type_name)
+    if buft_name == "AMX" and not amx_takes(type_name, n, k):
+        pytest.skip(f"the AMX buffer does not take {type_name} {n}x{k}")
+    rng = np.random.default_rng(hash((type_name, buft_name)) % 2**32)
+    w = rng.standard_normal((n, k)).astype(np.float32) * 0.05
+    mm = MatMul(ggml, type_name, bufts[buft_name], ggml.quantize(type_name, w), n, k)
+    if buft_name != "CPU" and not mm.supported():
+        pytest.skip(f"this build's {buft_name} buffer does not take {type_name} (model loading keeps it in CPU)")
+    return mm
+
+
+def _check(mm: MatMul) -> None:
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((MAX_ROWS, mm.k)).astype(np.float32)
+    alone = np.stack([mm(x[i : i + 1], threads=2)[0] for i in range(MAX_ROWS)])
+    assert np.all(np.isfinite(alone)) and np.any(alone != 0)
+    assert np.array_equal(mm(x[:1], threads=1)[0], alone[0]), "one row differs between 1 and 2 threads"
+    for rows in range(2, MAX_ROWS + 1):
+        for threads in (1, 2):
+            got = mm(x[:rows], threads=threads)
+            bad = np.flatnonzero(np.any(got != alone[:rows], axis=1))
+            assert bad.size == 0, (
+                f"{mm.type_name}: a batch of {rows} rows on {threads} thread(s) differs from the one-row "
+                f"result in rows {bad.tolist()} (max |diff| {float(np.max(np.abs(got - alone[:rows]))):.3g})"
+            )
+
+
+@pytest.mark.parametrize("type_name", CPU_TYPES)
+def test_cpu_buffer_rows_equal_one_row(ggml: Ggml, type_name: str) -> None:
+    _check(_weights(ggml, type_name, "CPU"))
+
+
+@pytest.mark.parametrize("type_name", REPACK_TYPES)
+def test_repacked_rows_equal_one_row(ggml: Ggml, type_name: str) -> None:
+    _check(_weights(ggml, type_name, "CPU_REPACK"))
+
+
+@pytest.mark.parametrize("type_name", AMX_TYPES)
+def test_amx_tile_rows_equal_one_row(ggml: Ggml, type_name: str) -> None:
+    """AMX M > 1 runs the tile kernels; they must agree with the M = 1 VNNI kernel."""
+    _check(_weights(ggml, type_name, "AMX"))
+
+
+def test_the_batched_path_is_really_another_kernel(ggml: Ggml) -> None:
+    """The check above can fail: past 32 rows (prompt processing) the batched kernels,
+    which sum in another order, are used, and some row then differs from one-row."""
+    mm = _weights(ggml, "Q4_K", "CPU_REPACK") if "CPU_REPACK" in ggml.buffer_types() else _weights(ggml, "F32", "CPU")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((64, mm.k)).astype(np.float32)
+    batched = mm(x, threads=2)
+    alone = np.stack([mm(x[i : i + 1], threads=2)[0] for i in range(64)])
+    assert not np.array_equal(batched, alone)
