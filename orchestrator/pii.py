@@ -50,8 +50,13 @@ def _emails(text: str, out: list[PiiSpan]) -> None:
             i = text.find("@", i + 1)
 
 
-def detect_pii(text: str, contact_names: Sequence[str] = ()) -> list[PiiSpan]:
-    """All PII spans in ``text``, sorted by position; overlaps resolved (see ``_PRIORITY``)."""
+def detect_pii(
+    text: str, contact_names: Sequence[str] = (), *, person_names: bool = True
+) -> list[PiiSpan]:
+    """All PII spans in ``text``, sorted by position; overlaps resolved (see ``_PRIORITY``).
+
+    ``person_names=False`` leaves out names that are not contacts, the expensive part
+    (word lists for every capitalised word): the router's quick first look."""
     found: list[PiiSpan] = []
     if "@" in text:
         _emails(text, found)
@@ -63,8 +68,9 @@ def detect_pii(text: str, contact_names: Sequence[str] = ()) -> list[PiiSpan]:
         skip = {i for s in found if s.kind == "email" for i in range(s.start, s.end)}
         for a, b in find_contacts(text, tuple(contact_names), skip):
             found.append(PiiSpan("contact_name", a, b))
-    for a, b in find_person_names(text):
-        found.append(PiiSpan("person_name", a, b))
+    if person_names:
+        for a, b in find_person_names(text):
+            found.append(PiiSpan("person_name", a, b))
     return _resolve_overlaps(_join_names(found))
 
 

@@ -57,11 +57,13 @@ class Lexicon:
     countries: frozenset[str]  # English country names, lowercase
     complete: bool  # False: the packages were missing, a small built-in list stands in
     rare_names: frozenset[str] = frozenset()  # listed names that are no common word
+    country_words: frozenset[str] = frozenset()  # first words of country names
 
     def __post_init__(self) -> None:
         names = self.given | self.surnames
         rare = {n for n in names if len(n) >= 3 and n.isalpha() and self.zipf(n) < RARE_NAME_BELOW}
         object.__setattr__(self, "rare_names", frozenset(rare - self.countries))
+        object.__setattr__(self, "country_words", frozenset(c.split()[0] for c in self.countries if c))
 
     def is_name(self, word: str) -> bool:
         """Whether ``word`` (any case) is a listed given name or surname."""

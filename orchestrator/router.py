@@ -72,8 +72,39 @@ def decide(
     now: datetime | None = None,
     signals: Signals | None = None,
 ) -> Decision:
-    """Route one request. ``now`` (local time) is used by rules with ``hours``."""
-    sig = signals or compute_signals(request, policy)
+    """Route one request. ``now`` (local time) is used by rules with ``hours``.
+
+    Without ``signals``, in two looks: a quick one without person names (the expensive
+    part of detection); when it keeps the request on the device for good, that is the
+    answer, and otherwise, whenever anything may leave (cloud, a redacted hand-off, an
+    escalation), the full detection decides. So the routing of a local request stays
+    fast and the egress path carries the cost of finding names."""
+    if signals is None:
+        quick = _decide(request, estimates, policy, spend, now, compute_signals(request, policy, person_names=False))
+        if _settled(quick, policy):
+            return quick
+        signals = compute_signals(request, policy)
+    return _decide(request, estimates, policy, spend, now, signals)
+
+
+def _settled(d: Decision, policy: Policy) -> bool:
+    """Names found cannot change a decision that keeps everything local, unless a rule
+    looks for them."""
+    return (
+        d.target is Target.LOCAL
+        and d.escalate_to is None
+        and not any("person_name" in (r.match.pii or ()) for r in policy.rules)
+    )
+
+
+def _decide(
+    request: RouteRequest,
+    estimates: Estimates,
+    policy: Policy,
+    spend: Spend | None,
+    now: datetime | None,
+    sig: Signals,
+) -> Decision:
     deadline = float(request.deadline_ms or policy.default_deadline_ms)
     price_in, price_out = estimates.cloud_price_in_per_1k, estimates.cloud_price_out_per_1k
     if price_in == 0 and price_out == 0:

@@ -86,12 +86,19 @@ class Signals:
     quality_reasons: tuple[str, ...]
 
 
-def compute_signals(request: RouteRequest, policy: Policy) -> Signals:
-    """Detect PII in prompt, context and stop sequences, rank sensitivity, test keywords."""
+def compute_signals(request: RouteRequest, policy: Policy, *, person_names: bool = True) -> Signals:
+    """Detect PII in prompt, context and stop sequences, rank sensitivity, test keywords.
+
+    ``person_names=False``: a quick look without names other than contacts (see
+    ``router.decide``)."""
     names = request.contact_names
-    prompt_spans = tuple(detect_pii(request.prompt, names))
-    context_spans = tuple(tuple(detect_pii(c.text, names)) for c in request.context)
-    stop_spans = tuple(tuple(detect_pii(s, names)) for s in request.stop)
+
+    def detect(text: str) -> tuple[PiiSpan, ...]:
+        return tuple(detect_pii(text, names, person_names=person_names))
+
+    prompt_spans = detect(request.prompt)
+    context_spans = tuple(detect(c.text) for c in request.context)
+    stop_spans = tuple(detect(s) for s in request.stop)
     kinds = {s.kind for s in prompt_spans}
     for spans in (*context_spans, *stop_spans):
         kinds.update(s.kind for s in spans)
