@@ -16,8 +16,10 @@ from typing import Any, Protocol, TypeAlias, cast
 
 from common.bridge import iterate_in_thread
 from common.chat import Message, Prompt, render_plain
-from common.errors import Unavailable
+from common.errors import InvalidArgument, Unavailable
+from common.gbnf import check_grammar
 from common.params import CheckedParams
+from common.schema_grammar import schema_grammar
 
 # Decoding parameters, already validated: the shared wire-level check's result.
 Params: TypeAlias = CheckedParams
@@ -85,7 +87,7 @@ class LlamaBackend:
             try:
                 async for event in iterate_in_thread(None, lambda cancelled: self._run(text, params, cancelled)):
                     yield event
-            except BackendError:
+            except (BackendError, InvalidArgument):
                 raise
             except Exception as exc:
                 raise BackendError(f"model failed: {type(exc).__name__}") from exc
@@ -141,9 +143,13 @@ class LlamaBackend:
 
 
 def _grammar(json_schema: str) -> Any:
-    """llama-cpp-python's grammar for a JSON schema (None for free text)."""
+    """llama-cpp-python's grammar object for a JSON schema (None for free text): the
+    bounded, checked and cached grammar of ``common.schema_grammar`` (the same as the
+    edge agent's), checked again by ``common.gbnf`` just before llama.cpp parses it."""
     if not json_schema:
         return None
     from llama_cpp.llama_grammar import LlamaGrammar
 
-    return LlamaGrammar.from_json_schema(json_schema, verbose=False)
+    gbnf = schema_grammar(json_schema, "params.json_schema")
+    check_grammar(gbnf, "params.json_schema")
+    return LlamaGrammar.from_string(gbnf, verbose=False)

@@ -22,6 +22,7 @@ from common.errors import InvalidArgument, OutOfRange
 from common.grpc_status import ErrorMappingInterceptor
 from common.params import check_params
 from common.rpc import Lifecycle
+from common.schema_limits import check_schema_bytes
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,11 @@ class CloudServicer(cloud_pb2_grpc.CloudInferenceServicer):
     async def Generate(
         self, request: cloud_pb2.CloudGenerateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[cloud_pb2.CloudGenerateResponse]:
-        prompt, params = self._check(request)
+        if request.params.json_schema:  # checking a schema takes milliseconds: not on the event loop
+            check_schema_bytes(request.params.json_schema, "params.json_schema")
+            prompt, params = await asyncio.to_thread(self._check, request)
+        else:
+            prompt, params = self._check(request)
         log.info(
             "generate request_id=%s messages=%d prompt_bytes=%d max_tokens=%d",
             request.request_id, len(request.messages), len(as_text(prompt).encode()), params.max_tokens,

@@ -12,10 +12,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from common.errors import InvalidArgument, OutOfRange
+from common.schema_grammar import schema_grammar
+from common.schema_limits import (
+    MAX_SCHEMA_DEPTH,
+    check_parsed_size,
+    check_schema_bytes,
+    check_schema_tree,
+)
 
 MAX_STOP_SEQUENCES = 8
 MAX_STOP_CHARS = 64
-MAX_SCHEMA_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -85,19 +91,19 @@ def check_params(msg: ParamsMessage, *, default_max_tokens: int, max_tokens_limi
 
 
 def check_schema(text: str | Mapping[str, Any], field: str = "json_schema") -> str:
-    """A JSON Schema, checked against its metaschema; returned as compact JSON text
-    (property order kept: it is the order the answer's fields come in)."""
+    """A JSON Schema, bounded, checked against its metaschema and turned into a grammar;
+    returned as compact JSON text (property order kept: it is the order the answer's
+    fields come in). Cheapest first: bytes, then shape, then metaschema, then grammar
+    (``common.schema_limits``). Costs milliseconds: call it off the event loop."""
     if isinstance(text, str):
-        if len(text.encode("utf-8", "surrogatepass")) > MAX_SCHEMA_BYTES:
-            raise InvalidArgument(field, f"must be at most {MAX_SCHEMA_BYTES} bytes")
-        try:
-            schema = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidArgument(field, f"must be a JSON Schema as JSON text ({exc})") from None
+        check_schema_bytes(text, field)
+        schema = _parse_schema(text, field)
     else:
+        check_parsed_size(text, field)
         schema = text
     if not isinstance(schema, dict):
         raise InvalidArgument(field, "must be a JSON Schema object")
+    check_schema_tree(schema, field)
     import jsonschema
 
     try:
@@ -105,10 +111,25 @@ def check_schema(text: str | Mapping[str, Any], field: str = "json_schema") -> s
     except jsonschema.SchemaError as exc:
         where = "/".join(str(p) for p in exc.path) or "(root)"
         raise InvalidArgument(field, f"not a valid JSON Schema at {where}: {exc.message[:200]}") from None
-    out = json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
-    if len(out.encode()) > MAX_SCHEMA_BYTES:
-        raise InvalidArgument(field, f"must be at most {MAX_SCHEMA_BYTES} bytes")
+    try:
+        out = json.dumps(schema, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise InvalidArgument(field, "must not contain NaN or Infinity") from None
+    check_schema_bytes(out, field)
+    schema_grammar(out, field)  # refuses what cannot become a bounded grammar; cached for the engine
     return out
+
+
+def _parse_schema(text: str, field: str) -> Any:
+    def refuse_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        return json.loads(text, parse_constant=refuse_constant)
+    except RecursionError:
+        raise InvalidArgument(field, f"nested too deep: at most {MAX_SCHEMA_DEPTH} levels of objects and arrays") from None
+    except ValueError as exc:  # JSONDecodeError, NaN, an integer of thousands of digits
+        raise InvalidArgument(field, f"must be a JSON Schema as JSON text ({str(exc)[:200]})") from None
 
 
 def schema_errors(schema_json: str, text: str) -> str:

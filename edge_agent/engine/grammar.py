@@ -1,16 +1,17 @@
 """JSON-schema output for the local model: llama.cpp's grammar sampler as a ``Constraint``.
 
-The schema becomes a GBNF grammar with llama-cpp-python's converter (the port of
-llama.cpp's ``json_schema_to_grammar``); the grammar is parsed and run by llama.cpp
-(``llama_sampler_init_grammar``). ``allowed`` applies it to a candidate array (a few
-candidates for the greedy fast path, the whole vocabulary when needed) and reads back
-which kept a finite logit; ``accept`` advances its parser stacks.
+The schema becomes a GBNF grammar with ``common.schema_grammar`` (llama-cpp-python's
+converter, bounded and cached by size); the grammar is parsed and run by llama.cpp
+(``llama_sampler_init_grammar``), and only after ``common.gbnf.check_grammar`` has
+bounded what llama.cpp's recursive parser and left-recursion check will do with it, so
+no grammar can overflow the thread's stack. ``allowed`` applies it to a candidate
+array (a few candidates for the greedy fast path, the whole vocabulary when needed)
+and reads back which kept a finite logit; ``accept`` advances its parser stacks.
 """
 
 from __future__ import annotations
 
 import ctypes
-from functools import lru_cache
 from typing import Any
 
 import llama_cpp as lc
@@ -18,27 +19,21 @@ import numpy as np
 import numpy.typing as npt
 
 from common.errors import InvalidArgument
+from common.gbnf import check_grammar
+from common.schema_grammar import schema_grammar
+
+__all__ = ["GrammarConstraint", "schema_grammar"]
 
 _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")], align=False)
 assert _TOKEN_DATA.itemsize == ctypes.sizeof(lc.llama_token_data)
-
-
-@lru_cache(maxsize=64)
-def schema_grammar(schema_json: str) -> str:
-    """The GBNF grammar of a JSON schema (given as JSON text); InvalidArgument naming
-    ``json_schema`` when the converter cannot handle it."""
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-    try:
-        return str(json_schema_to_gbnf(schema_json))
-    except Exception as exc:  # noqa: BLE001 - the converter raises plain exceptions for what it lacks
-        raise InvalidArgument("json_schema", f"cannot be turned into a grammar ({type(exc).__name__}: {exc})") from None
 
 
 class GrammarConstraint:
     """One request's grammar state over a model's vocabulary."""
 
     def __init__(self, vocab: Any, n_vocab: int, gbnf: str) -> None:
+        self._smpl = None
+        check_grammar(gbnf)  # whatever made the grammar: llama.cpp's parser must not overflow
         self._smpl = lc.llama_sampler_init_grammar(vocab, gbnf.encode(), b"root")
         if not self._smpl:
             raise InvalidArgument("json_schema", "the grammar built from the schema does not parse")

@@ -1,10 +1,15 @@
 """The grpc.aio servicer of the EdgeAgent API: every method converts the message,
 makes one service call and converts back. Errors become status codes through
 ``common.grpc_status.ErrorMappingInterceptor``.
+
+A request with a JSON schema is converted in a worker thread: checking the schema and
+building its grammar takes milliseconds, which the event loop (health checks, other
+streams) must not wait for. Its size is checked first, here, on its bytes.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -12,8 +17,9 @@ from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
 from common.errors import DomainError, Unavailable
+from common.schema_limits import check_schema_bytes
 from edge_agent.config import Config
-from edge_agent.pipeline.model import Outcome
+from edge_agent.pipeline.model import AskRequest, Outcome
 from edge_agent.pipeline.service import AgentService
 from edge_agent.transport import convert
 
@@ -42,8 +48,15 @@ class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
         if self._service is not None:
             self._service.stats.error()
 
+    async def _ask(self, request: pb.GenerateRequest) -> AskRequest:
+        """The checked request; one with a JSON schema is checked in a worker thread."""
+        if not request.params.json_schema:
+            return convert.ask_request(request, self.cfg.limits)
+        check_schema_bytes(request.params.json_schema, "params.json_schema")
+        return await asyncio.to_thread(convert.ask_request, request, self.cfg.limits)
+
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GenerateResponse]:
-        req = convert.ask_request(request, self.cfg.limits)
+        req = await self._ask(request)
         async for ev in self.service.generate(req):
             if isinstance(ev, Outcome):
                 yield pb.GenerateResponse(done=convert.done(ev))
@@ -51,7 +64,7 @@ class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
                 yield pb.GenerateResponse(delta=ev)
 
     async def Complete(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.CompleteResponse:
-        req = convert.ask_request(request, self.cfg.limits)
+        req = await self._ask(request)
         parts: list[str] = []
         async for ev in self.service.generate(req):
             if isinstance(ev, Outcome):
@@ -60,7 +73,8 @@ class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
         raise DomainError("generation ended without an outcome")  # pragma: no cover
 
     async def ExplainRoute(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.RouteDecision:
-        plan = await self.service.plan(convert.ask_request(request, self.cfg.limits))
+        service = self.service
+        plan = await service.plan(await self._ask(request))
         return convert.route_decision(plan.decision, plan.context_ids)
 
     async def PutContext(self, request: pb.PutContextRequest, context: grpc.aio.ServicerContext) -> pb.PutContextResponse:

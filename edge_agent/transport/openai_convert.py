@@ -17,6 +17,7 @@ decoding figures.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 from common.chat import Message, check_messages
 from common.errors import InvalidArgument, OutOfRange
 from common.params import MAX_STOP_SEQUENCES, check_params, check_schema
+from common.schema_limits import check_parsed_size
 from edge_agent.config import LimitsConfig
 from edge_agent.engine.api import SamplingParams
 from edge_agent.pipeline.model import AskRequest, Outcome
@@ -153,18 +155,34 @@ def _params(body: Mapping[str, Any], ext: Mapping[str, Any], limits: LimitsConfi
             seed=seed or 0,
             stop=_stop(body),
             has_seed=seed is not None,
-            json_schema=_response_format(body),
         ),
         default_max_tokens=limits.default_max_tokens,
         max_tokens_limit=limits.max_tokens,
         prefix="",
     )
-    return SamplingParams(p.max_tokens, p.temperature, p.top_p, p.top_k, p.seed, p.stop, p.json_schema)
+    return SamplingParams(p.max_tokens, p.temperature, p.top_p, p.top_k, p.seed, p.stop, _response_format(body))
+
+
+SCHEMA_FIELD = "response_format.json_schema.schema"
+
+
+async def checked_request(body: Mapping[str, Any], limits: LimitsConfig, *, chat: bool) -> HttpRequest:
+    """``http_request`` for the event loop: a body with a ``response_format`` is checked
+    in a worker thread (a schema takes milliseconds to check and turn into a grammar),
+    after a first bound on the schema's size here, which stops early on a huge one."""
+    rf = body.get("response_format")
+    if rf is None or (isinstance(rf, dict) and rf.get("type") == "text"):
+        return http_request(body, limits, chat=chat)
+    spec = rf.get("json_schema") if isinstance(rf, dict) else None
+    if isinstance(spec, dict) and "schema" in spec:
+        check_parsed_size(spec["schema"], SCHEMA_FIELD)
+    return await asyncio.to_thread(http_request, body, limits, chat=chat)
 
 
 def _response_format(body: Mapping[str, Any]) -> str:
     """``response_format``: text, ``json_object`` (any JSON object) or ``json_schema``
-    (the schema, checked); the schema as JSON text, "" for text."""
+    (the schema, checked: ``common.params.check_schema``); the schema as JSON text, ""
+    for text. Slow for a large schema: see ``checked_request``."""
     rf = body.get("response_format")
     if rf is None:
         return ""
@@ -176,8 +194,8 @@ def _response_format(body: Mapping[str, Any]) -> str:
         return check_schema({"type": "object"}, "response_format")
     spec = rf.get("json_schema")
     if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
-        raise InvalidArgument("response_format.json_schema.schema", "must be a JSON Schema object")
-    return check_schema(spec["schema"], "response_format.json_schema.schema")
+        raise InvalidArgument(SCHEMA_FIELD, "must be a JSON Schema object")
+    return check_schema(spec["schema"], SCHEMA_FIELD)
 
 
 def _content(value: Any, field: str) -> str:
