@@ -88,8 +88,21 @@ class ContextDrafter:
         for n in range(min(self.max_n, len(seq)), self.min_n - 1, -1):
             pos = self._index.get(tuple(seq[len(seq) - n :]))
             if pos is not None:
-                return Draft(tuple(seq[pos : pos + max_len]), self.name, n)
+                return Draft(periodic(seq, pos, max_len), self.name, n)
         return None
+
+
+def periodic(seq: Sequence[int], pos: int, max_len: int) -> tuple[int, ...]:
+    """The continuation after ``pos`` (the end of the tail's most recent earlier
+    occurrence), up to ``max_len`` tokens, extended with period ``len(seq) - pos`` where
+    it reaches the end: the tail matched ``len(seq) - pos`` tokens back, so a sequence
+    that goes on repeating continues with the same tokens again. In a loop (one token,
+    or a phrase, over and over) the most recent match leaves only a period's worth of
+    known continuation; this drafts the whole length instead of one period."""
+    period = len(seq) - pos
+    if period <= 0:
+        return ()
+    return tuple(seq[pos + (i % period)] for i in range(max_len))
 
 
 class CorpusDrafter:

@@ -34,8 +34,23 @@ def test_context_drafter_continues_into_generated_tokens() -> None:
     d.begin([10, 11, 12, 13])
     d.extend([10, 11])
     p = d.propose(8)
-    assert p is not None and p.tokens == (12, 13, 10, 11)
+    # the known continuation (12 13 10 11), then the same period again: the tail
+    # matched 4 tokens back, so a sequence that keeps repeating goes on this way
+    assert p is not None and p.tokens == (12, 13, 10, 11, 12, 13, 10, 11)
     assert d.propose(0) is None
+
+
+def test_context_drafter_drafts_a_whole_loop_not_one_period() -> None:
+    """A model stuck on one token (or a phrase) over and over: the most recent match
+    is one period back, so its known continuation is one period long; the draft
+    repeats it to the full length (as prompt lookup's earliest match would)."""
+    d = ContextDrafter(min_n=2, max_n=4)
+    d.begin([3, 4, 5] + [7] * 6)
+    p = d.propose(10)
+    assert p is not None and p.tokens == (7,) * 10 and p.match_len == 4
+    d.begin([1, 2, 8, 9, 8, 9, 8, 9])
+    p = d.propose(5)
+    assert p is not None and p.tokens == (8, 9, 8, 9, 8)
 
 
 def test_corpus_drafter_finds_stored_text_and_evicts_lru(tmp_path: Path) -> None:
