@@ -35,6 +35,7 @@ class Handoff:
     restore: dict[str, str] = field(default_factory=dict)
     stop: tuple[str, ...] = ()
     leak: str = ""  # non-empty: why this hand-off must not be sent
+    schema_strings: tuple[str, ...] = ()
 
 
 def redaction_blockers(request: RouteRequest, sig: Signals, policy: Policy) -> list[str]:
@@ -51,6 +52,9 @@ def redaction_blockers(request: RouteRequest, sig: Signals, policy: Policy) -> l
     for label in sorted(sig.context_sensitivities):
         if label in pv.local_sensitivities and label not in red.sensitivities:
             out.append(f"{label} context cannot be left out")
+    for label in sorted(sig.stored_labels):
+        if label in pv.local_sensitivities and label not in red.sensitivities:
+            out.append(f"a value of a {label} store item cannot be left out")
     for kind in sig.pii_kinds:
         if kind in pv.local_pii and kind not in red.kinds:
             out.append(f"{kind} is not a redacted kind")
@@ -116,7 +120,8 @@ def build_handoff(request: RouteRequest, sig: Signals, policy: Policy) -> Handof
     """The redacted prompt and context, and the map to restore the answer."""
     pv = policy.privacy
     kinds = set(pv.redaction.kinds) | set(pv.local_pii)
-    items = [(request.prompt, [s for s in sig.prompt_spans if s.kind in kinds])]
+    stored = iter(sig.stored_spans)
+    items = [(request.prompt, [s for s in sig.prompt_spans if s.kind in kinds] + list(next(stored, ())))]
     kept: list[ContextRef] = []
     left_out: list[tuple[str, list[PiiSpan]]] = []
     for item, spans in zip(request.context, sig.context_spans):
@@ -130,10 +135,13 @@ def build_handoff(request: RouteRequest, sig: Signals, policy: Policy) -> Handof
         items.append((item.text, found))
     n_context = len(items)
     for stop, spans in zip(request.stop, sig.stop_spans):
-        items.append((stop, [s for s in spans if s.kind in kinds]))
+        items.append((stop, [s for s in spans if s.kind in kinds] + list(next(stored, ()))))
+    n_stop = len(items)
+    for string, spans in zip(request.schema_strings, sig.schema_spans):
+        items.append((string, [s for s in spans if s.kind in kinds] + list(next(stored, ()))))
     texts, restore_map = redact_many(items + left_out)
     n = len(items)
     sent = tuple(replace(item, text=text) for item, text in zip(kept, texts[1:n_context]))
-    stops = tuple(texts[n_context:n])
+    stops = tuple(texts[n_context:n_stop])
     leak = _leak([t for t, _ in left_out], texts[:n]) if left_out else ""
-    return Handoff(texts[0], sent, restore_map, stops, leak)
+    return Handoff(texts[0], sent, restore_map, stops, leak, tuple(texts[n_stop:n]))

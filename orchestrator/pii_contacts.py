@@ -15,12 +15,11 @@ import re
 import string
 from functools import lru_cache
 
-
 _PUNCT = string.punctuation + "‘’“”«»–—…"
 _PUNCT_TO_SPACE = str.maketrans(dict.fromkeys(_PUNCT, " "))
 _SPLIT = re.compile(r"[\s\-‐‑–]+")
 _SEPARATORS = " \t\r\n-‐‑–"
-_PARTICLES = frozenset("de da di del della der den van von le la du dos das ter ten bin ibn al el".split())
+_PARTICLES = frozenset(["de", "da", "di", "del", "della", "der", "den", "van", "von", "le", "la", "du", "dos", "das", "ter", "ten", "bin", "ibn", "al", "el"])
 
 
 # Name parts that are also everyday words: matched only capitalised ("Will", not "will").

@@ -35,7 +35,7 @@ RARE_NAME_BELOW = 3.0  # a listed name rarer than this as a word is a name in lo
 _ENGLISH_MIN_ZIPF = 1.5  # rarer words count as unknown (Zipf 0)
 _OTHER_MIN_ZIPF = 3.8  # a word this common in another language is a known word (names rarely are)
 _OTHER_LANGUAGES = ("de", "fr", "es", "it", "nl", "pt")
-_PARTICLES = frozenset("de da di del della der den van von le la du dos das ter ten bin ibn al el".split())
+_PARTICLES = frozenset(["de", "da", "di", "del", "della", "der", "den", "van", "von", "le", "la", "du", "dos", "das", "ter", "ten", "bin", "ibn", "al", "el"])
 
 
 def fold(word: str) -> str:
@@ -146,7 +146,7 @@ def _faker_lists() -> tuple[set[str], set[str], set[str]]:
     """Given names, surnames (folded) and English country names (lowercase)."""
     try:
         import faker.providers.address.en as address
-        import faker.providers.person as person
+        from faker.providers import person
     except ImportError:
         return set(), set(), set()
     countries = {c.lower() for c in getattr(address.Provider, "countries", ()) if isinstance(c, str)}

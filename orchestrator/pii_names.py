@@ -447,13 +447,17 @@ def _after_lower_cue(
         while i != -1:
             j = i + len(cue)
             m = _NEXT_LOWER.match(low, j) if i == 0 or not (low[i - 1].isalnum() or low[i - 1] == "-") else None
-            if m is not None:
-                word, a, b = m.group(1), m.start(1), m.end(1)
-                if text[a:b].islower() and len(word) >= 3 and word not in _NEVER and word not in DETERMINERS:
-                    if _lower_name_like(word, lex):
-                        out.append((a, b, i))
+            if m is not None and _lower_candidate(text, m, lex):
+                out.append((m.start(1), m.end(1), i))
             i = low.find(cue, j)
     return out
+
+
+def _lower_candidate(text: str, m: re.Match[str], lex: Lexicon) -> bool:
+    word, a, b = m.group(1), m.start(1), m.end(1)
+    if not text[a:b].islower() or len(word) < 3 or word in _NEVER or word in DETERMINERS:
+        return False
+    return _lower_name_like(word, lex)
 
 
 def _merge(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

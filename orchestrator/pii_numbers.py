@@ -213,7 +213,7 @@ def _card_in(raw: str) -> tuple[int, int] | None:
 def _phone_digits(raw: str) -> str:
     """A phone number's digits, an international "00" prefix counted as the "+" it stands for."""
     digits = raw.translate(_SEPARATORS)
-    return digits[2:] if digits.startswith("00") else digits
+    return digits.removeprefix("00")
 
 
 def _upper2(text: str, i: int) -> bool:

@@ -134,6 +134,9 @@ def _decide(
     local_labels = sorted(s for s in sig.context_sensitivities if s in pv.local_sensitivities)
     if local_labels:
         reasons.append(("privacy.sensitive_context", f"it uses {'/'.join(local_labels)} context"))
+    stored_labels = sorted(s for s in sig.stored_labels if s in pv.local_sensitivities)
+    if stored_labels:
+        reasons.append(("privacy.stored_value", f"it contains a value of a {'/'.join(stored_labels)} store item"))
     local_kinds = [k for k in sig.pii_kinds if k in pv.local_pii]
     if local_kinds:
         reasons.append(("privacy.pii", f"it contains PII ({', '.join(local_kinds)})"))
@@ -314,10 +317,11 @@ def _decision(
     restore: dict[str, str] = {}
     context: tuple[ContextRef, ...] = ()
     stops: tuple[str, ...] = ()
+    schema: tuple[str, ...] = ()
     if Target.CLOUD_REDACTED in (target, escalate):
         handoff = handoff or build_handoff(request, sig, policy)
         redacted_prompt, context, restore = handoff.prompt, handoff.context, handoff.restore
-        stops = handoff.stop
+        stops, schema = handoff.stop, handoff.schema_strings
         if target is Target.CLOUD_REDACTED:
             st.fired.append("privacy.redaction")
     est = f"(est. local {lat[Target.LOCAL]:.0f} ms, cloud {lat[Target.CLOUD]:.0f} ms / {cost[Target.CLOUD]:.4g} {policy.cost.currency})"
@@ -333,4 +337,5 @@ def _decision(
         redacted_context=context,
         escalate_to=escalate,
         redacted_stop=stops,
+        redacted_schema_strings=schema,
     )

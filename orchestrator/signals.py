@@ -13,6 +13,7 @@ from functools import cached_property, lru_cache
 from orchestrator.kinds import SENSITIVITIES, sensitivity_rank
 from orchestrator.policy_model import Policy
 from orchestrator.privacy import PiiSpan, detect_pii
+from orchestrator.stored_values import find_stored
 from orchestrator.types import RouteRequest
 
 _SPACE = re.compile(r"\s+")
@@ -78,6 +79,11 @@ class Signals:
     prompt_spans: tuple[PiiSpan, ...]
     context_spans: tuple[tuple[PiiSpan, ...], ...]  # one tuple per context item
     stop_spans: tuple[tuple[PiiSpan, ...], ...]  # one tuple per stop sequence
+    schema_spans: tuple[tuple[PiiSpan, ...], ...]  # one tuple per schema string
+    # Stored values found: per outgoing text (prompt, stops, schema strings in that
+    # order), the ``personal_context`` spans of values whose label keeps them local.
+    stored_spans: tuple[tuple[PiiSpan, ...], ...]
+    stored_labels: frozenset[str]  # labels of the stored values found
     pii_kinds: tuple[str, ...]  # sorted, distinct
     sensitivity: str  # highest label among context items (and the client's mark)
     context_sensitivities: frozenset[str]
@@ -99,24 +105,29 @@ def compute_signals(request: RouteRequest, policy: Policy, *, person_names: bool
     prompt_spans = detect(request.prompt)
     context_spans = tuple(detect(c.text) for c in request.context)
     stop_spans = tuple(detect(s) for s in request.stop)
+    schema_spans = tuple(detect(s) for s in request.schema_strings)
     kinds = {s.kind for s in prompt_spans}
-    for spans in (*context_spans, *stop_spans):
+    for spans in (*context_spans, *stop_spans, *schema_spans):
         kinds.update(s.kind for s in spans)
+    stored_spans, stored_labels = _stored(request, policy)
     labels = frozenset(c.sensitivity for c in request.context)
-    rank = max((sensitivity_rank(s) for s in labels), default=0)
+    rank = max((sensitivity_rank(s) for s in labels | stored_labels), default=0)
     if request.marked_personal:
         rank = max(rank, 1)
     prompt_words = Words(request.prompt)
     local_hits: tuple[str, ...] = ()
     if policy.privacy.local_keywords:
         local_hits = prompt_words.hits(policy.privacy.local_keywords)
-        if not local_hits and (request.context or request.stop):
-            others = Words(*request.stop, *(c.text for c in request.context))
+        if not local_hits and (request.context or request.stop or request.schema_strings):
+            others = Words(*request.stop, *request.schema_strings, *(c.text for c in request.context))
             local_hits = others.hits(policy.privacy.local_keywords)
     return Signals(
         prompt_spans=prompt_spans,
         context_spans=context_spans,
         stop_spans=stop_spans,
+        schema_spans=schema_spans,
+        stored_spans=stored_spans,
+        stored_labels=stored_labels,
         pii_kinds=tuple(sorted(kinds)),
         sensitivity=SENSITIVITIES[rank],
         context_sensitivities=labels,
@@ -124,6 +135,25 @@ def compute_signals(request: RouteRequest, policy: Policy, *, person_names: bool
         prompt_words=prompt_words,
         quality_reasons=_quality_reasons(request, policy, prompt_words),
     )
+
+
+def outgoing_texts(request: RouteRequest) -> tuple[str, ...]:
+    """The request's own texts that may leave, in the order of ``Signals.stored_spans``."""
+    return (request.prompt, *request.stop, *request.schema_strings)
+
+
+def _stored(request: RouteRequest, policy: Policy) -> tuple[tuple[tuple[PiiSpan, ...], ...], frozenset[str]]:
+    """Where the request spells a sensitive store item's value, and the items' labels."""
+    if not request.stored_values:
+        return tuple(() for _ in outgoing_texts(request)), frozenset()
+    local = policy.privacy.local_sensitivities
+    spans: list[tuple[PiiSpan, ...]] = []
+    labels: set[str] = set()
+    for text in outgoing_texts(request):
+        found = find_stored(text, request.stored_values)
+        labels.update(label for _, label in found)
+        spans.append(tuple(s for s, label in found if label in local))
+    return tuple(spans), frozenset(labels)
 
 
 def _quality_reasons(request: RouteRequest, policy: Policy, words: Words) -> tuple[str, ...]:

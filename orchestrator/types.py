@@ -38,6 +38,15 @@ class ContextRef:
 
 
 @dataclass(frozen=True)
+class StoredValue:
+    """A distinctive value (a code, a number) of a sensitive store item typed into the
+    request, with the item's label (see ``orchestrator.stored_values``)."""
+
+    value: str
+    sensitivity: str  # "personal" | "secret"
+
+
+@dataclass(frozen=True)
 class RouteRequest:
     """Everything the router may look at for one request."""
 
@@ -52,8 +61,14 @@ class RouteRequest:
     app_id: str = ""
     context: tuple[ContextRef, ...] = ()
     contact_names: tuple[str, ...] = ()  # names from the user's contacts, for PII
-    # Stop sequences travel to the cloud with the prompt, so they are checked the same way.
+    # Stop sequences are checked like the prompt (they are applied on the device and
+    # never sent, but a stop with PII keeps the request as private as the prompt would).
     stop: tuple[str, ...] = ()
+    # Every string of the JSON schema (keys, enum values, descriptions, titles, defaults,
+    # examples) in document order: it goes to the cloud with the prompt.
+    schema_strings: tuple[str, ...] = ()
+    # Values of sensitive store items found in the request (whatever use_context says).
+    stored_values: tuple[StoredValue, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,3 +117,5 @@ class Decision:
     escalate_to: Target | None = None
     # For CLOUD_REDACTED: the request's stop sequences with the same placeholders.
     redacted_stop: tuple[str, ...] = ()
+    # For CLOUD_REDACTED: the JSON schema's strings (RouteRequest.schema_strings), redacted.
+    redacted_schema_strings: tuple[str, ...] = ()

@@ -7,6 +7,7 @@ continues locally after it).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 # No transparent gRPC retries: each attempt must be seen (and written to the egress
 # ledger) by the service, which retries itself within ``max_attempts``.
 _CHANNEL_OPTIONS = [("grpc.enable_retries", 0)]
+# How long a call waits for a connection being made; a refused one fails at once.
+CONNECT_TIMEOUT_S = 2.0
+_DOWN = (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN)
 
 
 class CircuitBreaker:
@@ -127,6 +131,9 @@ class CloudClient:
         else:
             req.messages.extend(common_pb2.ChatMessage(role=m.role, content=m.content) for m in prompt)
         started = False
+        if not await self._connected(min(CONNECT_TIMEOUT_S, timeout_s or self._timeout_s)):
+            self.breaker.failure()
+            raise CloudFailure("cloud unavailable: not connected, nothing sent", False, retryable=True, sent=False)
         call = self._stub.Generate(req, metadata=self._metadata, timeout=timeout_s or self._timeout_s)
         try:
             async for msg in call:
@@ -153,6 +160,23 @@ class CloudClient:
             call.cancel()
         self.breaker.failure()
         raise CloudFailure("cloud stream ended without a final message", started)
+
+    async def _connected(self, timeout_s: float) -> bool:
+        """Whether a connection to the cloud is up (waiting up to ``timeout_s`` while one
+        is being made). False means a call now would send nothing: the ledger says so."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        state = self._channel.get_state(try_to_connect=True)
+        while state != grpc.ChannelConnectivity.READY:
+            left = deadline - loop.time()
+            if state in _DOWN or left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._channel.wait_for_state_change(state), left)
+            except TimeoutError:
+                return False
+            state = self._channel.get_state()
+        return True
 
     async def close(self) -> None:
         await self._channel.close()

@@ -1,15 +1,16 @@
 """The egress ledger: one SQLite row per cloud attempt, saying exactly what left the device.
 
 Each row holds the time (UTC), the request id, the attempt number, its outcome
-(``answered``, ``failed_mid_stream``, ``failed_before_answer``, ``retried``,
-``answer_invalid`` (an answer that broke the request's JSON schema) — failed
-before an answer and tried again — or ``cancelled`` by the caller), the rule(s) that
+(``answered``; ``failed_mid_stream``; ``failed_before_answer``; ``retried``: failed
+before an answer and tried again; ``answer_invalid``: an answer that broke the
+request's JSON schema; ``cancelled`` by the caller; ``not_sent``: no connection to the
+cloud was up, so nothing left the device and nothing is billed), the rule(s) that
 allowed the call, the target (``cloud`` or ``cloud_redacted``), token counts, the cost,
 the PII *kinds* that were replaced by placeholders (never the values) and the SHA-256
-of the text sent. Every attempt is a row, failed or not (the request may have left
-even when the call failed: a cloud-stub whose upstream is down still received it), so
-``edge-agent audit`` and the budgets (summed from the same rows, so spend survives
-restarts) count it.
+of what was sent (the prompt or messages, with the JSON schema when there is one).
+Every attempt is a row, failed or not (the request may have left even when the call
+failed: a cloud-stub whose upstream is down still received it), so ``edge-agent audit``
+and the budgets (summed from the same rows, so spend survives restarts) count it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from orchestrator.kinds import PII_KINDS
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TARGETS = ("cloud", "cloud_redacted")
-OUTCOMES = ("answered", "failed_mid_stream", "failed_before_answer", "retried", "cancelled", "answer_invalid")
+OUTCOMES = (
+    "answered", "failed_mid_stream", "failed_before_answer", "retried", "cancelled", "answer_invalid", "not_sent",
+)
 
 
 class _Base(DeclarativeBase):

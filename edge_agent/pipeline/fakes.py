@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
@@ -135,7 +136,16 @@ class MemoryStore:
         sensitivities: Sequence[str] = (),
         limit: int = 10,
     ) -> list[Hit]:
-        return [Hit(i, 1.0) for i in self.items if query.lower() in i.body.lower()][:limit]
+        """Items holding any word of ``query`` (as the real store's search), filtered."""
+        words = set(re.findall(r"[^\W_]+", query.lower()))
+        out = [
+            Hit(i, 1.0)
+            for i in self.items
+            if (not sensitivities or i.sensitivity in sensitivities)
+            and (not kinds or i.kind in kinds)
+            and words & set(re.findall(r"[^\W_]+", f"{i.title} {i.body}".lower()))
+        ]
+        return out[:limit]
 
     def delete(self, *, ids: Sequence[str] = (), source: str | None = None, query: str | None = None, everything: bool = False) -> int:
         keep = [i for i in self.items if not (everything or i.id in ids or i.source == source or (query and query in i.body))]
@@ -190,6 +200,7 @@ class Script:
     deltas: tuple[str, ...] = ("a ", "cloud ", "answer")
     fail: str = ""  # non-empty: fail with this reason after the deltas
     retryable: bool = False
+    sent: bool = True  # False: the failure is that nothing could be sent (not connected)
 
 
 class ScriptedCloud:
@@ -198,6 +209,8 @@ class ScriptedCloud:
     def __init__(self, *scripts: Script, max_attempts: int = 2) -> None:
         self.scripts = list(scripts) or [Script()]
         self.sent: list[Prompt] = []
+        self.params: list[SamplingParams] = []  # what each call was sent with the prompt
+        self.not_sent = 0  # calls that failed before anything was sent
         self._max_attempts = max_attempts
         self.available_flag = True
 
@@ -220,8 +233,12 @@ class ScriptedCloud:
     async def generate(
         self, request_id: str, prompt: Prompt, params: SamplingParams, *, timeout_s: float | None = None
     ) -> AsyncGenerator[CloudEvent, None]:
-        script = self.scripts[min(len(self.sent), len(self.scripts) - 1)]
+        script = self.scripts[min(len(self.sent) + self.not_sent, len(self.scripts) - 1)]
+        if not script.sent:
+            self.not_sent += 1
+            raise CloudFailure(script.fail or "cloud unreachable", started=False, retryable=script.retryable, sent=False)
         self.sent.append(prompt)
+        self.params.append(params)
         for d in script.deltas:
             yield d
         if script.fail:

@@ -120,13 +120,15 @@ class CloudFailure(Exception):
     """A cloud call failed; ``started`` is True when text had already arrived.
 
     ``retryable``: the cloud could not be reached (UNAVAILABLE before any answer), so
-    another attempt may succeed."""
+    another attempt may succeed. ``sent`` is False only when nothing left the device
+    (no connection to the cloud was up), so the ledger can say so."""
 
-    def __init__(self, reason: str, started: bool, retryable: bool = False) -> None:
+    def __init__(self, reason: str, started: bool, retryable: bool = False, *, sent: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.started = started
         self.retryable = retryable and not started
+        self.sent = sent or started
 
 
 class CloudLink(Protocol):

@@ -4,13 +4,13 @@
 * ``cascade``: the local model starts; its first tokens are held back until their mean
   probability is known, then released, or the request escalates to the cloud;
 * ``cloud``: the cloud answers; if it fails before or during its answer, the local
-  model answers or continues it. Every attempt whose bytes left is a ledger row.
+  model answers or continues it. Every attempt is a ledger row; one that could not
+  connect says ``not_sent``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -21,6 +21,7 @@ from common.errors import Unavailable
 from common.params import schema_errors
 from edge_agent.engine.api import SamplingParams, TextDelta
 from edge_agent.engine.text import TextStream
+from edge_agent.pipeline.egress import sent_digest_text, with_schema_strings
 from edge_agent.pipeline.local import AsyncEngine
 from edge_agent.pipeline.model import Plan, Run, cloud_side
 from edge_agent.pipeline.ports import CloudDone, CloudFailure, CloudLink
@@ -124,6 +125,7 @@ class Runners:
         d = plan.decision
         redacted = d.target is Target.CLOUD_REDACTED
         send = _outgoing(plan)
+        sent_schema = _outgoing_schema(plan)
         mapping = d.restore if redacted else {}
         restorer, stops = Restorer(mapping), TextStream(plan.request.params.stop)
         schema = plan.request.params.json_schema
@@ -136,7 +138,8 @@ class Runners:
             failure: CloudFailure | None = None
             t0 = time.perf_counter()
             timeout = max(0.05, plan.deadline - t0)
-            stream = cloud.generate(plan.request_id, send, replace(plan.request.params, stop=()), timeout_s=timeout)
+            sent_params = replace(plan.request.params, stop=(), json_schema=sent_schema)
+            stream = cloud.generate(plan.request_id, send, sent_params, timeout_s=timeout)
             done: CloudDone | None = None
             try:
                 async for ev in stream:
@@ -180,8 +183,11 @@ class Runners:
                     yield self._done(plan, send, done, attempt, (time.perf_counter() - t0) * 1000, _rate(arrivals))
                 return
             retry = self._may_retry(plan, failure, attempt)
-            outcome = "retried" if retry else "failed_mid_stream" if failure.started else "failed_before_answer"
-            self._record(plan, send, plan.prompt_tokens, len(received), attempt, outcome)
+            if not failure.sent:  # no connection was up: nothing left, nothing to bill
+                self._record(plan, send, 0, 0, attempt, "not_sent")
+            else:
+                outcome = "retried" if retry else "failed_mid_stream" if failure.started else "failed_before_answer"
+                self._record(plan, send, plan.prompt_tokens, len(received), attempt, outcome)
             if not retry:
                 break
             await asyncio.sleep(min(0.1 * 2 ** (attempt - 1), 1.0))
@@ -236,8 +242,9 @@ class Runners:
         """One cloud attempt's ledger row; its cost. A failed attempt is counted too: its
         bytes left the device (and a cloud may bill the input of a call that failed)."""
         assert self.cloud is not None
+        digest = sent_digest_text(sent, _outgoing_schema(plan))
         return self.routing.record_cloud_call(
-            plan.request_id, plan.decision, sent_text=sent_digest_text(sent), prompt_tokens=prompt_tokens,
+            plan.request_id, plan.decision, sent_text=digest, prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens, cloud=self.cloud.info, attempt=attempt, outcome=outcome,
         )
 
@@ -253,12 +260,12 @@ def _outgoing(plan: Plan) -> Prompt:
     return d.redacted_prompt
 
 
-def sent_digest_text(sent: Prompt) -> str:
-    """The text the ledger hashes for what was sent: the prompt, or the messages as
-    canonical JSON (roles included)."""
-    if isinstance(sent, str):
-        return sent
-    return json.dumps([{"role": m.role, "content": m.content} for m in sent], ensure_ascii=False, separators=(",", ":"))
+def _outgoing_schema(plan: Plan) -> str:
+    """The JSON schema sent with the request: as given, or with its strings redacted."""
+    d, schema = plan.decision, plan.request.params.json_schema
+    if d.target is Target.CLOUD_REDACTED and d.redacted_schema_strings:
+        return with_schema_strings(schema, d.redacted_schema_strings)
+    return schema
 
 
 def _rate(arrivals: list[float]) -> float:

@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from common.chat import Prompt, as_text
 from common.errors import OutOfRange, PermissionDenied
 from edge_agent.context.api import Hit, NewItem, Retrieved
+from edge_agent.pipeline.egress import schema_strings, stored_values
 from edge_agent.pipeline.local import AsyncEngine
 from edge_agent.pipeline.model import (
     AskRequest,
@@ -31,7 +32,7 @@ from edge_agent.pipeline.routing import RoutingState
 from edge_agent.pipeline.runners import Runners, Step
 from edge_agent.pipeline.slot import ModelSlot
 from edge_agent.pipeline.stats import Stats, StatsSnapshot
-from orchestrator.types import ContextRef, RouteRequest, Target
+from orchestrator.types import ContextRef, RouteRequest, StoredValue, Target
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ class AgentService:
     async def plan(self, req: AskRequest) -> Plan:
         """Retrieve context and decide the route (no generation)."""
         started = time.perf_counter()
-        retrieved, contacts = await asyncio.to_thread(self._gather, req)
+        schema = schema_strings(req.params.json_schema)
+        retrieved, contacts, stored = await asyncio.to_thread(self._gather, req, schema)
         outgoing: Prompt
         if req.messages:
             outgoing = compose_messages(req.messages, retrieved)
@@ -85,6 +87,9 @@ class AgentService:
             app_id=req.app_id,
             context=_refs(retrieved),
             contact_names=contacts,
+            stop=req.params.stop,  # applied on the device, but checked like the prompt
+            schema_strings=schema,  # the JSON schema leaves with the prompt
+            stored_values=stored,
         )
         cloud_ok = self.cloud is not None and self.cloud.available
         decision = self.routing.decide(route_req, cloud_available=cloud_ok, cloud=self.cloud.info if self.cloud else None)
@@ -96,13 +101,18 @@ class AgentService:
         request_id = req.request_id or uuid.uuid4().hex[:16]
         return Plan(request_id, req, decision, prompt, prompt_tokens, retrieved, started, deadline, outgoing)
 
-    def _gather(self, req: AskRequest) -> tuple[Retrieved | None, tuple[str, ...]]:
-        """Blocking store reads for a plan: context for the prompt, contact names for PII."""
+    def _gather(
+        self, req: AskRequest, schema: tuple[str, ...]
+    ) -> tuple[Retrieved | None, tuple[str, ...], tuple[StoredValue, ...]]:
+        """Blocking store reads for a plan: context for the prompt, contact names for PII,
+        and the values of sensitive items the request spells (with context on or off)."""
         retrieved = None
         if req.use_context:
             query = req.messages[-1].content if req.messages else req.prompt
             retrieved = self.store.retrieve(query, token_budget=self._context_budget, count_tokens=self.engine.count_tokens)
-        return retrieved, tuple(self.store.contact_names())
+        own = [m.content for m in req.messages] if req.messages else [req.prompt]
+        stored = stored_values(self.store, [*own, *req.params.stop, *schema])
+        return retrieved, tuple(self.store.contact_names()), stored
 
     async def generate(self, req: AskRequest) -> AsyncIterator[Event]:
         """Stream text deltas, then one Outcome."""
