@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -451,6 +452,17 @@ def _runtime(data: dict[str, Any]) -> list[str]:
     return out
 
 
+def _kernels(data: dict[str, Any]) -> list[str]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import kernels  # sibling benchmark: its table is the report
+
+    return ["## Matrix kernels by rows", "", _provenance("kernels", data), "",
+            ("Each of the model's weight matrices in the buffer type model loading picks on this host, one "
+             "`mul_mat` of 1 row (a plain step) and of 2, 5, 9 and 17 rows (verify steps of k = 1, 4, 8, 16), "
+             "2 threads, model-free; the 1-row column is ms per step for all matrices of that shape, the others "
+             "are relative to one row."), "", kernels.table(data), ""]
+
+
 def write(results: Path, target: Path) -> None:
     lines = [
         "# Benchmarks",
@@ -466,6 +478,8 @@ def write(results: Path, target: Path) -> None:
         lines += _speculative(spec, results, [])
     if (runtime := _load(results, "runtime")) is not None:
         lines += _runtime(runtime)
+    if (kern := _load(results, "kernels")) is not None:
+        lines += _kernels(kern)
     lines += _context_store(results)
     if (turns := _load(results, "chat_turns")) is not None:
         lines += _table("chat_turns", "Time to first token by conversation turn", turns, [

@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "routing": ["--iterations", "5000"],
     "context_store": [],
     "runtime": [],
+    "kernels": [],
     "speculative": [],
     "e2e": [],
     "chat_turns": [],

@@ -1,6 +1,7 @@
 """A matrix product through the installed runtime's own ggml, without a model.
 
-The kernel tests build one ``mul_mat`` graph per case: a weight matrix quantized by
+Used by the kernel tests (``tests/runtime/test_kernels.py``) and the kernel benchmark
+(``benchmarks/kernels.py``). Each builds one ``mul_mat`` graph per case: a weight matrix quantized by
 ggml itself (``ggml_quantize_chunk``) and placed in a chosen buffer type (``CPU``, the
 repacking ``CPU_REPACK``, ``AMX``, as the CPU backend offers them), times ``rows``
 activation rows, computed by the CPU backend with ``threads`` threads. Setting the
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from dataclasses import dataclass
+import time
 from pathlib import Path
 
 import numpy as np
@@ -127,62 +128,75 @@ class Ggml:
             self.backend = None
 
 
-@dataclass
 class MatMul:
-    """``W (n x k, quantized, in one buffer type) @ x.T`` for any number of rows of x."""
+    """``W (n x k, quantized, in one buffer type) @ x.T`` for any number of rows of x.
 
-    g: Ggml
-    type_name: str
-    buft: int
-    weights: bytes
-    n: int
-    k: int
+    The weights are set into their buffer once (converted there as model loading
+    converts them) and kept until ``close``."""
+
+    def __init__(self, g: Ggml, type_name: str, buft: int, weights: bytes, n: int, k: int) -> None:
+        self.g, self.type_name, self.buft, self.weights, self.n, self.k = g, type_name, buft, weights, n, k
+        lib = g.lib
+        self._wctx = lib.ggml_init(_InitParams(1 << 20, None, True))
+        self._w = lib.ggml_new_tensor_2d(self._wctx, TYPES[type_name], k, n)
+        self._wbuf = lib.ggml_backend_alloc_ctx_tensors_from_buft(self._wctx, buft)
+        self._set = False
+        if not self._wbuf:
+            raise RuntimeError(f"cannot allocate {type_name} {n}x{k} weights")
 
     def supported(self) -> bool:
         """Whether the CPU device runs this product with the weights in this buffer type
         (model loading asks the same before it places a tensor in an extra buffer)."""
         lib = self.g.lib
-        wctx = lib.ggml_init(_InitParams(1 << 20, None, True))
-        wbuf = None
+        ctx = lib.ggml_init(_InitParams(1 << 16, None, True))
         try:
-            w = lib.ggml_new_tensor_2d(wctx, TYPES[self.type_name], self.k, self.n)
-            wbuf = lib.ggml_backend_alloc_ctx_tensors_from_buft(wctx, self.buft)
-            xt = lib.ggml_new_tensor_2d(wctx, 0, self.k, 2)
-            y = lib.ggml_mul_mat(wctx, w, xt)
-            return bool(wbuf) and bool(lib.ggml_backend_dev_supports_op(lib.ggml_backend_dev_by_type(0), y))
+            y = lib.ggml_mul_mat(ctx, self._w, lib.ggml_new_tensor_2d(ctx, 0, self.k, 2))
+            return bool(lib.ggml_backend_dev_supports_op(lib.ggml_backend_dev_by_type(0), y))
         finally:
-            if wbuf:
-                lib.ggml_backend_buffer_free(wbuf)
-            lib.ggml_free(wctx)
+            lib.ggml_free(ctx)
 
     def __call__(self, x: npt.NDArray[np.float32], threads: int) -> npt.NDArray[np.float32]:
+        out, _ = self.run(x, threads, repeats=1)
+        return out
+
+    def run(self, x: npt.NDArray[np.float32], threads: int, repeats: int) -> tuple[npt.NDArray[np.float32], list[float]]:
+        """The product, and the seconds each of ``repeats`` computations took."""
         lib, rows = self.g.lib, x.shape[0]
-        wctx = lib.ggml_init(_InitParams(1 << 20, None, True))
+        if not self._set:
+            lib.ggml_backend_tensor_set(self._w, self.weights, 0, len(self.weights))
+            self._set = True
         xctx = lib.ggml_init(_InitParams(1 << 20, None, True))
-        wbuf = xbuf = None
+        xbuf = None
         try:
-            w = lib.ggml_new_tensor_2d(wctx, TYPES[self.type_name], self.k, self.n)
-            wbuf = lib.ggml_backend_alloc_ctx_tensors_from_buft(wctx, self.buft)
-            lib.ggml_backend_tensor_set(w, self.weights, 0, len(self.weights))
             xt = lib.ggml_new_tensor_2d(xctx, 0, self.k, rows)
-            y = lib.ggml_mul_mat(xctx, w, xt)
+            y = lib.ggml_mul_mat(xctx, self._w, xt)
             graph = lib.ggml_new_graph(xctx)
             lib.ggml_build_forward_expand(graph, y)
             xbuf = lib.ggml_backend_alloc_ctx_tensors_from_buft(xctx, lib.ggml_backend_cpu_buffer_type())
             xs = np.ascontiguousarray(x, dtype=np.float32)
             lib.ggml_backend_tensor_set(xt, xs.ctypes.data, 0, xs.nbytes)
             lib.ggml_backend_cpu_set_n_threads(self.g.backend, threads)
-            if lib.ggml_backend_graph_compute(self.g.backend, graph) != 0:
-                raise RuntimeError("ggml_backend_graph_compute failed")
+            times = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                if lib.ggml_backend_graph_compute(self.g.backend, graph) != 0:
+                    raise RuntimeError("ggml_backend_graph_compute failed")
+                times.append(time.perf_counter() - t)
             out = np.empty((rows, self.n), dtype=np.float32)
             lib.ggml_backend_tensor_get(y, out.ctypes.data, 0, out.nbytes)
-            return out
+            return out, times
         finally:
-            for buf in (wbuf, xbuf):
-                if buf:
-                    lib.ggml_backend_buffer_free(buf)
-            lib.ggml_free(wctx)
+            if xbuf:
+                lib.ggml_backend_buffer_free(xbuf)
             lib.ggml_free(xctx)
+
+    def close(self) -> None:
+        if self._wbuf:
+            self.g.lib.ggml_backend_buffer_free(self._wbuf)
+            self._wbuf = None
+        if self._wctx:
+            self.g.lib.ggml_free(self._wctx)
+            self._wctx = None
 
 
 def amx_takes(type_name: str, n: int, k: int) -> bool:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from tests.runtime.ggml_kernels import Ggml, MatMul, amx_takes
+from edge_agent.runtime.kernels import Ggml, MatMul, amx_takes
 
 K_QUANTS = ("Q4_K", "Q5_K", "Q6_K", "Q3_K", "Q2_K", "IQ4_XS")
 CPU_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", *K_QUANTS)
@@ -36,12 +36,20 @@ def ggml() -> Iterator[Ggml]:
     g.close()
 
 
+@pytest.fixture
+def opened() -> Iterator[list[MatMul]]:
+    held: list[MatMul] = []
+    yield held
+    for mm in held:
+        mm.close()
+
+
 def _shape(type_name: str) -> tuple[int, int]:
     """(output columns, input width): K-quants need a multiple of 256."""
     return (2048, 2048) if type_name in K_QUANTS else (2048, 640)
 
 
-def _weights(ggml: Ggml, type_name: str, buft_name: str) -> MatMul:
+def _weights(ggml: Ggml, type_name: str, buft_name: str, opened: list[MatMul]) -> MatMul:
     bufts = ggml.buffer_types()
     if buft_name not in bufts:
         pytest.skip(f"this host's CPU backend has no {buft_name} buffer (have: {', '.join(bufts)})")
@@ -51,6 +59,7 @@ def _weights(ggml: Ggml, type_name: str, buft_name: str) -> MatMul:
     rng = np.random.default_rng(hash((type_name, buft_name)) % 2**32)
     w = rng.standard_normal((n, k)).astype(np.float32) * 0.05
     mm = MatMul(ggml, type_name, bufts[buft_name], ggml.quantize(type_name, w), n, k)
+    opened.append(mm)
     if buft_name != "CPU" and not mm.supported():
         pytest.skip(f"this build's {buft_name} buffer does not take {type_name} (model loading keeps it in CPU)")
     return mm
@@ -73,25 +82,25 @@ def _check(mm: MatMul) -> None:
 
 
 @pytest.mark.parametrize("type_name", CPU_TYPES)
-def test_cpu_buffer_rows_equal_one_row(ggml: Ggml, type_name: str) -> None:
-    _check(_weights(ggml, type_name, "CPU"))
+def test_cpu_buffer_rows_equal_one_row(ggml: Ggml, opened: list[MatMul], type_name: str) -> None:
+    _check(_weights(ggml, type_name, "CPU", opened))
 
 
 @pytest.mark.parametrize("type_name", REPACK_TYPES)
-def test_repacked_rows_equal_one_row(ggml: Ggml, type_name: str) -> None:
-    _check(_weights(ggml, type_name, "CPU_REPACK"))
+def test_repacked_rows_equal_one_row(ggml: Ggml, opened: list[MatMul], type_name: str) -> None:
+    _check(_weights(ggml, type_name, "CPU_REPACK", opened))
 
 
 @pytest.mark.parametrize("type_name", AMX_TYPES)
-def test_amx_tile_rows_equal_one_row(ggml: Ggml, type_name: str) -> None:
+def test_amx_tile_rows_equal_one_row(ggml: Ggml, opened: list[MatMul], type_name: str) -> None:
     """AMX M > 1 runs the tile kernels; they must agree with the M = 1 VNNI kernel."""
-    _check(_weights(ggml, type_name, "AMX"))
+    _check(_weights(ggml, type_name, "AMX", opened))
 
 
-def test_the_batched_path_is_really_another_kernel(ggml: Ggml) -> None:
+def test_the_batched_path_is_really_another_kernel(ggml: Ggml, opened: list[MatMul]) -> None:
     """The check above can fail: past 32 rows (prompt processing) the batched kernels,
     which sum in another order, are used, and some row then differs from one-row."""
-    mm = _weights(ggml, "Q4_K", "CPU_REPACK") if "CPU_REPACK" in ggml.buffer_types() else _weights(ggml, "F32", "CPU")
+    mm = _weights(ggml, "Q4_K", "CPU_REPACK", opened) if "CPU_REPACK" in ggml.buffer_types() else _weights(ggml, "F32", "CPU", opened)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((64, mm.k)).astype(np.float32)
     batched = mm(x, threads=2)
