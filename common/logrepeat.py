@@ -3,7 +3,9 @@
 ``RepeatFilter`` lets the first ``burst`` records of one kind through in each
 ``window_s`` and drops the rest; a kind is the logger, the level and the message
 *template* (``"accept failed: %s"`` whatever its arguments), so a flood that differs
-only in a peer address or a count is still one kind. When a kind's window has passed,
+only in a peer address or a count is still one kind. Records below WARNING get a much
+larger budget (``info_burst``): the daemon writes one INFO line per request, and those
+must keep coming under any normal load (100 a second by default). When a kind's window has passed,
 a line says how many of its records were dropped (``... suppressed N repeats of
 "<template>" in the last Ts``), so nothing is hidden without a trace. The summary goes
 out with the next record that reaches the filter (or at the latest when
@@ -26,9 +28,11 @@ Key = tuple[str, int, str]
 class RepeatFilter(logging.Filter):
     """Drops repeats of one kind beyond ``burst`` per ``window_s`` (see the module doc)."""
 
-    def __init__(self, burst: int = 10, window_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, burst: int = 10, info_burst: int = 1000, window_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.burst = burst
+        self.info_burst = info_burst
         self.window_s = window_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -56,7 +60,7 @@ class RepeatFilter(logging.Filter):
                     expired.append((key, dropped, now - start))
                 start, seen, dropped = now, 0, 0
             seen += 1
-            keep = seen <= self.burst
+            keep = seen <= (self.burst if record.levelno >= logging.WARNING else self.info_burst)
             self._windows[key] = (start, seen, dropped + (not keep))
         self._emit(expired)
         return keep

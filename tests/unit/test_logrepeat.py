@@ -26,7 +26,7 @@ def setup() -> Iterator[tuple[logging.Logger, io.StringIO, RepeatFilter, Clock]]
     handler = logging.StreamHandler(buf)
     handler.setFormatter(EscapingFormatter("%(levelname)s %(name)s: %(message)s"))
     clock = Clock()
-    f = RepeatFilter.install(handler, burst=3, window_s=10.0)
+    f = RepeatFilter.install(handler, burst=3, info_burst=6, window_s=10.0)
     f._clock = clock  # a controllable clock
     log = logging.getLogger("test.logrepeat")
     log.addHandler(handler)
@@ -65,3 +65,10 @@ def test_other_messages_pass_and_flush_reports_what_is_pending(setup: tuple[logg
     assert "suppressed 2 repeats of 'one'" in buf.getvalue().splitlines()[-1]
     f.flush()
     assert buf.getvalue().count("suppressed") == 1
+
+
+def test_info_lines_get_a_larger_budget(setup: tuple[logging.Logger, io.StringIO, RepeatFilter, Clock]) -> None:
+    log, buf, _f, _clock = setup
+    for i in range(10):
+        log.info("request id=%s route=local", i)  # one line per request
+    assert buf.getvalue().count("request id=") == 6
