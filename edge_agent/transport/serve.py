@@ -74,18 +74,8 @@ async def serve(
     datadir.make_private(cfg.data_path)
     tokens = TokenCheck(cfg.token_path)  # made at the first start: `edge-agent token show`
     servicer = EdgeAgentServicer(cfg)
-    errors = ErrorMappingInterceptor(on_error=servicer.count_error)
-    servers = [grpc.aio.server(interceptors=[errors], options=doors.grpc_options(cfg, caps.grpc_unix))]
-    if cfg.server.listen:
-        denied = (f"authorization: this TCP listener needs 'authorization: Bearer <token>'; the token is in "
-                  f"{cfg.token_path} (`edge-agent token show`)")
-        servers.append(grpc.aio.server(
-            interceptors=[BearerInterceptor(tokens.accepts, denied), errors],
-            options=doors.grpc_options(cfg, caps.grpc_tcp),
-        ))
+    servers = _grpc_servers(cfg, servicer, tokens, caps)
     lifecycle = Lifecycle(servers, (SERVICE_NAME,), READINESS)
-    for server in servers:
-        pb_grpc.add_EdgeAgentServicer_to_server(servicer, server)
     await lifecycle.ready(False)
     await lifecycle.set((LIVENESS,), True)
 
@@ -140,6 +130,23 @@ async def serve(
         datadir.release_socket(sock, sock_id)
         lock.release()
         log.info("stopped")
+
+
+def _grpc_servers(cfg: Config, servicer: EdgeAgentServicer, tokens: TokenCheck, caps: doors.Caps) -> list[grpc.aio.Server]:
+    """One server for the unix socket and, with ``server.listen``, one for TCP that
+    needs the bearer token; each with its own connection bound."""
+    errors = ErrorMappingInterceptor(on_error=servicer.count_error)
+    servers = [grpc.aio.server(interceptors=[errors], options=doors.grpc_options(cfg, caps.grpc_unix))]
+    if cfg.server.listen:
+        denied = (f"authorization: a bearer token is required on TCP ('authorization: Bearer <token>'; "
+                  f"the token is in {cfg.token_path}: `edge-agent token show`)")
+        servers.append(grpc.aio.server(
+            interceptors=[BearerInterceptor(tokens.accepts, denied), errors],
+            options=doors.grpc_options(cfg, caps.grpc_tcp),
+        ))
+    for server in servers:
+        pb_grpc.add_EdgeAgentServicer_to_server(servicer, server)
+    return servers
 
 
 async def _bind(cfg: Config, servers: list[grpc.aio.Server]) -> tuple[datadir.InstanceLock, Path, int | None]:
