@@ -336,6 +336,8 @@ def _loopback(source: str, key: str, value: str, env: str, also: str = "") -> No
     if not value:
         return
     host, _, port = value.rpartition(":")
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        raise ConfigError(source, key, f"{also}a loopback address host:port with an IPv6 host in brackets, e.g. [::1]:50051 (got {value!r}; also set by {env})")
     if host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
         raise ConfigError(source, key, f"{also}a loopback address host:port, host 127.0.0.1, localhost or [::1] (got {value!r}; also set by {env})")
     if not (port.isascii() and port.isdigit() and int(port) <= 65535):

@@ -179,7 +179,7 @@ def _listen_tcp(cfg: Config, server: grpc.aio.Server) -> int:
     try:
         return int(server.add_insecure_port(cfg.server.listen))
     except RuntimeError:
-        raise ConfigError("<config>", "server.listen", f"an address this host can listen on (got {cfg.server.listen!r}: "
+        raise ConfigError("edge-agent serve", "server.listen", f"an address this host can listen on (got {cfg.server.listen!r}: "
                           "in use, or not an address of this host; also set by EDGE_AGENT_LISTEN)") from None
 
 

@@ -20,3 +20,8 @@ def test_bad_ports_are_refused_naming_the_key(var: str, value: str) -> None:
 @pytest.mark.parametrize("value", ["127.0.0.1:50051", "localhost:1", "[::1]:65535", "127.0.0.1:0"])
 def test_good_ports_pass(value: str) -> None:
     assert load_config(None, env={"EDGE_AGENT_LISTEN": value}).server.listen == value
+
+
+def test_an_ipv6_host_needs_brackets() -> None:
+    with pytest.raises(ConfigError, match=r"in brackets, e.g. \[::1\]:50051"):
+        load_config(None, env={"EDGE_AGENT_LISTEN": "::1:50999"})
