@@ -88,15 +88,16 @@ class InstanceLock:
             self._fd = None
 
 
-def claim_socket(path: Path) -> None:
-    """Make room for our socket at ``path``: only a stale socket is removed."""
+def claim_socket(path: Path, key: str = "server.socket") -> None:
+    """Make room for our socket at ``path``: only a stale socket is removed; a refusal
+    names ``key``, the setting that chose the path."""
     try:
         st = path.lstat()
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(st.st_mode):
         raise ConfigError(
-            str(path), "server.socket",
+            str(path), key,
             "expected a free path or a stale socket, found something else (left in place)",
         )
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -110,7 +111,7 @@ def claim_socket(path: Path) -> None:
         pass
     finally:
         probe.close()
-    raise ConfigError(str(path), "server.socket", "a live process serves on this socket (left in place)")
+    raise ConfigError(str(path), key, "a live process serves on this socket (left in place)")
 
 
 def socket_identity(path: Path) -> tuple[int, int] | None:

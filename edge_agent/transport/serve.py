@@ -248,7 +248,7 @@ def bind_http(cfg: Config) -> tuple[socket.socket, str, Path | None]:
     if path is not None:
         if not path.parent.exists():
             datadir.make_private(path.parent)
-        datadir.claim_socket(path)
+        datadir.claim_socket(path, "http.listen")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o177)  # created 0600
         try:

@@ -48,3 +48,20 @@ def test_a_unix_socket_is_private(tmp_path) -> None:  # type: ignore[no-untyped-
         assert target.parent.stat().st_mode & 0o777 == 0o700
     finally:
         sock.close()
+
+
+def test_a_live_socket_in_the_way_is_named_by_its_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from common.errors import ConfigError
+
+    target = tmp_path / "openai.sock"
+    cfg = load_config(None, env={"EDGE_AGENT_HTTP": f"unix:{target}"})
+    sock, _, _ = bind_http(cfg)
+    sock.listen(1)
+    try:
+        with pytest.raises(ConfigError) as info:
+            bind_http(cfg)
+        assert info.value.key == "http.listen" and "live process" in info.value.expected
+    finally:
+        sock.close()
