@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.privacy import detect_pii, spans_to_redact  # noqa: E402
+from orchestrator.privacy import detect_pii, spans_to_redact
 
-SETS = {name: ROOT / "benchmarks" / "names" / f"{name}.txt" for name in ("tuning", "heldout", "heldout2", "heldout3")}
+SETS = {name: ROOT / "benchmarks" / "names" / f"{name}.txt" for name in ("tuning", "heldout", "heldout2", "heldout3", "heldout4")}
 _NAME_KINDS = ("person_name", "contact_name")
 _MARK = re.compile(r"\[([^\[\]]+)\]")
 

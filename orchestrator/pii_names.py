@@ -56,7 +56,10 @@ def _letters(upper: bool) -> str:
 
 _UP = "A-Z" + _letters(True)
 _LO = "a-z" + _letters(False)
-_PARTICLES = r"(?:van|von|der|den|de|du|da|di|del|della|le|la|ter|ten|op|bin|binti|ibn|al|el|dos|das)"
+_PARTICLES = (
+    r"(?:van|von|der|den|de|du|da|di|del|della|le|la|ter|ten|op|bin|binti|bint|ibn|al|el|dos|das|y"
+    r"|Ó|Ní|Nic|Uí|Ua)"
+)
 # One capitalised word: "Okonkwo", "O'Sullivan", "McDonald", "Jean-Baptiste", "Hiroshi's".
 # (Starting with the character class lets the regex engine skip ahead: 5x faster.)
 _CAP = rf"[{_UP}](?:[{_LO}]+|[{_LO}]?['’][{_UP}][{_LO}]+)(?:[{_UP}][{_LO}]+)?(?:[-'’][{_UP}]?[{_LO}]+)*"
@@ -78,9 +81,10 @@ UNKNOWN_BELOW = 3.0
 _COMMON = 4.0
 _RARE_START = 2.0  # an unknown word this rare is a name even at the start of a sentence
 _LOWER_LISTED_BELOW = 3.5  # a lowercase listed name after a cue ("and rahul") this rare
-_NEVER = NOT_NAMES | DEMONYMS | HONORIFICS | GREETINGS | ADDRESS_VERBS
+_NEVER = NOT_NAMES | HONORIFICS | GREETINGS | ADDRESS_VERBS
 
-_NEG, _LEX, _UNKNOWN, _KNOWN, _PLACE = range(5)
+# _DEMONYM: "Zulu", "English": never a name alone, but part of one it follows.
+_NEG, _LEX, _UNKNOWN, _KNOWN, _PLACE, _DEMONYM = range(6)
 
 
 @dataclass(slots=True)
@@ -111,7 +115,39 @@ def find_person_names(text: str) -> list[tuple[int, int]]:
         spans.extend(found)
     if lex.complete:
         spans.extend(_lowercase_names(text, lex))
-    return _merge(text, spans)
+    return _merge(text, _with_initials(text, _joined_before(text, spans)))
+
+
+_INITIALS = re.compile(rf"(?<![\w.])((?:[{_UP}][{_LO}]?\.[ \t]*)+)$")
+_BEFORE_JOINED = re.compile(rf"(?<![\w'’-])([{_UP}][{_LO}]+)[ \t]+(?:and|&)[ \t]+$")
+
+
+def _with_initials(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Initials and abbreviated names before a name are part of it: "J. R. Smith",
+    "Ma. Theresa Santos" (not an honorific: "Dr. [PERSON_NAME_1]")."""
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        m = _INITIALS.search(text, max(0, a - 16), a)
+        if m is not None:
+            first = m.group(1).split(".")[0].lower()
+            if first not in HONORIFICS and first not in _NEVER and first not in PLACE_PREFIXES:
+                a = m.start(1)
+        out.append((a, b))
+    return out
+
+
+def _joined_before(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """ "Promise and Favour are twins": a capitalised word joined by "and" to the name
+    after it, at the start of a sentence, is a name too."""
+    out = list(spans)
+    for a, _ in spans:
+        m = _BEFORE_JOINED.search(text, max(0, a - 40), a)
+        if m is None or not _sentence_start(text, m.start(1)):
+            continue
+        word = m.group(1).lower()
+        if word not in _NEVER and word not in PLACES and word not in DEMONYMS:
+            out.append((m.start(1), m.end(1)))
+    return out
 
 
 _JOINED = re.compile(r"[ \t]*(?:,[ \t]*)?(?:and|&|or)[ \t]+$")
@@ -166,6 +202,8 @@ def _classify(word: str, lex: Lexicon) -> int:
     low = word.lower()
     if low in _NEVER:
         return _NEG
+    if low in DEMONYMS:
+        return _DEMONYM
     if low in PLACES:
         return _PLACE
     if lex.is_name(word) or ("-" in word and any(_rare_part(p, lex) for p in word.split("-"))):
@@ -200,7 +238,7 @@ def _run_names(text: str, m: re.Match[str], lex: Lexicon) -> list[tuple[int, int
     det = before in DETERMINERS or bool(words) and words[0].word.lower() in DETERMINERS
     for i, t in enumerate(words):
         prev = words[i - 1].word.lower() if i else before
-        if t.kind == _NEG or prev in PLACE_PREFIXES:
+        if t.kind in (_NEG, _DEMONYM) or prev in PLACE_PREFIXES:
             continue
         nxt = words[i + 1] if i + 1 < len(words) else None
         if _strong_cue(text, prev, t):
@@ -220,14 +258,12 @@ def _run_names(text: str, m: re.Match[str], lex: Lexicon) -> list[tuple[int, int
 
 
 def _proper_inside(text: str, t: _Tok, words: list[_Tok], run_end: int, lex: Lexicon) -> bool:
-    """A capitalised known word inside a sentence that is no everyday word is a name when
-    it stands with others like it ("Zhou Tao") or alone with a verb after it ("Siosaia
-    and Mele are ...")."""
-    if lex.zipf(t.word) >= _COMMON:
-        return False
+    """A capitalised known word inside a sentence is a name when it stands with others
+    that are no everyday words ("Zhou Tao") or alone with a verb after it ("Siosaia and
+    Mele are ...", "Prosper and Gift run ...")."""
     if len(words) > 1:
         return all(w.kind in (_LEX, _UNKNOWN, _KNOWN) and lex.zipf(w.word) < _COMMON for w in words)
-    return _cue_after(text, t, run_end)
+    return _cue_after(text, t, run_end)  # capitalised inside a sentence, with its verb
 
 
 def _travel_before(text: str, start: int, prev: str) -> bool:
@@ -312,7 +348,7 @@ def _absorb(words: list[_Tok], initial: bool) -> None:
     for order in (words, words[::-1]):
         for i in range(1, len(order)):
             a, b = order[i - 1], order[i]
-            if a.name and not b.name and b.kind in (_KNOWN, _PLACE) and not (initial and b is words[0]):
+            if a.name and not b.name and b.kind in (_KNOWN, _PLACE, _DEMONYM) and not (initial and b is words[0]):
                 b.name = True
 
 

@@ -128,8 +128,8 @@ PLACEHOLDER = re.compile(r"\[[A-Z_]+_\d+\]")
 
 
 class Recording:
-    """Records every text it receives (the prompt, then each stop sequence after a NUL
-    byte, as UTF-8), then runs ``inner``.
+    """Records every text it receives (the prompt, then each stop sequence and the JSON
+    schema, each after a NUL byte, as UTF-8), then runs ``inner``.
 
     With ``echo``, the answer starts with every placeholder found in the prompt, so
     the caller can check that the edge agent restores the originals.
@@ -151,7 +151,8 @@ class Recording:
     async def generate(self, prompt: Prompt, params: Params) -> AsyncGenerator[Event, None]:
         text = as_text(prompt)  # a conversation's contents, joined
         with self._lock:
-            self.prompts.append("\x00".join([text, *params.stop]).encode("utf-8"))
+            schema = [params.json_schema] if params.json_schema else []
+            self.prompts.append("\x00".join([text, *params.stop, *schema]).encode("utf-8"))
         if self.echo:
             found = list(dict.fromkeys(PLACEHOLDER.findall(text)))
             if found:

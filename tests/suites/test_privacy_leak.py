@@ -13,6 +13,7 @@ user's answer has the originals back.
 
 from __future__ import annotations
 
+import json
 import random
 import secrets
 from collections import Counter
@@ -540,3 +541,137 @@ def test_typed_in_pii_in_any_spelling_never_reaches_the_cloud(max_redaction_agen
         leaks += [(o, prompt) for o in originals if _squash(o) in upstream]
     print(f"\nprivacy/typed-in PII: {n} requests, routes {dict(routes)}, originals found upstream: {len(leaks)}")
     assert leaks == []
+
+
+# -- names without cues, the JSON schema, values of stored secrets ---------------------------
+
+NAMES_WITHOUT_CUES = {
+    "Is Okonkwo joining?": ["Okonkwo"],
+    "Hope said the report is ready.": ["Hope"],
+    "Fatou and Mamadou will host the party.": ["Fatou", "Mamadou"],
+    "Send Mehmet Yilmaz the slides.": ["Mehmet", "Yilmaz"],
+    "Did Chidinma get the invoice?": ["Chidinma"],
+    "Kwame wants the budget by noon.": ["Kwame"],
+    "Our neighbour Yael Cohen found the cat.": ["Yael", "Cohen"],
+    "Zhang Min and Liu Yang are moving to Shenzhen.": ["Zhang", "Min", "Liu", "Yang"],
+    "Łukasz is the best man.": ["Łukasz"],
+    "tell mehmet the meeting moved": ["mehmet"],
+}
+
+
+def _upstream_words(raw: bytes) -> set[str]:
+    return {w.strip(".,;:!?'\"()[]{}").lower() for w in raw.decode("utf-8").replace("\x00", " ").split()}
+
+
+def test_names_without_cues_never_reach_the_cloud(max_redaction_agent: Agent, capture: tuple[InProcessCloud, Recording]) -> None:
+    """Names with no cue around them (the bug report's probes and more) under a policy
+    that redacts every kind: every request goes out redacted, no name with it."""
+    _, rec = capture
+    stub = pb_grpc.EdgeAgentStub(max_redaction_agent.channel)
+    leaks: list[tuple[str, str]] = []
+    for i, (prompt, names) in enumerate(NAMES_WITHOUT_CUES.items()):
+        before = len(rec.received())
+        msg = pb.GenerateRequest(
+            prompt=prompt,
+            params=common_pb2.GenerationParams(max_tokens=2),
+            routing=pb.Routing(preference=pb.ROUTE_PREFERENCE_CLOUD_PREFERRED),
+            request_id=f"names-{i}",
+        )
+        _, done = done_of(list(stub.Generate(msg, timeout=120)))
+        assert done.route.target == pb.ROUTE_TARGET_CLOUD_REDACTED, (prompt, done.route.explanation)
+        assert "person_name" in done.route.pii_kinds, (prompt, list(done.route.pii_kinds))
+        (sent,) = rec.received()[before:]
+        leaks += [(n, prompt) for n in names if n.lower() in _upstream_words(sent)]
+    print(f"\nprivacy/names without cues: {len(NAMES_WITHOUT_CUES)} requests, names found upstream: {len(leaks)} {leaks}")
+    assert leaks == []
+
+
+def test_a_contacts_double_surname_in_lower_case_never_reaches_the_cloud(
+    max_redaction_agent: Agent, capture: tuple[InProcessCloud, Recording]
+) -> None:
+    _, rec = capture
+    stub = pb_grpc.EdgeAgentStub(max_redaction_agent.channel)
+    contact = pb.ContextItem(kind="contact", title="Liisa Belvedere-Kask", body="Liisa Belvedere-Kask; phone +372 5123 4567", sensitivity="personal")
+    stub.PutContext(pb.PutContextRequest(items=[contact]), timeout=30)  # (a write refreshes the contact list)
+    before = len(rec.received())
+    for prompt in ("did belvedere kask answer?", "Ask BELVEDERE-KASK about the lease.", "is belvedere  kask free?"):
+        msg = pb.GenerateRequest(prompt=prompt, params=common_pb2.GenerationParams(max_tokens=2),
+                                 routing=pb.Routing(preference=pb.ROUTE_PREFERENCE_CLOUD_PREFERRED))
+        _, done = done_of(list(stub.Generate(msg, timeout=120)))
+        assert done.route.target == pb.ROUTE_TARGET_CLOUD_REDACTED, (prompt, done.route.explanation)
+    sent = rec.received()[before:]
+    found = [w for raw in sent for w in _upstream_words(raw) if "belvedere" in w or "kask" in w]
+    print(f"\nprivacy/contact spellings: 3 requests, {len(sent)} reached the cloud, contact name parts upstream: {found}")
+    assert len(sent) == 3 and found == []
+
+
+SCHEMA_WITH_PII = json.dumps({
+    "type": "object",
+    "title": "Reply for Marisol Quintanilla",
+    "properties": {
+        "who": {"enum": ["Halvard Quennell", "halvard.quennell@example.org"], "description": "PIN 7391, account DE89 3704 0044 0532 0130 00"},
+        "note": {"type": "string", "maxLength": 20, "default": "call +44 20 7946 0958"},
+    },
+    "required": ["who"],
+})
+
+
+def test_the_json_schema_goes_out_redacted(max_redaction_agent: Agent, capture: tuple[InProcessCloud, Recording]) -> None:
+    """Enum values, titles, descriptions and defaults leave with the request: redacted,
+    listed in the route's PII kinds."""
+    _, rec = capture
+    stub = pb_grpc.EdgeAgentStub(max_redaction_agent.channel)
+    before = len(rec.received())
+    msg = pb.GenerateRequest(
+        prompt="Pick who should answer.",
+        params=common_pb2.GenerationParams(max_tokens=24, json_schema=SCHEMA_WITH_PII),
+        routing=pb.Routing(preference=pb.ROUTE_PREFERENCE_CLOUD_PREFERRED),
+    )
+    _, done = done_of(list(stub.Generate(msg, timeout=120)))
+    assert done.route.target == pb.ROUTE_TARGET_CLOUD_REDACTED, done.route.explanation
+    assert {"email", "iban", "phone", "person_name"} <= set(done.route.pii_kinds), list(done.route.pii_kinds)
+    (sent,) = rec.received()[before:]
+    upstream = sent.decode("utf-8")
+    assert "\x00{" in upstream, "the schema must really go out"
+    leaks = [v for v in ("Marisol", "Quintanilla", "Halvard", "Quennell", "halvard.quennell", "DE89", "7946") if v.lower() in upstream.lower()]
+    print(f"\nprivacy/json schema: {len(upstream)} bytes upstream, values found: {leaks}")
+    assert leaks == []
+
+
+STORED_SECRETS = [
+    pb.ContextItem(kind="note", title="Bank PIN", body="The PIN of my bank card is 7391.", sensitivity="secret"),
+    pb.ContextItem(kind="note", title="Mail password", body="Mail password: Qz8!vRt2", sensitivity="secret"),
+    pb.ContextItem(kind="document", title="Court", body="Family court case number 2026-FC-0193.", sensitivity="personal"),
+]
+STORED_PROBES = ["Is 7391 a good PIN?", "Is Qz8!vRt2 a strong password?", "Summarise case 2026-FC-0193.", "What is case 2026 fc 0193 about?"]
+
+
+@pytest.mark.parametrize("policy", ["default", "redaction", "max_redaction"])
+def test_values_of_stored_secrets_stay_local_with_context_off(
+    policy: str, tmp_path: Path, capture: tuple[InProcessCloud, Recording]
+) -> None:
+    """A PIN, a password and a case number that are items in the store, typed into a
+    request with use_context = false: they never reach the cloud, under any policy."""
+    from orchestrator.kinds import PII_KINDS
+
+    cloud, rec = capture
+    text = {"default": None, "redaction": REDACTION.format(sens="[]"),
+            "max_redaction": MAX_REDACTION.format(kinds=", ".join(f'"{k}"' for k in PII_KINDS))}[policy]
+    svc, ch = run_agent(tmp_path / policy, cloud, text)
+    try:
+        stub = pb_grpc.EdgeAgentStub(ch)
+        stub.PutContext(pb.PutContextRequest(items=STORED_SECRETS), timeout=30)
+        before = len(rec.received())
+        for prompt in STORED_PROBES:
+            msg = pb.GenerateRequest(prompt=prompt, params=common_pb2.GenerationParams(max_tokens=2),
+                                     routing=pb.Routing(preference=pb.ROUTE_PREFERENCE_CLOUD_PREFERRED), use_context=False)
+            _, done = done_of(list(stub.Generate(msg, timeout=120)))
+            assert done.route.target == pb.ROUTE_TARGET_LOCAL, (policy, prompt, done.route.explanation)
+        sent = rec.received()[before:]
+        squashed = [_squash(raw.decode("utf-8")) for raw in sent]
+        leaks = [v for v in ("7391", "qz8!vrt2", "2026fc0193") for s in squashed if v in s]
+        print(f"\nprivacy/stored values ({policy}): {len(STORED_PROBES)} requests, {len(sent)} reached the cloud, values upstream: {leaks}")
+        assert sent == [] and leaks == []
+    finally:
+        ch.close()
+        assert stop_service(svc) == 0, svc.log()
