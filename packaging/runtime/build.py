@@ -274,7 +274,7 @@ def _write_state(python: str, state: dict[str, object]) -> None:
 def _selfcheck(python: str) -> dict[str, object]:
     """Run the project's runtime self-check in a child of ``python``."""
     proc = subprocess.run(
-        [python, "-m", "edge_agent.runtime.selfcheck", "--json"],
+        [python, "-P", "-m", "edge_agent.runtime.selfcheck", "--json"],
         capture_output=True, text=True, check=False,
     )
     try:
