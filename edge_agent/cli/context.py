@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from common.errors import DomainError
 from edge_agent.config import Config
 from edge_agent.context.api import KINDS, SENSITIVITIES
-from edge_agent.context.importers import FORMATS, ImportProgress, import_paths
+from edge_agent.context.importers import FORMATS, ImportProgress, detect, import_paths
 from edge_agent.context.store import ContextStore
 
 PROG = "edge-agent context"
@@ -30,30 +30,30 @@ def register(subparsers: Any) -> None:
     sub = context.add_subparsers(dest="context_command", required=True, metavar="COMMAND")
 
     imp = sub.add_parser("import", help="import mail, calendars, contacts, notes, JSON lines")
-    imp.add_argument("paths", nargs="+", metavar="PATH")
+    imp.add_argument("paths", nargs="+", metavar="PATH", help="files or directories to import")
     imp.add_argument("--format", choices=sorted(FORMATS), help="skip format detection")
     imp.add_argument("--sensitivity", choices=SENSITIVITIES, help="label every item")
-    imp.add_argument("--batch-size", type=int, default=500)
+    imp.add_argument("--batch-size", type=int, default=500, help="items per database transaction (default 500)")
     imp.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _db_arg(imp)
     imp.set_defaults(func=_guard(_cmd_import))
 
     search = sub.add_parser("search", help="full-text search with filters")
-    search.add_argument("query")
-    search.add_argument("--kind", action="append", default=[], choices=KINDS)
-    search.add_argument("--tag", action="append", default=[])
-    search.add_argument("--sensitivity", action="append", default=[], choices=SENSITIVITIES)
+    search.add_argument("query", help="words to look for (full-text)")
+    search.add_argument("--kind", action="append", default=[], choices=KINDS, help="only items of this kind (repeatable)")
+    search.add_argument("--tag", action="append", default=[], help="only items with this tag (repeatable)")
+    search.add_argument("--sensitivity", action="append", default=[], choices=SENSITIVITIES, help="only items with this label (repeatable)")
     search.add_argument("--since", type=_when, help="ISO date or time (inclusive)")
     search.add_argument("--until", type=_when, help="ISO date or time (exclusive)")
-    search.add_argument("--limit", type=int, default=10)
+    search.add_argument("--limit", type=int, default=10, help="most hits shown (default 10)")
     search.add_argument("--json", action="store_true", help="one JSON object per hit")
     _db_arg(search)
     search.set_defaults(func=_guard(_cmd_search))
 
     forget = sub.add_parser("forget", help="delete items for good (also from the index)")
     which = forget.add_mutually_exclusive_group(required=True)
-    which.add_argument("--id", action="append", dest="ids", metavar="ID")
-    which.add_argument("--source")
+    which.add_argument("--id", action="append", dest="ids", metavar="ID", help="an item id from `context search` (repeatable)")
+    which.add_argument("--source", help="items from this source: a kind such as mbox or ics, a path, or the stored source as `context stats` lists it")
     which.add_argument("--query", help="items containing all these words")
     which.add_argument("--all", action="store_true", help="everything")
     _db_arg(forget)
@@ -65,7 +65,7 @@ def register(subparsers: Any) -> None:
     export.set_defaults(func=_guard(_cmd_export))
 
     stats = sub.add_parser("stats", help="counts, sources, size")
-    stats.add_argument("--json", action="store_true")
+    stats.add_argument("--json", action="store_true", help="print JSON")
     _db_arg(stats)
     stats.set_defaults(func=_guard(_cmd_stats))
 
@@ -122,9 +122,14 @@ def _cmd_import(args: argparse.Namespace, store: ContextStore) -> int:
     if report.skipped > len(report.errors):
         print(f"{PROG}: ... {report.skipped - len(report.errors)} more skipped", file=sys.stderr)
     print(f"imported {report.items} item(s), skipped {report.skipped}")
+    empty = [path for path, count in report.by_path.items() if count == 0]
+    for path in empty:
+        fmt = args.format or detect(Path(path))
+        print(f"{PROG}: warning: {path}: nothing imported (no valid {fmt} records found)", file=sys.stderr)
     if report.items:
         store.tidy_index()  # merge what the import's batches added, while nobody waits
-    return 0
+        return 0
+    return 1
 
 
 def _progress_printer() -> Callable[[ImportProgress], None]:
@@ -165,11 +170,33 @@ def _cmd_search(args: argparse.Namespace, store: ContextStore) -> int:
     return 0
 
 
+def matching_sources(wanted: str, stored: Sequence[str]) -> list[str]:
+    """The stored sources ``--source wanted`` means: the one spelled exactly so, else
+    every source of that kind (``mbox`` -> ``mbox:/any/path``), else the ones whose
+    path is ``wanted`` or lies under it (``~/mail.mbox``, ``notes/``)."""
+    if wanted in stored:
+        return [wanted]
+    kind = [s for s in stored if s.partition(":")[0] == wanted]
+    if kind:
+        return kind
+    path = str(Path(wanted).expanduser().resolve())
+    return [s for s in stored if s.partition(":")[2] in (path, wanted) or s.partition(":")[2].startswith(path + "/")]
+
+
 def _cmd_forget(args: argparse.Namespace, store: ContextStore) -> int:
-    count = store.delete(
-        ids=args.ids or (), source=args.source, query=args.query, everything=args.all
-    )
-    print(f"forgot {count} item(s)")
+    if args.source is None:
+        count = store.delete(ids=args.ids or (), query=args.query, everything=args.all)
+        print(f"forgot {count} item(s)")
+        return 0
+    stored = store.sources()
+    chosen = matching_sources(args.source, list(stored))
+    if not chosen:
+        known = ", ".join(sorted({s.partition(":")[0] for s in stored})) or "none: the store is empty"
+        print(f"{PROG}: no stored source matches --source {args.source!r}; give a kind ({known}), "
+              "a path, or a source as `edge-agent context stats` lists it", file=sys.stderr)
+        return 1
+    count = sum(store.delete(source=source) for source in chosen)
+    print(f"forgot {count} item(s) from {len(chosen)} source(s): {', '.join(chosen)}")
     return 0
 
 
@@ -181,9 +208,27 @@ def _cmd_export(args: argparse.Namespace, store: ContextStore) -> int:
             count = store.export(stream)
         partial.replace(out)
     else:
-        count = store.export(sys.stdout)
+        try:
+            count = store.export(sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `context export | head`: the reader has had enough
+            _quiet_stdout()
+            return 0
     print(f"exported {count} item(s)", file=sys.stderr)
     return 0
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (tests): nothing will flush it
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _cmd_stats(args: argparse.Namespace, store: ContextStore) -> int:

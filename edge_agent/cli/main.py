@@ -42,9 +42,44 @@ def _channel(args: argparse.Namespace, cfg: Config) -> Any:
     return with_bearer(channel, read_token(cfg.token_path))
 
 
+# serve's options: (flag, environment override it stands for, help).
+_SERVE_OPTIONS = (
+    ("--listen", "EDGE_AGENT_LISTEN", "also listen on this loopback TCP host:port (server.listen; token required)"),
+    ("--socket", "EDGE_AGENT_SOCKET", "unix socket path (server.socket)"),
+    ("--http", "EDGE_AGENT_HTTP", "OpenAI-compatible HTTP door: unix, unix:PATH or a loopback host:port (http.listen)"),
+    ("--metrics", "EDGE_AGENT_METRICS", "Prometheus /metrics on a loopback host:port (server.metrics)"),
+    ("--model", "EDGE_AGENT_MODEL", "GGUF file or model name (model.path)"),
+    ("--keep-alive", "EDGE_AGENT_KEEP_ALIVE", "idle time before the model is freed, e.g. 5m, 0, -1 (model.keep_alive)"),
+    ("--policy", "EDGE_AGENT_POLICY", "routing policy TOML file (policy)"),
+    ("--cloud", "EDGE_AGENT_CLOUD", "cloud-stub host:port; '' for none (cloud.address)"),
+    ("--log-level", "EDGE_AGENT_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR (log_level)"),
+)
+
+
+def _serve_config(args: argparse.Namespace, cfg: Config) -> Config:
+    """The configuration with serve's options applied (as the environment overrides
+    they stand for, so they are checked the same way and win the same way)."""
+    env = dict(os.environ)
+    for flag, var, _ in _SERVE_OPTIONS:
+        value = getattr(args, flag.removeprefix("--").replace("-", "_"), None)
+        if value is not None:
+            env[var] = value
+    cfg = load_config(args.config, env=env)
+    from dataclasses import replace
+
+    if args.threads is not None:
+        cfg = replace(cfg, model=replace(cfg.model, n_threads=args.threads))
+    if args.no_calibrate:
+        cfg = replace(cfg, model=replace(cfg.model, calibrate=False))
+    return cfg
+
+
 def _cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
     from edge_agent.app import open_service
     from edge_agent.transport.serve import Bound, serve
+
+    cfg = _serve_config(args, cfg)
+    logging.getLogger().setLevel(cfg.log_level)
 
     def ready(bound: Bound) -> None:
         where = f"unix:{bound.socket}" + (f" and 127.0.0.1:{bound.tcp_port}" if bound.tcp_port else "")
@@ -100,6 +135,31 @@ def _describe(done: Any) -> str:
     return "\n".join(lines)
 
 
+def _target(value: int) -> str:
+    from edgecloud.v1 import edge_agent_pb2 as pb
+
+    return pb.RouteTarget.Name(value).removeprefix("ROUTE_TARGET_").lower()
+
+
+def explain_text(d: Any) -> str:
+    """A ``RouteDecision`` as ``policy explain`` prints one: route, why, rules, options."""
+    lines = [
+        f"route: {_target(d.target)}",
+        f"why:   {d.explanation}",
+        f"rules: {', '.join(d.rules_fired) or '-'}",
+        f"pii:   {', '.join(d.pii_kinds) or 'none detected'}",
+    ]
+    if d.context_item_ids:
+        lines.append(f"context: {len(d.context_item_ids)} item(s): {', '.join(d.context_item_ids)}")
+    if d.options:
+        lines.append("options:")
+    for o in d.options:
+        state = "allowed" if o.allowed else "blocked"
+        note = f"  ({o.note})" if o.note else ""
+        lines.append(f"  {_target(o.target):<15}{o.estimated_latency_ms:>9.0f} ms {o.estimated_cost:>10.6f}  {state}{note}")
+    return "\n".join(lines)
+
+
 def _cmd_ask(args: argparse.Namespace, cfg: Config) -> int:
     from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
@@ -107,8 +167,7 @@ def _cmd_ask(args: argparse.Namespace, cfg: Config) -> int:
         stub = pb_grpc.EdgeAgentStub(ch)
         timeout = args.timeout
         if args.explain:
-            d = stub.ExplainRoute(_request(args), timeout=timeout)
-            print(d)
+            print(explain_text(stub.ExplainRoute(_request(args), timeout=timeout)))
             return 0
         done = None
         for msg in stub.Generate(_request(args), timeout=timeout):
@@ -128,6 +187,13 @@ def _cmd_stats(args: argparse.Namespace, cfg: Config) -> int:
 
     with _channel(args, cfg) as ch:
         s = pb_grpc.EdgeAgentStub(ch).GetStats(pb.GetStatsRequest(), timeout=args.timeout)
+    if args.json:
+        import json
+
+        from google.protobuf.json_format import MessageToDict
+
+        print(json.dumps(MessageToDict(s, preserving_proto_field_name=True, always_print_fields_with_no_presence=True), indent=2))
+        return 0
     print(f"requests by route: {dict(s.requests_by_route) or '{}'}   errors: {s.errors}   fallbacks: {s.fallbacks}")
     print(f"ttft p50/p99: {s.ttft_p50_ms:.0f}/{s.ttft_p99_ms:.0f} ms   local tok/s p50: {s.local_tokens_per_s_p50:.1f}")
     print(f"draft acceptance: {s.acceptance_rate:.0%}   cloud spend: {s.cloud_spend:.6f}   circuit: {s.cloud_circuit}")
@@ -168,18 +234,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="TOML config file (default: $EDGE_AGENT_CONFIG or built-in defaults)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("serve", help="run the daemon")
+    s = sub.add_parser("serve", help="run the daemon", description="Run the daemon. Each option overrides the "
+                       "config file key named in its help (and the environment variable for it).")
+    for flag, var, text in _SERVE_OPTIONS:
+        s.add_argument(flag, default=None, help=f"{text}; also {var}")
+    s.add_argument("--threads", type=int, default=None, help="decode threads, 0 for all cores (model.n_threads)")
+    s.add_argument("--no-calibrate", action="store_true", help="skip measuring the verification cost curve at start "
+                   "(model.calibrate = false)")
     s.set_defaults(func=_cmd_serve)
 
     a = sub.add_parser("ask", help="ask the running daemon; streams the answer, then the route and figures")
-    a.add_argument("prompt")
-    a.add_argument("--max-tokens", type=int, default=0)
-    a.add_argument("--temperature", type=float, default=0.0)
-    a.add_argument("--seed", type=int, default=None)
+    a.add_argument("prompt", help="the question")
+    a.add_argument("--max-tokens", type=int, default=0, help="longest answer in tokens (default 0: the daemon's limits.default_max_tokens)")
+    a.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")
+    a.add_argument("--seed", type=int, default=None, help="sampling seed, for repeatable answers at a temperature above 0")
     a.add_argument("--stop", action="append", help="stop sequence (repeatable)")
     a.add_argument("--route", choices=("auto", "local", "cloud"), default="auto", help="routing preference")
-    a.add_argument("--deadline-ms", type=int, default=0)
-    a.add_argument("--max-cost", type=float, default=0.0)
+    a.add_argument("--deadline-ms", type=int, default=0, help="time the whole answer may take (default 0: the policy's)")
+    a.add_argument("--max-cost", type=float, default=0.0, help="most the answer may cost in the cloud (default 0: no cap)")
     a.add_argument("--personal", action="store_true", help="mark the prompt personal (stays on the device)")
     a.add_argument("--label", action="append", help="request label for policy rules (repeatable)")
     a.add_argument("--no-context", action="store_true", help="do not pull personal context into the prompt")
@@ -189,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=_cmd_ask)
 
     st = sub.add_parser("stats", help="counters and percentiles of the running daemon")
+    st.add_argument("--json", action="store_true", help="print JSON")
     _client_args(st)
     st.set_defaults(func=_cmd_stats)
 

@@ -515,6 +515,15 @@ class ContextStore:
             "db_bytes": self.db_bytes(),
         }
 
+    def sources(self) -> dict[str, int]:
+        """Every stored source (e.g. ``mbox:/home/me/mail.mbox``) with its live items."""
+        with self._read() as conn:
+            rows = conn.exec_driver_sql(
+                f"SELECT i.source, count(*) FROM items i WHERE {_LIVE} GROUP BY i.source ORDER BY i.source",
+                (time.time(),),
+            ).all()
+        return {row[0]: int(row[1]) for row in rows}
+
     def db_bytes(self) -> int:
         """Size of the database file plus its write-ahead log."""
         size = 0

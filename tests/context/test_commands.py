@@ -57,8 +57,8 @@ def test_import_search_export_forget_stats(data: dict[str, Path], capsys: pytest
 
     assert run(["context", "forget", "--query", "tomatoes", "--db", db]) == 0
     assert "forgot 1 item(s)" in capsys.readouterr().out
-    assert run(["context", "forget", "--source", "nope", "--db", db]) == 0
-    assert "forgot 0 item(s)" in capsys.readouterr().out
+    assert run(["context", "forget", "--source", "nope", "--db", db]) == 1  # names what would match
+    assert "no stored source matches" in capsys.readouterr().err
     assert run(["context", "forget", "--all", "--db", db]) == 0
     assert "forgot 2 item(s)" in capsys.readouterr().out
 
