@@ -37,7 +37,9 @@ ADDRESS_VERBS = PERSON_VERBS | _words(
 )
 # After them a lowercase word that is no English word is a name ("ask tolu", "with
 # wanjiku", "is olumide coming?").
-LOWER_CUES = PERSON_VERBS | _words("with and tell told asked called texted emailed pinged thanked")
+LOWER_CUES = PERSON_VERBS | _words(
+    "with and tell told asked called texted emailed pinged thanked hi hello hey dear thanks cheers"
+)
 # Starting a question, before a lowercase word no dictionary knows: "is olumide home?"
 LOWER_QUESTION_CUES = _words("is was has did does can will could would should")
 # Words that make a capitalised word after them a place or a thing, unless the word is a
@@ -137,6 +139,8 @@ def _verb_forms() -> frozenset[str]:
 
 
 VERBS_AFTER = _verb_forms()
+# Verbs that start an imperative: "Send Mehmet Yilmaz ...", "Congratulate ..." is not one.
+VERB_BASES = frozenset(_VERB_BASES.split()) | ADDRESS_VERBS
 # Joining words: "Faith and Grace", "Fatou & Mamadou".
 JOINERS = _words("and & or")
 # World capitals, large cities and regions (English names): a place unless a person

@@ -43,6 +43,7 @@ from orchestrator.pii_name_words import (
     PLACES,
     SIGN_OFF_WORDS,
     TRAVEL_WORDS,
+    VERB_BASES,
     VERBS_AFTER,
 )
 
@@ -80,6 +81,7 @@ _POSSESSIVE = ("'s", "’s", "'", "’")
 UNKNOWN_BELOW = 3.0
 _COMMON = 4.0
 _RARE_START = 2.0  # an unknown word this rare is a name even at the start of a sentence
+_FUNCTION_WORD = 5.0  # words this common ("Is", "Did", "Could") start questions, not names
 _LOWER_LISTED_BELOW = 3.5  # a lowercase listed name after a cue ("and rahul") this rare
 _NEVER = NOT_NAMES | HONORIFICS | GREETINGS | ADDRESS_VERBS
 
@@ -119,7 +121,7 @@ def find_person_names(text: str) -> list[tuple[int, int]]:
 
 
 _INITIALS = re.compile(rf"(?<![\w.])((?:[{_UP}][{_LO}]?\.[ \t]*)+)$")
-_BEFORE_JOINED = re.compile(rf"(?<![\w'’-])([{_UP}][{_LO}]+)[ \t]+(?:and|&)[ \t]+$")
+_BEFORE_JOINED = re.compile(rf"(?<![\w'’-])([{_UP}][{_LO}]+)(?:[ \t]+(?:and|&)|,)[ \t]+$")
 
 
 def _with_initials(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -137,8 +139,9 @@ def _with_initials(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, i
 
 
 def _joined_before(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """ "Promise and Favour are twins": a capitalised word joined by "and" to the name
-    after it, at the start of a sentence, is a name too."""
+    """ "Promise and Favour are twins", "Anan, Pim and Kittisak": a capitalised word
+    joined by "and" or a comma to the name after it, at the start of a sentence, is a
+    name too."""
     out = list(spans)
     for a, _ in spans:
         m = _BEFORE_JOINED.search(text, max(0, a - 40), a)
@@ -307,10 +310,14 @@ def _strong_cue(text: str, prev: str, t: _Tok) -> bool:
 
 def _initial_is_name(text: str, t: _Tok, nxt: _Tok | None, run_end: int, lex: Lexicon) -> bool:
     """A capitalised word starting a sentence, where its capital says nothing."""
-    if t.kind == _PLACE or t.kind == _KNOWN and lex.zipf(t.word) >= _COMMON:
+    if t.kind == _PLACE or t.kind == _KNOWN and nxt is None and lex.zipf(t.word) >= _COMMON:
         return False
+    if t.kind == _KNOWN and nxt is not None:  # "Rain Nakamura", but "Send Mehmet", "Is Okonkwo"
+        low = t.word.lower()
+        plain = low not in VERB_BASES and low not in VERBS_AFTER and lex.zipf(low) < _FUNCTION_WORD
+        return plain and nxt.kind in (_LEX, _UNKNOWN)
     if t.kind == _KNOWN:  # not everyday, not listed ("Yuki"): its verb says person
-        return nxt is None and _cue_after(text, t, run_end)
+        return _cue_after(text, t, run_end)
     if t.kind == _LEX and lex.zipf(t.word) < _COMMON:
         return True
     if t.kind == _UNKNOWN and lex.zipf(t.word) < _RARE_START:

@@ -109,7 +109,7 @@ def compute_signals(request: RouteRequest, policy: Policy, *, person_names: bool
     kinds = {s.kind for s in prompt_spans}
     for spans in (*context_spans, *stop_spans, *schema_spans):
         kinds.update(s.kind for s in spans)
-    stored_spans, stored_labels = _stored(request, policy)
+    stored_spans, stored_labels = _stored(request, policy, (prompt_spans, *stop_spans, *schema_spans))
     labels = frozenset(c.sensitivity for c in request.context)
     rank = max((sensitivity_rank(s) for s in labels | stored_labels), default=0)
     if request.marked_personal:
@@ -142,15 +142,23 @@ def outgoing_texts(request: RouteRequest) -> tuple[str, ...]:
     return (request.prompt, *request.stop, *request.schema_strings)
 
 
-def _stored(request: RouteRequest, policy: Policy) -> tuple[tuple[tuple[PiiSpan, ...], ...], frozenset[str]]:
-    """Where the request spells a sensitive store item's value, and the items' labels."""
+def _stored(
+    request: RouteRequest, policy: Policy, pii: tuple[tuple[PiiSpan, ...], ...]
+) -> tuple[tuple[tuple[PiiSpan, ...], ...], frozenset[str]]:
+    """Where the request spells a sensitive store item's value, and the items' labels.
+    A value detected as PII of a kind (a contact's phone number) follows the rules of
+    its kind instead."""
     if not request.stored_values:
         return tuple(() for _ in outgoing_texts(request)), frozenset()
     local = policy.privacy.local_sensitivities
     spans: list[tuple[PiiSpan, ...]] = []
     labels: set[str] = set()
-    for text in outgoing_texts(request):
-        found = find_stored(text, request.stored_values)
+    for text, detected in zip(outgoing_texts(request), pii):
+        found = [
+            (s, label)
+            for s, label in find_stored(text, request.stored_values)
+            if not any(d.start <= s.start and s.end <= d.end for d in detected)
+        ]
         labels.update(label for _, label in found)
         spans.append(tuple(s for s, label in found if label in local))
     return tuple(spans), frozenset(labels)

@@ -170,3 +170,12 @@ def test_a_personal_value_is_replaced_when_personal_items_may_be_left_out() -> N
     d = decide(req, EST, PERSONAL_LEFT_OUT)
     assert d.target is Target.CLOUD_REDACTED and d.redacted_prompt is not None
     assert "0193" not in d.redacted_prompt and restore(d.redacted_prompt, d.restore) == req.prompt
+
+
+def test_a_stored_value_that_is_pii_of_a_kind_follows_that_kinds_rules() -> None:
+    """A contact's phone number typed in is a phone number: redacted as one, not kept
+    local as a value of a personal item."""
+    req = ask("Call +49 30 901820 about the party.", stored_values=(StoredValue("901820", "personal"),))
+    d = decide(req, EST, MAX_REDACTION)
+    assert d.target is Target.CLOUD_REDACTED and "privacy.stored_value" not in d.rules_fired
+    assert d.redacted_prompt == "Call [PHONE_1] about the party."
