@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from common.errors import ConfigError
 from edge_agent.pipeline.stats import StatsSnapshot
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,11 @@ class MetricsServer:
         host, _, port = address.rpartition(":")
         registry = CollectorRegistry()
         registry.register(collector)
-        self._server, self._thread = start_http_server(int(port), addr=host.strip("[]"), registry=registry)
+        try:
+            self._server, self._thread = start_http_server(int(port), addr=host.strip("[]"), registry=registry)
+        except OSError as exc:
+            raise ConfigError("edge-agent serve", "server.metrics", f"an address this host can listen on (got "
+                              f"{address!r}: {exc.strerror or exc}; also set by EDGE_AGENT_METRICS)") from None
         self.port = int(self._server.server_address[1])
         log.info("metrics on http://%s:%d/metrics", host, self.port)
 

@@ -266,7 +266,12 @@ def bind_http(cfg: Config) -> tuple[socket.socket, str, Path | None]:
         # ~40 ms behind its headers for the client's delayed ACK
         sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, int(port)))
+        try:
+            sock.bind((host, int(port)))
+        except OSError as exc:
+            sock.close()
+            raise ConfigError("edge-agent serve", "http.listen", f"an address this host can listen on (got "
+                              f"{cfg.http.listen!r}: {exc.strerror or exc}; also set by EDGE_AGENT_HTTP)") from None
         bound = sock.getsockname()[1]
         where = f"http://{'[' + host + ']' if family == socket.AF_INET6 else host}:{bound}"
     sock.listen(128)
