@@ -6,8 +6,9 @@ before an answer and tried again; ``answer_invalid``: an answer that broke the
 request's JSON schema; ``cancelled`` by the caller; ``not_sent``: no connection to the
 cloud was up, so nothing left the device and nothing is billed), the rule(s) that
 allowed the call, the target (``cloud`` or ``cloud_redacted``), token counts, the cost,
-the PII *kinds* that were replaced by placeholders (never the values) and the SHA-256
-of what was sent (the prompt or messages, with the JSON schema when there is one).
+the PII *kinds* that were replaced by placeholders (never the values), the app or user
+that asked (``routing.app_id``, the HTTP door's ``user``; empty when none was given) and
+the SHA-256 of what was sent (the prompt or messages, with the JSON schema when there is one).
 Every attempt is a row, failed or not (the request may have left even when the call
 failed: a cloud-stub whose upstream is down still received it), so ``edge-agent audit``
 and the budgets (summed from the same rows, so spend survives restarts) count it.
@@ -56,6 +57,7 @@ class _Row(_Base):
     text_sha256: Mapped[str] = mapped_column(String(64))
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     outcome: Mapped[str] = mapped_column(String(32), default="answered", server_default="answered")
+    app_id: Mapped[str] = mapped_column(String(128), default="", server_default="")
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class EgressEntry:
     text_sha256: str
     attempt: int = 1
     outcome: str = "answered"
+    app_id: str = ""  # the app or user that asked; "" when none was given
 
 
 def _utc_naive(t: datetime) -> datetime:
@@ -105,6 +108,8 @@ class Ledger:
                 conn.exec_driver_sql(
                     "ALTER TABLE egress ADD COLUMN outcome VARCHAR(32) NOT NULL DEFAULT 'answered'"
                 )
+            if "app_id" not in have:
+                conn.exec_driver_sql("ALTER TABLE egress ADD COLUMN app_id VARCHAR(128) NOT NULL DEFAULT ''")
 
     def record(
         self,
@@ -120,6 +125,7 @@ class Ledger:
         at: datetime | None = None,
         attempt: int = 1,
         outcome: str = "answered",
+        app_id: str = "",
     ) -> None:
         """Append one cloud attempt. Only PII kind names are accepted, never values."""
         if outcome not in OUTCOMES:
@@ -149,6 +155,7 @@ class Ledger:
             text_sha256=text_sha256,
             attempt=attempt,
             outcome=outcome,
+            app_id=app_id[:128],
         )
         with Session(self._engine) as s, s.begin():
             s.add(row)
@@ -206,6 +213,7 @@ class Ledger:
                     text_sha256=r.text_sha256,
                     attempt=r.attempt,
                     outcome=r.outcome,
+                    app_id=r.app_id,
                 )
                 for r in rows
             ]

@@ -276,19 +276,22 @@ def cmd_audit(args: argparse.Namespace, cfg: Config) -> int:
                         "text_sha256": r.text_sha256,
                         "attempt": r.attempt,
                         "outcome": r.outcome,
+                        "app_id": r.app_id,
                     }
                 )
             )
         return 0
     width = max([7, *(len(r.request_id) for r in rows)])  # whole ids: two must never print alike
+    app_width = min(32, max([8, *(len(r.app_id) for r in rows)]))
     print(
-        f"{'time':<20} {'request':<{width}} {'#':>2} {'outcome':<20} {'target':<15} {'in':>6} {'out':>6} {'cost':>10}  {'redacted':<22} sha256"
+        f"{'time':<20} {'request':<{width}} {'#':>2} {'app/user':<{app_width}} {'outcome':<20} {'target':<15} "
+        f"{'in':>6} {'out':>6} {'cost':>10}  {'redacted':<22} sha256"
     )
     for r in rows:
         when = r.at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
         kinds = ",".join(r.pii_kinds_redacted) or "-"
         print(
-            f"{when:<20} {r.request_id:<{width}} {r.attempt:>2} {r.outcome:<20} {r.target:<15} {r.prompt_tokens:>6} "
+            f"{when:<20} {r.request_id:<{width}} {r.attempt:>2} {r.app_id or '-':<{app_width}} {r.outcome:<20} {r.target:<15} {r.prompt_tokens:>6} "
             f"{r.completion_tokens:>6} {r.cost:>10.6f}  {kinds:<22} {r.text_sha256[:12]}  [{r.rule}]"
         )
     span = f"since {since:%Y-%m-%d %H:%M}" if since else "all time"

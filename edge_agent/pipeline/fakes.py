@@ -178,11 +178,12 @@ class MemoryLedger:
         text_sha256: str,
         attempt: int,
         outcome: str,
+        app_id: str = "",
     ) -> None:
         self.rows.append(
             {"request_id": request_id, "rule": rule, "target": target, "prompt_tokens": prompt_tokens,
              "completion_tokens": completion_tokens, "cost": cost, "pii_kinds_redacted": tuple(pii_kinds_redacted),
-             "text_sha256": text_sha256, "attempt": attempt, "outcome": outcome}
+             "text_sha256": text_sha256, "attempt": attempt, "outcome": outcome, "app_id": app_id}
         )
 
     def spend(self, now: datetime | None = None) -> Spend:

@@ -81,6 +81,7 @@ class Ledger(Protocol):
         text_sha256: str,
         attempt: int,
         outcome: str,
+        app_id: str = "",
     ) -> None: ...
 
     def spend(self, now: datetime | None = None) -> Spend: ...

@@ -30,6 +30,7 @@ class RoutingState:
         self.estimators = Estimators(self.policy.latency)
         self.ledger = ledger
         self._lock = threading.Lock()
+        self._spent = 0.0
 
     @property
     def default_deadline_ms(self) -> int:
@@ -74,10 +75,14 @@ class RoutingState:
         cloud: CloudInfo | None,
         attempt: int = 1,
         outcome: str = "answered",
+        app_id: str = "",
     ) -> float:
-        """Cost of one cloud attempt (answered or not), written to the egress ledger."""
+        """Cost of one cloud attempt (answered or not), written to the egress ledger and
+        added to ``spent``: what ``stats`` shows is the sum of the ledger's rows."""
         price_in, price_out = self.prices(cloud)
         cost = prompt_tokens / 1000 * price_in + completion_tokens / 1000 * price_out
+        with self._lock:
+            self._spent += cost
         if self.ledger is not None:
             self.ledger.record(
                 request_id=request_id,
@@ -90,5 +95,12 @@ class RoutingState:
                 text_sha256=hashlib.sha256(sent_text.encode()).hexdigest(),
                 attempt=attempt,
                 outcome=outcome,
+                app_id=app_id,
             )
         return cost
+
+    @property
+    def spent(self) -> float:
+        """Cloud spend since start: every attempt recorded (answered, retried, invalid, failed)."""
+        with self._lock:
+            return self._spent

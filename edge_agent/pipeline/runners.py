@@ -246,6 +246,7 @@ class Runners:
         return self.routing.record_cloud_call(
             plan.request_id, plan.decision, sent_text=digest, prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens, cloud=self.cloud.info, attempt=attempt, outcome=outcome,
+            app_id=plan.request.app_id,
         )
 
 

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import replace
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 from common.chat import Prompt, as_text
@@ -206,7 +207,11 @@ class AgentService:
         """Request figures and the number of items in the store."""
         store = await asyncio.to_thread(self.store.stats)
         items = store.get("items", 0)
-        return self.stats.snapshot(), int(items) if isinstance(items, (int, float)) else 0
+        return self.figures(), int(items) if isinstance(items, (int, float)) else 0
+
+    def figures(self) -> StatsSnapshot:
+        """The request figures; cloud spend counts every attempt, as the ledger does."""
+        return replace(self.stats.snapshot(), cloud_spend=self.routing.spent)
 
     def runtime(self) -> dict[str, object]:
         """The runtime's build and self-check with the engine's live figures."""

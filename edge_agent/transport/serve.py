@@ -115,7 +115,7 @@ async def serve(
         await lifecycle.ready(True)
         servicer.attach(service)
         if cfg.server.metrics:
-            metrics = MetricsServer(cfg.server.metrics, StatsCollector(service.stats.snapshot, service.circuit, lambda: service.slot.waiting))
+            metrics = MetricsServer(cfg.server.metrics, StatsCollector(service.figures, service.circuit, lambda: service.slot.waiting))
         log.info("ready")
         if ready:
             ready(Bound(sock, tcp_port, metrics.port if metrics else None, http.where if http else ""))

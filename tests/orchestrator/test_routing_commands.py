@@ -140,3 +140,19 @@ def test_explain_stop_sequence_with_pii(capsys: pytest.CaptureFixture[str]) -> N
     assert run([*argv, "--stop", "bob@example.com", "--route", "cloud"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["target"] == "cloud_redacted" and d["redacted_stop"] == ["[EMAIL_1]"]
+
+
+def test_audit_shows_the_app_or_user(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "ledger.db"
+    led = Ledger(db)
+    h = hashlib.sha256(b"x").hexdigest()
+    led.record(request_id="r1", rule="r", prompt_tokens=1, completion_tokens=1, cost=0.001, text_sha256=h, app_id="mail-app")
+    led.record(request_id="r2", rule="r", prompt_tokens=1, completion_tokens=1, cost=0.001, text_sha256=h)
+    led.close()
+    assert run(["audit", "--db", str(db)]) == 0
+    head, *lines = capsys.readouterr().out.splitlines()
+    assert "app/user" in head
+    assert any("r1" in line and "mail-app" in line for line in lines)
+    assert run(["audit", "--db", str(db), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["request_id"]: r["app_id"] for r in rows} == {"r1": "mail-app", "r2": ""}
