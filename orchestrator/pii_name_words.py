@@ -80,7 +80,8 @@ NOT_NAMES = _words(
     technologies foundation institute airlines motors media press records partners i
     i'm i'll i've i'd we our my your his her their its this that these those what who
     when where why how which if then but or and also just not god christmas easter
-    ramadan diwali eid hanukkah thanksgiving halloween ai api faq pdf url
+    ramadan diwali eid hanukkah thanksgiving halloween ai api faq pdf url he she they
+    him them us me mine yours hers ours theirs he's she's it's iban bic swift pin
     """
 )
 # Nationalities and languages (capitalised in English, never a person here).
@@ -140,7 +141,12 @@ def _verb_forms() -> frozenset[str]:
 
 VERBS_AFTER = _verb_forms()
 # Verbs that start an imperative: "Send Mehmet Yilmaz ...", "Congratulate ..." is not one.
-VERB_BASES = frozenset(_VERB_BASES.split()) | ADDRESS_VERBS
+VERB_BASES = frozenset(_VERB_BASES.split()) | ADDRESS_VERBS | _words(
+    """
+    congratulate wish greet welcome notify inform warn update introduce hug tag follow
+    collect drop pick thank forgive support encourage remind ping cc bcc
+    """
+)
 # Joining words: "Faith and Grace", "Fatou & Mamadou".
 JOINERS = _words("and & or")
 # World capitals, large cities and regions (English names): a place unless a person

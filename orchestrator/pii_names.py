@@ -322,9 +322,17 @@ def _initial_is_name(text: str, t: _Tok, nxt: _Tok | None, run_end: int, lex: Le
         return True
     if t.kind == _UNKNOWN and lex.zipf(t.word) < _RARE_START:
         return True
+    if nxt is not None and t.word.lower() in VERBS_AFTER:
+        # "Will Smith said", but "Can Tom join?": an auxiliary starting a question
+        return nxt.kind in (_LEX, _UNKNOWN) and _past_after(text, run_end)
     if nxt is not None:
         return nxt.kind in (_LEX, _UNKNOWN)
     return _cue_after(text, t, run_end)
+
+
+def _past_after(text: str, run_end: int) -> bool:
+    m = _NEXT_WORDS.match(text, run_end)
+    return m is not None and (m.group(1).lower() in _STATEMENT_VERBS or _past_tense(m.group(1).lower()))
 
 
 def _cue_after(text: str, t: _Tok, run_end: int) -> bool:
@@ -347,6 +355,10 @@ def _past_tense(word: str) -> bool:
     return len(word) >= 5 and word.endswith("ed") and lexicon().zipf(word) > 0
 
 
+# Verbs after a name that make a statement of it, not a question ("Will Smith said").
+_STATEMENT_VERBS = VERBS_AFTER - frozenset(
+    "is was are were has had have will would can could should shall might must does did".split()
+)
 _NEXT_WORDS = re.compile(r"[ \t]+([\w&'’]+)(?:[ \t]+(\w+))?")
 
 
