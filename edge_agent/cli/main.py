@@ -215,6 +215,42 @@ def _cmd_stats(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def _cmd_ps(args: argparse.Namespace, cfg: Config) -> int:
+    import json
+
+    from google.protobuf.json_format import MessageToDict
+
+    from edge_agent.transport.status import status_body
+    from edgecloud.v1 import edge_agent_pb2 as pb
+    from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
+
+    with _channel(args, cfg) as ch:
+        s = pb_grpc.EdgeAgentStub(ch).GetStats(pb.GetStatsRequest(), timeout=args.timeout)
+    model = MessageToDict(s.model, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    runtime = MessageToDict(s.runtime, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    st = status_body({k: (int(v) if isinstance(v, str) and v.isdigit() else v) for k, v in model.items()}, runtime)
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0
+    print(ps_text(st))
+    return 0
+
+
+def ps_text(st: dict[str, Any]) -> str:
+    """``edge-agent ps``: one header line and one line for the model, as ``ollama ps``."""
+    mem = st["memory_mib"]
+    keep = "forever" if st["keep_alive_s"] is None else f"{st['keep_alive_s']:g} s"
+    if st["expires_in_s"] is not None:
+        expires = f"in {st['expires_in_s']:.0f} s"
+    else:
+        expires = "never" if st["keep_alive_s"] is None else "-"
+    r = st["requests"]
+    head = f"{'MODEL':<28} {'STATE':<9} {'WEIGHTS':>9} {'KV':>9} {'KEEP_ALIVE':>10} {'EXPIRES':>10} {'ACTIVE':>6} {'WAITING':>9}"
+    row = (f"{st['model'] or '-':<28} {st['status']:<9} {mem['weights']:>5.0f} MiB {mem['kv_cache']:>5.0f} MiB "
+           f"{keep:>10} {expires:>10} {r['active']:>6} {r['waiting']:>4}/{r['queue_depth']:<4}")
+    return head + "\n" + row
+
+
 def _cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
     from edge_agent.cli import doctor
     from edge_agent.models.catalog import Catalog
@@ -264,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="print JSON")
     _client_args(st)
     st.set_defaults(func=_cmd_stats)
+
+    ps = sub.add_parser("ps", help="what is running: the model, its memory, keep-alive and expiry, the queue")
+    ps.add_argument("--json", action="store_true", help="print JSON (the shape of GET /v1/status)")
+    _client_args(ps)
+    ps.set_defaults(func=_cmd_ps)
 
     from edge_agent.cli import doctor
 

@@ -43,6 +43,7 @@ class AsyncEngine:
         self._active = 0  # generations running or waiting for the thread
         self._loading = False
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_s = 0.0  # the idle time the scheduled unload was set for
         self._idle_since = time.monotonic()
         self.loads = 0  # loads after an idle unload
         self.unloads = 0
@@ -60,9 +61,9 @@ class AsyncEngine:
 
     def expires_in_s(self) -> float | None:
         """Seconds until an idle model is freed (None: not scheduled)."""
-        if self._timer is None or self.keep_alive_s is None:
+        if self._timer is None:
             return None
-        return max(0.0, self._idle_since + self.keep_alive_s - time.monotonic())
+        return max(0.0, self._idle_since + self._timer_s - time.monotonic())
 
     def count_tokens(self, text: str) -> int:
         return self.engine.count_tokens(text)
@@ -109,13 +110,24 @@ class AsyncEngine:
             self._timer.cancel()
             self._timer = None
 
-    def _schedule_unload(self) -> None:
-        if self._active or self.keep_alive_s is None:
+    def _schedule_unload(self, keep_alive_s: float | None = None, *, default: bool = True) -> None:
+        seconds = self.keep_alive_s if default else keep_alive_s
+        if self._active:
             return
         self._cancel_timer()
+        if seconds is None:
+            return
         self._idle_since = time.monotonic()
+        self._timer_s = seconds
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self.keep_alive_s, self._unload_when_idle)
+        self._timer = loop.call_later(seconds, self._unload_when_idle)
+
+    def keep_after(self, keep_alive_s: float | None) -> None:
+        """A request's own ``keep_alive`` (Ollama's per-request field): the model stays
+        this long after the request that just ended (0: freed now; None: kept until
+        a later request ends), unless another request holds it."""
+        if self.engine.loaded:
+            self._schedule_unload(keep_alive_s, default=False)
 
     def _unload_when_idle(self) -> None:
         self._timer = None
@@ -127,7 +139,7 @@ class AsyncEngine:
             return  # a generation came in since: it holds the model
         self.engine.unload()
         self.unloads += 1
-        log.info("model unloaded after %s idle (keep_alive)", _seconds(self.keep_alive_s))
+        log.info("model unloaded after %s idle (keep_alive)", _seconds(self._timer_s))
 
     async def warm_up(self) -> float:
         """One short generation; its duration in ms."""

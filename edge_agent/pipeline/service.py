@@ -33,6 +33,7 @@ from edge_agent.pipeline.routing import RoutingState
 from edge_agent.pipeline.runners import Runners, Step
 from edge_agent.pipeline.slot import ModelSlot
 from edge_agent.pipeline.stats import Stats, StatsSnapshot
+from orchestrator.pii_lexicon import lexicon
 from orchestrator.types import ContextRef, RouteRequest, StoredValue, Target
 
 log = logging.getLogger(__name__)
@@ -228,6 +229,9 @@ class AgentService:
             "expires_in_s": -1.0 if expires is None else expires,
             "loads": e.loads,
             "unloads": e.unloads,
+            "active": self.slot.active,
+            "waiting": self.slot.waiting,
+            "queue_depth": self.slot.depth,
         }
 
     async def reload_policy(self) -> str:
@@ -235,8 +239,12 @@ class AgentService:
 
     async def warm_up(self, default_max_tokens: int) -> float:
         """One short generation; seeds the queue's retry hints from what a default-length
-        answer costs on this host. Returns the warm-up's duration in ms."""
+        answer costs on this host. The person-name lists are loaded meanwhile (else the
+        first request that may leave the device loads them). Returns the warm-up's
+        duration in ms."""
+        names = asyncio.ensure_future(asyncio.to_thread(lexicon))
         warm_ms = await self.engine.warm_up()
+        await names
         log.info("warm-up done in %.0f ms", warm_ms)
         measured = self.runtime().get("plain_step_ms")
         step_ms = float(measured) if isinstance(measured, (int, float)) and measured > 0 else warm_ms / 2

@@ -33,6 +33,11 @@ class ModelSlot:
     def waiting(self) -> int:
         return self._waiting
 
+    @property
+    def active(self) -> int:
+        """Requests holding the model now (0 or 1)."""
+        return 1 if self._lock.locked() else 0
+
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[float]:
         """Hold the model; yields the seconds spent waiting for it."""

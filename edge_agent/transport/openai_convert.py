@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.chat import Message, check_messages
+from common.duration import RULE as DURATION_RULE
+from common.duration import parse_keep_alive
 from common.errors import InvalidArgument, OutOfRange
 from common.params import MAX_STOP_SEQUENCES, check_params, check_schema
 from common.schema_limits import check_parsed_size
@@ -92,6 +94,39 @@ class HttpRequest:
     model: str
     stream: bool
     chat: bool
+    include_usage: bool = False  # stream_options.include_usage: a last chunk with usage, choices []
+    # Ollama's top-level keep_alive: the model's idle time after this request (None:
+    # forever); keep_alive_set is False when the request has none (the configured one holds).
+    keep_alive_s: float | None = None
+    keep_alive_set: bool = False
+
+
+def _stream_options(body: Mapping[str, Any], stream: bool) -> bool:
+    """``stream_options.include_usage`` (only with ``stream: true``, as OpenAI has it)."""
+    opts = body.get("stream_options")
+    if opts is None:
+        return False
+    if not stream:
+        raise InvalidArgument("stream_options", "is only allowed with stream: true")
+    if not isinstance(opts, dict):
+        raise InvalidArgument("stream_options", "must be an object")
+    unknown = sorted(set(opts) - {"include_usage"})
+    if unknown:
+        raise InvalidArgument(f"stream_options.{unknown[0][:32]}", "unknown key (known: include_usage)")
+    return bool(_get(opts, "include_usage", bool, "true or false", "stream_options.include_usage"))
+
+
+def _keep_alive(body: Mapping[str, Any]) -> tuple[float | None, bool]:
+    """The top-level ``keep_alive`` as Ollama apps send it: ``"5m"``, seconds, 0, -1."""
+    if "keep_alive" not in body or body["keep_alive"] is None:
+        return None, False
+    value = body["keep_alive"]
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise InvalidArgument("keep_alive", f"must be {DURATION_RULE}")
+    try:
+        return parse_keep_alive(value), True
+    except ValueError:
+        raise InvalidArgument("keep_alive", f"must be {DURATION_RULE} (got {str(value)[:32]!r})") from None
 
 
 def _get(body: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str, field: str = "") -> Any:
@@ -297,7 +332,9 @@ def http_request(body: Mapping[str, Any], limits: LimitsConfig, *, chat: bool) -
         app_id=app_id,
         use_context=bool(_get(ext, "use_context", bool, "true or false", "edgecloud.use_context")),
     )
-    return HttpRequest(ask=ask, model=model, stream=stream, chat=chat)
+    keep_alive_s, keep_alive_set = _keep_alive(body)
+    return HttpRequest(ask=ask, model=model, stream=stream, chat=chat, include_usage=_stream_options(body, stream),
+                       keep_alive_s=keep_alive_s, keep_alive_set=keep_alive_set)
 
 
 def route_info(o: Outcome) -> dict[str, Any]:

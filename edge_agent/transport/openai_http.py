@@ -1,5 +1,11 @@
 """The OpenAI-compatible HTTP front door: ``/v1/chat/completions``, ``/v1/completions``
-and ``/v1/models`` over a unix socket or loopback TCP, beside the gRPC API.
+and ``/v1/models`` over a unix socket or loopback TCP, beside the gRPC API, and
+``/v1/status`` (what is running: the model, its memory, keep-alive, the queue).
+
+With ``stream_options.include_usage`` a stream ends as OpenAI's does: every chunk has
+``usage: null`` and one more chunk before ``[DONE]`` has ``choices: []`` and the usage.
+A top-level ``keep_alive`` (as Ollama apps send it: ``"5m"``, seconds, ``0``, ``-1``)
+sets how long the model stays loaded after that request.
 
 Each route converts the JSON body (``openai_convert``), makes the same service calls as
 the gRPC servicer (plan, then execute) and converts back; errors become OpenAI error
@@ -35,6 +41,7 @@ from common import errors as e
 from edge_agent.pipeline.model import Event, Outcome
 from edge_agent.pipeline.service import AgentService
 from edge_agent.transport import openai_convert as oc
+from edge_agent.transport.status import status_body
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +107,7 @@ class OpenAIFrontDoor:
         self.app = Starlette(
             routes=[
                 Route("/health", self.health, methods=["GET"]),
+                Route("/v1/status", self.status, methods=["GET"]),
                 Route("/v1/models", self.models, methods=["GET"]),
                 Route("/v1/models/{name:path}", self.model, methods=["GET"]),
                 Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
@@ -130,6 +138,15 @@ class OpenAIFrontDoor:
             {"status": state["state"], "model": state["name"]},
             status_code=503 if state["state"] == "loading" else 200,
         )
+
+    async def status(self, request: Request) -> Response:
+        """What is running: the model and its state, memory (weights, KV cache),
+        keep-alive and expiry, requests generating and waiting."""
+        try:
+            service = self._service()
+        except e.Unavailable:
+            return JSONResponse({"status": "starting", "model": None}, status_code=503)
+        return JSONResponse(status_body(service.model_state(), service.runtime()))
 
     # -- models ---------------------------------------------------------------------
     def _model_entry(self) -> dict[str, Any]:
@@ -179,7 +196,10 @@ class OpenAIFrontDoor:
                 await events.aclose()
             return _error_response(exc, where)
         headers = {ROUTE_HEADER: plan.decision.target.value, "X-Request-Id": plan.request_id}
-        answer = _Answer(chat=chat, model=self.model_name, request_id=plan.request_id)
+        answer = _Answer(chat=chat, model=self.model_name, request_id=plan.request_id, include_usage=req.include_usage)
+        if req.keep_alive_set:
+            keep = req.keep_alive_s
+            answer.on_done = lambda: service.engine.keep_after(keep)
         if req.stream:
             return StreamingResponse(
                 _sse(answer, first, events, where),
@@ -192,11 +212,13 @@ class OpenAIFrontDoor:
 class _Answer:
     """The shape of the responses of one request (chat or text completion)."""
 
-    def __init__(self, *, chat: bool, model: str, request_id: str) -> None:
+    def __init__(self, *, chat: bool, model: str, request_id: str, include_usage: bool = False) -> None:
         self.chat = chat
         self.model = model
         self.id = ("chatcmpl-" if chat else "cmpl-") + request_id
         self.created = int(time.time())
+        self.include_usage = include_usage
+        self.on_done: Callable[[], None] = lambda: None  # when the outcome is in (keep_alive)
 
     def _envelope(self, obj: str) -> dict[str, Any]:
         return {"id": self.id, "object": obj, "created": self.created, "model": self.model}
@@ -208,9 +230,16 @@ class _Answer:
             out = self._envelope("chat.completion.chunk") | {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
         else:
             out = self._envelope("text_completion") | {"choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]}
-        if done is not None:
+        if self.include_usage:
+            out["usage"] = None
+        elif done is not None:
             out |= {"usage": oc.usage(done), "edgecloud": oc.route_info(done)}
         return out
+
+    def usage_chunk(self, done: Outcome) -> dict[str, Any]:
+        """The last chunk with ``stream_options.include_usage``: no choices, the usage."""
+        obj = "chat.completion.chunk" if self.chat else "text_completion"
+        return self._envelope(obj) | {"choices": [], "usage": oc.usage(done), "edgecloud": oc.route_info(done)}
 
     def whole(self, text: str, done: Outcome) -> dict[str, Any]:
         finish = oc.finish_reason(done)
@@ -247,7 +276,10 @@ async def _sse(answer: _Answer, first: Event, events: AsyncGenerator[Event, None
                 if isinstance(ev, Outcome):
                     if is_first and answer.chat:
                         yield _sse_line(answer.chunk("", first=True))
+                    answer.on_done()
                     yield _sse_line(answer.chunk("", done=ev))
+                    if answer.include_usage:
+                        yield _sse_line(answer.usage_chunk(ev))
                     break
                 yield _sse_line(answer.chunk(ev, first=is_first))
                 is_first = False
@@ -291,7 +323,9 @@ async def _whole(request: Request, answer: _Answer, first: Event, events: AsyncG
             text, done = work.result()
         except Exception as exc:  # noqa: BLE001
             return _error_response(exc, where)
+        answer.on_done()
         return JSONResponse(answer.whole(text, done), headers=headers)
     finally:
         watch.cancel()
         await events.aclose()
+

@@ -52,7 +52,12 @@ def test_serve_options_override_the_config(tmp_path: Path, monkeypatch: pytest.M
 
 class _FakeDaemon(pb_grpc.EdgeAgentServicer):
     def GetStats(self, request: Any, context: Any) -> Any:
-        return pb.StatsResponse(requests_by_route={"local": 3}, cloud_spend=0.00192, cloud_circuit="closed")
+        return pb.StatsResponse(
+            requests_by_route={"local": 3}, cloud_spend=0.00192, cloud_circuit="closed",
+            model=pb.ModelState(name="gemma-3-270m", state="ready", keep_alive_s=300, expires_in_s=212.4,
+                                active=1, waiting=2, queue_depth=16),
+            runtime=pb.RuntimeInfo(buffer_types_mib={"CPU_REPACK": 150.0, "CPU_Mapped": 91.0}, kv_cache_mib=36.0),
+        )
 
     def ExplainRoute(self, request: Any, context: Any) -> Any:
         return pb.RouteDecision(
@@ -92,3 +97,14 @@ def test_ask_explain_prints_text_not_protobuf(daemon: str, capsys: pytest.Captur
     assert "why:   personal data stays on the device" in out and "rules: personal-stays-local" in out
     assert "cloud" in out and "blocked  (personal)" in out
     assert "target:" not in out and "ROUTE_TARGET" not in out  # not the protobuf text format
+
+
+def test_ps_shows_the_model_memory_expiry_and_queue(daemon: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ps", "--address", daemon]) == 0
+    head, row = capsys.readouterr().out.splitlines()
+    assert head.split()[:4] == ["MODEL", "STATE", "WEIGHTS", "KV"]
+    assert row.split()[:2] == ["gemma-3-270m", "ready"]
+    assert "241 MiB" in row and "36 MiB" in row and "300 s" in row and "in 212 s" in row and "2/16" in row
+    assert main(["ps", "--json", "--address", daemon]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["memory_mib"]["weights"] == 241.0 and st["requests"] == {"active": 1, "waiting": 2, "queue_depth": 16}

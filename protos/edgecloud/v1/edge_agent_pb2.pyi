@@ -264,20 +264,26 @@ class StatsResponse(_message.Message):
     def __init__(self, requests_by_route: _Optional[_Mapping[str, int]] = ..., errors: _Optional[int] = ..., ttft_p50_ms: _Optional[float] = ..., ttft_p99_ms: _Optional[float] = ..., local_tokens_per_s_p50: _Optional[float] = ..., acceptance_rate: _Optional[float] = ..., cloud_spend: _Optional[float] = ..., cloud_circuit: _Optional[str] = ..., context_items: _Optional[int] = ..., fallbacks: _Optional[int] = ..., runtime: _Optional[_Union[RuntimeInfo, _Mapping]] = ..., model: _Optional[_Union[ModelState, _Mapping]] = ..., local_energy_j: _Optional[float] = ..., local_tokens_per_j_p50: _Optional[float] = ..., energy_source: _Optional[str] = ...) -> None: ...
 
 class ModelState(_message.Message):
-    __slots__ = ("name", "state", "keep_alive_s", "expires_in_s", "loads", "unloads")
+    __slots__ = ("name", "state", "keep_alive_s", "expires_in_s", "loads", "unloads", "active", "waiting", "queue_depth")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     KEEP_ALIVE_S_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_IN_S_FIELD_NUMBER: _ClassVar[int]
     LOADS_FIELD_NUMBER: _ClassVar[int]
     UNLOADS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: str
     keep_alive_s: float
     expires_in_s: float
     loads: int
     unloads: int
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., keep_alive_s: _Optional[float] = ..., expires_in_s: _Optional[float] = ..., loads: _Optional[int] = ..., unloads: _Optional[int] = ...) -> None: ...
+    active: int
+    waiting: int
+    queue_depth: int
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., keep_alive_s: _Optional[float] = ..., expires_in_s: _Optional[float] = ..., loads: _Optional[int] = ..., unloads: _Optional[int] = ..., active: _Optional[int] = ..., waiting: _Optional[int] = ..., queue_depth: _Optional[int] = ...) -> None: ...
 
 class RuntimeInfo(_message.Message):
     __slots__ = ("build_variant", "llama_cpp_python", "system_info", "buffer_types_mib", "plain_step_ms", "verify_cost", "threads", "thread_switches", "selfcheck", "kv_cache_mib", "kv_types")
