@@ -17,9 +17,11 @@ small built-in list of given names stands in, and every word counts as rare.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import pkgutil
+import sys
 import threading
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -32,7 +34,7 @@ _FOLD = str.maketrans(
     {"ı": "i", "ł": "l", "ø": "o", "đ": "d", "ð": "d", "þ": "th", "ß": "ss", "æ": "ae", "œ": "oe", "’": "'"}
 )
 RARE_NAME_BELOW = 3.0  # a listed name rarer than this as a word is a name in lowercase too
-_ENGLISH_MIN_ZIPF = 1.5  # rarer words count as unknown (Zipf 0)
+_ENGLISH_MIN_ZIPF = 2.0  # rarer words count as unknown (Zipf 0)
 _OTHER_MIN_ZIPF = 3.8  # a word this common in another language is a known word (names rarely are)
 _OTHER_LANGUAGES = ("de", "fr", "es", "it", "nl", "pt")
 _PARTICLES = frozenset(["de", "da", "di", "del", "della", "der", "den", "van", "von", "le", "la", "du", "dos", "das", "ter", "ten", "bin", "ibn", "al", "el"])
@@ -105,7 +107,13 @@ def lexicon() -> Lexicon:
 
 
 def _load() -> Lexicon:
+    before = set(sys.modules)
     given, surnames, countries = _faker_lists()
+    # The provider modules hold far more than the names (formats, weights): let them go.
+    for name in set(sys.modules) - before:
+        if name.startswith("faker.providers."):
+            del sys.modules[name]
+    gc.collect()
     zipf10, elsewhere = _frequencies()
     complete = bool(given) and bool(zipf10)
     if not given:
