@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from orchestrator.privacy import detect_pii, spans_to_redact
 
-SETS = {name: ROOT / "benchmarks" / "names" / f"{name}.txt" for name in ("tuning", "heldout", "heldout2", "heldout3", "heldout4", "heldout5")}
+SETS = {name: ROOT / "benchmarks" / "names" / f"{name}.txt" for name in ("tuning", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6")}
 _NAME_KINDS = ("person_name", "contact_name")
 _MARK = re.compile(r"\[([^\[\]]+)\]")
 

@@ -95,7 +95,7 @@ def _names_eval():  # type: ignore[no-untyped-def]
     return module
 
 
-@pytest.mark.parametrize("which", ["heldout", "heldout2", "heldout3"])
+@pytest.mark.parametrize("which", ["heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6"])
 def test_person_name_recall_on_the_held_out_sets(which: str) -> None:
     """Recall first: redaction is reversible, a missed name leaks (see
     benchmarks/names/ and benchmarks/names_eval.py for the sets and the figures)."""
