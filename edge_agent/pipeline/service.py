@@ -94,7 +94,11 @@ class AgentService:
             stored_values=stored,
         )
         cloud_ok = self.cloud is not None and self.cloud.available
-        decision = self.routing.decide(route_req, cloud_available=cloud_ok, cloud=self.cloud.info if self.cloud else None)
+        # In a worker thread: finding names in a long prompt and a schema's strings takes
+        # milliseconds, and the event loop serves every other request meanwhile.
+        decision = await asyncio.to_thread(
+            self.routing.decide, route_req, cloud_available=cloud_ok, cloud=self.cloud.info if self.cloud else None
+        )
         n_ctx = self.engine.n_ctx
         if decision.target is Target.LOCAL and prompt_tokens + 1 >= n_ctx:  # +1: BOS
             # the same check the engine applies, so a dry run (ExplainRoute) says it too
