@@ -90,10 +90,11 @@ def load_parts(cfg: Config) -> Parts:
     )
     if cfg.model.calibrate and speculative:
         cal = engine.calibrate()
-        log.info(
-            "verification cost (x plain step %.1f ms) for k drafted tokens: %s",
-            cal.plain_ms, " ".join(f"{k}:{v:.2f}" for k, v in sorted(cal.points.items()) if k),
-        )
+        if cal.reliable:
+            log.info(
+                "verification cost (x plain step %.1f ms) for k drafted tokens: %s",
+                cal.plain_ms, " ".join(f"{k}:{v:.2f}" for k, v in sorted(cal.points.items()) if k),
+            )
     return Parts(
         engine,
         store,

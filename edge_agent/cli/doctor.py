@@ -15,6 +15,8 @@ from typing import Any
 
 from edge_agent.runtime import report, selfcheck
 
+BUDGET_S = 30.0  # the cost curve's timing, at most (a busy host gets fewer repeats)
+
 
 def collect(model_path: Path, n_threads: int, repeats: int = 5) -> dict[str, Any]:
     """Everything `doctor` shows, as one JSON-able dict."""
@@ -34,7 +36,9 @@ def collect(model_path: Path, n_threads: int, repeats: int = 5) -> dict[str, Any
         out["system_info"] = report.system_info()
         out["buffer_types_mib"] = model.buffer_types
         prefix = model.tokenize(costs.CALIBRATION_TEXT, add_bos=True)
-        points, plain_ms = costs.measure(model, ks=range(17), repeats=repeats, prefix=prefix)
+        points, plain_ms = costs.measure(model, ks=range(17), repeats=repeats, prefix=prefix, budget_s=BUDGET_S)
+        _, again_ms = costs.measure(model, ks=(0,), repeats=3, prefix=prefix)
+        note = costs.implausible(points, plain_ms, again_ms, 17)
         threads: dict[int, float] = {}
         for n in sorted({n_threads, 1}):
             model.set_threads(n)
@@ -42,7 +46,10 @@ def collect(model_path: Path, n_threads: int, repeats: int = 5) -> dict[str, Any
         model.set_threads(n_threads)
     finally:
         model.close()
-    curve = [points[k] for k in range(17)]
+    curve = costs.CostCurve.from_points(points).as_list()
+    h = out["host"]
+    out["warnings"] = report.warnings(cores=h["cores"], n_threads=n_threads, load_avg=h["load_avg"],
+                                      plain_ms_by_threads=threads, calibration_note=note)
     out["step"] = {
         "plain_ms": round(plain_ms, 2),
         "relative_cost": {k: round(v, 3) for k, v in points.items()},
@@ -50,7 +57,8 @@ def collect(model_path: Path, n_threads: int, repeats: int = 5) -> dict[str, Any
         "plain_ms_by_threads": {n: round(v, 2) for n, v in threads.items()},
     }
     out["plan"] = report.draft_plan(curve, 16)
-    out["verdict"] = "ok"
+    n = len(out["warnings"])
+    out["verdict"] = "ok" if not n else f"usable, {n} warning(s) above"
     return out
 
 
@@ -68,7 +76,8 @@ def render(d: dict[str, Any]) -> str:
     h, b = d["host"], d["build"]
     st = d["store"]
     lines = [
-        f"host:      {h['cpu']} ({h['cores']} cores, {h['machine']})",
+        f"host:      {h['cpu']} ({h['cores']} cores, {h['machine']}"
+        + (f", load average {h['load_avg']:.1f}" if h.get("load_avg") is not None else "") + ")",
         f"features:  {' '.join(h['features']) or 'none detected'}",
         f"store:     SQLite {st['sqlite']}, ranking " + (
             "bm25_df (cached word counts)" if st["ranking"] == "bm25_df"
@@ -98,11 +107,13 @@ def render(d: dict[str, Any]) -> str:
                      + ", ".join(f"{n}: {v:.1f} ms" for n, v in st["plain_ms_by_threads"].items()))
         rel = st["relative_cost"]
         lines.append("verify k:  " + " ".join(f"{k:>5}" for k in range(1, 17)))
-        lines.append("cost x:    " + " ".join(f"{rel[k]:5.2f}" for k in range(1, 17)))
+        lines.append("cost x:    " + " ".join(f"{rel[k]:5.2f}" if k in rel else "    -" for k in range(1, 17)))
         plan = d["plan"]
         lens = ", ".join(f"p={p}: {k}" for p, k in plan["draft_len_by_acceptance"].items())
         lines.append(f"drafting:  length by acceptance {lens}")
         lines.append(f"           plain steps below acceptance {plan['gate_below_acceptance']:.2f}")
+    for w in d.get("warnings", []):
+        lines.append(f"WARNING:   {w}")
     lines.append(f"verdict:   {d['verdict']}")
     return "\n".join(lines)
 
@@ -110,7 +121,7 @@ def render(d: dict[str, Any]) -> str:
 def run(args: argparse.Namespace, model_path: Path, n_threads: int) -> int:
     d = collect(model_path, n_threads, repeats=args.repeats)
     print(json.dumps(d, indent=2) if args.json else render(d))
-    return 0 if d["verdict"] == "ok" else 1
+    return 1 if d["verdict"].startswith("runtime unusable") else 0
 
 
 def register(sub: Any) -> argparse.ArgumentParser:

@@ -98,15 +98,17 @@ class LlamaEngine:
         """The underlying token-level model."""
         return self._model
 
-    def calibrate(self, repeats: int = 3) -> costs.Calibration:
-        """Measure this host's verification cost curve and draft by it from now on."""
+    def calibrate(self, repeats: int = 3, budget_s: float = costs.CALIBRATION_BUDGET_S) -> costs.Calibration:
+        """Measure this host's verification cost curve within ``budget_s`` and draft by
+        it from now on (an implausible measurement keeps the prior curve)."""
         self.decoder.reset()
         prefix = self._model.tokenize(costs.CALIBRATION_TEXT, add_bos=True)
-        points, plain_ms = costs.measure(self._model, prefix=prefix, repeats=repeats)
+        cal = costs.calibrate(self._model, prefix=prefix, repeats=repeats, budget_s=budget_s)
         self.decoder.cached = list(prefix)  # what ``measure`` left in the KV cache
         policy = self.decoder.policy
-        policy.costs = CostCurve.from_points(points, max_k=policy.max_draft)
-        self.calibration = costs.Calibration(points=points, plain_ms=plain_ms)
+        if cal.reliable:
+            policy.costs = CostCurve.from_points(cal.points, max_k=policy.max_draft)
+        self.calibration = cal
         return self.calibration
 
     def runtime_state(self) -> dict[str, object]:
@@ -116,11 +118,18 @@ class LlamaEngine:
             "buffer_types_mib": dict(self._model.buffer_types),
             "kv_cache_mib": self._model.kv_cache_mib,
             "kv_types": "/".join(self._model.kv_types),
-            "plain_step_ms": self.calibration.plain_ms if self.calibration else 0.0,
+            "plain_step_ms": self._plain_step_ms(),
             "verify_cost": [curve.cost(k) for k in range(1, 17)],
             "threads": self._model.n_threads,
             "thread_switches": self.tuner.switches if self.tuner else 0,
         }
+
+    def _plain_step_ms(self) -> float:
+        """The plain step as decoding times it now; before that, calibration's figure."""
+        live = self.decoder.policy.costs.plain_ms()
+        if live is not None:
+            return live
+        return self.calibration.plain_ms if self.calibration else 0.0
 
     @property
     def loaded(self) -> bool:

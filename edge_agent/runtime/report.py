@@ -5,7 +5,9 @@
 (variant, CMake flags, patches, the install-time self-check); ``system_info()`` is
 llama.cpp's own line. The buffer types of the model's weights and the cost curve come
 from the loaded engine (``edge_agent.engine``); ``draft_plan`` turns a curve into what
-the decoder will do with it.
+the decoder will do with it; ``warnings`` says when the figures come from a contended
+host (load average against cores, a plain step that changed between two measurements,
+more threads slower than one) or a thread count is pathological.
 """
 
 from __future__ import annotations
@@ -60,11 +62,20 @@ def amx_granted() -> bool | None:
     return bool(rc == 0)
 
 
+def load_average() -> float | None:
+    """The one-minute load average (None where the platform has none)."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return None
+
+
 def host() -> dict[str, Any]:
     feats = cpu_features()
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count() or 1,
+        "load_avg": load_average(),
         "machine": platform.machine(),
         "features": [f for f, on in feats.items() if on],
         "amx_granted": amx_granted(),
@@ -121,3 +132,35 @@ def draft_plan(curve: Sequence[float], max_draft: int) -> dict[str, Any]:
         lengths[f"{p:.2f}"] = best_k
     gate = max(0.0, curve[1] - 1.0) if len(curve) > 1 else 0.0
     return {"draft_len_by_acceptance": lengths, "gate_below_acceptance": round(gate, 3)}
+
+
+LOADED = 0.75  # load average per core above which the host is taken as contended
+SLOWER = 1.3  # more threads this much slower than fewer: they wait for each other
+
+
+def warnings(
+    *,
+    cores: int,
+    n_threads: int,
+    load_avg: float | None,
+    plain_ms_by_threads: dict[int, float],
+    calibration_note: str = "",
+) -> list[str]:
+    """What makes the figures (or the configuration) suspect, one line each."""
+    out: list[str] = []
+    if load_avg is not None and load_avg > cores * LOADED:
+        out.append(f"the host is contended: load average {load_avg:.1f} on {cores} core(s); step times below "
+                   "are inflated, and decoding with fewer threads may be faster (model.n_threads)")
+    if n_threads > cores:
+        out.append(f"model.n_threads = {n_threads} is more than the {cores} core(s): threads wait for each "
+                   f"other at every step; use {cores} or fewer (0 = all cores)")
+    if calibration_note:
+        out.append(f"the step timings are not steady: {calibration_note}")
+    if len(plain_ms_by_threads) > 1:
+        fewest = min(plain_ms_by_threads)
+        most = max(plain_ms_by_threads)
+        if plain_ms_by_threads[most] > plain_ms_by_threads[fewest] * SLOWER:
+            out.append(f"{most} threads take {plain_ms_by_threads[most]:.1f} ms a step, {fewest} take "
+                       f"{plain_ms_by_threads[fewest]:.1f} ms: the cores are busy with other work; "
+                       f"set model.n_threads = {fewest} (or free the cores)")
+    return out
