@@ -92,6 +92,180 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
+class Decoding:
+    """One generation on one sequence, as steps a driver runs: ``start`` (prefill and
+    the first token), then ``plan`` (the tokens the next step evaluates: the last token
+    and a draft) and ``absorb`` (verify the step's logits rows, roll back the rejected
+    positions, return the new tokens) until ``done``.
+
+    ``SpeculativeDecoder`` drives one at a time with ``model.eval``; the engine's
+    scheduler drives several, each on its own sequence, in one batched step. Either way
+    a sequence sees the same operations, so its tokens do not depend on the driver.
+    ``cached`` is the list of tokens the sequence's KV cache holds (kept up to date).
+    """
+
+    def __init__(
+        self,
+        model: TokenModel,
+        cached: list[int],
+        prompt: Sequence[int],
+        sampler: Sampler,
+        max_tokens: int,
+        *,
+        drafters: Sequence[Drafter],
+        policy: DraftPolicy,
+        verifier: Verifier,
+        prefill_chunk: int,
+        invariant_rows: int,
+        cancelled: Callable[[], bool] | None,
+        stats: DecodeStats,
+    ) -> None:
+        if not prompt:
+            raise ValueError("empty prompt")
+        if len(prompt) >= model.n_ctx:
+            raise ValueError(f"prompt of {len(prompt)} tokens does not fit a context of {model.n_ctx}")
+        self.model, self.cached, self.prompt, self.sampler = model, cached, list(prompt), sampler
+        self.max_tokens, self.drafters, self.policy, self.verifier = max_tokens, list(drafters), policy, verifier
+        self.prefill_chunk, self.invariant_rows, self.cancelled, self.stats = prefill_chunk, invariant_rows, cancelled, stats
+        self.done = False
+        self.produced = 0
+        self.tok = -1
+        self._rows: npt.NDArray[np.float32] = np.empty((0, 0), dtype=np.float32)
+        self._draft: Draft | None = None
+        self._k = 0
+        self._start = 0
+        stats.t_start = time.perf_counter()
+        stats.prompt_tokens = len(prompt)
+
+    @property
+    def prefill_rows(self) -> npt.NDArray[np.float32]:
+        """The logits the prefill ended with (the first token's distribution)."""
+        return self._rows
+
+    def _rollback(self, n: int) -> None:
+        if n < self.model.n_past:
+            self.model.truncate(n)
+        del self.cached[n:]
+
+    def _finish(self, reason: str) -> None:
+        self.stats.finish_reason = reason
+        self.stats.t_end = time.perf_counter()
+        if not self.stats.t_first:
+            self.stats.t_first = self.stats.t_end
+        self.done = True
+
+    def prefill_parts(self) -> Generator[None, None, None]:
+        """Evaluate the prompt, one chunk per iteration (a driver may run other work in
+        between); afterwards ``first`` gives the first token."""
+        st, prompt = self.stats, self.prompt
+        common = min(common_prefix(self.cached, prompt), len(prompt) - 1)
+        self._rollback(common)
+        st.reused_prefix_tokens = common
+        rest = prompt[common:]
+        # the row that gives the first distribution: alone when larger batches would
+        # compute it with other kernels than the re-evaluation of a cached prompt does
+        alone = 0 < self.invariant_rows < len(rest)
+        body = rest[:-1] if alone else rest
+        chunk = self.prefill_chunk
+        for i in range(0, len(body), chunk):
+            part = body[i : i + chunk]
+            last = not alone and i + chunk >= len(body)
+            self._rows = self.model.eval(part, [len(part) - 1] if last else [])
+            self.cached.extend(part)
+            yield
+        if alone:
+            self._rows = self.model.eval(rest[-1:], [0])
+            self.cached.append(rest[-1])
+            yield
+
+    def start(self) -> list[int]:
+        """Run the whole prefill; the first token (``[]`` when the generation is over)."""
+        if self.max_tokens <= 0:
+            self._finish("length")
+            return []
+        if self.cancelled is not None and self.cancelled():
+            self._finish("cancelled")
+            return []
+        for _ in self.prefill_parts():
+            pass
+        return self.first()
+
+    def first(self) -> list[int]:
+        """The first token, from the prefill's last row (``[]``: the generation is over)."""
+        st = self.stats
+        self.policy.reset()
+        tok = self.sampler.sample(self._rows[0])
+        st.note_probs(self._rows[:1], [tok])
+        st.t_first = time.perf_counter()
+        if self.model.is_eog(tok):
+            self._finish("stop")
+            return []
+        for d in self.drafters:
+            d.begin(self.prompt)
+            d.extend([tok])
+        self.tok, self.produced = tok, 1
+        st.generated_tokens = 1
+        st.t_end = time.perf_counter()
+        return [tok]
+
+    def plan(self, max_rows: int) -> list[int]:
+        """The tokens of the next step: the last token, then up to ``max_rows - 1``
+        drafted ones ([] and ``done`` when the generation is over)."""
+        if self.produced >= self.max_tokens:
+            self._finish("length")
+        elif self.cancelled is not None and self.cancelled():
+            self._finish("cancelled")
+        if self.done:
+            return []
+        start = self.model.n_past
+        room = min(self.max_tokens - self.produced - 1, self.model.n_ctx - start - 1, max_rows - 1)
+        if room < 0:
+            self._finish("length")
+            return []
+        draft, k = choose_draft(self.drafters, self.policy, room) if self.drafters and room > 0 else (None, 0)
+        self._draft, self._k, self._start = draft, k, start
+        batch = [self.tok]
+        if draft is not None:
+            batch.extend(draft.tokens[:k])
+        return batch
+
+    def absorb(self, batch: Sequence[int], rows: npt.NDArray[np.float32]) -> list[int]:
+        """Take the step's logits (``rows[j]`` after ``batch[j]``): the new tokens."""
+        st, k, draft = self.stats, self._k, self._draft
+        self.cached.extend(batch)
+        if k:
+            accepted, nxt = self.verifier.verify(rows, list(batch[1:]), self.sampler)
+            assert draft is not None
+            self.policy.update(draft, k, accepted)
+            st.verify_steps += 1
+            st.drafted_tokens += k
+            st.accepted_tokens += accepted
+        else:
+            accepted, nxt = 0, self.sampler.sample(rows[0])
+        st.steps += 1
+        keep = self._start + 1 + accepted
+        if st.trace is not None:
+            st.trace.append((self._start, tuple(batch), keep))
+        self._rollback(keep)
+        new = list(batch[1 : 1 + accepted]) + [nxt]
+        st.note_probs(rows, new)  # rows[j] is the distribution new[j] came from
+        eog = False
+        for i, t in enumerate(new):
+            if self.model.is_eog(t):
+                new, eog = new[:i], True
+                break
+        if new:
+            for d in self.drafters:
+                d.extend(new)
+        self.produced += len(new)
+        st.generated_tokens = self.produced
+        st.t_end = time.perf_counter()
+        if eog:
+            self._finish("stop")
+        self.tok = nxt
+        return new
+
+
 class SpeculativeDecoder:
     """Runs generations on one ``TokenModel``, one at a time."""
 
@@ -116,39 +290,12 @@ class SpeculativeDecoder:
         self.learn_step_cost = learn_step_cost
         self.tuner = tuner
         self.cached: list[int] = []  # tokens whose KV entries the model holds
-        self._rows: npt.NDArray[np.float32] = np.empty((0, 0), dtype=np.float32)
 
     def reset(self) -> None:
         """Empty the KV cache (the next prompt is evaluated in full)."""
-        self._rollback(0)
-
-    # -- helpers -----------------------------------------------------------
-    def _rollback(self, n: int) -> None:
-        if n < self.model.n_past:
-            self.model.truncate(n)
-        del self.cached[n:]
-
-    def _prefill(self, prompt: Sequence[int], stats: DecodeStats) -> None:
-        common = min(common_prefix(self.cached, prompt), len(prompt) - 1)
-        self._rollback(common)
-        stats.reused_prefix_tokens = common
-        rest = list(prompt[common:])
-        # the row that gives the first distribution: alone when larger batches would
-        # compute it with other kernels than the re-evaluation of a cached prompt does
-        alone = 0 < self.invariant_rows < len(rest)
-        body = rest[:-1] if alone else rest
-        chunk = self.prefill_chunk
-        for i in range(0, len(body), chunk):
-            part = body[i : i + chunk]
-            last = not alone and i + chunk >= len(body)
-            self._rows = self.model.eval(part, [len(part) - 1] if last else [])
-            self.cached.extend(part)
-        if alone:
-            self._rows = self.model.eval(rest[-1:], [0])
-            self.cached.append(rest[-1])
-
-    def _choose(self, room: int) -> tuple[Draft | None, int]:
-        return choose_draft(self.drafters, self.policy, room)
+        if self.model.n_past > 0:
+            self.model.truncate(0)
+        del self.cached[:]
 
     def _learn_cost(self, k: int, seconds: float) -> None:
         if self.learn_step_cost:
@@ -156,7 +303,24 @@ class SpeculativeDecoder:
         if self.tuner is not None:
             self.tuner.observe(seconds / self.policy.costs.cost(k))
 
-    # -- the loop ----------------------------------------------------------
+    def decoding(
+        self,
+        prompt: Sequence[int],
+        sampler: Sampler,
+        max_tokens: int,
+        *,
+        speculative: bool = True,
+        cancelled: Callable[[], bool] | None = None,
+        stats: DecodeStats | None = None,
+    ) -> Decoding:
+        """A ``Decoding`` of ``prompt`` on this decoder's model, cache and drafters."""
+        return Decoding(
+            self.model, self.cached, prompt, sampler, max_tokens,
+            drafters=self.drafters if speculative else (), policy=self.policy, verifier=self.verifier,
+            prefill_chunk=self.prefill_chunk, invariant_rows=self.invariant_rows,
+            cancelled=cancelled, stats=stats if stats is not None else DecodeStats(),
+        )
+
     def decode(
         self,
         prompt: Sequence[int],
@@ -173,94 +337,19 @@ class SpeculativeDecoder:
         (``max_tokens`` or the context is full) or "cancelled". The caller may close
         the iterator early (a stop string); the KV bookkeeping stays consistent.
         """
-        st = stats if stats is not None else DecodeStats()
-        st.t_start = time.perf_counter()
-        st.prompt_tokens = len(prompt)
-        model = self.model
-        if not prompt:
-            raise ValueError("empty prompt")
-        if len(prompt) >= model.n_ctx:
-            raise ValueError(
-                f"prompt of {len(prompt)} tokens does not fit a context of {model.n_ctx}"
-            )
-        if max_tokens <= 0:
-            st.finish_reason = "length"
-            st.t_first = st.t_end = time.perf_counter()
-            return
-        if cancelled is not None and cancelled():
-            st.finish_reason = "cancelled"
-            st.t_first = st.t_end = time.perf_counter()
-            return
-        self.policy.reset()
-        self._prefill(prompt, st)
-        tok = sampler.sample(self._rows[0])
-        st.note_probs(self._rows[:1], [tok])
-        st.t_first = time.perf_counter()
-        if model.is_eog(tok):
-            st.finish_reason = "stop"
-            st.t_end = st.t_first
-            return
-        use_drafts = speculative and bool(self.drafters)
-        if use_drafts:
-            for d in self.drafters:
-                d.begin(prompt)
-                d.extend([tok])
-        produced = 1
-        st.generated_tokens = 1
-        st.t_end = time.perf_counter()
-        yield [tok]
-        verifier = self.verifier
-        while True:
-            if produced >= max_tokens:
-                st.finish_reason = "length"
+        d = self.decoding(prompt, sampler, max_tokens, speculative=speculative, cancelled=cancelled, stats=stats)
+        first = d.start()
+        if first:
+            yield first
+        limit = self.policy.max_draft + 1
+        while not d.done:
+            batch = d.plan(limit)
+            if not batch:
                 break
-            if cancelled is not None and cancelled():
-                st.finish_reason = "cancelled"
-                break
-            start = model.n_past
-            room = min(max_tokens - produced - 1, model.n_ctx - start - 1)
-            if room < 0:
-                st.finish_reason = "length"
-                break
-            draft, k = self._choose(room) if use_drafts and room > 0 else (None, 0)
-            batch = [tok]
-            if draft is not None:
-                batch.extend(draft.tokens[:k])
             t0 = time.perf_counter()
-            rows = model.eval(batch, range(len(batch)))
-            self.cached.extend(batch)
-            if k:
-                accepted, nxt = verifier.verify(rows, batch[1:], sampler)
-                assert draft is not None
-                self.policy.update(draft, k, accepted)
-                st.verify_steps += 1
-                st.drafted_tokens += k
-                st.accepted_tokens += accepted
-            else:
-                accepted, nxt = 0, sampler.sample(rows[0])
-            self._learn_cost(k, time.perf_counter() - t0)
-            st.steps += 1
-            keep = start + 1 + accepted
-            if st.trace is not None:
-                st.trace.append((start, tuple(batch), keep))
-            self._rollback(keep)
-            new = batch[1 : 1 + accepted] + [nxt]
-            st.note_probs(rows, new)  # rows[j] is the distribution new[j] came from
-            eog = False
-            for i, t in enumerate(new):
-                if model.is_eog(t):
-                    new, eog = new[:i], True
-                    break
-            if use_drafts and new:
-                for d in self.drafters:
-                    d.extend(new)
-            produced += len(new)
-            st.generated_tokens = produced
-            st.t_end = time.perf_counter()
+            rows = self.model.eval(batch, range(len(batch)))
+            new = d.absorb(batch, rows)
+            self._learn_cost(len(batch) - 1, time.perf_counter() - t0)
             if new:
                 yield new
-            if eog:
-                st.finish_reason = "stop"
-                break
-            tok = nxt
-        st.t_end = time.perf_counter()
+        d.stats.t_end = time.perf_counter()

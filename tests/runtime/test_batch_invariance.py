@@ -75,21 +75,27 @@ def test_a_cached_prompt_gives_the_same_first_distribution(model_path: Path) -> 
     first time too, so both see the same logits; a prompt batch would not."""
     from edge_agent.engine.decoder import DecodeStats, SpeculativeDecoder
     from edge_agent.engine.llama_model import BATCH_INVARIANT_ROWS, LlamaModel
+    from edge_agent.engine.sampling import Sampler
 
     m = LlamaModel(model_path, n_ctx=2048, n_threads=2)
     try:
         prompt = m.tokenize(TEXT * 3, add_bos=True)
         assert len(prompt) > BATCH_INVARIANT_ROWS
 
+        def prefill(dec: SpeculativeDecoder, stats: DecodeStats) -> np.ndarray:
+            d = dec.decoding(prompt, Sampler(0.0, 0, 1.0, 0, None), 1, stats=stats)
+            for _ in d.prefill_parts():
+                pass
+            return d.prefill_rows[-1].copy()
+
         def first_rows(invariant_rows: int) -> tuple[np.ndarray, np.ndarray]:
             dec = SpeculativeDecoder(m, invariant_rows=invariant_rows)
             dec.reset()
-            dec._prefill(prompt, DecodeStats())
-            fresh = dec._rows[-1].copy()
+            fresh = prefill(dec, DecodeStats())
             stats = DecodeStats()
-            dec._prefill(prompt, stats)
+            cached = prefill(dec, stats)
             assert stats.reused_prefix_tokens == len(prompt) - 1
-            return fresh, dec._rows[-1].copy()
+            return fresh, cached
 
         fresh, cached = first_rows(BATCH_INVARIANT_ROWS)
         assert float(np.max(np.abs(fresh - cached))) == 0.0
