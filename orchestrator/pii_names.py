@@ -356,9 +356,8 @@ def _past_tense(word: str) -> bool:
 
 
 # Verbs after a name that make a statement of it, not a question ("Will Smith said").
-_STATEMENT_VERBS = VERBS_AFTER - frozenset(
-    "is was are were has had have will would can could should shall might must does did".split()
-)
+_AUXILIARIES = "is was are were has had have will would can could should shall might must does did"
+_STATEMENT_VERBS = VERBS_AFTER - frozenset(_AUXILIARIES.split())
 _NEXT_WORDS = re.compile(r"[ \t]+([\w&'’]+)(?:[ \t]+(\w+))?")
 
 
