@@ -1,7 +1,11 @@
 """Prometheus ``/metrics`` text endpoint (off by default; loopback only when on).
 
 Figures are read from the service's ``Stats`` at scrape time through a custom
-collector, so the request path does no extra work for metrics.
+collector, so the request path does no extra work for metrics. Besides the gauges
+(percentiles over recent requests) there are counters since start (requests, tokens
+by route and kind, errors, spend) and histograms with fixed buckets, which a Prometheus
+server can aggregate and rate: ``edge_agent_ttft_seconds``,
+``edge_agent_tokens_per_second{side}`` and ``edge_agent_queue_wait_seconds``.
 """
 
 from __future__ import annotations
@@ -11,11 +15,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from common.errors import ConfigError
-from edge_agent.pipeline.stats import StatsSnapshot
+from edge_agent.pipeline.stats import HistogramSnapshot, StatsSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,12 @@ class StatsCollector(Collector):
         for route, n in sorted(s.requests_by_route.items()):
             routes.add_metric([route], n)
         yield routes
+        tokens = CounterMetricFamily("edge_agent_tokens", "Tokens since start, by route and kind (prompt, completion)",
+                                     labels=["route", "kind"])
+        for (route, kind), n in sorted(s.tokens.items()):
+            tokens.add_metric([route, kind], n)
+        yield tokens
+        yield from _histograms(s.histograms)
         yield CounterMetricFamily("edge_agent_errors", "Requests rejected with an error status", value=s.errors)
         yield CounterMetricFamily("edge_agent_cancelled", "Requests cancelled by the caller", value=s.cancelled)
         yield CounterMetricFamily("edge_agent_fallbacks", "Requests answered by the other side after a failure", value=s.fallbacks)
@@ -56,6 +66,27 @@ class StatsCollector(Collector):
         for name in ("closed", "half_open", "open", "disabled"):
             circuit.add_metric([name], 1.0 if state == name else 0.0)
         yield circuit
+
+
+def _buckets(h: HistogramSnapshot, scale: float) -> list[tuple[str, float]]:
+    """Prometheus buckets: (upper bound, cumulative count), the last one +Inf."""
+    return [(repr(b * scale), float(c)) for b, c in zip(h.bounds, h.cumulative)] + [("+Inf", float(h.count))]
+
+
+def _histograms(hists: dict[str, HistogramSnapshot]) -> Iterator[Any]:
+    if "ttft_ms" in hists:
+        h = hists["ttft_ms"]
+        yield HistogramMetricFamily("edge_agent_ttft_seconds", "Time to first token", buckets=_buckets(h, 1e-3), sum_value=h.total / 1000)
+    if "queue_wait_ms" in hists:
+        h = hists["queue_wait_ms"]
+        yield HistogramMetricFamily("edge_agent_queue_wait_seconds", "Time local requests waited for the model",
+                                    buckets=_buckets(h, 1e-3), sum_value=h.total / 1000)
+    speed = HistogramMetricFamily("edge_agent_tokens_per_second", "Decode speed of answers, by side (local, cloud)",
+                                  labels=["side"])
+    for name, h in sorted(hists.items()):
+        if name.startswith("tokens_per_s:"):
+            speed.add_metric([name.partition(":")[2]], buckets=_buckets(h, 1.0), sum_value=h.total)
+    yield speed
 
 
 class MetricsServer:

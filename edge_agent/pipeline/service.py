@@ -9,8 +9,8 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import replace
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import replace
 
 from common.chat import Prompt, as_text
 from common.errors import OutOfRange, PermissionDenied
@@ -169,6 +169,10 @@ class AgentService:
             accepted=out.accepted_tokens,
             cost=out.cost,
             fallback=out.fallback,
+            prompt_tokens=out.prompt_tokens,
+            completion_tokens=out.completion_tokens,
+            tokens_per_s=out.tokens_per_s,
+            queue_wait_ms=out.queue_wait_ms if "local" in out.route.split("+") else None,
         )
         self.stats.energy(out.energy_j, out.completion_tokens, out.energy_source)
         if out.energy_j > 0 and out.prompt_tokens + out.completion_tokens > 0:

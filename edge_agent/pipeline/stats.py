@@ -1,10 +1,47 @@
-"""In-memory counters and percentiles behind ``GetStats`` (bounded memory)."""
+"""In-memory counters and percentiles behind ``GetStats`` (bounded memory), and the
+cumulative token counters and latency histograms ``/metrics`` exposes (fixed buckets,
+as Prometheus histograms are: TTFT, decode speed, queue wait)."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+TTFT_BUCKETS_MS = (25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0)
+TOKENS_PER_S_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
+QUEUE_WAIT_BUCKETS_MS = (1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 30000.0)
+
+
+@dataclass(frozen=True)
+class HistogramSnapshot:
+    """Cumulative counts per upper bound (the last bound is +Inf), their sum and count."""
+
+    bounds: tuple[float, ...]
+    cumulative: tuple[int, ...]  # len(bounds) + 1: the last is every observation
+    total: float
+    count: int
+
+
+class Histogram:
+    """Observations counted into fixed buckets since start (not thread-safe: Stats locks)."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self._counts = [0] * (len(bounds) + 1)
+        self._sum = 0.0
+
+    def observe(self, value: float) -> None:
+        i = next((i for i, b in enumerate(self.bounds) if value <= b), len(self.bounds))
+        self._counts[i] += 1
+        self._sum += value
+
+    def snapshot(self) -> HistogramSnapshot:
+        running, cumulative = 0, []
+        for c in self._counts:
+            running += c
+            cumulative.append(running)
+        return HistogramSnapshot(self.bounds, tuple(cumulative), self._sum, running)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -30,6 +67,10 @@ class StatsSnapshot:
     local_energy_j: float = 0.0  # total energy of local generations
     local_tokens_per_j_p50: float = 0.0  # completion tokens per joule, median
     energy_source: str = ""  # "rapl" or "estimate"
+    # Since start: tokens by (route, "prompt" | "completion"); histograms by name
+    # ("ttft_ms", "tokens_per_s" with the route's side, "queue_wait_ms").
+    tokens: dict[tuple[str, str], int] = field(default_factory=dict)
+    histograms: dict[str, HistogramSnapshot] = field(default_factory=dict)
 
 
 class Stats:
@@ -49,11 +90,27 @@ class Stats:
         self._energy_j = 0.0
         self._tokens_per_j: deque[float] = deque(maxlen=window)
         self._energy_source = ""
+        self._tokens: Counter[tuple[str, str]] = Counter()
+        self._hist_ttft = Histogram(TTFT_BUCKETS_MS)
+        self._hist_tps: dict[str, Histogram] = {}
+        self._hist_wait = Histogram(QUEUE_WAIT_BUCKETS_MS)
 
-    def record(self, *, route: str, ttft_ms: float, local_tps: float | None, drafted: int, accepted: int, cost: float, fallback: bool) -> None:
+    def record(
+        self, *, route: str, ttft_ms: float, local_tps: float | None, drafted: int, accepted: int, cost: float,
+        fallback: bool, prompt_tokens: int = 0, completion_tokens: int = 0, tokens_per_s: float | None = None,
+        queue_wait_ms: float | None = None,
+    ) -> None:
         with self._lock:
             self._routes[route] += 1
             self._ttft.append(ttft_ms)
+            self._hist_ttft.observe(ttft_ms)
+            self._tokens[(route, "prompt")] += prompt_tokens
+            self._tokens[(route, "completion")] += completion_tokens
+            if tokens_per_s is not None and tokens_per_s > 0:
+                side = "local" if local_tps is not None else "cloud"
+                self._hist_tps.setdefault(side, Histogram(TOKENS_PER_S_BUCKETS)).observe(tokens_per_s)
+            if queue_wait_ms is not None:
+                self._hist_wait.observe(queue_wait_ms)
             if local_tps is not None:
                 self._local_tps.append(local_tps)
             self._drafted += drafted
@@ -94,4 +151,10 @@ class Stats:
                 local_energy_j=self._energy_j,
                 local_tokens_per_j_p50=percentile(list(self._tokens_per_j), 50),
                 energy_source=self._energy_source,
+                tokens=dict(self._tokens),
+                histograms={
+                    "ttft_ms": self._hist_ttft.snapshot(),
+                    "queue_wait_ms": self._hist_wait.snapshot(),
+                    **{f"tokens_per_s:{side}": h.snapshot() for side, h in self._hist_tps.items()},
+                },
             )
