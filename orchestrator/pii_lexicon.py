@@ -35,6 +35,7 @@ _FOLD = str.maketrans(
 )
 RARE_NAME_BELOW = 3.0  # a listed name rarer than this as a word is a name in lowercase too
 _ENGLISH_MIN_ZIPF = 2.0  # rarer words count as unknown (Zipf 0)
+_NO_FREQUENCIES_ZIPF = 5.0
 _OTHER_MIN_ZIPF = 3.8  # a word this common in another language is a known word (names rarely are)
 _OTHER_LANGUAGES = ("de", "fr", "es", "it", "nl", "pt")
 _PARTICLES = frozenset(["de", "da", "di", "del", "della", "der", "den", "van", "von", "le", "la", "du", "dos", "das", "ter", "ten", "bin", "ibn", "al", "el"])
@@ -80,7 +81,10 @@ class Lexicon:
         return fold(word) in self.rare_names
 
     def zipf(self, word: str) -> float:
-        """English Zipf frequency of ``word`` (0 for unknown or rare words)."""
+        """English Zipf frequency of ``word`` (0 for unknown or rare words). Without the
+        frequency list every word counts as an everyday one, so only cues find names."""
+        if not self.zipf10:
+            return _NO_FREQUENCIES_ZIPF
         low = word.lower()
         z = self.zipf10.get(low)
         if z is None and not low.isascii():
