@@ -1,9 +1,14 @@
 """``TokenModel`` on the low-level llama.cpp API (through llama-cpp-python's ctypes).
 
-One model, one context, one sequence. ``eval`` fills a preallocated ``llama_batch``
-with per-position logits flags, runs ``llama_decode`` and returns the requested rows
-as a numpy view over llama.cpp's logits buffer (no copy of the 262k-entry vocabulary).
-``truncate`` removes rejected positions from the KV cache with ``llama_memory_seq_rm``.
+One model, one context, ``n_seq`` sequences (1 unless the engine serves several
+requests at once). ``eval`` fills a preallocated ``llama_batch`` with per-position
+logits flags, runs ``llama_decode`` and returns the requested rows as a numpy view over
+llama.cpp's logits buffer (no copy of the 262k-entry vocabulary). ``truncate`` removes
+rejected positions from the KV cache with ``llama_memory_seq_rm``. The model itself is
+sequence 0; ``seq(s)`` is the same interface on sequence ``s``, and ``eval_many`` runs
+one step for several sequences at once. With several sequences each has its own KV
+stream of ``n_ctx`` cells (``kv_unified`` off), filled in position order as a lone
+sequence's is, so a row attends over its cells in the same order either way.
 """
 
 from __future__ import annotations
@@ -61,8 +66,12 @@ class LlamaModel:
         kv_types: tuple[str, str] = ("f16", "f16"),
         flash_attn: str = "auto",
         swa_full: bool = True,
+        n_seq: int = 1,
     ) -> None:
         init_backend()
+        if n_seq < 1:
+            raise ValueError("n_seq must be >= 1")
+        self.n_seq = n_seq
         path = Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
@@ -124,10 +133,12 @@ class LlamaModel:
         if not model:
             raise LlamaError(f"could not load model {self.path}")
         cparams = lc.llama_context_default_params()
-        cparams.n_ctx = self._n_ctx_wanted
+        cparams.n_ctx = self._n_ctx_wanted * self.n_seq
         cparams.n_batch = self.n_batch
         cparams.n_ubatch = self.n_batch
-        cparams.n_seq_max = 1
+        cparams.n_seq_max = self.n_seq
+        if self.n_seq > 1:
+            cparams.kv_unified = False
         cparams.n_threads = self.n_threads
         cparams.n_threads_batch = self.n_threads
         cparams.embeddings = False
@@ -144,11 +155,11 @@ class LlamaModel:
             raise LlamaError("could not create a llama.cpp context")
         self._model, self._ctx = model, ctx
         self._mem = lc.llama_get_memory(ctx)
-        self.n_ctx = int(lc.llama_n_ctx(ctx))
+        self.n_ctx = int(lc.llama_n_ctx_seq(ctx)) if self.n_seq > 1 else int(lc.llama_n_ctx(ctx))
         self._batch = lc.llama_batch_init(self.n_batch, 0, 1)
         self._view = np.empty((0, 0), dtype=np.float32)
         self._view_addr: int | None = None
-        self._n_past = 0
+        self._past = [0] * self.n_seq
 
     def unload(self) -> None:
         """Free the context, the batch and the weights; the vocabulary stays."""
@@ -160,7 +171,7 @@ class LlamaModel:
         self._model = self._ctx = None
         self._view = np.empty((0, 0), dtype=np.float32)
         self._view_addr = None
-        self._n_past = 0
+        self._past = [0] * self.n_seq
         _trim_heap()
 
     def set_threads(self, n: int) -> None:
@@ -169,56 +180,94 @@ class LlamaModel:
             lc.llama_set_n_threads(self._ctx, n, n)
         self.n_threads = n
 
-    # -- TokenModel ----------------------------------------------------------
+    # -- TokenModel (sequence 0) ---------------------------------------------
     @property
     def n_past(self) -> int:
-        return self._n_past
+        return self._past[0] if self._ctx is not None else 0
 
     def truncate(self, n: int) -> None:
-        if n >= self._n_past:
-            return
-        if not lc.llama_memory_seq_rm(self._mem, 0, n, -1):
-            lc.llama_memory_clear(self._mem, True)
-            self._n_past = 0
-            raise LlamaError(f"could not remove cached positions from {n}")
-        self._n_past = n
+        self.truncate_seq(0, n)
 
     def eval(self, tokens: Sequence[int], want: Sequence[int]) -> npt.NDArray[np.float32]:
         n = len(tokens)
         if n == 0 or n > self.n_batch:
             raise ValueError(f"batch of {n} tokens (1..{self.n_batch} allowed)")
-        if self._ctx is None:
-            raise LlamaError("the model is unloaded (call load first)")
-        if self._n_past + n > self.n_ctx:
-            raise LlamaError("context full")
-        batch = self._batch
-        base = self._n_past
-        tok, pos, nseq, seq, flags = (
-            batch.token,
-            batch.pos,
-            batch.n_seq_id,
-            batch.seq_id,
-            batch.logits,
-        )
-        for i in range(n):
-            tok[i] = tokens[i]
-            pos[i] = base + i
-            nseq[i] = 1
-            seq[i][0] = 0
-            flags[i] = 0
         wanted = list(want)
-        for i in wanted:
-            flags[i] = 1
-        batch.n_tokens = n
-        rc = lc.llama_decode(self._ctx, batch)
-        if rc != 0:
-            # a failed decode may leave part of the batch in the cache
-            lc.llama_memory_seq_rm(self._mem, 0, base, -1)
-            raise LlamaError(f"llama_decode failed with status {rc}")
-        self._n_past = base + n
+        self._decode([(0, tokens, wanted)])
         if not wanted:
             return np.empty((0, self.n_vocab), dtype=np.float32)
         return self._logits(len(wanted))
+
+    # -- several sequences -------------------------------------------------------
+    def seq(self, s: int) -> SeqModel:
+        """Sequence ``s`` as a ``TokenModel``."""
+        if not 0 <= s < self.n_seq:
+            raise ValueError(f"sequence {s} of {self.n_seq}")
+        return SeqModel(self, s)
+
+    def past(self, s: int) -> int:
+        return self._past[s] if self._ctx is not None else 0
+
+    def truncate_seq(self, s: int, n: int) -> None:
+        """Drop sequence ``s``'s cached positions ``>= n``."""
+        if self._ctx is None or n >= self._past[s]:
+            return
+        if not lc.llama_memory_seq_rm(self._mem, s, n, -1):
+            lc.llama_memory_seq_rm(self._mem, s, -1, -1)
+            self._past[s] = 0
+            raise LlamaError(f"could not remove cached positions from {n}")
+        self._past[s] = n
+
+    def eval_seq(self, s: int, tokens: Sequence[int], want: Sequence[int]) -> npt.NDArray[np.float32]:
+        """``eval`` on sequence ``s``."""
+        wanted = list(want)
+        self._decode([(s, tokens, wanted)])
+        if not wanted:
+            return np.empty((0, self.n_vocab), dtype=np.float32)
+        return self._logits(len(wanted))
+
+    def eval_many(self, items: Sequence[tuple[int, Sequence[int]]]) -> list[npt.NDArray[np.float32]]:
+        """One step for several sequences: ``(sequence, tokens)`` each, every row with
+        logits; the rows of each item, in order (views valid until the next call)."""
+        total = sum(len(t) for _, t in items)
+        if total == 0 or total > self.n_batch:
+            raise ValueError(f"batch of {total} tokens (1..{self.n_batch} allowed)")
+        self._decode([(s, t, range(len(t))) for s, t in items])
+        rows = self._logits(total)
+        out, at = [], 0
+        for _, t in items:
+            out.append(rows[at : at + len(t)])
+            at += len(t)
+        return out
+
+    def _decode(self, items: Sequence[tuple[int, Sequence[int], Sequence[int]]]) -> None:
+        if self._ctx is None:
+            raise LlamaError("the model is unloaded (call load first)")
+        batch = self._batch
+        tok, pos, nseq, seq, flags = batch.token, batch.pos, batch.n_seq_id, batch.seq_id, batch.logits
+        at = 0
+        for s, tokens, want in items:
+            base = self._past[s]
+            if base + len(tokens) > self.n_ctx:
+                raise LlamaError("context full")
+            for i, t in enumerate(tokens):
+                tok[at + i] = t
+                pos[at + i] = base + i
+                nseq[at + i] = 1
+                seq[at + i][0] = s
+                flags[at + i] = 0
+            for i in want:
+                flags[at + i] = 1
+            at += len(tokens)
+        batch.n_tokens = at
+        rc = lc.llama_decode(self._ctx, batch)
+        if rc != 0:
+            # a failed decode may leave part of the batch in the cache
+            for s, _, _ in items:
+                lc.llama_memory_seq_rm(self._mem, s, self._past[s], -1)
+            raise LlamaError(f"llama_decode failed with status {rc}")
+        for s, tokens, _ in items:
+            self._past[s] += len(tokens)
 
     def _logits(self, rows: int) -> npt.NDArray[np.float32]:
         """The first ``rows`` rows of the output logits, as a view (cached per buffer)."""
@@ -275,6 +324,28 @@ class LlamaModel:
         self.unload()
         self._closed = True
         lc.llama_model_free(self._vocab_model)
+
+
+class SeqModel:
+    """One sequence of a ``LlamaModel`` as a ``TokenModel``."""
+
+    def __init__(self, base: LlamaModel, s: int) -> None:
+        self.base, self.s = base, s
+        self.n_vocab = base.n_vocab
+        self.n_ctx = base.n_ctx
+
+    @property
+    def n_past(self) -> int:
+        return self.base.past(self.s)
+
+    def truncate(self, n: int) -> None:
+        self.base.truncate_seq(self.s, n)
+
+    def eval(self, tokens: Sequence[int], want: Sequence[int]) -> npt.NDArray[np.float32]:
+        return self.base.eval_seq(self.s, tokens, want)
+
+    def is_eog(self, token: int) -> bool:
+        return self.base.is_eog(token)
 
 
 def _trim_heap() -> None:
