@@ -199,12 +199,17 @@ def _params(body: Mapping[str, Any], ext: Mapping[str, Any], limits: LimitsConfi
 
 
 SCHEMA_FIELD = "response_format.json_schema.schema"
+PARSE_INLINE_BYTES = 64 * 1024  # a larger body is parsed in a worker thread
 
 
-async def checked_request(body: Mapping[str, Any], limits: LimitsConfig, *, chat: bool) -> HttpRequest:
-    """``http_request`` for the event loop: a body with a ``response_format`` is checked
-    in a worker thread (a schema takes milliseconds to check and turn into a grammar),
+async def checked_request(raw: bytes, limits: LimitsConfig, *, chat: bool) -> HttpRequest:
+    """The validated request of a raw body, for the event loop. A body over
+    ``PARSE_INLINE_BYTES`` is parsed and checked in a worker thread; so is any body with a
+    ``response_format`` (a schema takes milliseconds to check and turn into a grammar),
     after a first bound on the schema's size here, which stops early on a huge one."""
+    if len(raw) > PARSE_INLINE_BYTES:
+        return await asyncio.to_thread(lambda: http_request(parse_body(raw), limits, chat=chat))
+    body = parse_body(raw)
     rf = body.get("response_format")
     if rf is None or (isinstance(rf, dict) and rf.get("type") == "text"):
         return http_request(body, limits, chat=chat)

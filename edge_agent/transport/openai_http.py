@@ -184,7 +184,7 @@ class OpenAIFrontDoor:
         where = f"POST {request.url.path}"
         events: AsyncGenerator[Event, None] | None = None
         try:
-            req = await oc.checked_request(oc.parse_body(await self._body(request)), self._limits, chat=chat)
+            req = await oc.checked_request(await self._body(request), self._limits, chat=chat)
             if req.model != self.model_name:
                 raise ModelNotFound(req.model)
             service = self._service()

@@ -1,6 +1,7 @@
 """A JSON schema is checked off the event loop, so a health check is answered while a
-schema request is being checked: on the daemon's gRPC door, its HTTP door and
-cloud-stub, each served in-process (no model).
+schema request is being checked: on the daemon's gRPC door, its HTTP door (where a
+large body is also parsed off the loop) and cloud-stub, each served in-process (no
+model).
 
 The schema check is replaced by a gate that holds until the test has had a health
 answer: whatever the machine's speed, the health check can only be answered first if
@@ -87,6 +88,31 @@ def test_http_health_is_answered_while_a_schema_is_checked(gate: Gate) -> None:
     assert health.status_code == 200 and still_checking
     assert gate.held_until_opened and gate.thread is not threading.main_thread()
     assert answer.status_code == 400 and answer.json()["error"]["param"] == "response_format.json_schema.schema"
+
+
+def test_http_health_is_answered_while_a_large_body_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 1.5 MB schema's body: parsing it (tens of ms) is not done on the loop either."""
+    gate = Gate()
+    monkeypatch.setattr(openai_convert, "parse_body", lambda raw: gate.check(raw, "body"))
+    door = OpenAIFrontDoor(lambda: SimpleNamespace(model_state=lambda: {"state": "ready", "name": "m"}),  # type: ignore[arg-type, return-value]
+                           model_name="m", limits=LimitsConfig(), max_body_bytes=4 << 20)
+    schema = {"type": "object", "properties": {f"field_{i}": {"type": "string"} for i in range(50000)}}
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}}
+
+    async def main() -> tuple[httpx.Response, bool, httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=door), base_url="http://127.0.0.1") as client:
+            pending = asyncio.create_task(client.post("/v1/chat/completions", json=body))
+            await gate.wait_entered()
+            health = await client.get("/health")
+            still_parsing = not pending.done()
+            gate.opened.set()
+            return health, still_parsing, await pending
+
+    health, still_parsing, answer = asyncio.run(main())
+    assert health.status_code == 200 and still_parsing
+    assert gate.held_until_opened and gate.thread is not threading.main_thread()
+    assert answer.status_code == 400
 
 
 async def _health(channel: grpc.aio.Channel, service: str) -> int:
