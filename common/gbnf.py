@@ -320,14 +320,32 @@ def _chars(body: str) -> int:
 
 
 def _nullable(rules: list[list[list[int]]]) -> list[bool]:
-    """Which rules can match the empty string (a fixpoint)."""
+    """Which rules can match the empty string: a worklist over the alternatives, each
+    waiting for its references to turn out empty (linear in the grammar's size)."""
     nullable = [False] * len(rules)
-    changed = True
-    while changed:
-        changed = False
-        for rid, alts in enumerate(rules):
-            if not nullable[rid] and any(all(s >= 0 and nullable[s] for s in alt) for alt in alts):
-                nullable[rid] = changed = True
+    waiting: list[int] = []  # per alternative: references not yet known to be empty
+    owner: list[int] = []  # per alternative: its rule
+    uses: list[list[int]] = [[] for _ in rules]  # per rule: alternatives referring to it
+    todo: list[int] = []
+    for rid, alts in enumerate(rules):
+        for alt in alts:
+            a = len(owner)
+            owner.append(rid)
+            if any(s < 0 for s in alt):  # a terminal: never empty
+                waiting.append(-1)
+                continue
+            waiting.append(len(alt))
+            for s in alt:
+                uses[s].append(a)
+            if not alt and not nullable[rid]:
+                nullable[rid] = True
+                todo.append(rid)
+    while todo:
+        for a in uses[todo.pop()]:
+            waiting[a] -= 1
+            if waiting[a] == 0 and not nullable[owner[a]]:
+                nullable[owner[a]] = True
+                todo.append(owner[a])
     return nullable
 
 
