@@ -118,7 +118,7 @@ class LlamaBackend:
             top_k=params.top_k,
             seed=params.seed,
             stop=list(params.stop) or None,
-            grammar=_grammar(params.json_schema),
+            grammar=_grammar(params.json_schema, self._llm),
             stream=True,
         ))
         for chunk in stream:
@@ -142,14 +142,22 @@ class LlamaBackend:
             self._llm.close()
 
 
-def _grammar(json_schema: str) -> Any:
+def _grammar(json_schema: str, llm: Any) -> Any:
     """llama-cpp-python's grammar object for a JSON schema (None for free text): the
     bounded, checked and cached grammar of ``common.schema_grammar`` (the same as the
-    edge agent's), checked again by ``common.gbnf`` just before llama.cpp parses it."""
+    edge agent's), checked again by ``common.gbnf`` and then parsed once by llama.cpp
+    here: llama-cpp-python adds the grammar sampler to its chain without looking, and a
+    grammar llama.cpp refused would be a null sampler there (a crash at the first token),
+    so a refusal must be seen first and become INVALID_ARGUMENT."""
     if not json_schema:
         return None
+    import llama_cpp as lc
     from llama_cpp.llama_grammar import LlamaGrammar
 
     gbnf = schema_grammar(json_schema, "params.json_schema")
     check_grammar(gbnf, "params.json_schema")
+    sampler = lc.llama_sampler_init_grammar(llm._model.vocab, gbnf.encode(), b"root")
+    if not sampler:
+        raise InvalidArgument("params.json_schema", "the grammar built from the schema does not parse")
+    lc.llama_sampler_free(sampler)
     return LlamaGrammar.from_string(gbnf, verbose=False)
