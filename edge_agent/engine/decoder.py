@@ -170,21 +170,28 @@ class Decoding:
         for i in range(0, len(body), chunk):
             part = body[i : i + chunk]
             last = not alone and i + chunk >= len(body)
-            self._rows = self.model.eval(part, [len(part) - 1] if last else [])
+            rows = self.model.eval(part, [len(part) - 1] if last else [])
+            if last:  # a copy: a driver may run other steps before ``first`` reads it
+                self._rows = rows.copy()
             self.cached.extend(part)
             yield
         if alone:
-            self._rows = self.model.eval(rest[-1:], [0])
+            self._rows = self.model.eval(rest[-1:], [0]).copy()
             self.cached.append(rest[-1])
             yield
 
-    def start(self) -> list[int]:
-        """Run the whole prefill; the first token (``[]`` when the generation is over)."""
+    def opening(self) -> bool:
+        """Whether there is anything to decode (no tokens asked for, or cancelled
+        before the start: ``done`` with that reason)."""
         if self.max_tokens <= 0:
             self._finish("length")
-            return []
-        if self.cancelled is not None and self.cancelled():
+        elif self.cancelled is not None and self.cancelled():
             self._finish("cancelled")
+        return not self.done
+
+    def start(self) -> list[int]:
+        """Run the whole prefill; the first token (``[]`` when the generation is over)."""
+        if not self.opening():
             return []
         for _ in self.prefill_parts():
             pass

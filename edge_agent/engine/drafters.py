@@ -194,6 +194,23 @@ class CorpusDrafter:
             self.add([int(t) for t in doc])
 
     # -- the drafter -------------------------------------------------------
+    def cursor(self) -> CorpusCursor:
+        """A drafter over this store with a tail of its own, for one of several
+        sequences decoded at once (the store is shared, the position is not)."""
+        return CorpusCursor(self)
+
+    def lookup(self, tail: Sequence[int], max_len: int) -> Draft | None:
+        """The stored continuation of the longest matching suffix of ``tail``."""
+        if max_len <= 0:
+            return None
+        for n in range(min(self.max_n, len(tail)), self.min_n - 1, -1):
+            hit = self._index.get(tuple(tail[len(tail) - n :]))
+            if hit is not None:
+                doc = self._by_id.get(hit[0])
+                if doc is not None:
+                    return Draft(doc[hit[1] : hit[1] + max_len], self.name, n)
+        return None
+
     def begin(self, tokens: Sequence[int]) -> None:
         self._tail = [int(t) for t in tokens[-self.max_n :]]
 
@@ -202,12 +219,24 @@ class CorpusDrafter:
             self._tail = (self._tail + [int(t) for t in tokens])[-self.max_n :]
 
     def propose(self, max_len: int) -> Draft | None:
-        tail = self._tail
-        if max_len <= 0:
-            return None
-        for n in range(min(self.max_n, len(tail)), self.min_n - 1, -1):
-            hit = self._index.get(tuple(tail[len(tail) - n :]))
-            if hit is not None:
-                doc = self._by_id[hit[0]]
-                return Draft(doc[hit[1] : hit[1] + max_len], self.name, n)
-        return None
+        return self.lookup(self._tail, max_len)
+
+
+class CorpusCursor:
+    """``CorpusDrafter``'s lookup with a tail of its own (see ``CorpusDrafter.cursor``)."""
+
+    name = CorpusDrafter.name
+
+    def __init__(self, store: CorpusDrafter) -> None:
+        self.store = store
+        self._tail: list[int] = []
+
+    def begin(self, tokens: Sequence[int]) -> None:
+        self._tail = [int(t) for t in tokens[-self.store.max_n :]]
+
+    def extend(self, tokens: Sequence[int]) -> None:
+        if tokens:
+            self._tail = (self._tail + [int(t) for t in tokens])[-self.store.max_n :]
+
+    def propose(self, max_len: int) -> Draft | None:
+        return self.store.lookup(self._tail, max_len)

@@ -4,6 +4,10 @@ Text in, text deltas out. The prompt is tokenized with the model's BOS token, de
 ``SpeculativeDecoder`` (drafts from the prompt and generated tokens, and from a bounded
 store of retrieved personal-context texts and past answers), and streamed through
 ``TextStream`` so deltas never split a UTF-8 character and stop sequences are cut.
+
+With ``parallel > 1`` the model holds that many sequences and a ``Scheduler`` decodes
+the requests that arrive together in shared steps (``generate`` may then be called from
+several threads at once); each answer is the one the request gets alone.
 """
 
 from __future__ import annotations
@@ -19,14 +23,17 @@ from edge_agent.engine import chat, costs
 from edge_agent.engine.adaptive import DraftPolicy
 from edge_agent.engine.api import EngineEvent, EngineUsage, Finished, SamplingParams, TextDelta
 from edge_agent.engine.costs import CostCurve
-from edge_agent.engine.decoder import DecodeStats, SpeculativeDecoder
+from edge_agent.engine.decoder import DecodeStats, Decoding, SpeculativeDecoder
 from edge_agent.engine.drafters import ContextDrafter, CorpusDrafter
 from edge_agent.engine.energy import EnergyMeter
 from edge_agent.engine.grammar import GrammarConstraint, schema_grammar
 from edge_agent.engine.llama_model import BATCH_INVARIANT_ROWS, LlamaModel
+from edge_agent.engine.model import TokenModel
+from edge_agent.engine.scheduler import BACKGROUND, INTERACTIVE, Job, Scheduler
 from edge_agent.engine.sampling import Sampler
 from edge_agent.engine.text import TextStream
 from edge_agent.engine.threads import ThreadTuner, thread_choices
+from edge_agent.engine.verify import MatchVerifier
 
 
 @dataclass
@@ -43,8 +50,10 @@ class LlamaEngine:
 
     ``speculative=False`` gives the plain loop (one token per forward pass).
     ``draft_store`` names a JSON file in which the store of past answers and context
-    texts is kept across restarts (None: memory only). ``generate`` is not re-entrant:
-    callers serialise requests.
+    texts is kept across restarts (None: memory only). With ``parallel == 1``
+    ``generate`` is not re-entrant (callers serialise requests); with more, up to
+    ``parallel`` generations run at once (``per_app`` of one app, ``queue_depth``
+    waiting) and every other call waits until none runs.
     """
 
     def __init__(
@@ -64,9 +73,15 @@ class LlamaEngine:
         kv_types: tuple[str, str] = ("f16", "f16"),
         flash_attn: str = "auto",
         watts_per_core: float = 5.0,
+        parallel: int = 1,
+        per_app: int = 0,
+        queue_depth: int = 16,
     ) -> None:
         self.energy = EnergyMeter(watts_per_core)
-        self._model = LlamaModel(model_path, n_ctx=n_ctx, n_threads=n_threads, kv_types=kv_types, flash_attn=flash_attn)
+        self.parallel = parallel
+        self._model = LlamaModel(
+            model_path, n_ctx=n_ctx, n_threads=n_threads, kv_types=kv_types, flash_attn=flash_attn, n_seq=parallel
+        )
         threads = self._model.n_threads
         self.tuner = (
             ThreadTuner(self._model.set_threads, thread_choices(threads))
@@ -91,7 +106,17 @@ class LlamaEngine:
             tuner=self.tuner,
         )
         self._requests = 0
+        self.max_draft = max_draft
         self.calibration: costs.Calibration | None = None
+        self.scheduler = (
+            Scheduler(self._model, rows=BATCH_INVARIANT_ROWS, per_app=per_app, queue_depth=queue_depth)
+            if parallel > 1
+            else None
+        )
+
+    def _exclusive(self, fn: Callable[[], object]) -> object:
+        """``fn`` with no generation running (directly without a scheduler)."""
+        return self.scheduler.exclusive(fn) if self.scheduler is not None else fn()
 
     @property
     def model(self) -> LlamaModel:
@@ -101,6 +126,17 @@ class LlamaEngine:
     def calibrate(self, repeats: int = 3, budget_s: float = costs.CALIBRATION_BUDGET_S) -> costs.Calibration:
         """Measure this host's verification cost curve within ``budget_s`` and draft by
         it from now on (an implausible measurement keeps the prior curve)."""
+        if self.scheduler is not None:
+            scheduler = self.scheduler
+
+            def run() -> costs.Calibration:
+                scheduler.forget_cached()
+                return self._calibrate(repeats, budget_s)
+
+            return scheduler.exclusive(run)  # type: ignore[no-any-return]
+        return self._calibrate(repeats, budget_s)
+
+    def _calibrate(self, repeats: int, budget_s: float) -> costs.Calibration:
         self.decoder.reset()
         prefix = self._model.tokenize(costs.CALIBRATION_TEXT, add_bos=True)
         cal = costs.calibrate(self._model, prefix=prefix, repeats=repeats, budget_s=budget_s)
@@ -139,17 +175,28 @@ class LlamaEngine:
     def load(self) -> None:
         """Load the weights again after ``unload`` (the cost curve and the draft
         corpus were kept)."""
-        self._model.load()
+        self._exclusive(self._model.load)
 
     def unload(self) -> None:
         """Free the weights and the KV cache; tokenizing still works, and the next
         generation loads them again. Not re-entrant with ``generate``."""
-        self.decoder.reset()
-        self._model.unload()
+        def run() -> None:
+            self.decoder.reset()
+            if self.scheduler is not None:
+                self.scheduler.forget_cached()
+            self._model.unload()
+
+        self._exclusive(run)
 
     def reset_cache(self) -> None:
         """Forget the cached prefix (the next request evaluates its whole prompt)."""
-        self.decoder.reset()
+
+        def run() -> None:
+            self.decoder.reset()
+            if self.scheduler is not None:
+                self.scheduler.forget_cached()
+
+        self._exclusive(run)
 
     def count_tokens(self, text: str) -> int:
         return len(self._model.tokenize(text, add_bos=False))
@@ -176,8 +223,15 @@ class LlamaEngine:
         draft_texts: Sequence[str] = (),
         cancelled: Callable[[], bool] | None = None,
         token_probs: int = 0,
+        app: str = "",
+        background: bool = False,
     ) -> Iterator[EngineEvent]:
-        return self._generate(prompt, params, draft_texts=draft_texts, cancelled=cancelled, token_probs=token_probs)
+        """``app`` and ``background`` matter with ``parallel > 1``: interactive requests
+        get a sequence before background ones, and one app at most ``per_app``."""
+        return self._generate(
+            prompt, params, draft_texts=draft_texts, cancelled=cancelled, token_probs=token_probs,
+            app=app, background=background,
+        )
 
     def traced(self, prompt: str, params: SamplingParams, *, draft_texts: Sequence[str] = ()) -> Traced:
         """``generate`` with its decode record (tokens, per-step trace, timings) for
@@ -195,6 +249,8 @@ class LlamaEngine:
         cancelled: Callable[[], bool] | None = None,
         token_probs: int = 0,
         record: Traced | None = None,
+        app: str = "",
+        background: bool = False,
     ) -> Iterator[EngineEvent]:
         t0 = time.perf_counter()
         j0 = self.energy.joules()
@@ -216,14 +272,7 @@ class LlamaEngine:
         stream = TextStream(params.stop)
         out_tokens: list[int] = []
         finish = ""
-        steps = self.decoder.decode(
-            tokens,
-            sampler,
-            params.max_tokens,
-            speculative=self.speculative,
-            cancelled=cancelled,
-            stats=stats,
-        )
+        steps = self._steps(tokens, sampler, params.max_tokens, cancelled, stats, app, background)
         try:
             for new in steps:
                 for tok in new:
@@ -277,14 +326,46 @@ class LlamaEngine:
             finish_reason=finish,
         )
 
+    def _steps(
+        self,
+        tokens: list[int],
+        sampler: Sampler,
+        max_tokens: int,
+        cancelled: Callable[[], bool] | None,
+        stats: DecodeStats,
+        app: str,
+        background: bool,
+    ) -> Iterator[list[int]]:
+        """The new tokens of each decode step: the decoder's own loop, or a job of the
+        scheduler's shared steps (its own drafters, policy, sampler and grammar)."""
+        if self.scheduler is None:
+            return self.decoder.decode(
+                tokens, sampler, max_tokens, speculative=self.speculative, cancelled=cancelled, stats=stats
+            )
+        decoder, corpus, speculative = self.decoder, self.corpus, self.speculative
+
+        def make(model: TokenModel, cached: list[int]) -> Decoding:
+            drafters = [ContextDrafter(min_n=2, max_n=4), corpus.cursor()] if speculative else []
+            return Decoding(
+                model, cached, tokens, sampler, max_tokens,
+                drafters=drafters, policy=DraftPolicy(max_draft=self.max_draft, costs=decoder.policy.costs),
+                verifier=MatchVerifier(), prefill_chunk=decoder.prefill_chunk,
+                invariant_rows=decoder.invariant_rows, cancelled=cancelled, stats=stats,
+            )
+
+        job = Job(make, prompt=tokens, app=app, priority=BACKGROUND if background else INTERACTIVE)
+        return self.scheduler.submit(job).tokens()
+
     def forget_drafts(self) -> None:
         """Drop the draft corpus (retrieved context and past answers), e.g. after the
         user forgot personal items. Not re-entrant with ``generate``."""
-        self.corpus.clear()
+        self._exclusive(self.corpus.clear)
         if self._store_path is not None:
             self._store_path.unlink(missing_ok=True)
 
     def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.close()
         if self._store_path is not None:
             self.corpus.save(self._store_path)
         self._model.close()

@@ -1,0 +1,290 @@
+"""Several generations at once on one model: continuous batching, every answer exact.
+
+``Scheduler`` owns a ``LlamaModel`` of ``n_seq`` sequences and one worker thread. A
+request becomes a ``Job``; the worker gives it a free sequence (interactive jobs before
+background ones, first come first served within a priority, at most ``per_app`` running
+jobs of one app), prefills its prompt one chunk per turn, and then decodes it together
+with the other running jobs: one ``llama_decode`` per step carries the last token and
+the draft of every decoding sequence. Jobs join and leave at step boundaries.
+
+Why each answer equals the one the request gets alone:
+
+* every row of a step of at most ``rows`` tokens (the runtime's invariant batch, 32)
+  is computed as a lone token's row (tests/runtime/test_kernels.py), and every
+  sequence has its own KV stream filled in position order, so a row attends over the
+  same cells in the same order as alone;
+* a prompt is prefilled by its own ``llama_decode`` calls in the decoder's canonical
+  chunks, never mixed with other sequences' rows;
+* drafts, acceptance, sampling state and grammar belong to the job, and drafts only
+  decide how many positions are checked at once, never which token comes out.
+
+The sequences of a step carry the same number of rows (a shorter batch is padded with
+copies of its last token, whose positions are removed like rejected drafts), so
+llama.cpp runs the step as one micro-batch: the weights are read once per step.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.errors import ResourceExhausted
+from edge_agent.engine.decoder import Decoding, common_prefix
+from edge_agent.engine.model import TokenModel
+
+log = logging.getLogger(__name__)
+
+INTERACTIVE, BACKGROUND = 0, 1
+_END = object()
+
+
+@dataclass
+class Job:
+    """One generation waiting for, or holding, a sequence."""
+
+    make: Callable[[TokenModel, list[int]], Decoding]  # the Decoding on (sequence, its cache)
+    prompt: Sequence[int] = ()  # to pick the free sequence whose cache shares most of it
+    app: str = ""
+    priority: int = INTERACTIVE
+    submitted: float = field(default_factory=time.monotonic)
+    out: queue.SimpleQueue[Any] = field(default_factory=queue.SimpleQueue)
+    closed: threading.Event = field(default_factory=threading.Event)  # the consumer went away
+
+    def tokens(self) -> Iterator[list[int]]:
+        """The new tokens of each step, until the generation ends (errors re-raised)."""
+        try:
+            while True:
+                item = self.out.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.closed.set()
+
+
+@dataclass
+class _Seq:
+    model: TokenModel
+    cached: list[int] = field(default_factory=list)
+    job: Job | None = None
+    decoding: Decoding | None = None
+    parts: Generator[None, None, None] | None = None  # the prefill in progress
+
+
+@dataclass
+class SchedulerStats:
+    """Figures for stats and /metrics."""
+
+    active: int = 0
+    queued: int = 0
+    steps: int = 0
+    rows: int = 0  # rows of all decode steps (rows / steps: rows per step)
+    prefill_chunks: int = 0
+
+
+class Scheduler:
+    """Runs jobs on ``n_seq`` sequences of one model in one worker thread."""
+
+    def __init__(self, model: Any, *, rows: int, per_app: int = 0, queue_depth: int = 16) -> None:
+        self.model = model
+        self.rows = rows
+        self.per_app = per_app or model.n_seq
+        self.queue_depth = queue_depth
+        self._seqs = [_Seq(model.seq(s)) for s in range(model.n_seq)]
+        self._queue: list[Job] = []
+        self._control: list[tuple[Callable[[], Any], queue.SimpleQueue[Any]]] = []
+        self._cv = threading.Condition()
+        self._stop = False
+        self.stats = SchedulerStats()
+        self._thread = threading.Thread(target=self._run, name="edge-agent-scheduler", daemon=True)
+        self._thread.start()
+
+    # -- the callers' side ------------------------------------------------------
+    def submit(self, job: Job) -> Job:
+        with self._cv:
+            if self._stop:
+                raise RuntimeError("the scheduler is closed")
+            if len(self._queue) >= self.queue_depth:
+                raise ResourceExhausted(f"the local model queue is full ({self.queue_depth} waiting)", retry_after_s=1.0)
+            self._queue.append(job)
+            self.stats.queued = len(self._queue)
+            self._cv.notify()
+        return job
+
+    def exclusive(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the worker thread once no job holds a sequence (unload, load,
+        calibration, cache reset); its result or exception comes back here."""
+        if threading.current_thread() is self._thread:
+            return fn()
+        done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        with self._cv:
+            self._control.append((fn, done))
+            self._cv.notify()
+        ok, value = done.get()
+        if not ok:
+            raise value
+        return value
+
+    def forget_cached(self) -> None:
+        """Forget every sequence's cached prefix (call through ``exclusive``)."""
+        for sq in self._seqs:
+            if sq.model.n_past:
+                sq.model.truncate(0)
+            sq.cached.clear()
+
+    def close(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+        self._thread.join(timeout=30)
+
+    # -- the worker ---------------------------------------------------------------
+    def _busy(self) -> bool:
+        return any(sq.job is not None for sq in self._seqs)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._stop and not self._busy() and not self._queue and not self._control:
+                    self._cv.wait()
+                if self._stop:
+                    break
+                control = self._control.pop(0) if self._control and not self._busy() else None
+            if control is not None:
+                fn, done = control
+                try:
+                    done.put((True, fn()))
+                except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                    done.put((False, exc))
+                continue
+            if not self._control:
+                self._admit()
+            self._turn()
+        for sq in self._seqs:
+            if sq.job is not None:
+                self._end(sq, RuntimeError("the engine is shutting down"))
+
+    def _pick(self) -> Job | None:
+        running: dict[str, int] = {}
+        for sq in self._seqs:
+            if sq.job is not None:
+                running[sq.job.app] = running.get(sq.job.app, 0) + 1
+        with self._cv:
+            for job in sorted(self._queue, key=lambda j: (j.priority, j.submitted)):
+                if running.get(job.app, 0) < self.per_app:
+                    self._queue.remove(job)
+                    self.stats.queued = len(self._queue)
+                    return job
+        return None
+
+    def _admit(self) -> None:
+        while True:
+            free = [sq for sq in self._seqs if sq.job is None]
+            if not free:
+                break
+            job = self._pick()
+            if job is None:
+                break
+            # the sequence whose cache holds most of the prompt (a conversation's next turn)
+            sq = max(free, key=lambda q: common_prefix(q.cached, job.prompt))
+            sq.job = job
+            try:
+                d = sq.decoding = job.make(sq.model, sq.cached)
+                if d.opening():
+                    sq.parts = d.prefill_parts()
+                else:
+                    self._end(sq)
+            except BaseException as exc:  # noqa: BLE001 - the job's caller gets it
+                self._end(sq, exc)
+        self.stats.active = sum(sq.job is not None for sq in self._seqs)
+
+    def _end(self, sq: _Seq, error: BaseException | None = None) -> None:
+        job = sq.job
+        if job is not None:
+            job.out.put(error if error is not None else _END)
+        if error is not None:  # the sequence's cache may not match ``cached`` any more
+            try:
+                sq.model.truncate(0)
+            except Exception:  # noqa: BLE001 - the model may be gone; the cache is dropped anyway
+                log.debug("could not clear sequence cache", exc_info=True)
+            sq.cached.clear()
+        sq.job = sq.decoding = sq.parts = None
+        self.stats.active = sum(s.job is not None for s in self._seqs)
+
+    def _turn(self) -> None:
+        """One prefill chunk (the oldest prefilling job), then one decode step."""
+        pre = [sq for sq in self._seqs if sq.parts is not None]
+        if pre:
+            sq = min(pre, key=lambda s: s.job.submitted if s.job else 0.0)
+            self._prefill_chunk(sq)
+        self._decode_step()
+
+    def _prefill_chunk(self, sq: _Seq) -> None:
+        assert sq.parts is not None and sq.decoding is not None and sq.job is not None
+        d, job = sq.decoding, sq.job
+        if job.closed.is_set() or (d.cancelled is not None and d.cancelled()):
+            d.stats.finish_reason = "cancelled"
+            self._end(sq)
+            return
+        try:
+            next(sq.parts)
+            self.stats.prefill_chunks += 1
+            return
+        except StopIteration:
+            sq.parts = None
+        except BaseException as exc:  # noqa: BLE001
+            self._end(sq, exc)
+            return
+        first = d.first()
+        if first:
+            job.out.put(first)
+        if d.done:
+            self._end(sq)
+
+    def _decode_step(self) -> None:
+        live = [sq for sq in self._seqs if sq.parts is None and sq.decoding is not None]
+        if not live:
+            return
+        per_seq = max(1, self.rows // len(live))
+        plans: list[tuple[_Seq, list[int]]] = []
+        for sq in live:
+            assert sq.decoding is not None and sq.job is not None
+            if sq.job.closed.is_set():
+                sq.decoding.stats.finish_reason = sq.decoding.stats.finish_reason or "cancelled"
+                self._end(sq)
+                continue
+            batch = sq.decoding.plan(per_seq)
+            if not batch:
+                self._end(sq)
+                continue
+            plans.append((sq, batch))
+        if not plans:
+            return
+        width = max(len(b) for _, b in plans)
+        items = [(sq.model.s, b + [b[-1]] * (width - len(b))) for sq, b in plans]  # type: ignore[attr-defined]
+        try:
+            rows = self.model.eval_many(items)
+        except BaseException as exc:  # noqa: BLE001
+            for sq, _ in plans:
+                self._end(sq, exc)
+            return
+        self.stats.steps += 1
+        self.stats.rows += width * len(plans)
+        for (sq, batch), r in zip(plans, rows):
+            assert sq.decoding is not None and sq.job is not None
+            try:
+                new = sq.decoding.absorb(batch, r[: len(batch)])
+            except BaseException as exc:  # noqa: BLE001
+                self._end(sq, exc)
+                continue
+            if new:
+                sq.job.out.put(new)
+            if sq.decoding.done:
+                self._end(sq)
