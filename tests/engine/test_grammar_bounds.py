@@ -77,3 +77,41 @@ def test_the_grammars_of_usual_schemas_parse_in_llama_cpp(model_path: Path) -> N
     for schema in SCHEMAS:
         gbnf = schema_grammar(check_schema(json.dumps(schema)))
         GrammarConstraint(model.vocab, model.n_vocab, gbnf).close()  # InvalidArgument if llama.cpp refused it
+
+
+_SMALL_STACK = textwrap.dedent(
+    """
+    import sys, threading
+    import llama_cpp as lc
+    from common.gbnf import check_grammar
+    from common.schema_limits import MAX_GRAMMAR_NESTING, MAX_GRAMMAR_RECURSION
+
+    lc.llama_backend_init()
+    p = lc.llama_model_default_params()
+    p.vocab_only = True
+    vocab = lc.llama_model_get_vocab(lc.llama_model_load_from_file(sys.argv[1].encode(), p))
+    n, k = MAX_GRAMMAR_NESTING - 1, MAX_GRAMMAR_RECURSION - 3
+    deepest = "root ::= " + "(" * n + '"a"' + ")" * n
+    longest = "root ::= r0\\n" + "".join(f'r{i} ::= "x"? r{i + 1}\\n' for i in range(k)) + f'r{k} ::= "a"\\n'
+    out = []
+
+    def run():
+        for g in (deepest, longest):
+            check_grammar(g)  # within the bounds
+            out.append(bool(lc.llama_sampler_init_grammar(vocab, g.encode(), b"root")))
+
+    threading.stack_size(256 * 1024)
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    print(out)
+    """
+)
+
+
+def test_the_largest_grammars_the_bounds_allow_parse_in_a_small_thread_stack(model_path: Path) -> None:
+    """The margin: the deepest nesting and the longest chain of empty-matching rules the
+    bounds let through parse in a 256 KiB thread (Linux gives threads 8 MiB by default)."""
+    proc = subprocess.run([sys.executable, "-c", _SMALL_STACK, str(model_path)], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, f"the child died ({proc.returncode}):\n{proc.stderr[-3000:]}"
+    assert proc.stdout.strip() == "[True, True]"
