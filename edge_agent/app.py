@@ -46,6 +46,7 @@ async def open_service(cfg: Config) -> AgentService:
         parts.routing,
         cloud=cloud,
         queue_depth=cfg.server.queue_depth,
+        per_app=cfg.server.per_app or max(1, cfg.server.parallel - 1),
         context_token_budget=cfg.limits.context_token_budget,
         runtime=parts.runtime,
         keep_alive_s=cfg.keep_alive_s,
@@ -80,6 +81,7 @@ def load_parts(cfg: Config) -> Parts:
         kv_types=(cfg.model.kv_type_k, cfg.model.kv_type_v),
         flash_attn=cfg.model.flash_attn,
         watts_per_core=cfg.model.watts_per_core,
+        parallel=cfg.server.parallel,
     )
     b = report.build()
     log.info(

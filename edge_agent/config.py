@@ -7,6 +7,7 @@ Sources, later ones winning: built-in defaults, the TOML file (``--config`` or
 ``EDGE_AGENT_DATA_DIR``     data directory (database, ledger, socket, logs)
 ``EDGE_AGENT_SOCKET``       unix socket path
 ``EDGE_AGENT_LISTEN``       loopback TCP address, e.g. ``127.0.0.1:50051``
+``EDGE_AGENT_PARALLEL``     requests decoded at once (``server.parallel``, 1..8)
 ``EDGE_AGENT_TOKEN_FILE``   the bearer token every TCP listener requires
                             (default ``<data_dir>/token``, made 0600 at first
                             start; ``edge-agent token show`` / ``rotate``)
@@ -55,7 +56,12 @@ class ServerConfig:
     socket: str = ""  # "" -> <data_dir>/edge-agent.sock
     listen: str = ""  # loopback TCP "host:port"; "" -> no TCP
     max_message_bytes: int = 4 * 1024 * 1024
-    queue_depth: int = 16  # requests waiting for the model beyond the running one
+    queue_depth: int = 16  # requests waiting for the model beyond the running ones
+    # Requests the local model decodes at once, in shared steps (each answer stays the
+    # one it gets alone); every one has its own KV cache of model.n_ctx cells, so the
+    # KV memory is parallel x what one needs. 1: one at a time.
+    parallel: int = 4
+    per_app: int = 0  # running requests one app may hold (0 -> parallel - 1, at least 1)
     grace_s: float = 5.0  # drain time on shutdown
     metrics: str = ""  # Prometheus /metrics on loopback "host:port"; "" -> off
     # The bearer token the TCP listener (and the HTTP door on TCP) requires; the unix
@@ -211,6 +217,7 @@ _ENV = {
     "EDGE_AGENT_LISTEN": ("listen", "server"),
     "EDGE_AGENT_TOKEN_FILE": ("token_file", "server"),
     "EDGE_AGENT_METRICS": ("metrics", "server"),
+    "EDGE_AGENT_PARALLEL": ("parallel", "server"),
     "EDGE_AGENT_HTTP": ("listen", "http"),
     "EDGE_AGENT_HTTP_TOKEN": ("token", "http"),
     "EDGE_AGENT_HTTP_HOSTS": ("allowed_hosts", "http"),
@@ -294,6 +301,10 @@ def _check(cfg: Config, source: str) -> Config:
         raise ConfigError(source, "cloud.breaker_failures", "at least 1")
     if cfg.server.queue_depth < 1:
         raise ConfigError(source, "server.queue_depth", "at least 1")
+    if not 1 <= cfg.server.parallel <= 8:
+        raise ConfigError(source, "server.parallel", "an integer from 1 to 8 (also set by EDGE_AGENT_PARALLEL)")
+    if cfg.server.per_app < 0:
+        raise ConfigError(source, "server.per_app", "0 (parallel - 1) or a positive integer")
     for key in ("kv_type_k", "kv_type_v"):
         if getattr(cfg.model, key) not in ("f16", "q8_0", "q4_0"):
             raise ConfigError(source, f"model.{key}", f"one of f16, q8_0, q4_0 (got {getattr(cfg.model, key)!r})")
@@ -367,8 +378,13 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
             cfg = replace(cfg, **top)
         else:
             value: Any = env[var]
-            if isinstance(getattr(getattr(cfg, section), key), tuple):  # a list: comma-separated
+            current = getattr(getattr(cfg, section), key)
+            if isinstance(current, tuple):  # a list: comma-separated
                 value = tuple(v.strip() for v in value.split(",") if v.strip())
+            elif isinstance(current, int) and not isinstance(current, bool):
+                if not value.strip().isdigit():
+                    raise ConfigError(f"environment ({source})", f"{section}.{key}", f"an integer (got {value!r} from {var})")
+                value = int(value)
             updated: Any = replace(getattr(cfg, section), **{key: value})
             cfg = replace(cfg, **{section: updated})
     return _check(cfg, f"environment ({source})")

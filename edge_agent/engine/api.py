@@ -94,8 +94,12 @@ class Engine(Protocol):
         draft_texts: Sequence[str] = (),
         cancelled: Callable[[], bool] | None = None,
         token_probs: int = 0,
+        app: str = "",
+        background: bool = False,
     ) -> Iterator[EngineEvent]:
-        """Stream ``TextDelta`` events, then exactly one ``Finished``.
+        """Stream ``TextDelta`` events, then exactly one ``Finished``. ``app`` and
+        ``background`` order the requests an engine serving several at once admits
+        (interactive first; a per-app limit); they never change an answer.
 
         ``draft_texts`` are extra texts (retrieved personal context, past answers)
         a speculative engine may draft from. ``cancelled`` is polled between decode

@@ -158,6 +158,9 @@ class LlamaEngine:
             "verify_cost": [curve.cost(k) for k in range(1, 17)],
             "threads": self._model.n_threads,
             "thread_switches": self.tuner.switches if self.tuner else 0,
+            "parallel": self.parallel,
+            "shared_steps": self.scheduler.stats.steps if self.scheduler else 0,
+            "shared_rows": self.scheduler.stats.rows if self.scheduler else 0,
         }
 
     def _plain_step_ms(self) -> float:

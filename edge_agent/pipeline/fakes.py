@@ -72,6 +72,8 @@ class ScriptedEngine:
         draft_texts: Sequence[str] = (),
         cancelled: Callable[[], bool] | None = None,
         token_probs: int = 0,
+        app: str = "",
+        background: bool = False,
     ) -> Iterator[EngineEvent]:
         self.prompts.append(prompt)
         self.load()

@@ -1,9 +1,11 @@
-"""The local model on the event loop: one worker thread owns the engine.
+"""The local model on the event loop: worker threads own the engine.
 
-Every call that touches the model (generation, warm-up, loading and freeing the
-weights, forgetting the draft corpus, closing) runs on that one thread, so they never
-overlap; a cancelled generation stops the decoder within one step before the next call
-gets the thread.
+An engine that serves one request at a time gets one worker thread: every call that
+touches the model (generation, warm-up, loading and freeing the weights, forgetting the
+draft corpus, closing) runs on it, so they never overlap; a cancelled generation stops
+the decoder within one step before the next call gets the thread. An engine with
+``parallel > 1`` (its own scheduler orders the model's work) gets that many, so that
+many generations stream at once.
 
 Keep-alive (Ollama's semantics): ``keep_alive_s`` after the last generation ended the
 weights and KV cache are freed; the next generation loads them again first. 0 frees
@@ -39,7 +41,8 @@ class AsyncEngine:
     def __init__(self, engine: Engine, *, keep_alive_s: float | None = None) -> None:
         self.engine = engine
         self.keep_alive_s = keep_alive_s
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self.parallel = max(1, int(getattr(engine, "parallel", 1)))
+        self._executor = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="model")
         self._active = 0  # generations running or waiting for the thread
         self._loading = False
         self._timer: asyncio.TimerHandle | None = None
@@ -75,7 +78,8 @@ class AsyncEngine:
         return self.engine.chat_stops()
 
     async def stream(
-        self, prompt: str, params: SamplingParams, drafts: Sequence[str] = (), n_probs: int = 0
+        self, prompt: str, params: SamplingParams, drafts: Sequence[str] = (), n_probs: int = 0,
+        *, app: str = "", background: bool = False,
     ) -> AsyncIterator[TextDelta | Finished]:
         """Deltas, then one Finished (loading the weights first after an unload)."""
         self._active += 1
@@ -86,7 +90,8 @@ class AsyncEngine:
             async for ev in iterate_in_thread(
                 self._executor,
                 lambda cancelled: self.engine.generate(
-                    prompt, params, draft_texts=drafts, cancelled=cancelled, token_probs=n_probs
+                    prompt, params, draft_texts=drafts, cancelled=cancelled, token_probs=n_probs,
+                    app=app, background=background,
                 ),
                 merge=_join,
             ):

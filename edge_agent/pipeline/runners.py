@@ -27,7 +27,7 @@ from edge_agent.pipeline.model import Plan, Run, cloud_side
 from edge_agent.pipeline.ports import CloudDone, CloudFailure, CloudLink
 from edge_agent.pipeline.restore import Restorer, restore_text
 from edge_agent.pipeline.routing import RoutingState
-from edge_agent.pipeline.slot import ModelSlot
+from edge_agent.pipeline.slot import BACKGROUND_LABEL, ModelSlot
 from orchestrator.cascade import check_confidence
 from orchestrator.types import Target
 
@@ -53,8 +53,11 @@ class Runners:
     async def _local(self, plan: Plan, prompt: str, params: SamplingParams, n_probs: int) -> AsyncGenerator[TextDelta | Run, None]:
         if plan.request.messages:  # a chat answer ends where the model would start the next turn
             params = replace(params, stop=(*params.stop, *self.engine.chat_stops()))
-        async with self.slot.hold() as waited_s:
-            async for ev in self.engine.stream(prompt, params, plan.draft_texts, n_probs):
+        background = BACKGROUND_LABEL in plan.request.labels
+        async with self.slot.hold(plan.request.app_id, background) as waited_s:
+            async for ev in self.engine.stream(
+                prompt, params, plan.draft_texts, n_probs, app=plan.request.app_id, background=background
+            ):
                 if isinstance(ev, TextDelta):
                     yield ev
                     continue

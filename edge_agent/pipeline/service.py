@@ -50,6 +50,7 @@ class AgentService:
         *,
         cloud: CloudLink | None = None,
         queue_depth: int = 16,
+        per_app: int = 0,
         context_token_budget: int = 512,
         runtime: dict[str, str] | None = None,
         keep_alive_s: float | None = None,
@@ -58,7 +59,7 @@ class AgentService:
         self.store = store
         self.routing = routing
         self.cloud = cloud
-        self.slot = ModelSlot(queue_depth)
+        self.slot = ModelSlot(queue_depth, capacity=self.engine.parallel, per_app=per_app)
         self.stats = Stats()
         self.runners = Runners(self.engine, self.slot, routing, cloud)
         self._runtime_static = dict(runtime or {})  # build variant, system info, self-check
