@@ -27,10 +27,19 @@ log = logging.getLogger(__name__)
 class StatsCollector(Collector):
     """Exposes a ``StatsSnapshot`` (and the circuit state) as Prometheus metrics."""
 
-    def __init__(self, snapshot: Callable[[], StatsSnapshot], circuit: Callable[[], str], waiting: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        snapshot: Callable[[], StatsSnapshot],
+        circuit: Callable[[], str],
+        waiting: Callable[[], int],
+        runtime: Callable[[], dict[str, Any]] | None = None,
+        active: Callable[[], int] | None = None,
+    ) -> None:
         self._snapshot = snapshot
         self._circuit = circuit
         self._waiting = waiting
+        self._runtime = runtime
+        self._active = active
 
     def collect(self) -> Iterator[Any]:
         s = self._snapshot()
@@ -61,6 +70,15 @@ class StatsCollector(Collector):
         yield GaugeMetricFamily("edge_agent_local_tokens_per_second", "Median local decode speed", value=s.local_tokens_per_s_p50)
         yield GaugeMetricFamily("edge_agent_draft_acceptance_ratio", "Accepted / drafted tokens", value=s.acceptance_rate)
         yield GaugeMetricFamily("edge_agent_queue_waiting", "Requests waiting for the local model", value=self._waiting())
+        if self._active is not None:
+            yield GaugeMetricFamily("edge_agent_active_sequences", "Requests the local model is decoding now", value=self._active())
+        if self._runtime is not None:
+            r = self._runtime()
+            steps, rows = int(r.get("shared_steps", 0) or 0), int(r.get("shared_rows", 0) or 0)
+            yield GaugeMetricFamily("edge_agent_parallel", "Requests the local model decodes at once (server.parallel)",
+                                    value=float(r.get("parallel", 1) or 1))
+            yield CounterMetricFamily("edge_agent_shared_steps", "Decode steps shared by several requests", value=steps)
+            yield CounterMetricFamily("edge_agent_shared_step_rows", "Rows of the shared decode steps (rows / steps: rows per step)", value=rows)
         circuit = GaugeMetricFamily("edge_agent_cloud_circuit", "1 for the cloud circuit's current state", labels=["state"])
         state = self._circuit()
         for name in ("closed", "half_open", "open", "disabled"):

@@ -115,7 +115,10 @@ async def serve(
         await lifecycle.ready(True)
         servicer.attach(service)
         if cfg.server.metrics:
-            metrics = MetricsServer(cfg.server.metrics, StatsCollector(service.figures, service.circuit, lambda: service.slot.waiting))
+            metrics = MetricsServer(cfg.server.metrics, StatsCollector(
+                service.figures, service.circuit, lambda: service.slot.waiting,
+                runtime=service.engine.runtime_state, active=lambda: service.slot.active,
+            ))
         log.info("ready")
         if ready:
             ready(Bound(sock, tcp_port, metrics.port if metrics else None, http.where if http else ""))

@@ -1,0 +1,174 @@
+"""Concurrency benchmark: N requests at once on one engine, against one at a time.
+
+    python benchmarks/concurrency.py --json benchmarks/results/concurrency.json [--tokens 128]
+
+One ``LlamaEngine`` with ``parallel = max(N)`` serves, for each N in ``--streams``,
+N greedy requests started together (open prompts, ``--tokens`` each, one thread per
+request as the daemon's workers are); aggregate tok/s is all completion tokens over
+the wall time from the first start to the last end, per-stream tok/s each request's
+tokens over its own wall time; N = 1 on the same engine is the baseline. Every text is
+compared with the same request's text alone. Then TTFT: 8 clients with ~256-token
+prompts while one ~4k-token prompt arrives just before them (p50/p99 of the short
+ones). Drafting is on (``--plain`` turns it off). A plot of aggregate and per-stream
+tok/s against N goes beside the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+OPEN = [
+    "Autumn in the city\n\nThe leaves",
+    "The history of the bicycle begins",
+    "Photosynthesis is the process by which",
+    "Ten ideas for a rainy weekend:\n1.",
+    "The lighthouse keeper climbed the stairs and",
+    "Why exercise matters: a short essay.\n\n",
+    "A letter to my younger self.\n\nDear",
+    "How bread is made, step by step:",
+]
+FILLER = ("The committee met on Tuesday to review the garden plots, the water supply, the seed order "
+          "and the schedule for the spring work days, and agreed to write to every member. ")
+
+
+def _run(eng: Any, prompt: str, tokens: int, out: dict[str, Any], t_go: float) -> None:
+    from edge_agent.engine.api import Finished, SamplingParams, TextDelta
+
+    t0 = time.perf_counter()
+    text, first, usage = "", 0.0, None
+    for ev in eng.generate(prompt, SamplingParams(max_tokens=tokens, temperature=0.0)):
+        if isinstance(ev, TextDelta):
+            if not first:
+                first = time.perf_counter()
+            text += ev.text
+        elif isinstance(ev, Finished):
+            usage = ev.usage
+    t1 = time.perf_counter()
+    assert usage is not None
+    out[prompt] = {"text": text, "tokens": usage.completion_tokens, "start": t0, "end": t1,
+                   "ttft_s": (first or t1) - t_go, "tok_s": usage.completion_tokens / (t1 - t0)}
+
+
+def _together(eng: Any, prompts: list[str], tokens: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    t_go = time.perf_counter()
+    threads = [threading.Thread(target=_run, args=(eng, p, tokens, out, t_go)) for p in prompts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def _streams(eng: Any, n: int, tokens: int, alone: dict[str, str]) -> dict[str, Any]:
+    prompts = [OPEN[i % len(OPEN)] + ("" if i < len(OPEN) else f" ({i})") for i in range(n)]
+    out = _together(eng, prompts, tokens)
+    wall = max(r["end"] for r in out.values()) - min(r["start"] for r in out.values())
+    total = sum(r["tokens"] for r in out.values())
+    return {
+        "streams": n, "wall_s": wall, "tokens": total, "aggregate_tok_s": total / wall,
+        "per_stream_tok_s": statistics.median(r["tok_s"] for r in out.values()),
+        "identical": sum(out[p]["text"] == alone[p] for p in prompts if p in alone), "compared": sum(p in alone for p in prompts),
+    }
+
+
+def _ttft(eng: Any, tokens: int) -> dict[str, Any]:
+    long_prompt = FILLER * 100  # ~4k tokens
+    shorts = [FILLER * 6 + f"Question {i}: what did the committee agree?" for i in range(8)]
+    out: dict[str, Any] = {}
+    t_go = time.perf_counter()
+    lt = threading.Thread(target=_run, args=(eng, long_prompt, 16, out, t_go))
+    lt.start()
+    time.sleep(0.05)  # the long prompt is in first
+    threads = [threading.Thread(target=_run, args=(eng, p, tokens, out, time.perf_counter())) for p in shorts]
+    for t in threads:
+        t.start()
+    for t in [*threads, lt]:
+        t.join()
+    tt = sorted(out[p]["ttft_s"] for p in shorts)
+    return {"short_prompt_tokens": eng.count_tokens(shorts[0]), "long_prompt_tokens": eng.count_tokens(long_prompt),
+            "ttft_p50_s": statistics.median(tt), "ttft_p99_s": tt[-1], "long_ttft_s": out[long_prompt]["ttft_s"]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", required=True)
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 8])
+    ap.add_argument("--plain", action="store_true")
+    args = ap.parse_args()
+    from common.models import resolve_model_path
+    from edge_agent.engine.llama_engine import LlamaEngine
+    from edge_agent.runtime import report
+
+    path = resolve_model_path(None)
+    solo = LlamaEngine(path, n_ctx=1024, n_threads=2, speculative=not args.plain, remember_answers=False)
+    alone = {}
+    for p in OPEN:
+        alone[p] = _together(solo, [p], args.tokens)[p]["text"]
+        solo.reset_cache()
+    solo.close()
+    eng = LlamaEngine(path, n_ctx=5120, n_threads=2, speculative=not args.plain, remember_answers=False,
+                      parallel=max(args.streams))
+    eng.calibrate()
+    rows = []
+    for n in args.streams:
+        eng.reset_cache()
+        rows.append(_streams(eng, n, args.tokens, alone))
+    eng.reset_cache()
+    ttft = _ttft(eng, 32)
+    stats = eng.scheduler.stats if eng.scheduler else None
+    eng.close()
+    base = rows[0]
+    for r in rows:
+        r["aggregate_vs_1"] = r["aggregate_tok_s"] / base["aggregate_tok_s"]
+        r["per_stream_vs_1"] = r["per_stream_tok_s"] / base["per_stream_tok_s"]
+    data = {"benchmark": "concurrency", "host": report.host(), "build": report.build(), "tokens": args.tokens,
+            "speculative": not args.plain, "rows": rows, "ttft": ttft,
+            "rows_per_shared_step": (stats.rows / stats.steps) if stats and stats.steps else 0.0}
+    Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
+    _plot(rows, Path(args.json).with_suffix(".png"))
+    print("| streams | aggregate tok/s | x 1 stream | per-stream tok/s | x alone | texts identical |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['streams']} | {r['aggregate_tok_s']:.1f} | {r['aggregate_vs_1']:.2f} | {r['per_stream_tok_s']:.1f} | "
+              f"{r['per_stream_vs_1']:.2f} | {r['identical']}/{r['compared']} |")
+    print(f"TTFT, 8 clients of {ttft['short_prompt_tokens']} tokens with a {ttft['long_prompt_tokens']}-token prompt "
+          f"arriving first: p50 {ttft['ttft_p50_s']:.2f} s, p99 {ttft['ttft_p99_s']:.2f} s (long one {ttft['long_ttft_s']:.2f} s)")
+    return 0
+
+
+def _plot(rows: list[dict[str, Any]], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    n = [r["streams"] for r in rows]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(n, [r["aggregate_tok_s"] for r in rows], "o-", label="aggregate")
+    ax.plot(n, [r["per_stream_tok_s"] for r in rows], "s--", label="per stream")
+    ax.set_xlabel("concurrent streams")
+    ax.set_ylabel("tokens/s")
+    ax.set_xticks(n)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
