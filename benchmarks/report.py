@@ -27,6 +27,8 @@ COMMANDS = {
     "energy": "python benchmarks/energy.py --json benchmarks/results/energy.json",
     "tree_drafts": "python benchmarks/tree_drafts.py --json benchmarks/results/tree_drafts.json",
     "draft_policy": "python benchmarks/draft_policy.py --json benchmarks/results/draft_policy.json",
+    "kernels": "python benchmarks/kernels.py --json benchmarks/results/kernels.json",
+    "concurrency": "python benchmarks/concurrency.py --json benchmarks/results/concurrency.json",
 }
 
 
@@ -463,6 +465,26 @@ def _kernels(data: dict[str, Any]) -> list[str]:
              "are relative to one row."), "", kernels.table(data), ""]
 
 
+def _concurrency(data: dict[str, Any]) -> list[str]:
+    t = data.get("ttft", {})
+    out = ["## Several requests at once", "", _provenance("concurrency", data), "",
+           (f"One engine with `parallel = {max(r['streams'] for r in data['rows'])}`; N greedy requests of "
+            f"{data.get('tokens')} tokens started together (open prompts, drafting "
+            f"{'on' if data.get('speculative') else 'off'}), against 1 stream on the same engine; every text "
+            "compared with the same request alone. Rows per shared step: "
+            f"{_f(data.get('rows_per_shared_step'))}."), "",
+           "| streams | aggregate tok/s | x 1 stream | per-stream tok/s | x alone | texts identical |",
+           "|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        out.append(f"| {r['streams']} | {_f(r['aggregate_tok_s'], 1)} | {_f(r['aggregate_vs_1'])} | "
+                   f"{_f(r['per_stream_tok_s'], 1)} | {_f(r['per_stream_vs_1'])} | {r['identical']}/{r['compared']} |")
+    if t:
+        out += ["", (f"TTFT of 8 clients with {t.get('short_prompt_tokens')}-token prompts while a "
+                     f"{t.get('long_prompt_tokens')}-token prompt arrives first: p50 {_f(t.get('ttft_p50_s'))} s, "
+                     f"p99 {_f(t.get('ttft_p99_s'))} s (the long one: {_f(t.get('long_ttft_s'))} s).")]
+    return [*out, "", "![Concurrency](benchmarks/results/concurrency.png)", ""]
+
+
 def write(results: Path, target: Path) -> None:
     lines = [
         "# Benchmarks",
@@ -480,6 +502,8 @@ def write(results: Path, target: Path) -> None:
         lines += _runtime(runtime)
     if (kern := _load(results, "kernels")) is not None:
         lines += _kernels(kern)
+    if (conc := _load(results, "concurrency")) is not None:
+        lines += _concurrency(conc)
     lines += _context_store(results)
     if (turns := _load(results, "chat_turns")) is not None:
         lines += _table("chat_turns", "Time to first token by conversation turn", turns, [

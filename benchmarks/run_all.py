@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "context_store": [],
     "runtime": [],
     "kernels": [],
+    "concurrency": [],
     "speculative": [],
     "e2e": [],
     "chat_turns": [],
