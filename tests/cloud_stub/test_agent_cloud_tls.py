@@ -19,7 +19,7 @@ from stub_helpers import start_stub, stop_stub
 pytestmark = pytest.mark.model
 
 REQ = pb.GenerateRequest(
-    prompt="The tallest mountain on Earth is",
+    prompt="The tallest mountain in the world is",  # no word that could be a name: privacy keeps names local
     params=common_pb2.GenerationParams(max_tokens=6),
     routing=pb.Routing(preference=pb.ROUTE_PREFERENCE_CLOUD_PREFERRED),
 )
