@@ -48,7 +48,7 @@ class BackendError(Unavailable):
 
     An overloaded or rate-limiting backend raises ``common.errors.ResourceExhausted``
     and one that refuses the request as invalid ``common.errors.Rejected``: the one
-    status table (``common.grpc_status``) maps all three."""
+    error table (each class's ``common.errors.Wire``) maps all three."""
 
 
 Event = str | Done

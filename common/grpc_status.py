@@ -1,8 +1,10 @@
-"""The one table from domain errors to gRPC status codes, applied by an interceptor.
+"""Domain errors as gRPC status codes, applied once by an interceptor.
 
-Servicers raise ``common.errors.DomainError`` subclasses; this interceptor turns
-them into status codes with their public message. Anything else becomes INTERNAL with a
-generic message, and the detail goes to the log with the request's method.
+Servicers raise ``common.errors.DomainError`` subclasses; this interceptor answers
+each with the status code its class declares (``common.errors.Wire``, the table the
+HTTP door reads too) and its public message. Anything else, a bare ``DomainError``
+included, becomes INTERNAL with a generic message, and the detail goes to the log with
+the request's method.
 """
 
 from __future__ import annotations
@@ -19,34 +21,13 @@ from common.wire import bad_utf8_field
 
 log = logging.getLogger(__name__)
 
-# Most specific first: the first matching class decides.
-STATUS_TABLE: tuple[tuple[type[e.DomainError], grpc.StatusCode], ...] = (
-    (e.OutOfRange, grpc.StatusCode.OUT_OF_RANGE),
-    (e.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
-    (e.Rejected, grpc.StatusCode.INVALID_ARGUMENT),
-    (e.PolicyError, grpc.StatusCode.FAILED_PRECONDITION),
-    (e.NotFound, grpc.StatusCode.NOT_FOUND),
-    (e.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
-    (e.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
-    (e.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
-    (e.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (e.Unavailable, grpc.StatusCode.UNAVAILABLE),
-    (e.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
-    (e.Cancelled, grpc.StatusCode.CANCELLED),
-)
-
-
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    """(status code, public message) for an exception."""
-    for cls, code in STATUS_TABLE:
-        if isinstance(exc, cls):
-            message = exc.message
-            if isinstance(exc, e.ResourceExhausted) and exc.retry_after_s is not None:
-                message = f"{message} (retry after {exc.retry_after_s:.1f}s)"
-            return code, message
-    if isinstance(exc, e.DomainError):
-        return grpc.StatusCode.UNKNOWN, exc.message
-    return grpc.StatusCode.INTERNAL, "internal error; see the server log"
+    """(status code, public message) for an exception, from its class's ``Wire``."""
+    code = grpc.StatusCode[e.wire_of(exc).grpc]
+    message = e.public_message(exc)
+    if isinstance(exc, e.ResourceExhausted) and exc.retry_after_s is not None:
+        message = f"{message} (retry after {exc.retry_after_s:.1f}s)"
+    return code, message
 
 
 async def _abort(context: grpc.aio.ServicerContext, method: str, exc: BaseException) -> None:
@@ -84,7 +65,7 @@ def _decoder(handler: grpc.RpcMethodHandler, method: str) -> Callable[[Any], Any
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
-    """Applies ``STATUS_TABLE`` to every unary-unary and unary-stream method.
+    """Applies ``status_for`` to every unary-unary and unary-stream method.
 
     ``on_error`` is called once for every edgecloud request answered with an error
     status (for the daemon's error counter).

@@ -20,12 +20,12 @@ import socket
 import stat
 from pathlib import Path
 
-from common.errors import ConfigError, DomainError
+from common.errors import ConfigError, FailedPrecondition
 
 LOCK_NAME = "edge-agent.lock"
 
 
-class AlreadyRunning(DomainError):
+class AlreadyRunning(FailedPrecondition):
     """Another daemon holds the data directory."""
 
     def __init__(self, path: Path, holder: str) -> None:

@@ -31,7 +31,7 @@ from sqlalchemy import (
     text,
 )
 
-from common.errors import DomainError
+from common.errors import FailedPrecondition
 
 SCHEMA_VERSION = 2
 
@@ -118,7 +118,7 @@ _EXTRA_DDL = (
 )
 
 
-class SchemaError(DomainError):
+class SchemaError(FailedPrecondition):
     """The database cannot be used by this release (e.g. written by a newer one)."""
 
 

@@ -9,7 +9,8 @@ sets how long the model stays loaded after that request.
 
 Each route converts the JSON body (``openai_convert``), makes the same service calls as
 the gRPC servicer (plan, then execute) and converts back; errors become OpenAI error
-objects with the HTTP status of ``HTTP_TABLE``. Streams are server-sent events, the
+objects with the HTTP status each error class declares (``common.errors.Wire``, the
+table the gRPC interceptor reads too). Streams are server-sent events, the
 last chunk carrying ``usage`` and the ``edgecloud`` route field; a client that goes
 away cancels its request (the decoder stops within one step). The route decision is
 also sent before the first token, in the ``X-Edgecloud-Route`` header.
@@ -45,49 +46,39 @@ from edge_agent.transport.status import status_body
 
 log = logging.getLogger(__name__)
 
-# Most specific first, as in common.grpc_status.STATUS_TABLE: (error, HTTP status, type).
-HTTP_TABLE: tuple[tuple[type[e.DomainError], int, str], ...] = (
-    (e.OutOfRange, 400, "invalid_request_error"),
-    (e.InvalidArgument, 400, "invalid_request_error"),
-    (e.Rejected, 400, "invalid_request_error"),
-    (e.PolicyError, 400, "invalid_request_error"),
-    (e.Unauthenticated, 401, "authentication_error"),
-    (e.PermissionDenied, 403, "permission_error"),
-    (e.NotFound, 404, "not_found_error"),
-    (e.FailedPrecondition, 409, "invalid_request_error"),
-    (e.ResourceExhausted, 429, "rate_limit_error"),
-    (e.Unavailable, 503, "service_unavailable"),
-    (e.DeadlineExceeded, 504, "timeout"),
-    (e.Cancelled, 499, "cancelled"),
-)
 ROUTE_HEADER = "X-Edgecloud-Route"
 
 
 class PayloadTooLarge(e.InvalidArgument):
     """The body is over the configured size (HTTP 413)."""
 
-
-def error_body(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """(HTTP status, OpenAI error object, extra headers) for an exception."""
-    headers: dict[str, str] = {}
-    if isinstance(exc, PayloadTooLarge):
-        status, kind = 413, "invalid_request_error"
-    else:
-        status, kind = next(((s, k) for cls, s, k in HTTP_TABLE if isinstance(exc, cls)), (500, "server_error"))
-    message = exc.message if isinstance(exc, e.DomainError) else "internal error; see the server log"
-    if isinstance(exc, e.ResourceExhausted) and exc.retry_after_s is not None:
-        headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
-    param = exc.field if isinstance(exc, e.InvalidArgument) else None
-    code = "model_not_found" if isinstance(exc, ModelNotFound) else ("invalid_api_key" if status == 401 else None)
-    return status, {"error": {"message": message, "type": kind, "param": param, "code": code}}, headers
+    wire = e.Wire("INVALID_ARGUMENT", 413, "invalid_request_error")
 
 
 class ModelNotFound(e.NotFound):
+    """The request names a model this daemon does not serve."""
+
+    wire = e.Wire("NOT_FOUND", 404, "not_found_error", code="model_not_found")
+
     def __init__(self, name: str) -> None:
         super().__init__(f"model: no model named {name[:64]!r} (see GET /v1/models)")
 
 
-def _error_response(exc: BaseException, where: str) -> JSONResponse:
+def error_body(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """(HTTP status, OpenAI error object, extra headers) for an exception, from its
+    class's ``common.errors.Wire`` (the table the gRPC interceptor reads too)."""
+    wire = e.wire_of(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, e.ResourceExhausted) and exc.retry_after_s is not None:
+        headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+    param = exc.field if isinstance(exc, e.InvalidArgument) else None
+    error = {"message": e.public_message(exc), "type": wire.openai, "param": param, "code": wire.code}
+    return wire.http, {"error": error}, headers
+
+
+def _error_response(exc: BaseException, where: str, count: Callable[[], None]) -> JSONResponse:
+    """The OpenAI error object for ``exc``; ``count`` counts the failed request."""
+    count()
     status, body, headers = error_body(exc)
     if status == 500:
         log.error("internal error in %s", where, exc_info=exc)
@@ -97,10 +88,14 @@ def _error_response(exc: BaseException, where: str) -> JSONResponse:
 
 
 class OpenAIFrontDoor:
-    """The ASGI application; ``service`` raises ``Unavailable`` until the model is ready."""
+    """The ASGI application; ``service`` raises ``Unavailable`` until the model is ready;
+    ``on_error`` is called once for every request answered with an error (the
+    daemon's error counter, which the gRPC door feeds too)."""
 
-    def __init__(self, service: Callable[[], AgentService], *, model_name: str, limits: Any, max_body_bytes: int) -> None:
+    def __init__(self, service: Callable[[], AgentService], *, model_name: str, limits: Any, max_body_bytes: int,
+                 on_error: Callable[[], None] = lambda: None) -> None:
         self._service = service
+        self._on_error = on_error
         self.model_name = model_name
         self._limits = limits
         self._max_body = max_body_bytes
@@ -158,7 +153,7 @@ class OpenAIFrontDoor:
     async def model(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name != self.model_name:
-            return _error_response(ModelNotFound(name), "GET /v1/models")
+            return _error_response(ModelNotFound(name), "GET /v1/models", self._on_error)
         return JSONResponse(self._model_entry())
 
     # -- generation -----------------------------------------------------------------
@@ -194,9 +189,10 @@ class OpenAIFrontDoor:
         except Exception as exc:  # noqa: BLE001 - every error becomes an OpenAI error object
             if events is not None:
                 await events.aclose()
-            return _error_response(exc, where)
+            return _error_response(exc, where, self._on_error)
         headers = {ROUTE_HEADER: plan.decision.target.value, "X-Request-Id": plan.request_id}
         answer = _Answer(chat=chat, model=self.model_name, request_id=plan.request_id, include_usage=req.include_usage)
+        answer.on_error = self._on_error
         if req.keep_alive_set:
             keep = req.keep_alive_s
             answer.on_done = lambda: service.engine.keep_after(keep)
@@ -219,6 +215,7 @@ class _Answer:
         self.created = int(time.time())
         self.include_usage = include_usage
         self.on_done: Callable[[], None] = lambda: None  # when the outcome is in (keep_alive)
+        self.on_error: Callable[[], None] = lambda: None  # when it fails after the first event
 
     def _envelope(self, obj: str) -> dict[str, Any]:
         return {"id": self.id, "object": obj, "created": self.created, "model": self.model}
@@ -286,6 +283,7 @@ async def _sse(answer: _Answer, first: Event, events: AsyncGenerator[Event, None
                 ev = await anext(events, None)
             yield b"data: [DONE]\n\n"
     except Exception as exc:
+        answer.on_error()
         _, body, _ = error_body(exc)
         log.warning("%s: failed mid-stream: %s", where, body["error"]["message"], exc_info=not isinstance(exc, e.DomainError))
         yield _sse_line(body)
@@ -322,7 +320,7 @@ async def _whole(request: Request, answer: _Answer, first: Event, events: AsyncG
         try:
             text, done = work.result()
         except Exception as exc:  # noqa: BLE001
-            return _error_response(exc, where)
+            return _error_response(exc, where, answer.on_error)
         answer.on_done()
         return JSONResponse(answer.whole(text, done), headers=headers)
     finally:

@@ -85,7 +85,7 @@ async def serve(
     http: _Http | None = None
     if cfg.http.listen:
         try:
-            http = _Http.start(cfg, lambda: servicer.service, tokens, caps.http)
+            http = _Http.start(cfg, lambda: servicer.service, servicer.count_error, tokens, caps.http)
         except BaseException:
             await asyncio.gather(*(server.stop(0) for server in servers))
             datadir.release_socket(sock, sock_id)
@@ -210,10 +210,11 @@ class _Http:
         self._task = asyncio.ensure_future(server.serve(sockets=[sock]))
 
     @classmethod
-    def start(cls, cfg: Config, service: Callable[[], AgentService], tokens: TokenCheck, max_connections: int) -> _Http:
+    def start(cls, cfg: Config, service: Callable[[], AgentService], on_error: Callable[[], None],
+              tokens: TokenCheck, max_connections: int) -> _Http:
         app = OpenAIFrontDoor(
             service, model_name=catalog.Catalog(cfg).active().name, limits=cfg.limits,
-            max_body_bytes=cfg.server.max_message_bytes,
+            max_body_bytes=cfg.server.max_message_bytes, on_error=on_error,
         )
         unix = cfg.http_socket_path is not None
         if cfg.http.token:
