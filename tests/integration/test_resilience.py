@@ -41,7 +41,7 @@ def _closed_port() -> int:
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     data = tmp_path_factory.mktemp("resilience")
     cfg = data / "edge-agent.toml"
-    cfg.write_text(f"[server]\nqueue_depth = 1\n[cloud]\nbreaker_failures = 2\nbreaker_cooldown_s = {COOLDOWN_S}\n")
+    cfg.write_text(f"[server]\nqueue_depth = 1\nparallel = 1\n[cloud]\nbreaker_failures = 2\nbreaker_cooldown_s = {COOLDOWN_S}\n")
     svc = start_agent(
         data, EDGE_AGENT_CONFIG=str(cfg), EDGE_AGENT_CLOUD=f"127.0.0.1:{_closed_port()}", EDGE_AGENT_METRICS="127.0.0.1:0"
     )
