@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from common.chat import Message, check_messages
 from common.duration import RULE as DURATION_RULE
@@ -55,18 +58,92 @@ _UNSUPPORTED: dict[str, tuple[object, ...]] = {
     "tool_choice": (None, "none"),
     "function_call": (None, "none"),
 }
+# The fields this server reads (besides the _UNSUPPORTED ones, refused unless neutral);
+# any other top-level field is refused, never silently ignored.
+_COMMON_KEYS = {
+    "model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed", "stop", "stream",
+    "stream_options", "user", "keep_alive", "edgecloud",
+}
+_CHAT_KEYS = _COMMON_KEYS | {"messages", "response_format"}
+_COMPLETION_KEYS = _COMMON_KEYS | {"prompt", "response_format"}
 DEFAULT_TEMPERATURE = 1.0  # the OpenAI API's default when the field is absent
+MAX_BODY_DEPTH = 64  # objects and arrays; a schema has at most 32 levels of its own
+MAX_INT_DIGITS = 24  # no integer field takes more (a uint64 seed has 20 digits)
+MAX_SEED = 2**64 - 1  # GenerationParams.seed is a uint64
+MAX_INT32 = 2**31 - 1  # top_k, deadline_ms are int32 on the wire
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # a string literal, escapes included
+
+
+def body_depth(raw: bytes) -> int:
+    """The deepest nesting of objects and arrays in a JSON text, brackets inside string
+    literals not counted; linear, without recursion (runs before the parser)."""
+    brackets = np.frombuffer(_STRING.sub(b"", raw), dtype=np.uint8)
+    steps = np.zeros(len(brackets), dtype=np.int32)
+    steps[(brackets == ord("[")) | (brackets == ord("{"))] = 1
+    steps[(brackets == ord("]")) | (brackets == ord("}"))] = -1
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _bounded_int(text: str) -> int:
+    """``json.loads``' integer hook: an integer literal longer than any field takes is
+    refused before Python converts it (a 5,000-digit one would raise ValueError)."""
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise InvalidArgument("body", f"an integer has at most {MAX_INT_DIGITS} digits (got one of {len(text.lstrip('-'))})")
+    return int(text)
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
-    """The request body as a JSON object."""
+    """The request body as a JSON object: nesting bounded before it is parsed, integers
+    bounded while it is parsed, every string valid Unicode (no lone surrogates)."""
+    if body_depth(raw) > MAX_BODY_DEPTH:
+        raise InvalidArgument("body", f"nested too deep: at most {MAX_BODY_DEPTH} levels of objects and arrays")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_int=_bounded_int)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidArgument("body", f"must be a JSON object ({exc.__class__.__name__}: {exc})") from None
+    except RecursionError:  # a backstop: body_depth bounds the nesting first
+        raise InvalidArgument("body", f"nested too deep: at most {MAX_BODY_DEPTH} levels of objects and arrays") from None
     if not isinstance(body, dict):
         raise InvalidArgument("body", "must be a JSON object")
+    _check_unicode(body)
     return body
+
+
+def _check_unicode(body: dict[str, Any]) -> None:
+    """Refuse a lone surrogate (``"\\ud800"`` is valid JSON but not Unicode text: it
+    cannot be encoded, tokenized or logged), naming the field it is in."""
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgument(_surrogate_path(body, "") or "body", "must be valid Unicode (a lone surrogate such as \\ud800 is not)") from None
+
+
+def _surrogate_path(value: Any, path: str) -> str | None:
+    """The path of the first string (or key) holding a lone surrogate, if any."""
+    if isinstance(value, str):
+        return path if _has_surrogate(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if _has_surrogate(key):
+                return path or "body"
+            found = _surrogate_path(item, here)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _surrogate_path(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 @dataclass
@@ -160,10 +237,26 @@ def _stop(body: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(stop)
 
 
+def _is_neutral(value: object, neutral: tuple[object, ...]) -> bool:
+    """Whether ``value`` is one of ``neutral`` with its JSON type too (``true`` is not
+    1, ``1.0`` is not the integer 1, ``0`` is not ``false``)."""
+    return any(type(value) is type(n) and value == n for n in neutral)
+
+
 def _refuse_unsupported(body: Mapping[str, Any]) -> None:
     for key, neutral in _UNSUPPORTED.items():
-        if key in body and body[key] not in neutral:
+        if key in body and not _is_neutral(body[key], neutral):
             raise InvalidArgument(key, f"is not supported by this server (allowed: {', '.join(json.dumps(v) for v in neutral if v is not None)} or absent)")
+
+
+def _refuse_unknown(body: Mapping[str, Any], chat: bool) -> None:
+    """A field this server does not know is refused (a typo such as ``max_tokenz``
+    would otherwise be silently ignored)."""
+    known = (_CHAT_KEYS if chat else _COMPLETION_KEYS) | set(_UNSUPPORTED)
+    unknown = sorted(str(k) for k in set(body) - known)
+    if unknown:
+        raise InvalidArgument(unknown[0][:64], f"unknown field for {'/v1/chat/completions' if chat else '/v1/completions'} "
+                              f"(known: {', '.join(sorted(known))})")
 
 
 def _params(body: Mapping[str, Any], ext: Mapping[str, Any], limits: LimitsConfig) -> SamplingParams:
@@ -180,7 +273,11 @@ def _params(body: Mapping[str, Any], ext: Mapping[str, Any], limits: LimitsConfi
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise InvalidArgument("top_p", "must be in (0, 1]")
     seed = _integer(body, "seed")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise InvalidArgument("seed", f"must be in [0, {MAX_SEED}] (a uint64)")
     top_k = _integer(ext, "top_k", "edgecloud.top_k")
+    if top_k is not None and not 0 <= top_k <= MAX_INT32:
+        raise InvalidArgument("edgecloud.top_k", f"must be in [0, {MAX_INT32}] (0 means no cut)")
     p = check_params(
         _Params(
             max_tokens=max_tokens or 0,
@@ -303,6 +400,7 @@ def http_request(body: Mapping[str, Any], limits: LimitsConfig, *, chat: bool) -
     if not isinstance(model, str) or not model:
         raise InvalidArgument("model", "must name a model from GET /v1/models")
     _refuse_unsupported(body)
+    _refuse_unknown(body, chat)
     stream = _get(body, "stream", bool, "true or false") or False
     ext = _extension(body)
     messages = _messages(body, limits) if chat else ()
@@ -311,8 +409,8 @@ def http_request(body: Mapping[str, Any], limits: LimitsConfig, *, chat: bool) -
     if pref not in _PREFERENCES:
         raise InvalidArgument("edgecloud.preference", f"one of {', '.join(_PREFERENCES)} (got {pref[:32]!r})")
     deadline = _integer(ext, "deadline_ms", "edgecloud.deadline_ms")
-    if deadline is not None and deadline < 0:
-        raise InvalidArgument("edgecloud.deadline_ms", "must be >= 0 (0 means the policy default)")
+    if deadline is not None and not 0 <= deadline <= MAX_INT32:
+        raise InvalidArgument("edgecloud.deadline_ms", f"must be in [0, {MAX_INT32}] (0 means the policy default)")
     max_cost = _number(ext, "max_cost", "edgecloud.max_cost")
     if max_cost is not None and not max_cost >= 0:
         raise InvalidArgument("edgecloud.max_cost", "must be >= 0 (0 means no cap)")

@@ -124,3 +124,52 @@ def test_error_objects_and_statuses() -> None:
     assert error_body(e.Unavailable("starting"))[0] == 503
     status, body, _ = error_body(RuntimeError("secret detail"))
     assert status == 500 and "secret" not in body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (_chat(max_tokenz=5), "max_tokenz"),  # a typo is refused, not ignored
+        ({"model": "m", "prompt": "x", "messages": []}, "messages"),  # on /v1/completions
+        (_chat(n=True), "n"),  # bool is not int: the neutral values match with their JSON type
+        (_chat(n=1.0), "n"),
+        (_chat(logprobs=0), "logprobs"),
+        (_chat(presence_penalty=False), "presence_penalty"),
+        (_chat(frequency_penalty=False), "frequency_penalty"),
+        (_chat(seed=-1), "seed"),
+        (_chat(seed=2**64), "seed"),
+        (_chat(edgecloud={"top_k": -1}), "edgecloud.top_k"),
+        (_chat(edgecloud={"top_k": 2**40}), "edgecloud.top_k"),
+        (_chat(edgecloud={"deadline_ms": 2**40}), "edgecloud.deadline_ms"),
+    ],
+)
+def test_unknown_fields_strict_types_and_ranges_name_the_field(body: dict[str, Any], field: str) -> None:
+    assert _field(body, chat="messages" in body and "prompt" not in body) == field
+
+
+def test_neutral_values_of_unsupported_fields_pass() -> None:
+    body = _chat(n=1, logprobs=False, presence_penalty=0, frequency_penalty=0.0, tools=[], seed=2**64 - 1)
+    assert oc.http_request(body, LIMITS, chat=True).ask.params.seed == 2**64 - 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"model": "m", "messages": [{"role": "user", "content": "\\ud800"}]}', "messages[0].content"),
+        (b'{"model": "m", "user": "a\\udfffb", "messages": []}', "user"),
+        (b'{"model": "m", "x": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", "body"),
+        (b'{"model": "m", "e": ' + b'{"a": ' * 10_000 + b"1" + b"}" * 10_001, "body"),
+        (b'{"model": "m", "seed": ' + b"9" * 5000 + b"}", "body"),
+    ],
+)
+def test_bodies_that_used_to_raise_inside_the_parser(raw: bytes, field: str) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        oc.parse_body(raw)
+    assert err.value.field == field
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    text = "[{" * 5000 + '\\"'
+    body = oc.parse_body(('{"model": "m", "messages": [{"role": "user", "content": "%s"}]}' % text).encode())
+    assert body["messages"][0]["content"].startswith("[{[{")
+    assert oc.body_depth(b'{"a": [[{"b": "]]]]"}]]}') == 4
