@@ -29,6 +29,8 @@ MAX_LABELS = 16
 MAX_LABEL_CHARS = 64
 MAX_APP_ID_CHARS = 128
 MAX_REQUEST_ID_CHARS = 64
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # ServerConfig.max_message_bytes' default
+_RESPONSE_MARGIN = 64  # the ``omitted`` field and slack
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -235,8 +237,24 @@ def context_item(item: Item) -> pb.ContextItem:
     )
 
 
-def search_hits(hits: list[Hit]) -> pb.SearchContextResponse:
-    return pb.SearchContextResponse(hits=[pb.SearchHit(item=context_item(h.item), score=h.score) for h in hits])
+def search_hits(hits: list[Hit], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> pb.SearchContextResponse:
+    """The hits, best first, as many as fit in a message of ``max_bytes`` (the gRPC
+    send limit); the rest are counted in ``omitted`` instead of failing the call."""
+    out = pb.SearchContextResponse()
+    budget = max_bytes - _RESPONSE_MARGIN
+    for i, h in enumerate(hits):
+        hit = pb.SearchHit(item=context_item(h.item), score=h.score)
+        size = hit.ByteSize()
+        budget -= 1 + _varint_len(size) + size  # the field's tag, length and bytes
+        if budget < 0:
+            out.omitted = len(hits) - i
+            break
+        out.hits.append(hit)
+    return out
+
+
+def _varint_len(n: int) -> int:
+    return max(1, (n.bit_length() + 6) // 7)
 
 
 def runtime_info(r: Mapping[str, Any]) -> pb.RuntimeInfo:

@@ -195,10 +195,12 @@ class SearchHit(_message.Message):
     def __init__(self, item: _Optional[_Union[ContextItem, _Mapping]] = ..., score: _Optional[float] = ...) -> None: ...
 
 class SearchContextResponse(_message.Message):
-    __slots__ = ("hits",)
+    __slots__ = ("hits", "omitted")
     HITS_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[SearchHit]
-    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ...) -> None: ...
+    omitted: int
+    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., omitted: _Optional[int] = ...) -> None: ...
 
 class DeleteContextRequest(_message.Message):
     __slots__ = ("ids", "source", "all", "query")
