@@ -75,8 +75,8 @@ def _serve_config(args: argparse.Namespace, cfg: Config) -> Config:
 
 
 def _cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
-    from edge_agent.app import open_service
-    from edge_agent.transport.serve import Bound, serve
+    from edge_agent.daemon.wiring import open_service
+    from edge_agent.daemon.lifecycle import Bound, serve
 
     cfg = _serve_config(args, cfg)
     logging.getLogger().setLevel(cfg.log_level)

@@ -1,4 +1,4 @@
-"""The daemon's lifecycle around its gRPC servers.
+"""The daemon's lifecycle around its front doors.
 
 bind (unix socket 0600 in a private data directory held by a single-instance lock;
 optional loopback TCP, which needs the bearer token; the optional OpenAI-compatible
@@ -10,7 +10,9 @@ policy.
 
 The unix socket and TCP are two gRPC servers sharing one servicer and one health
 service, so that each has its own connection bound (``doors``): a flood of TCP
-connections cannot take the file handles the unix socket needs.
+connections cannot take the file handles the unix socket needs. Both doors, gRPC and
+HTTP, are handed one ``Readiness``: the service once it is loaded and warm, and the
+error counter.
 """
 
 from __future__ import annotations
@@ -19,13 +21,11 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-import uvicorn
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
 from common.errors import ConfigError, DomainError
@@ -34,14 +34,12 @@ from common.rpc import BearerInterceptor, Lifecycle
 from edge_agent import datadir
 from edge_agent.adapters.metrics import MetricsServer, StatsCollector
 from edge_agent.config import Config
-from edge_agent.models import catalog
+from edge_agent.daemon import doors
+from edge_agent.daemon.http_door import HttpDoor
+from edge_agent.pipeline.readiness import Readiness
 from edge_agent.pipeline.service import AgentService
-from edge_agent.transport import doors
 from edge_agent.transport.auth import TokenCheck
 from edge_agent.transport.grpc_server import SERVICE_NAME, EdgeAgentServicer
-from edge_agent.transport.http_conn import ConnLimits, DoorServer
-from edge_agent.transport.http_guard import DoorGuard, HostRule
-from edge_agent.transport.openai_http import OpenAIFrontDoor
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +71,8 @@ async def serve(
     caps = doors.connection_caps(cfg, doors.raise_fd_limit())
     datadir.make_private(cfg.data_path)
     tokens = TokenCheck(cfg.token_path)  # made at the first start: `edge-agent token show`
-    servicer = EdgeAgentServicer(cfg)
-    servers = _grpc_servers(cfg, servicer, tokens, caps)
+    readiness = Readiness()
+    servers = _grpc_servers(cfg, readiness, tokens, caps)
     lifecycle = Lifecycle(servers, (SERVICE_NAME,), READINESS)
     await lifecycle.ready(False)
     await lifecycle.set((LIVENESS,), True)
@@ -82,10 +80,10 @@ async def serve(
     lock, sock, tcp_port = await _bind(cfg, servers)
     sock_id = datadir.socket_identity(sock)
     log.info("listening on unix:%s%s", sock, f" and {cfg.server.listen} (port {tcp_port}, bearer token)" if tcp_port else "")
-    http: _Http | None = None
+    http: HttpDoor | None = None
     if cfg.http.listen:
         try:
-            http = _Http.start(cfg, lambda: servicer.service, servicer.count_error, tokens, caps.http)
+            http = HttpDoor.start(cfg, readiness, tokens, caps.http)
         except BaseException:
             await asyncio.gather(*(server.stop(0) for server in servers))
             datadir.release_socket(sock, sock_id)
@@ -113,7 +111,7 @@ async def serve(
             await service.warm_up(cfg.limits.default_max_tokens)
         loop.add_signal_handler(signal.SIGHUP, _reloader(service))
         await lifecycle.ready(True)
-        servicer.attach(service)
+        readiness.attach(service)
         if cfg.server.metrics:
             metrics = MetricsServer(cfg.server.metrics, StatsCollector(
                 service.figures, service.circuit, lambda: service.slot.waiting,
@@ -135,10 +133,11 @@ async def serve(
         log.info("stopped")
 
 
-def _grpc_servers(cfg: Config, servicer: EdgeAgentServicer, tokens: TokenCheck, caps: doors.Caps) -> list[grpc.aio.Server]:
+def _grpc_servers(cfg: Config, readiness: Readiness, tokens: TokenCheck, caps: doors.Caps) -> list[grpc.aio.Server]:
     """One server for the unix socket and, with ``server.listen``, one for TCP that
     needs the bearer token; each with its own connection bound."""
-    errors = ErrorMappingInterceptor(on_error=servicer.count_error)
+    servicer = EdgeAgentServicer(cfg.limits, readiness)
+    errors = ErrorMappingInterceptor(on_error=readiness.count_error)
     servers = [grpc.aio.server(interceptors=[errors], options=doors.grpc_options(cfg, caps.grpc_unix))]
     if cfg.server.listen:
         denied = (f"authorization: a bearer token is required on TCP ('authorization: Bearer <token>'; "
@@ -194,90 +193,3 @@ def _reloader(service: AgentService) -> Callable[[], None]:
             log.error("policy reload rejected, old policy stays: %s", exc.message)
 
     return reload_policy
-
-
-class _Http:
-    """The OpenAI-compatible front door on a socket bound here (0600 unix socket or
-    loopback TCP), served by uvicorn on the daemon's event loop behind its guard (Host,
-    Origin, token, content type) and its connection bounds."""
-
-    def __init__(self, server: DoorServer, sock: socket.socket, where: str, path: Path | None, auth: str) -> None:
-        self.where = where
-        self.auth = auth
-        self._server = server
-        self._path = path
-        self._identity = datadir.socket_identity(path) if path else None
-        self._task = asyncio.ensure_future(server.serve(sockets=[sock]))
-
-    @classmethod
-    def start(cls, cfg: Config, service: Callable[[], AgentService], on_error: Callable[[], None],
-              tokens: TokenCheck, max_connections: int) -> _Http:
-        app = OpenAIFrontDoor(
-            service, model_name=catalog.Catalog(cfg).active().name, limits=cfg.limits,
-            max_body_bytes=cfg.server.max_message_bytes, on_error=on_error,
-        )
-        unix = cfg.http_socket_path is not None
-        if cfg.http.token:
-            fixed = TokenCheck(None, fixed=cfg.http.token)
-            check, auth = fixed.accepts, "bearer token from http.token"
-        elif unix:
-            check, auth = None, "unix socket 0600, same user only"
-        else:
-            check, auth = tokens.accepts, f"bearer token from {tokens.path}"
-        guard = DoorGuard(app, hosts=HostRule(cfg.http.allowed_hosts), origins=cfg.http.allowed_origins, token=check)
-        limits = ConnLimits(max_connections, cfg.http.read_timeout_s, os.geteuid() if unix else None)
-        server = DoorServer(uvicorn.Config(
-            guard, log_config=None, access_log=False, lifespan="off", server_header=False,
-            timeout_keep_alive=max(1, int(cfg.http.read_timeout_s)),
-            timeout_graceful_shutdown=max(1, int(cfg.server.grace_s)),
-        ), limits)
-        sock, where, path = bind_http(cfg)
-        return cls(server, sock, where, path, auth)
-
-    async def stop(self) -> None:
-        """Stop accepting, let running requests finish (the grace time), close."""
-        self._server.should_exit = True
-        try:
-            await self._task
-        except Exception:
-            log.exception("HTTP server stopped with an error")
-        if self._path is not None:
-            datadir.release_socket(self._path, self._identity)
-
-
-def bind_http(cfg: Config) -> tuple[socket.socket, str, Path | None]:
-    """The HTTP front door's listening socket: a 0600 unix socket or loopback TCP;
-    (socket, where it listens, the unix socket's path)."""
-    path = cfg.http_socket_path
-    if path is not None:
-        if not path.parent.exists():
-            datadir.make_private(path.parent)
-        datadir.claim_socket(path, "http.listen")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o177)  # created 0600
-        try:
-            sock.bind(str(path))
-        finally:
-            os.umask(old_umask)
-        os.chmod(path, 0o600)
-        where = f"unix:{path}"
-    else:
-        host, _, port = cfg.http.listen.rpartition(":")
-        host = host.strip("[]")
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        # proto named: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose proto
-        # is IPPROTO_TCP, and with it on, a kept-alive connection's response body waits
-        # ~40 ms behind its headers for the client's delayed ACK
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, int(port)))
-        except OSError as exc:
-            sock.close()
-            raise ConfigError("edge-agent serve", "http.listen", f"an address this host can listen on (got "
-                              f"{cfg.http.listen!r}: {exc.strerror or exc}; also set by EDGE_AGENT_HTTP)") from None
-        bound = sock.getsockname()[1]
-        where = f"http://{'[' + host + ']' if family == socket.AF_INET6 else host}:{bound}"
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock, where, path

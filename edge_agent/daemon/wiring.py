@@ -1,5 +1,5 @@
-"""Wiring: the daemon's parts from a Config (model, store, ledger, policy, cloud), put
-together into one ``AgentService``."""
+"""The composition root: the daemon's parts from a Config (model, store, ledger,
+policy, cloud), put together into one ``AgentService``."""
 
 from __future__ import annotations
 

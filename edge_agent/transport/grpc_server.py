@@ -16,10 +16,11 @@ import grpc
 from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
-from common.errors import DomainError, Unavailable
+from common.errors import DomainError
 from common.schema_limits import check_schema_bytes
-from edge_agent.config import Config
+from edge_agent.config import LimitsConfig
 from edge_agent.pipeline.model import AskRequest, Outcome
+from edge_agent.pipeline.readiness import Readiness
 from edge_agent.pipeline.service import AgentService
 from edge_agent.transport import convert
 
@@ -27,33 +28,25 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EdgeAgent"].full_name
 
 
 class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
-    """Message conversion around ``AgentService``."""
+    """Message conversion around ``AgentService``, read through ``ready`` (UNAVAILABLE
+    until the model is loaded and warm)."""
 
-    def __init__(self, cfg: Config) -> None:
-        self._service: AgentService | None = None
-        self.cfg = cfg
+    max_message_bytes = convert.DEFAULT_MAX_MESSAGE_BYTES  # the server's send limit ([server] max_message_bytes)
+
+    def __init__(self, limits: LimitsConfig, ready: Readiness) -> None:
+        self._limits = limits
+        self._ready = ready
 
     @property
     def service(self) -> AgentService:
-        """The request pipeline; UNAVAILABLE until the model is loaded and warm."""
-        if self._service is None:
-            raise Unavailable("the daemon is starting: the model is not loaded yet")
-        return self._service
-
-    def attach(self, service: AgentService) -> None:
-        self._service = service
-
-    def count_error(self) -> None:
-        """Counts a request answered with an error status (all RPCs, any cause)."""
-        if self._service is not None:
-            self._service.stats.error()
+        return self._ready.service
 
     async def _ask(self, request: pb.GenerateRequest) -> AskRequest:
         """The checked request; one with a JSON schema is checked in a worker thread."""
         if not request.params.json_schema:
-            return convert.ask_request(request, self.cfg.limits)
+            return convert.ask_request(request, self._limits)
         check_schema_bytes(request.params.json_schema, "params.json_schema")
-        return await asyncio.to_thread(convert.ask_request, request, self.cfg.limits)
+        return await asyncio.to_thread(convert.ask_request, request, self._limits)
 
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GenerateResponse]:
         req = await self._ask(request)
@@ -83,7 +76,7 @@ class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
 
     async def SearchContext(self, request: pb.SearchContextRequest, context: grpc.aio.ServicerContext) -> pb.SearchContextResponse:
         hits = await self.service.search_context(convert.search_query(request))
-        return convert.search_hits(hits)
+        return convert.search_hits(hits, self.max_message_bytes)  # what does not fit is counted in ``omitted``
 
     async def DeleteContext(self, request: pb.DeleteContextRequest, context: grpc.aio.ServicerContext) -> pb.DeleteContextResponse:
         n = await self.service.delete_context(convert.delete_selector(request))

@@ -19,7 +19,7 @@ Starlette (routing, requests, streaming responses) on uvicorn (the ASGI server):
 small, typed, widely deployed, and already what llama-cpp-python's own server runs on.
 In front of the routes, ``http_guard.DoorGuard`` checks Host, Origin (CORS), the bearer
 token and the content type; ``http_conn`` bounds the connections (count, read time,
-peer uid on the unix socket); ``serve`` puts them together.
+peer uid on the unix socket); ``edge_agent.daemon.http_door`` puts them together.
 """
 
 from __future__ import annotations
@@ -34,13 +34,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from common import errors as e
 from edge_agent.pipeline.model import Event, Outcome
-from edge_agent.pipeline.service import AgentService
+from edge_agent.pipeline.readiness import Readiness
 from edge_agent.transport import openai_convert as oc
 from edge_agent.transport.status import status_body
 
@@ -88,14 +88,13 @@ def _error_response(exc: BaseException, where: str, count: Callable[[], None]) -
 
 
 class OpenAIFrontDoor:
-    """The ASGI application; ``service`` raises ``Unavailable`` until the model is ready;
-    ``on_error`` is called once for every request answered with an error (the
-    daemon's error counter, which the gRPC door feeds too)."""
+    """The ASGI application, reading the service through ``ready`` (``Unavailable``
+    until the model is ready), which also counts every request answered with an error
+    (the daemon's error counter, which the gRPC door feeds too)."""
 
-    def __init__(self, service: Callable[[], AgentService], *, model_name: str, limits: Any, max_body_bytes: int,
-                 on_error: Callable[[], None] = lambda: None) -> None:
-        self._service = service
-        self._on_error = on_error
+    def __init__(self, ready: Readiness, *, model_name: str, limits: Any, max_body_bytes: int) -> None:
+        self._ready = ready
+        self._on_error = ready.count_error
         self.model_name = model_name
         self._limits = limits
         self._max_body = max_body_bytes
@@ -125,7 +124,7 @@ class OpenAIFrontDoor:
         """200 with ``ready`` or ``unloaded`` (idle; the next request loads the model),
         503 with ``starting`` or ``loading`` while the weights are being read."""
         try:
-            service = self._service()
+            service = self._ready.service
         except e.Unavailable:
             return JSONResponse({"status": "starting"}, status_code=503)
         state = service.model_state()
@@ -138,7 +137,7 @@ class OpenAIFrontDoor:
         """What is running: the model and its state, memory (weights, KV cache),
         keep-alive and expiry, requests generating and waiting."""
         try:
-            service = self._service()
+            service = self._ready.service
         except e.Unavailable:
             return JSONResponse({"status": "starting", "model": None}, status_code=503)
         return JSONResponse(status_body(service.model_state(), service.runtime()))
@@ -168,11 +167,14 @@ class OpenAIFrontDoor:
         if declared is not None and declared.isdigit() and int(declared) > self._max_body:
             raise PayloadTooLarge("body", f"must be at most {self._max_body} bytes")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self._max_body:
-                raise PayloadTooLarge("body", f"must be at most {self._max_body} bytes")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self._max_body:
+                    raise PayloadTooLarge("body", f"must be at most {self._max_body} bytes")
+                chunks.append(chunk)
+        except ClientDisconnect:  # nobody reads the answer; a 400 logged at INFO, no traceback
+            raise e.InvalidArgument("body", f"the client went away after sending {size} bytes of it") from None
         return b"".join(chunks)
 
     async def _generate(self, request: Request, *, chat: bool) -> Response:
@@ -182,7 +184,7 @@ class OpenAIFrontDoor:
             req = await oc.checked_request(await self._body(request), self._limits, chat=chat)
             if req.model != self.model_name:
                 raise ModelNotFound(req.model)
-            service = self._service()
+            service = self._ready.service
             plan = await service.plan(req.ask)
             events = service.execute(plan)
             first = await anext(events)  # errors before the first token keep their HTTP status

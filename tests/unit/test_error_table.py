@@ -24,6 +24,8 @@ import edge_agent.transport.openai_http as oh
 from common import errors as e
 from common.grpc_status import ErrorMappingInterceptor
 from edge_agent.config import LimitsConfig
+from edge_agent.pipeline.readiness import Readiness
+from edge_agent.pipeline.service import AgentService
 
 C = grpc.StatusCode
 GENERIC = "internal error; see the server log"
@@ -83,12 +85,23 @@ async def _grpc_code(exc: Exception, counted: list[int]) -> tuple[grpc.StatusCod
         await server.stop(0)
 
 
-async def _http_answer(exc: Exception, counted: list[int]) -> httpx.Response:
-    def service() -> object:
-        raise exc
+class _Failing(Readiness):
+    """A readiness whose service raises ``exc``; counts the errors answered."""
 
-    door = oh.OpenAIFrontDoor(service, model_name="m", limits=LimitsConfig(), max_body_bytes=1 << 20,  # type: ignore[arg-type]
-                              on_error=lambda: counted.append(1))
+    def __init__(self, exc: Exception, counted: list[int]) -> None:
+        super().__init__()
+        self._exc, self._counted = exc, counted
+
+    @property
+    def service(self) -> AgentService:
+        raise self._exc
+
+    def count_error(self) -> None:
+        self._counted.append(1)
+
+
+async def _http_answer(exc: Exception, counted: list[int]) -> httpx.Response:
+    door = oh.OpenAIFrontDoor(_Failing(exc, counted), model_name="m", limits=LimitsConfig(), max_body_bytes=1 << 20)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=door), base_url="http://localhost") as client:
         return await client.post("/v1/completions", json={"model": "m", "prompt": "hi", "max_tokens": 4})
 

@@ -9,7 +9,7 @@ import asyncio
 import socket
 
 from edge_agent.config import load_config
-from edge_agent.transport.serve import bind_http
+from edge_agent.daemon.http_door import bind_http
 
 
 def test_accepted_tcp_connections_have_nodelay() -> None:

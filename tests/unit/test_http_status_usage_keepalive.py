@@ -13,6 +13,7 @@ import pytest
 
 from edge_agent.config import LimitsConfig
 from edge_agent.pipeline.fakes import MemoryStore, ScriptedEngine
+from edge_agent.pipeline.readiness import Readiness
 from edge_agent.pipeline.routing import RoutingState
 from edge_agent.pipeline.service import AgentService
 from edge_agent.transport.openai_http import OpenAIFrontDoor
@@ -23,7 +24,7 @@ HEADERS = {"content-type": "application/json"}
 def _door(keep_alive_s: float | None = 300.0) -> tuple[OpenAIFrontDoor, AgentService, ScriptedEngine]:
     engine = ScriptedEngine("one two three")
     svc = AgentService(engine, MemoryStore(), RoutingState(""), keep_alive_s=keep_alive_s)
-    door = OpenAIFrontDoor(lambda: svc, model_name="scripted", limits=LimitsConfig(), max_body_bytes=1 << 20)
+    door = OpenAIFrontDoor(Readiness(svc), model_name="scripted", limits=LimitsConfig(), max_body_bytes=1 << 20)
     return door, svc, engine
 
 

@@ -24,7 +24,7 @@ def taken() -> Iterator[str]:
 
 
 def test_http_door_port_in_use_names_the_address(taken: str, tmp_path: Path) -> None:
-    from edge_agent.transport.serve import bind_http
+    from edge_agent.daemon.http_door import bind_http
 
     cfg = load_config(None, env={"EDGE_AGENT_DATA_DIR": str(tmp_path), "EDGE_AGENT_HTTP": taken})
     with pytest.raises(ConfigError) as info:

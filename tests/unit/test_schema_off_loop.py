@@ -34,6 +34,7 @@ from common.grpc_status import ErrorMappingInterceptor
 from common.rpc import Lifecycle
 from edge_agent.config import LimitsConfig
 from edge_agent.transport import openai_convert
+from edge_agent.pipeline.readiness import Readiness
 from edge_agent.transport.grpc_server import SERVICE_NAME, EdgeAgentServicer
 from edge_agent.transport.openai_http import OpenAIFrontDoor
 
@@ -61,6 +62,10 @@ class Gate:
             await asyncio.sleep(0.005)
 
 
+# what the HTTP door reads of a ready service here: its state and its error counter
+_READY = SimpleNamespace(model_state=lambda: {"state": "ready", "name": "m"}, stats=SimpleNamespace(error=lambda: None))
+
+
 @pytest.fixture
 def gate(monkeypatch: pytest.MonkeyPatch) -> Gate:
     g = Gate()
@@ -70,7 +75,7 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> Gate:
 
 
 def test_http_health_is_answered_while_a_schema_is_checked(gate: Gate) -> None:
-    door = OpenAIFrontDoor(lambda: SimpleNamespace(model_state=lambda: {"state": "ready", "name": "m"}),  # type: ignore[arg-type, return-value]
+    door = OpenAIFrontDoor(Readiness(_READY),  # type: ignore[arg-type]
                            model_name="m", limits=LimitsConfig(), max_body_bytes=1 << 20)
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}],
             "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": SCHEMA}}}
@@ -94,7 +99,7 @@ def test_http_health_is_answered_while_a_large_body_is_parsed(monkeypatch: pytes
     """The 1.5 MB schema's body: parsing it (tens of ms) is not done on the loop either."""
     gate = Gate()
     monkeypatch.setattr(openai_convert, "parse_body", lambda raw: gate.check(raw, "body"))
-    door = OpenAIFrontDoor(lambda: SimpleNamespace(model_state=lambda: {"state": "ready", "name": "m"}),  # type: ignore[arg-type, return-value]
+    door = OpenAIFrontDoor(Readiness(_READY),  # type: ignore[arg-type]
                            model_name="m", limits=LimitsConfig(), max_body_bytes=4 << 20)
     schema = {"type": "object", "properties": {f"field_{i}": {"type": "string"} for i in range(50000)}}
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}],
@@ -123,7 +128,7 @@ async def _health(channel: grpc.aio.Channel, service: str) -> int:
 def test_grpc_health_is_answered_while_a_schema_is_checked(gate: Gate) -> None:
     async def main() -> tuple[int, bool, grpc.StatusCode, str]:
         server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
-        pb_grpc.add_EdgeAgentServicer_to_server(EdgeAgentServicer(SimpleNamespace(limits=LimitsConfig())), server)  # type: ignore[arg-type]
+        pb_grpc.add_EdgeAgentServicer_to_server(EdgeAgentServicer(LimitsConfig(), Readiness()), server)  # type: ignore[arg-type]
         lifecycle = Lifecycle(server, (SERVICE_NAME,), readiness=("",))
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
