@@ -54,7 +54,7 @@ class Runners:
         if plan.request.messages:  # a chat answer ends where the model would start the next turn
             params = replace(params, stop=(*params.stop, *self.engine.chat_stops()))
         background = BACKGROUND_LABEL in plan.request.labels
-        async with self.slot.hold(plan.request.app_id, background) as waited_s:
+        async with self.slot.hold(plan.request.app_id, background, params.max_tokens) as waited_s:
             async for ev in self.engine.stream(
                 prompt, params, plan.draft_texts, n_probs, app=plan.request.app_id, background=background
             ):

@@ -247,8 +247,8 @@ class AgentService:
         return await asyncio.to_thread(self.routing.reload)
 
     async def warm_up(self, default_max_tokens: int) -> float:
-        """One short generation; seeds the queue's retry hints from what a default-length
-        answer costs on this host. The person-name lists are loaded meanwhile (else the
+        """One short generation; seeds the queue's retry hints from what a request and a
+        step cost on this host. The person-name lists are loaded meanwhile (else the
         first request that may leave the device loads them). Returns the warm-up's
         duration in ms."""
         names = asyncio.ensure_future(asyncio.to_thread(lexicon))
@@ -257,7 +257,7 @@ class AgentService:
         log.info("warm-up done in %.0f ms", warm_ms)
         measured = self.runtime().get("plain_step_ms")
         step_ms = float(measured) if isinstance(measured, (int, float)) and measured > 0 else warm_ms / 2
-        self.slot.seed((warm_ms + step_ms * default_max_tokens) / 1000.0)
+        self.slot.seed(warm_ms / 1000.0, step_ms / 1000.0)
         return warm_ms
 
     async def close(self) -> None:

@@ -4,6 +4,7 @@ first served), the per-app limit, the bounded queue and cancelled waiters."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -106,3 +107,32 @@ def test_full_queue_is_refused_with_a_hint_and_a_cancelled_waiter_frees_its_plac
         assert order == ["r", "l"] and slot.active == 0
 
     asyncio.run(go())
+
+
+def test_the_first_retry_hint_of_a_burst_is_close_to_the_real_wait() -> None:
+    """4 slots, 16 waiters, short answers after a warm-up that measured a step: the hint
+    given to the first refused request is within a factor 2 of when it would really
+    have got a slot (the old hint assumed every request ran a default-length answer)."""
+    fixed_s, per_token_s, budget = 0.02, 0.005, 8
+    hold_s = fixed_s + per_token_s * budget
+
+    async def one(slot: ModelSlot) -> None:
+        async with slot.hold("a", False, budget):
+            await asyncio.sleep(hold_s)
+
+    async def go() -> tuple[float, float]:
+        slot = ModelSlot(depth=16, capacity=4)
+        slot.seed(fixed_s, per_token_s)
+        t0 = time.monotonic()
+        burst = [asyncio.create_task(one(slot)) for _ in range(20)]
+        await _settle()
+        with pytest.raises(ResourceExhausted) as info:
+            async with slot.hold("a", False, budget):
+                pass
+        hint = info.value.retry_after_s
+        assert hint is not None
+        await asyncio.gather(*burst)
+        return hint, time.monotonic() - t0
+
+    hint, drained = asyncio.run(go())
+    assert drained / 2 <= hint <= drained * 2, (hint, drained)
