@@ -367,6 +367,12 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
                 data = tomllib.load(f)
         except FileNotFoundError:
             raise ConfigError(path, "<file>", "an existing TOML file") from None
+        except IsADirectoryError:
+            raise ConfigError(path, "<file>", "a TOML file (this is a directory)") from None
+        except PermissionError:
+            raise ConfigError(path, "<file>", "a TOML file this user may read (permission denied)") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(path, "<file>", f"UTF-8 text (byte {exc.start} is not valid UTF-8)") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(path, "<file>", f"valid TOML ({exc})") from None
     cfg = parse_config(data, source)

@@ -93,3 +93,14 @@ def test_door_lists_from_the_file_and_the_environment(tmp_path: Path) -> None:
     assert load_config(None, env={"EDGE_AGENT_DATA_DIR": str(tmp_path)}).token_path == tmp_path / "token"
     with pytest.raises(ConfigError, match="EDGE_AGENT_HTTP_ORIGINS"):
         load_config(None, env={"EDGE_AGENT_HTTP_ORIGINS": "*"})
+
+
+def test_a_directory_or_undecodable_file_is_one_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="directory") as info:
+        load_config(str(tmp_path), env={})
+    assert str(tmp_path) in str(info.value)
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b'[server]\nlisten = "\xff\xfe"\n')
+    with pytest.raises(ConfigError, match="UTF-8") as info:
+        load_config(str(bad), env={})
+    assert "bad.toml" in str(info.value) and "\n" not in str(info.value)
