@@ -69,7 +69,16 @@ def store_ranking() -> dict[str, Any]:
 
     native = ftsrank.LIBRARY is not None
     return {"sqlite": driver.sqlite_version, "ranking": "bm25_df" if native else "bm25",
-            "library": str(ftsrank.LIBRARY) if native else None}
+            "library": str(ftsrank.LIBRARY) if native else None, "expiry": expiry_note()}
+
+
+def expiry_note() -> str:
+    """When an expired item leaves ``context.db`` (``context/store.py``)."""
+    from edge_agent.context.store import PURGE_INTERVAL_S
+
+    return (f"an expired item is hidden from search at once and deleted by writes, every {PURGE_INTERVAL_S / 60:g} min "
+            "and at each start; one that expired just before a kill -9 (or a power loss) stays in context.db "
+            "until the daemon next starts")
 
 
 def render(d: dict[str, Any]) -> str:
@@ -83,6 +92,8 @@ def render(d: dict[str, Any]) -> str:
             "bm25_df (cached word counts)" if st["ranking"] == "bm25_df"
             else "bm25() (the bm25_df extension is not built: slower at scale, same results; pip install -e . rebuilds it)"),
     ]
+    if st.get("expiry"):
+        lines.append(f"           expiry: {st['expiry']}")
     if h["amx_granted"] is not None:
         lines.append(f"AMX:       {'granted by the kernel' if h['amx_granted'] else 'NOT granted'}")
     lines += [

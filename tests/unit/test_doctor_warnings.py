@@ -45,3 +45,19 @@ def test_the_verdict_is_not_ok_when_there_are_warnings() -> None:
     text = render(d)
     assert text.count("WARNING:") == 2 and "load average 3.9" in text
     assert "verdict:   ok" not in text
+
+
+def test_the_store_section_says_when_an_expired_item_leaves_the_file() -> None:
+    from edge_agent.cli.doctor import store_ranking
+
+    st = store_ranking()
+    assert "kill -9" in st["expiry"] and "context.db" in st["expiry"] and "next starts" in st["expiry"]
+    d = {
+        "host": {"cpu": "x", "cores": 2, "machine": "x86_64", "features": [], "amx_granted": None, "load_avg": None},
+        "build": {"llama_cpp_python": "0.3", "variant": "native", "key": "", "patches": [], "compiler": "",
+                  "install_check": "ok", "fallbacks": []},
+        "store": st,
+        "selfcheck": {"ok": False, "cause": "x", "summary": "", "identical": False},
+        "verdict": "runtime unusable: x",
+    }
+    assert "expiry: an expired item" in render(d)
