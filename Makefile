@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml setup.py edge_agent/context/native/ftsrank.c packaging/
 	$(BIN)/python -m pip install --quiet --upgrade pip wheel
 	$(RUNTIME) install --python $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
-	$(BIN)/python -m common.models >/dev/null
+	$(BIN)/python -m common.model_files >/dev/null
 	$(RUNTIME) verify --python $(BIN)/python
 	touch $(STAMP)
 

@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 
 from common.chat import Message
-from common.models import default_model_path
+from common.model_files import default_model_path
 from edge_agent.engine.api import Finished, SamplingParams, TextDelta
 from edge_agent.engine.llama_engine import LlamaEngine
 

@@ -107,7 +107,7 @@ def main() -> int:
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--plain", action="store_true")
     args = ap.parse_args()
-    from common.models import resolve_model_path
+    from common.model_files import resolve_model_path
     from edge_agent.engine.llama_engine import LlamaEngine
     from edge_agent.runtime import report
 

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tree_drafts import MAX_DRAFT, MAX_N, MIN_N, ROOT, accepted, greedy_answer
 
-from common.models import default_model_path
+from common.model_files import default_model_path
 from edge_agent.engine import costs
 from edge_agent.engine.adaptive import DraftPolicy
 from edge_agent.engine.costs import CostCurve

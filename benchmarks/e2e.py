@@ -158,7 +158,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--queue-depth", type=int, default=32)
     args = ap.parse_args()
-    from common.models import default_model_path
+    from common.model_files import default_model_path
 
     model_path = default_model_path()
     with tempfile.TemporaryDirectory(prefix="e2e-bench-") as tmp:

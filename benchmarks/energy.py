@@ -18,7 +18,7 @@ import statistics
 import time
 from pathlib import Path
 
-from common.models import default_model_path
+from common.model_files import default_model_path
 from edge_agent.engine.api import Finished, SamplingParams
 from edge_agent.engine.llama_engine import LlamaEngine
 

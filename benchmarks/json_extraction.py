@@ -457,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="only the first N prompts")
     args = ap.parse_args(argv)
     if args.model is None:
-        from common.models import default_model_path
+        from common.model_files import default_model_path
 
         args.model = default_model_path(progress=False)
     items = ITEMS[: args.limit] if args.limit else ITEMS

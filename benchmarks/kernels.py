@@ -86,7 +86,7 @@ def _group(mats: list[tuple[str, str, int, int]]) -> dict[tuple[str, int, int], 
 
 
 def measure(repeats: int) -> dict[str, Any]:
-    from common.models import resolve_model_path
+    from common.model_files import resolve_model_path
     from edge_agent.runtime.kernels import Ggml, MatMul, lib_dir
 
     g = Ggml()

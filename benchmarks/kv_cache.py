@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.models import default_model_path
+from common.model_files import default_model_path
 from edge_agent.engine.llama_model import LlamaModel
 
 ROOT = Path(__file__).resolve().parent

@@ -142,7 +142,7 @@ def main() -> int:
     ap.add_argument("--json", required=True)
     ap.add_argument("--repeats", type=int, default=9)
     args = ap.parse_args()
-    from common.models import resolve_model_path
+    from common.model_files import resolve_model_path
     from edge_agent.engine import costs
     from edge_agent.engine.llama_model import LlamaModel
     from edge_agent.runtime import report

@@ -44,7 +44,7 @@ if str(ROOT) not in sys.path:
 
 from edge_agent.engine.api import Finished, SamplingParams, TextDelta
 from edge_agent.engine.llama_engine import LlamaEngine
-from edge_agent.engine.model import TokenModel
+from edge_agent.engine.token_model import TokenModel
 from edge_agent.engine.sampling import greedy, top2_margin
 
 DEFAULT_PROMPTS = Path(__file__).resolve().parent / "prompts" / "speculative.jsonl"
@@ -305,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     if args.model is None:
-        from common.models import default_model_path
+        from common.model_files import default_model_path
 
         args.model = default_model_path()
     prompts = load_prompts(args.prompts)

@@ -43,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.models import default_model_path
+from common.model_files import default_model_path
 from edge_agent.engine import costs
 from edge_agent.engine.adaptive import DraftPolicy
 from edge_agent.engine.costs import CostCurve

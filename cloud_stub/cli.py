@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             await ob.discover_model()
             backend = ob
         else:
-            from common.models import resolve_model_path
+            from common.model_files import resolve_model_path
 
             path = resolve_model_path(args.model or None, source="--model")
             backend = LlamaBackend(path, n_ctx=args.n_ctx or 4096, n_threads=args.threads or None)

@@ -1,1 +1,1 @@
-"""The on-device daemon: gRPC server, request pipeline, local model, personal store."""
+"""The on-device daemon: front doors (gRPC, HTTP), request pipeline, local model, personal store."""

@@ -20,7 +20,7 @@ import pytest
 @pytest.fixture(scope="session")
 def model_path() -> Path:
     """The shipped default GGUF model (assembled into the cache on first use)."""
-    from common.models import default_model_path
+    from common.model_files import default_model_path
 
     return default_model_path(progress=False)
 

@@ -253,7 +253,7 @@ def ps_text(st: dict[str, Any]) -> str:
 
 def _cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
     from edge_agent.cli import doctor
-    from edge_agent.models.catalog import Catalog
+    from edge_agent.modeldir.catalog import Catalog
 
     threads = cfg.model.n_threads or os.cpu_count() or 1
     return doctor.run(args, Catalog(cfg).active().file(), threads)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.config import Config
-from edge_agent.models import gguf
-from edge_agent.models.catalog import Catalog, Entry
+from edge_agent.modeldir import gguf
+from edge_agent.modeldir.catalog import Catalog, Entry
 
 
 def register(subparsers: Any) -> None:

@@ -16,7 +16,7 @@ import uvicorn
 from common.errors import ConfigError
 from edge_agent import datadir
 from edge_agent.config import Config
-from edge_agent.models import catalog
+from edge_agent.modeldir import catalog
 from edge_agent.pipeline.readiness import Readiness
 from edge_agent.transport.auth import TokenCheck
 from edge_agent.transport.http_conn import ConnLimits, DoorServer

@@ -14,7 +14,7 @@ from edge_agent.adapters.ledger import Ledger
 from edge_agent.config import Config
 from edge_agent.context.store import ContextStore
 from edge_agent.engine.llama_engine import LlamaEngine
-from edge_agent.models import catalog
+from edge_agent.modeldir import catalog
 from edge_agent.pipeline.routing import RoutingState
 from edge_agent.pipeline.service import AgentService
 from edge_agent.runtime import report, selfcheck

@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from edge_agent.engine.model import TokenModel
+from edge_agent.engine.token_model import TokenModel
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from edge_agent.engine.drafters import ContextDrafter, CorpusDrafter
 from edge_agent.engine.energy import EnergyMeter
 from edge_agent.engine.grammar import GrammarConstraint, schema_grammar
 from edge_agent.engine.llama_model import BATCH_INVARIANT_ROWS, LlamaModel
-from edge_agent.engine.model import TokenModel
+from edge_agent.engine.token_model import TokenModel
 from edge_agent.engine.scheduler import BACKGROUND, INTERACTIVE, Job, Scheduler
 from edge_agent.engine.sampling import Sampler
 from edge_agent.engine.text import TextStream

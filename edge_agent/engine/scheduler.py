@@ -35,7 +35,7 @@ from typing import Any
 
 from common.errors import ResourceExhausted
 from edge_agent.engine.decoder import Decoding, common_prefix
-from edge_agent.engine.model import TokenModel
+from edge_agent.engine.token_model import TokenModel
 
 log = logging.getLogger(__name__)
 

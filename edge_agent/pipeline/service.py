@@ -17,7 +17,7 @@ from common.errors import OutOfRange, PermissionDenied
 from edge_agent.context.api import Hit, NewItem, Retrieved
 from edge_agent.pipeline.egress import schema_strings, stored_values
 from edge_agent.pipeline.local import AsyncEngine
-from edge_agent.pipeline.model import (
+from edge_agent.pipeline.types import (
     AskRequest,
     ContextQuery,
     Event,

@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         path = Path(args.model)
     else:
-        from common.models import resolve_model_path
+        from common.model_files import resolve_model_path
 
         path = resolve_model_path(None)
     os.environ.setdefault("LLAMA_LOG_LEVEL", "error")

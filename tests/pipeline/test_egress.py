@@ -20,7 +20,7 @@ from edge_agent.pipeline.fakes import (
     ScriptedCloud,
     ScriptedEngine,
 )
-from edge_agent.pipeline.model import AskRequest, Outcome
+from edge_agent.pipeline.types import AskRequest, Outcome
 from edge_agent.pipeline.routing import RoutingState
 from edge_agent.pipeline.service import AgentService
 from orchestrator.kinds import PII_KINDS

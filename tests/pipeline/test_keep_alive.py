@@ -12,7 +12,7 @@ import pytest
 from common.duration import parse_keep_alive
 from edge_agent.engine.api import SamplingParams
 from edge_agent.pipeline.fakes import MemoryStore, ScriptedEngine
-from edge_agent.pipeline.model import AskRequest, Outcome
+from edge_agent.pipeline.types import AskRequest, Outcome
 from edge_agent.pipeline.routing import RoutingState
 from edge_agent.pipeline.service import AgentService
 

@@ -19,7 +19,7 @@ from edge_agent.pipeline.fakes import (
     ScriptedCloud,
     ScriptedEngine,
 )
-from edge_agent.pipeline.model import AskRequest, Outcome
+from edge_agent.pipeline.types import AskRequest, Outcome
 from edge_agent.pipeline.routing import RoutingState
 from edge_agent.pipeline.service import AgentService
 from orchestrator.types import Preference
@@ -214,7 +214,7 @@ def test_cancelling_a_request_stops_the_engine_and_frees_the_model(tmp_path: Pat
 
 def test_forgetting_context_drops_the_draft_corpus(tmp_path: Path) -> None:
     from edge_agent.context.api import NewItem
-    from edge_agent.pipeline.model import ForgetSelector
+    from edge_agent.pipeline.types import ForgetSelector
 
     svc, engine, _ = make(tmp_path)
 

@@ -10,7 +10,7 @@ import pytest
 
 from edge_agent.engine.api import SamplingParams
 from edge_agent.pipeline.fakes import Script, ScriptedCloud
-from edge_agent.pipeline.model import AskRequest
+from edge_agent.pipeline.types import AskRequest
 from orchestrator.types import Preference
 from tests.pipeline.test_egress import make, run
 

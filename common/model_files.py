@@ -81,5 +81,5 @@ def resolve_model_path(configured: str | None, *, source: str = "config") -> Pat
     return path
 
 
-if __name__ == "__main__":  # `python -m common.models` assembles and prints the path
+if __name__ == "__main__":  # `python -m common.model_files` assembles and prints the path
     print(default_model_path())

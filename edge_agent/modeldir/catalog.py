@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound
-from common.models import DEFAULT_MODEL_NAME, default_model_path
+from common.model_files import DEFAULT_MODEL_NAME, default_model_path
 from edge_agent import datadir
 from edge_agent.config import Config
 
@@ -112,7 +112,7 @@ class Catalog:
     # -- changing ---------------------------------------------------------------------
     def add(self, source: Path, name: str | None = None) -> Entry:
         """Copy a GGUF file in (checked by llama.cpp's loader first)."""
-        from edge_agent.models import gguf
+        from edge_agent.modeldir import gguf
 
         if not source.is_file():
             raise InvalidArgument("path", f"{source} is not a file")
@@ -167,7 +167,7 @@ def hold(path: Path) -> int:
 
 
 def _shipped_path() -> Path | None:
-    from common.models import default_cache_dir
+    from common.model_files import default_cache_dir
 
     p = default_cache_dir() / DEFAULT_MODEL_NAME
     return p if p.exists() else None
