@@ -121,17 +121,11 @@ class OpenAIFrontDoor:
 
     # -- readiness ------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
-        """200 with ``ready`` or ``unloaded`` (idle; the next request loads the model),
-        503 with ``starting`` or ``loading`` while the weights are being read."""
-        try:
-            service = self._ready.service
-        except e.Unavailable:
-            return JSONResponse({"status": "starting"}, status_code=503)
-        state = service.model_state()
-        return JSONResponse(
-            {"status": state["state"], "model": state["name"]},
-            status_code=503 if state["state"] == "loading" else 200,
-        )
+        """``Readiness.health``, as gRPC health says it: 200 once started (``ready``,
+        ``unloaded`` or ``loading`` again on demand), 503 ``starting`` before."""
+        h = self._ready.health()
+        body: dict[str, Any] = {"status": h.status} if h.model is None else {"status": h.status, "model": h.model}
+        return JSONResponse(body, status_code=200 if h.serving else 503)
 
     async def status(self, request: Request) -> Response:
         """What is running: the model and its state, memory (weights, KV cache),
