@@ -9,11 +9,13 @@ daemon's stderr carries no unformatted native chatter.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import re
 import threading
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 log = logging.getLogger("llama.cpp")
@@ -25,6 +27,7 @@ _partial: list[str] = []
 _lock = threading.Lock()
 _total = [0]  # lines seen since start
 _callback: Any = None
+_quiet: set[int] = set()  # threads whose llama.cpp lines are kept but not forwarded
 _BUF_RE = re.compile(r"load_tensors:\s+(\S+) model buffer size =\s+([\d.]+) MiB")
 
 
@@ -46,11 +49,31 @@ def install() -> None:
             _partial.clear()
             _lines.append(line)
             _total[0] += 1
-        if level in _LEVELS:
+        if level in _LEVELS and threading.get_ident() not in _quiet:
             log.log(_LEVELS[level], "%s", line)
 
     _callback = _on_log  # keep a reference: llama.cpp holds only the pointer
     lc.llama_log_set(_on_log, ctypes.c_void_p(0))
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Keep this thread's llama.cpp lines in the ring without forwarding them to
+    ``logging`` (the caller reports a failure itself, in one line: ``failure``)."""
+    me = threading.get_ident()
+    _quiet.add(me)
+    try:
+        yield
+    finally:
+        _quiet.discard(me)
+
+
+def failure(lines: list[str]) -> str:
+    """The first line of ``lines`` that says what failed ("" when none does)."""
+    for line in lines:
+        if re.search(r"fail|error|invalid|corrupt", line, re.IGNORECASE):
+            return line.strip()[:200]
+    return ""
 
 
 def mark() -> int:

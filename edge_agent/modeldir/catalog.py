@@ -89,6 +89,9 @@ class Catalog:
                     return self.get(configured)
                 except NotFound:
                     raise ConfigError("config", "model.path", f"an existing GGUF file or a model name in {self.dir} (got {configured!r}; also set by EDGE_AGENT_MODEL)") from None
+            if not path.is_file():
+                what = "is a directory" if path.is_dir() else "does not exist"
+                raise ConfigError("config", "model.path", f"an existing GGUF file or a model name in {self.dir} (got {configured!r}, which {what}; also set by EDGE_AGENT_MODEL)")
             return Entry(path.stem, path)
         name = self.selected_name()
         try:

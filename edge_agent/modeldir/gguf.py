@@ -54,9 +54,12 @@ def read(path: Path, *, weights: bool = False) -> ModelInfo:
             raise InvalidArgument("path", f"{path} is not a GGUF file (bad magic)")
     params = lc.llama_model_default_params()
     params.vocab_only = True
-    model = lc.llama_model_load_from_file(str(path).encode(), params)
+    mark = llama_log.mark()
+    with llama_log.quiet():  # a failure is this one error, not llama.cpp's ERROR lines first
+        model = lc.llama_model_load_from_file(str(path).encode(), params)
     if not model:
-        raise InvalidArgument("path", f"{path}: llama.cpp could not read this GGUF file")
+        cause = llama_log.failure(llama_log.since(mark))
+        raise InvalidArgument("path", f"{path}: llama.cpp could not read this GGUF file" + (f" ({cause})" if cause else ""))
     try:
         arch = _meta(model, "general.architecture") or "?"
         ctx = _meta(model, f"{arch}.context_length")
@@ -78,9 +81,11 @@ def read(path: Path, *, weights: bool = False) -> ModelInfo:
     full = lc.llama_model_default_params()
     full.n_gpu_layers = 0
     mark = llama_log.mark()
-    model = lc.llama_model_load_from_file(str(path).encode(), full)
+    with llama_log.quiet():
+        model = lc.llama_model_load_from_file(str(path).encode(), full)
     lines = llama_log.since(mark)
     if not model:
-        raise InvalidArgument("path", f"{path}: llama.cpp could not load the weights")
+        cause = llama_log.failure(lines)
+        raise InvalidArgument("path", f"{path}: llama.cpp could not load the weights" + (f" ({cause})" if cause else ""))
     lc.llama_model_free(model)
     return ModelInfo(**{**info.__dict__, "buffer_types_mib": llama_log.buffer_types(lines)})
