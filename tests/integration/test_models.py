@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import time
+from concurrent import futures
 from pathlib import Path
 
 import grpc
@@ -20,6 +21,7 @@ from conftest import agent_env, start_agent
 from edgecloud.v1 import common_pb2
 from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 pytestmark = pytest.mark.model
 
@@ -111,7 +113,19 @@ def test_daemon_runs_the_chosen_model_frees_it_when_idle_and_holds_it_against_rm
                 time.sleep(0.05)
             assert state is not None and state.state == "unloaded" and state.unloads >= 1, state
             assert http.get("/health").json() == {"status": "unloaded", "model": "mine"}
-            assert _ask(stub, "The capital of France is") == first  # loaded again, same answer
+            # one readiness at both doors: freed when idle and loading again are still ready
+            health = health_pb2_grpc.HealthStub(ch)
+            seen: set[tuple[str, int, int]] = set()
+            with futures.ThreadPoolExecutor(1) as pool:
+                again = pool.submit(_ask, stub, "The capital of France is")
+                while not again.done():
+                    r = http.get("/health")
+                    g = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10).status
+                    seen.add((r.json()["status"], r.status_code, g))
+                    time.sleep(0.01)
+                assert again.result() == first  # loaded again, same answer
+            assert any(st == "loading" for st, _, _ in seen), seen  # the reload was watched
+            assert all(code == 200 and g == health_pb2.HealthCheckResponse.SERVING for _, code, g in seen), seen
             assert stub.GetStats(pb.GetStatsRequest(), timeout=10).model.loads >= 1
     finally:
         assert svc.stop() == 0, svc.log()
