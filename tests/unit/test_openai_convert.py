@@ -170,6 +170,6 @@ def test_bodies_that_used_to_raise_inside_the_parser(raw: bytes, field: str) -> 
 
 def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
     text = "[{" * 5000 + '\\"'
-    body = oc.parse_body(('{"model": "m", "messages": [{"role": "user", "content": "%s"}]}' % text).encode())
+    body = oc.parse_body(b'{"model": "m", "messages": [{"role": "user", "content": "' + text.encode() + b'"}]}')
     assert body["messages"][0]["content"].startswith("[{[{")
     assert oc.body_depth(b'{"a": [[{"b": "]]]]"}]]}') == 4
