@@ -34,7 +34,7 @@ from common.params import MAX_STOP_SEQUENCES, check_params, check_schema
 from common.schema_limits import check_parsed_size
 from edge_agent.config import LimitsConfig
 from edge_agent.engine.api import SamplingParams
-from edge_agent.pipeline.model import AskRequest, Outcome
+from edge_agent.pipeline.types import AskRequest, Outcome
 from edge_agent.transport.convert import MAX_APP_ID_CHARS, MAX_LABEL_CHARS, MAX_LABELS, identifier
 from orchestrator.types import Preference
 
