@@ -3,7 +3,8 @@
 
 * ``ScriptedEngine``: answers with a fixed text, word by word, with chosen token
   probabilities; can block mid-answer until released, and counts cancellations;
-* ``MemoryStore``: the context store as a list of items, words matched naively;
+* ``MemoryStore``: the context store as a list of items, words matched naively, held
+  to the store's contract suite;
 * ``ScriptedCloud``: a cloud link that answers, fails before any text, or fails after
   some deltas, as scripted per call; it records every prompt it was sent.
 """
@@ -13,12 +14,24 @@ from __future__ import annotations
 import re
 import threading
 import time
+import unicodedata
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from common.chat import PLAIN_STOPS, Message, Prompt, as_text, render_plain
-from edge_agent.context.api import Hit, Item, NewItem, Retrieved
+from common.errors import InvalidArgument
+from edge_agent.context.api import KINDS, SENSITIVITIES, Hit, Item, NewItem, Retrieved
+from edge_agent.context.codec import norm_participants, norm_tags
+from edge_agent.context.limits import (
+    validate_choices,
+    validate_items,
+    validate_limit,
+    validate_query,
+    validate_range,
+    validate_tags,
+)
+from edge_agent.context.query import key_terms, terms
 from edge_agent.engine.api import EngineEvent, EngineUsage, Finished, SamplingParams, TextDelta
 from edge_agent.pipeline.ports import CloudDone, CloudEvent, CloudFailure, CloudInfo, CloudUsage
 from orchestrator.budget import Spend
@@ -104,28 +117,45 @@ class ScriptedEngine:
 
 @dataclass
 class MemoryStore:
-    """A ``ContextStore`` over a list; ``retrieve`` returns items sharing a word."""
+    """A ``ContextStore`` over a list, held to the store's contract suite
+    (``tests/contracts/test_store_contract.py``, run on both): the same checks (the
+    store's own validators), upsert on ``(source, source_id)``, filters, delete
+    selectors and contact names. Words match naively (a query word in the title or
+    body), every hit scores 1.0, newest first; ``retrieve`` returns every item sharing
+    a content word with the prompt (no ranking, no packing into the budget). ``contacts`` adds names beside the contact items' titles."""
 
     items: list[Item] = field(default_factory=list)
     contacts: list[str] = field(default_factory=list)
+    _made: int = 0
 
     def retrieve(self, query: str, *, token_budget: int, count_tokens: Callable[[str], int]) -> Retrieved:
-        words = {w.lower().strip("?.,!") for w in query.split()}
-        found = tuple(i for i in self.items if words & {w.lower().strip("?.,!") for w in i.body.split()})
+        words = {_fold(w) for w in key_terms(query)}  # the prompt's content words, as the store's
+        found = tuple(i for i in self._live() if token_budget > 0 and words & _words(i))
         text = "\n".join(f"[{i.kind}] {i.body}" for i in found)
         return Retrieved(text, found, count_tokens(text))
 
     def contact_names(self) -> list[str]:
-        return list(self.contacts)
+        titles = {i.title for i in self._live() if i.kind == "contact" and i.title}
+        return sorted(titles | set(self.contacts))
 
     def put(self, items: Sequence[NewItem]) -> list[str]:
+        validate_items(items)
         now = datetime.now(UTC)
-        out = []
-        for n in items:
-            item = Item(f"i{len(self.items)}", n.kind, n.body, n.title, n.source, n.source_id, n.participants, n.tags, n.sensitivity, now)
-            self.items.append(item)
-            out.append(item.id)
-        return out
+        return [self._put_one(n, now) for n in items]
+
+    def _put_one(self, n: NewItem, now: datetime) -> str:
+        old = next((i for i in self.items if n.source_id and (i.source, i.source_id) == (n.source, n.source_id)), None)
+        if old is None:
+            item_id, self._made = f"i{self._made}", self._made + 1
+        else:
+            item_id = old.id
+            self.items.remove(old)
+        self.items.append(Item(
+            item_id, n.kind, n.body, n.title, n.source, n.source_id, norm_participants(n.participants),
+            norm_tags(n.tags), n.sensitivity, _utc(n.created_at) or now, _utc(n.starts_at), _utc(n.ends_at),
+            _utc(n.expires_at),
+        ))
+        return item_id
 
     def search(
         self,
@@ -138,19 +168,39 @@ class MemoryStore:
         sensitivities: Sequence[str] = (),
         limit: int = 10,
     ) -> list[Hit]:
-        """Items holding any word of ``query`` (as the real store's search), filtered."""
-        words = set(re.findall(r"[^\W_]+", query.lower()))
+        """Items holding any word of ``query`` (all items when it has none), filtered,
+        newest first; the arguments checked by the store's own validators."""
+        validate_query(query)
+        validate_limit(limit)
+        validate_choices(kinds, KINDS, "kinds")
+        validate_choices(sensitivities, SENSITIVITIES, "sensitivities")
+        validate_range(since, until)
+        validate_tags(tags)
+        words, wanted = {_fold(w) for w in terms(query)}, set(norm_tags(tags))
         out = [
-            Hit(i, 1.0)
-            for i in self.items
+            i for i in self._live()
             if (not sensitivities or i.sensitivity in sensitivities)
             and (not kinds or i.kind in kinds)
-            and words & set(re.findall(r"[^\W_]+", f"{i.title} {i.body}".lower()))
+            and wanted <= set(i.tags)
+            and (since is None or _when(i) >= _utc_req(since))
+            and (until is None or _when(i) < _utc_req(until))
+            and (not words or words & _words(i))
         ]
-        return out[:limit]
+        out.sort(key=_when, reverse=True)
+        return [Hit(i, 1.0) for i in out[:limit]]
 
     def delete(self, *, ids: Sequence[str] = (), source: str | None = None, query: str | None = None, everything: bool = False) -> int:
-        keep = [i for i in self.items if not (everything or i.id in ids or i.source == source or (query and query in i.body))]
+        """Exactly one selector, as the store: ids, a source, every word of a query, or all."""
+        if sum([bool(ids), source is not None, query is not None, everything]) != 1:
+            raise InvalidArgument("selector", "give exactly one of ids, source, query, all")
+        words = {_fold(w) for w in terms(query or "", drop_stopwords=False)}
+        if query is not None and not words:
+            raise InvalidArgument("query", "must contain at least one word")
+
+        def chosen(i: Item) -> bool:
+            return everything or i.id in ids or i.source == source or bool(words and words <= _words(i))
+
+        keep = [i for i in self.items if not chosen(i)]
         n, self.items = len(self.items) - len(keep), keep
         return n
 
@@ -160,10 +210,40 @@ class MemoryStore:
     def close(self) -> None:
         pass
 
+    def _live(self) -> list[Item]:
+        now = datetime.now(UTC)
+        return [i for i in self.items if i.expires_at is None or i.expires_at > now]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A naive datetime taken as UTC, as the store takes it."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _utc_req(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _when(item: Item) -> datetime:
+    """An item's time, as the store orders and filters by it: its start, else its creation."""
+    return item.starts_at or item.created_at
+
+
+def _words(item: Item) -> set[str]:
+    return {_fold(w) for w in re.findall(r"[^\W_]+", f"{item.title} {item.body}".lower())}
+
+
+def _fold(word: str) -> str:
+    """A word without its diacritics, as the store's index matches it (é is e)."""
+    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+
 
 @dataclass
 class MemoryLedger:
-    """A ``Ledger`` that keeps its rows in a list."""
+    """A ``Ledger`` that keeps its rows in a list, held to the ledger's contract suite
+    (``tests/orchestrator/test_ledger.py``, run on both): rows are stamped when recorded,
+    spend counts them from the start of ``now``'s day and month, and a negative figure,
+    an attempt below 1 or a hash that is not 64 hex digits is refused."""
 
     rows: list[dict[str, object]] = field(default_factory=list)
 
@@ -182,15 +262,33 @@ class MemoryLedger:
         outcome: str,
         app_id: str = "",
     ) -> None:
+        if attempt < 1:
+            raise InvalidArgument("attempt", "must be >= 1")
+        if not re.fullmatch(r"[0-9a-f]{64}", text_sha256):
+            raise InvalidArgument("text_sha256", "64 lowercase hex digits")
+        if prompt_tokens < 0 or completion_tokens < 0 or cost < 0:
+            raise InvalidArgument("cost", "token counts and cost must be >= 0")
         self.rows.append(
             {"request_id": request_id, "rule": rule, "target": target, "prompt_tokens": prompt_tokens,
              "completion_tokens": completion_tokens, "cost": cost, "pii_kinds_redacted": tuple(pii_kinds_redacted),
-             "text_sha256": text_sha256, "attempt": attempt, "outcome": outcome, "app_id": app_id}
+             "text_sha256": text_sha256, "attempt": attempt, "outcome": outcome, "app_id": app_id,
+             "at": datetime.now(UTC)}
         )
 
     def spend(self, now: datetime | None = None) -> Spend:
-        cost = sum(float(r["cost"]) for r in self.rows if isinstance(r["cost"], (int, float)))
-        return Spend(today=cost, month=cost)
+        """Money spent since the start of ``now``'s day and month (in ``now``'s time zone)."""
+        local = datetime.now().astimezone() if now is None else (now if now.tzinfo else now.astimezone())
+        day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+        def since(start: datetime) -> float:
+            total = 0.0
+            for r in self.rows:
+                at, cost = r["at"], r["cost"]
+                if isinstance(at, datetime) and at >= start and isinstance(cost, (int, float)):
+                    total += cost
+            return total
+
+        return Spend(today=since(day), month=since(day.replace(day=1)))
 
     def close(self) -> None:
         pass

@@ -1,8 +1,11 @@
-"""Egress ledger: rows, filters, budgets that survive a restart."""
+"""Egress ledger: rows, filters, budgets that survive a restart; and the ledger's
+contract through the port, run on both twins (the SQLite ``Ledger`` and the fakes'
+``MemoryLedger``, through the parametrized ``ledger`` fixture) so the fake cannot drift."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -10,6 +13,8 @@ import pytest
 
 from common.errors import InvalidArgument
 from edge_agent.adapters.ledger import Ledger
+from edge_agent.pipeline.fakes import MemoryLedger
+from edge_agent.pipeline.ports import Ledger as LedgerPort
 
 H = hashlib.sha256(b"hello").hexdigest()
 
@@ -104,3 +109,41 @@ def test_spend_is_cached_until_the_next_record(tmp_path: Path) -> None:
     # The next day starts from zero.
     assert led.spend(now + timedelta(days=1)).today == 0.0
     led.close()
+
+
+# -- the contract, on both twins -----------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LedgerPort]:
+    led: LedgerPort = Ledger(tmp_path / "l.db") if request.param == "sqlite" else MemoryLedger()
+    yield led
+    led.close()
+
+
+def attempt(ledger: LedgerPort, **kw: object) -> None:
+    """One attempt recorded through the port (stamped now)."""
+    args: dict[str, object] = {
+        "request_id": "r", "rule": "score", "target": "cloud", "prompt_tokens": 10, "completion_tokens": 5,
+        "cost": 0.1, "pii_kinds_redacted": (), "text_sha256": H, "attempt": 1, "outcome": "answered",
+    }
+    ledger.record(**(args | kw))  # type: ignore[arg-type]
+
+
+def test_spend_counts_each_record_from_the_start_of_the_day_and_month(ledger: LedgerPort) -> None:
+    now = datetime.now(UTC)
+    assert (ledger.spend(now).today, ledger.spend(now).month) == (0.0, 0.0)
+    attempt(ledger, cost=0.25)
+    assert ledger.spend(now).today == pytest.approx(0.25)  # fresh after each record
+    attempt(ledger, cost=0.5, attempt=2, outcome="failed_mid_stream")
+    spent = ledger.spend(now + timedelta(seconds=1))
+    assert (spent.today, spent.month) == (pytest.approx(0.75), pytest.approx(0.75))
+    later = ledger.spend(now + timedelta(days=40))  # another day and month: nothing yet
+    assert (later.today, later.month) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("kw", [{"text_sha256": "not-a-hash"}, {"cost": -1.0}, {"prompt_tokens": -1}, {"attempt": 0}])
+def test_a_bad_figure_is_refused_and_not_counted(ledger: LedgerPort, kw: dict[str, object]) -> None:
+    with pytest.raises(InvalidArgument):
+        attempt(ledger, **kw)
+    assert ledger.spend().today == 0.0
