@@ -134,6 +134,7 @@ class Decoding:
         self._draft: Draft | None = None
         self._k = 0
         self._start = 0
+        self.prefill_left = len(self.prompt)  # prompt tokens not evaluated yet
         stats.t_start = time.perf_counter()
         stats.prompt_tokens = len(prompt)
 
@@ -167,6 +168,7 @@ class Decoding:
         alone = 0 < self.invariant_rows < len(rest)
         body = rest[:-1] if alone else rest
         chunk = self.prefill_chunk
+        self.prefill_left = len(rest)
         for i in range(0, len(body), chunk):
             part = body[i : i + chunk]
             last = not alone and i + chunk >= len(body)
@@ -174,6 +176,7 @@ class Decoding:
             if last:  # a copy: a driver may run other steps before ``first`` reads it
                 self._rows = rows.copy()
             self.cached.extend(part)
+            self.prefill_left -= len(part)
             yield
         if alone:
             self._rows = self.model.eval(rest[-1:], [0]).copy()

@@ -14,7 +14,8 @@ Why each answer equals the one the request gets alone:
   sequence has its own KV stream filled in position order, so a row attends over the
   same cells in the same order as alone;
 * a prompt is prefilled by its own ``llama_decode`` calls in the decoder's canonical
-  chunks, never mixed with other sequences' rows;
+  chunks, never mixed with other sequences' rows (one chunk per turn, the job with
+  the fewest prompt tokens left first);
 * drafts, acceptance, sampling state and grammar belong to the job, and drafts only
   decide how many positions are checked at once, never which token comes out.
 
@@ -219,10 +220,11 @@ class Scheduler:
         self.stats.active = sum(s.job is not None for s in self._seqs)
 
     def _turn(self) -> None:
-        """One prefill chunk (the oldest prefilling job), then one decode step."""
-        pre = [sq for sq in self._seqs if sq.parts is not None]
+        """One prefill chunk (of the prefilling job with the fewest prompt tokens left,
+        so a short prompt is not held behind a long one's chunks), then one decode step."""
+        pre = [sq for sq in self._seqs if sq.parts is not None and sq.decoding is not None]
         if pre:
-            sq = min(pre, key=lambda s: s.job.submitted if s.job else 0.0)
+            sq = min(pre, key=lambda s: (s.decoding.prefill_left if s.decoding else 0, s.job.submitted if s.job else 0.0))
             self._prefill_chunk(sq)
         self._decode_step()
 
