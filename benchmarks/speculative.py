@@ -44,8 +44,8 @@ if str(ROOT) not in sys.path:
 
 from edge_agent.engine.api import Finished, SamplingParams, TextDelta
 from edge_agent.engine.llama_engine import LlamaEngine
-from edge_agent.engine.token_model import TokenModel
 from edge_agent.engine.sampling import greedy, top2_margin
+from edge_agent.engine.token_model import TokenModel
 
 DEFAULT_PROMPTS = Path(__file__).resolve().parent / "prompts" / "speculative.jsonl"
 SUITES = ("copy", "grounded", "open")

@@ -75,8 +75,8 @@ def _serve_config(args: argparse.Namespace, cfg: Config) -> Config:
 
 
 def _cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
-    from edge_agent.daemon.wiring import open_service
     from edge_agent.daemon.lifecycle import Bound, serve
+    from edge_agent.daemon.wiring import open_service
 
     cfg = _serve_config(args, cfg)
     logging.getLogger().setLevel(cfg.log_level)
@@ -218,11 +218,11 @@ def _cmd_stats(args: argparse.Namespace, cfg: Config) -> int:
 def _cmd_ps(args: argparse.Namespace, cfg: Config) -> int:
     import json
 
+    from edgecloud.v1 import edge_agent_pb2 as pb
+    from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
     from google.protobuf.json_format import MessageToDict
 
     from edge_agent.transport.status import status_body
-    from edgecloud.v1 import edge_agent_pb2 as pb
-    from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
     with _channel(args, cfg) as ch:
         s = pb_grpc.EdgeAgentStub(ch).GetStats(pb.GetStatsRequest(), timeout=args.timeout)

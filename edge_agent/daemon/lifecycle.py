@@ -110,8 +110,8 @@ async def serve(
         if cfg.model.warmup:
             await service.warm_up(cfg.limits.default_max_tokens)
         loop.add_signal_handler(signal.SIGHUP, _reloader(service))
+        readiness.attach(service)  # before gRPC says SERVING, so both doors agree
         await lifecycle.ready(True)
-        readiness.attach(service)
         if cfg.server.metrics:
             metrics = MetricsServer(cfg.server.metrics, StatsCollector(
                 service.figures, service.circuit, lambda: service.slot.waiting,
@@ -137,6 +137,7 @@ def _grpc_servers(cfg: Config, readiness: Readiness, tokens: TokenCheck, caps: d
     """One server for the unix socket and, with ``server.listen``, one for TCP that
     needs the bearer token; each with its own connection bound."""
     servicer = EdgeAgentServicer(cfg.limits, readiness)
+    servicer.max_message_bytes = cfg.server.max_message_bytes
     errors = ErrorMappingInterceptor(on_error=readiness.count_error)
     servers = [grpc.aio.server(interceptors=[errors], options=doors.grpc_options(cfg, caps.grpc_unix))]
     if cfg.server.listen:

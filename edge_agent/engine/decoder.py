@@ -27,9 +27,9 @@ import numpy.typing as npt
 
 from edge_agent.engine.adaptive import DraftPolicy
 from edge_agent.engine.drafters import Draft, Drafter
-from edge_agent.engine.token_model import TokenModel
 from edge_agent.engine.sampling import Sampler
 from edge_agent.engine.threads import ThreadTuner
+from edge_agent.engine.token_model import TokenModel
 from edge_agent.engine.verify import MatchVerifier, Verifier
 
 

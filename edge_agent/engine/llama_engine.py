@@ -13,7 +13,7 @@ several threads at once); each answer is the one the request gets alone.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,15 +24,15 @@ from edge_agent.engine.adaptive import DraftPolicy
 from edge_agent.engine.api import EngineEvent, EngineUsage, Finished, SamplingParams, TextDelta
 from edge_agent.engine.costs import CostCurve
 from edge_agent.engine.decoder import DecodeStats, Decoding, SpeculativeDecoder
-from edge_agent.engine.drafters import ContextDrafter, CorpusDrafter
+from edge_agent.engine.drafters import ContextDrafter, CorpusDrafter, Drafter
 from edge_agent.engine.energy import EnergyMeter
 from edge_agent.engine.grammar import GrammarConstraint, schema_grammar
 from edge_agent.engine.llama_model import BATCH_INVARIANT_ROWS, LlamaModel
-from edge_agent.engine.token_model import TokenModel
-from edge_agent.engine.scheduler import BACKGROUND, INTERACTIVE, Job, Scheduler
 from edge_agent.engine.sampling import Sampler
+from edge_agent.engine.scheduler import BACKGROUND, INTERACTIVE, Job, Scheduler
 from edge_agent.engine.text import TextStream
 from edge_agent.engine.threads import ThreadTuner, thread_choices
+from edge_agent.engine.token_model import TokenModel
 from edge_agent.engine.verify import MatchVerifier
 
 
@@ -338,7 +338,7 @@ class LlamaEngine:
         stats: DecodeStats,
         app: str,
         background: bool,
-    ) -> Iterator[list[int]]:
+    ) -> Generator[list[int], None, None]:
         """The new tokens of each decode step: the decoder's own loop, or a job of the
         scheduler's shared steps (its own drafters, policy, sampler and grammar)."""
         if self.scheduler is None:
@@ -348,7 +348,7 @@ class LlamaEngine:
         decoder, corpus, speculative = self.decoder, self.corpus, self.speculative
 
         def make(model: TokenModel, cached: list[int]) -> Decoding:
-            drafters = [ContextDrafter(min_n=2, max_n=4), corpus.cursor()] if speculative else []
+            drafters: list[Drafter] = [ContextDrafter(min_n=2, max_n=4), corpus.cursor()] if speculative else []
             return Decoding(
                 model, cached, tokens, sampler, max_tokens,
                 drafters=drafters, policy=DraftPolicy(max_draft=self.max_draft, costs=decoder.policy.costs),

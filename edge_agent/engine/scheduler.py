@@ -30,7 +30,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +56,7 @@ class Job:
     out: queue.SimpleQueue[Any] = field(default_factory=queue.SimpleQueue)
     closed: threading.Event = field(default_factory=threading.Event)  # the consumer went away
 
-    def tokens(self) -> Iterator[list[int]]:
+    def tokens(self) -> Generator[list[int], None, None]:
         """The new tokens of each step, until the generation ends (errors re-raised)."""
         try:
             while True:
@@ -213,7 +213,7 @@ class Scheduler:
         if error is not None:  # the sequence's cache may not match ``cached`` any more
             try:
                 sq.model.truncate(0)
-            except Exception:  # noqa: BLE001 - the model may be gone; the cache is dropped anyway
+            except Exception:
                 log.debug("could not clear sequence cache", exc_info=True)
             sq.cached.clear()
         sq.job = sq.decoding = sq.parts = None

@@ -23,11 +23,11 @@ from edge_agent.engine.api import SamplingParams, TextDelta
 from edge_agent.engine.text import TextStream
 from edge_agent.pipeline.egress import sent_digest_text, with_schema_strings
 from edge_agent.pipeline.local import AsyncEngine
-from edge_agent.pipeline.types import Plan, Run, cloud_side
 from edge_agent.pipeline.ports import CloudDone, CloudFailure, CloudLink
 from edge_agent.pipeline.restore import Restorer, restore_text
 from edge_agent.pipeline.routing import RoutingState
 from edge_agent.pipeline.slot import BACKGROUND_LABEL, ModelSlot
+from edge_agent.pipeline.types import Plan, Run, cloud_side
 from orchestrator.cascade import check_confidence
 from orchestrator.types import Target
 

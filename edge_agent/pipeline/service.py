@@ -17,6 +17,11 @@ from common.errors import OutOfRange, PermissionDenied
 from edge_agent.context.api import Hit, NewItem, Retrieved
 from edge_agent.pipeline.egress import schema_strings, stored_values
 from edge_agent.pipeline.local import AsyncEngine
+from edge_agent.pipeline.ports import CloudLink, ContextStore, Engine
+from edge_agent.pipeline.routing import RoutingState
+from edge_agent.pipeline.runners import Runners, Step
+from edge_agent.pipeline.slot import ModelSlot
+from edge_agent.pipeline.stats import Stats, StatsSnapshot
 from edge_agent.pipeline.types import (
     AskRequest,
     ContextQuery,
@@ -28,11 +33,6 @@ from edge_agent.pipeline.types import (
     compose_messages,
     compose_prompt,
 )
-from edge_agent.pipeline.ports import CloudLink, ContextStore, Engine
-from edge_agent.pipeline.routing import RoutingState
-from edge_agent.pipeline.runners import Runners, Step
-from edge_agent.pipeline.slot import ModelSlot
-from edge_agent.pipeline.stats import Stats, StatsSnapshot
 from orchestrator.pii_lexicon import lexicon
 from orchestrator.types import ContextRef, RouteRequest, StoredValue, Target
 

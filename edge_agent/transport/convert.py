@@ -20,8 +20,8 @@ from common.params import check_params
 from edge_agent.config import LimitsConfig
 from edge_agent.context.api import Hit, Item, NewItem
 from edge_agent.engine.api import SamplingParams
-from edge_agent.pipeline.types import AskRequest, ContextQuery, ForgetSelector, Outcome
 from edge_agent.pipeline.stats import StatsSnapshot
+from edge_agent.pipeline.types import AskRequest, ContextQuery, ForgetSelector, Outcome
 from orchestrator.types import Decision, Preference, Target
 
 MAX_ITEMS_PER_PUT = 1000

@@ -19,9 +19,9 @@ from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 from common.errors import DomainError
 from common.schema_limits import check_schema_bytes
 from edge_agent.config import LimitsConfig
-from edge_agent.pipeline.types import AskRequest, Outcome
 from edge_agent.pipeline.readiness import Readiness
 from edge_agent.pipeline.service import AgentService
+from edge_agent.pipeline.types import AskRequest, Outcome
 from edge_agent.transport import convert
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EdgeAgent"].full_name

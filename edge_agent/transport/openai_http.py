@@ -39,8 +39,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from common import errors as e
-from edge_agent.pipeline.types import Event, Outcome
 from edge_agent.pipeline.readiness import Readiness
+from edge_agent.pipeline.types import Event, Outcome
 from edge_agent.transport import openai_convert as oc
 from edge_agent.transport.status import status_body
 

@@ -13,8 +13,7 @@ import pytest
 
 from common.errors import InvalidArgument, NotFound, OutOfRange
 from edge_agent.context import limits
-from edge_agent.context.api import NewItem
-from edge_agent.context.api import Item
+from edge_agent.context.api import Item, NewItem
 from edge_agent.context.store import ContextStore
 from edge_agent.pipeline.fakes import MemoryStore
 from edge_agent.pipeline.ports import ContextStore as StorePort
@@ -296,7 +295,7 @@ def test_threads_share_one_store(db: ContextStore) -> None:
 
 
 def test_delete_by_each_selector(store: StorePort) -> None:
-    a, b, c, d = store.put([
+    a, _b, _c, d = store.put([
         note("apples and pears", source="s1"), note("apples only", source="s2"),
         note("pears only", source="s2"), note("plums"),
     ])

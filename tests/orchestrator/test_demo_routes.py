@@ -30,7 +30,7 @@ def _demo():  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("local_ms_per_token", [5.0, 500.0, 5000.0])  # a quiet host to a crawling one
 def test_the_kept_local_step_is_local_however_slow_the_host(tmp_path: Path, local_ms_per_token: float) -> None:
     demo = _demo()
-    title, fields, routing, max_tokens = next(s for s in demo.SESSION if "kept local" in s[0])
+    _title, fields, routing, max_tokens = next(s for s in demo.SESSION if "kept local" in s[0])
     (tmp_path / "p.toml").write_text(demo.DEMO_POLICY)
     policy = load_policy(str(tmp_path / "p.toml"))
     est = Estimators(policy.latency)

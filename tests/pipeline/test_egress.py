@@ -20,9 +20,9 @@ from edge_agent.pipeline.fakes import (
     ScriptedCloud,
     ScriptedEngine,
 )
-from edge_agent.pipeline.types import AskRequest, Outcome
 from edge_agent.pipeline.routing import RoutingState
 from edge_agent.pipeline.service import AgentService
+from edge_agent.pipeline.types import AskRequest, Outcome
 from orchestrator.kinds import PII_KINDS
 from orchestrator.types import Preference
 

@@ -12,9 +12,9 @@ import pytest
 from common.duration import parse_keep_alive
 from edge_agent.engine.api import SamplingParams
 from edge_agent.pipeline.fakes import MemoryStore, ScriptedEngine
-from edge_agent.pipeline.types import AskRequest, Outcome
 from edge_agent.pipeline.routing import RoutingState
 from edge_agent.pipeline.service import AgentService
+from edge_agent.pipeline.types import AskRequest, Outcome
 
 
 def service(keep_alive_s: float | None) -> tuple[AgentService, ScriptedEngine]:

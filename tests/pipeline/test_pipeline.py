@@ -19,9 +19,9 @@ from edge_agent.pipeline.fakes import (
     ScriptedCloud,
     ScriptedEngine,
 )
-from edge_agent.pipeline.types import AskRequest, Outcome
 from edge_agent.pipeline.routing import RoutingState
 from edge_agent.pipeline.service import AgentService
+from edge_agent.pipeline.types import AskRequest, Outcome
 from orchestrator.types import Preference
 
 PRICES = "[cost]\ncloud_price_in_per_1k = 1.0\ncloud_price_out_per_1k = 1.0\n"

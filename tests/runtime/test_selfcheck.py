@@ -77,8 +77,8 @@ def test_child_check_passes_on_the_installed_runtime(model_path: Path) -> None:
 def test_a_runtime_that_is_not_bit_identical_serves_without_speculation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from edge_agent.daemon.wiring import load_parts
     from edge_agent.config import load_config
+    from edge_agent.daemon.wiring import load_parts
 
     cfg = load_config(None, env={"EDGE_AGENT_DATA_DIR": str(tmp_path / "data"), "EDGE_AGENT_CLOUD": ""})
     assert cfg.model.speculative and cfg.model.selfcheck

@@ -12,10 +12,10 @@ from typing import Any
 
 import grpc
 import pytest
-
-from edge_agent.cli.main import build_parser, main
 from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
+
+from edge_agent.cli.main import build_parser, main
 
 
 def _options(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, str, argparse.Action]]:

@@ -19,9 +19,9 @@ import pytest
 import uvicorn
 
 from edge_agent.config import load_config
+from edge_agent.daemon.http_door import bind_http
 from edge_agent.transport.http_conn import ConnLimits, DoorServer
 from edge_agent.transport.http_guard import DoorGuard, HostRule
-from edge_agent.daemon.http_door import bind_http
 
 TOKEN = "t0ken"
 

@@ -33,8 +33,8 @@ from common.errors import InvalidArgument
 from common.grpc_status import ErrorMappingInterceptor
 from common.rpc import Lifecycle
 from edge_agent.config import LimitsConfig
-from edge_agent.transport import openai_convert
 from edge_agent.pipeline.readiness import Readiness
+from edge_agent.transport import openai_convert
 from edge_agent.transport.grpc_server import SERVICE_NAME, EdgeAgentServicer
 from edge_agent.transport.openai_http import OpenAIFrontDoor
 
