@@ -83,6 +83,26 @@ def choose_draft(drafters: Sequence[Drafter], policy: DraftPolicy, room: int) ->
     return best
 
 
+def best_draft(drafters: Sequence[Drafter], policy: DraftPolicy, room: int) -> Draft | None:
+    """The draft with the best expected tokens per cost at any length, even one that
+    would not pay alone (in a step widened by other sequences its rows come free)."""
+    best: Draft | None = None
+    best_rate = 0.0
+    for drafter in drafters:
+        draft = drafter.propose(min(room, policy.max_draft))
+        if draft is None or not draft.tokens:
+            continue
+        rate = max(policy.expected_rate(draft, k) for k in range(1, min(len(draft.tokens), room) + 1))
+        if rate > best_rate:
+            best, best_rate = draft, rate
+    return best
+
+
+def expected_tokens(p: float, k: int) -> float:
+    """Tokens a step verifying ``k`` drafted tokens, each accepted with ``p``, yields."""
+    return sum(p**j for j in range(k + 1))
+
+
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """Length of the longest common prefix of two token sequences."""
     n = min(len(a), len(b))
@@ -132,6 +152,7 @@ class Decoding:
         self.tok = -1
         self._rows: npt.NDArray[np.float32] = np.empty((0, 0), dtype=np.float32)
         self._draft: Draft | None = None
+        self._offered: Draft | None = None
         self._k = 0
         self._start = 0
         self.prefill_left = len(self.prompt)  # prompt tokens not evaluated yet
@@ -218,26 +239,52 @@ class Decoding:
         st.t_end = time.perf_counter()
         return [tok]
 
-    def plan(self, max_rows: int) -> list[int]:
-        """The tokens of the next step: the last token, then up to ``max_rows - 1``
-        drafted ones ([] and ``done`` when the generation is over)."""
+    def _room(self, max_rows: int) -> int | None:
+        """Draft tokens the next step may carry (None and ``done``: the generation is over)."""
         if self.produced >= self.max_tokens:
             self._finish("length")
         elif self.cancelled is not None and self.cancelled():
             self._finish("cancelled")
         if self.done:
-            return []
-        start = self.model.n_past
-        room = min(self.max_tokens - self.produced - 1, self.model.n_ctx - start - 1, max_rows - 1)
+            return None
+        self._start = self.model.n_past
+        room = min(self.max_tokens - self.produced - 1, self.model.n_ctx - self._start - 1, max_rows - 1)
         if room < 0:
             self._finish("length")
+            return None
+        return room
+
+    def _batch(self, draft: Draft | None, k: int) -> list[int]:
+        self._draft, self._k = (draft, k) if draft is not None and k > 0 else (None, 0)
+        return [self.tok, *(draft.tokens[:k] if draft is not None else ())]
+
+    def plan(self, max_rows: int) -> list[int]:
+        """The tokens of the next step: the last token, then up to ``max_rows - 1``
+        drafted ones, as many as pay on their own ([] and ``done`` when the generation
+        is over)."""
+        room = self._room(max_rows)
+        if room is None:
             return []
         draft, k = choose_draft(self.drafters, self.policy, room) if self.drafters and room > 0 else (None, 0)
-        self._draft, self._k, self._start = draft, k, start
-        batch = [self.tok]
-        if draft is not None:
-            batch.extend(draft.tokens[:k])
-        return batch
+        return self._batch(draft, k)
+
+    def offer(self, max_rows: int) -> tuple[float, int] | None:
+        """The draft the next step could carry, for a driver that sizes a step shared
+        with other sequences: (estimated acceptance per token, usable length), (0, 0)
+        without one, None and ``done`` when the generation is over. ``take`` follows."""
+        room = self._room(max_rows)
+        if room is None:
+            return None
+        draft = best_draft(self.drafters, self.policy, room) if self.drafters and room > 0 else None
+        self._offered = draft
+        if draft is None:
+            return (0.0, 0)
+        return (self.policy.acceptance(draft), min(len(draft.tokens), room))
+
+    def take(self, k: int) -> list[int]:
+        """The tokens of the next step: the last token and ``k`` tokens of the offer."""
+        draft, self._offered = self._offered, None
+        return self._batch(draft, k)
 
     def absorb(self, batch: Sequence[int], rows: npt.NDArray[np.float32]) -> list[int]:
         """Take the step's logits (``rows[j]`` after ``batch[j]``): the new tokens."""
@@ -307,7 +354,8 @@ class SpeculativeDecoder:
             self.model.truncate(0)
         del self.cached[:]
 
-    def _learn_cost(self, k: int, seconds: float) -> None:
+    def learn_cost(self, k: int, seconds: float) -> None:
+        """A step of ``k + 1`` rows took ``seconds`` (the curve and the thread tuner learn)."""
         if self.learn_step_cost:
             self.policy.costs.observe(k, seconds)
         if self.tuner is not None:
@@ -359,7 +407,7 @@ class SpeculativeDecoder:
             t0 = time.perf_counter()
             rows = self.model.eval(batch, range(len(batch)))
             new = d.absorb(batch, rows)
-            self._learn_cost(len(batch) - 1, time.perf_counter() - t0)
+            self.learn_cost(len(batch) - 1, time.perf_counter() - t0)
             if new:
                 yield new
         d.stats.t_end = time.perf_counter()

@@ -109,7 +109,11 @@ class LlamaEngine:
         self.max_draft = max_draft
         self.calibration: costs.Calibration | None = None
         self.scheduler = (
-            Scheduler(self._model, rows=BATCH_INVARIANT_ROWS, per_app=per_app, queue_depth=queue_depth)
+            Scheduler(
+                self._model, rows=BATCH_INVARIANT_ROWS, per_app=per_app, queue_depth=queue_depth,
+                cost=lambda k: self.decoder.policy.costs.cost(k),
+                observe=lambda k, s: self.decoder.learn_cost(k, s),
+            )
             if parallel > 1
             else None
         )

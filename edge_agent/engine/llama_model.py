@@ -259,18 +259,22 @@ class LlamaModel:
             return np.empty((0, self.n_vocab), dtype=np.float32)
         return self._logits(len(wanted))
 
-    def eval_many(self, items: Sequence[tuple[int, Sequence[int]]]) -> list[npt.NDArray[np.float32]]:
-        """One step for several sequences: ``(sequence, tokens)`` each, every row with
-        logits; the rows of each item, in order (views valid until the next call)."""
+    def eval_many(
+        self, items: Sequence[tuple[int, Sequence[int]]], logits: Sequence[int] | None = None
+    ) -> list[npt.NDArray[np.float32]]:
+        """One step for several sequences: ``(sequence, tokens)`` each; logits for the
+        first ``logits[i]`` rows of item ``i`` (all of them when None); those rows of
+        each item, in order (views valid until the next call)."""
         total = sum(len(t) for _, t in items)
         if total == 0 or total > self.n_batch:
             raise ValueError(f"batch of {total} tokens (1..{self.n_batch} allowed)")
-        self._decode([(s, t, range(len(t))) for s, t in items])
-        rows = self._logits(total)
+        want = [len(t) for _, t in items] if logits is None else [min(n, len(t)) for n, (_, t) in zip(logits, items)]
+        self._decode([(s, t, range(n)) for (s, t), n in zip(items, want)])
+        rows = self._logits(sum(want))
         out, at = [], 0
-        for _, t in items:
-            out.append(rows[at : at + len(t)])
-            at += len(t)
+        for n in want:
+            out.append(rows[at : at + n])
+            at += n
         return out
 
     def _decode(self, items: Sequence[tuple[int, Sequence[int], Sequence[int]]]) -> None:

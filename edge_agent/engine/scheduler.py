@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import ResourceExhausted
-from edge_agent.engine.decoder import Decoding, common_prefix
+from edge_agent.engine.decoder import Decoding, common_prefix, expected_tokens
 from edge_agent.engine.token_model import TokenModel
 
 log = logging.getLogger(__name__)
@@ -93,9 +93,22 @@ class SchedulerStats:
 class Scheduler:
     """Runs jobs on ``n_seq`` sequences of one model in one worker thread."""
 
-    def __init__(self, model: Any, *, rows: int, per_app: int = 0, queue_depth: int = 16) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        rows: int,
+        per_app: int = 0,
+        queue_depth: int = 16,
+        cost: Callable[[int], float] | None = None,
+        observe: Callable[[int, float], None] | None = None,
+    ) -> None:
         self.model = model
         self.rows = rows
+        # relative cost of a step of k + 1 rows (to size shared steps), and where to
+        # report the steps' timings so that the curve keeps learning
+        self._cost = cost or (lambda k: 1.0 + 0.1 * k)
+        self._observe = observe
         self.per_app = per_app or model.n_seq
         self.queue_depth = queue_depth
         self._seqs = [_Seq(model.seq(s)) for s in range(model.n_seq)]
@@ -255,34 +268,40 @@ class Scheduler:
         if not live:
             return
         per_seq = max(1, self.rows // len(live))
-        plans: list[tuple[_Seq, list[int]]] = []
+        offers: list[tuple[_Seq, tuple[float, int]]] = []
         for sq in live:
             assert sq.decoding is not None and sq.job is not None
             if sq.job.closed.is_set():
                 sq.decoding.stats.finish_reason = sq.decoding.stats.finish_reason or "cancelled"
                 self._end(sq)
                 continue
-            batch = sq.decoding.plan(per_seq)
-            if not batch:
+            offer = sq.decoding.offer(per_seq)
+            if offer is None:
                 self._end(sq)
                 continue
-            plans.append((sq, batch))
-        if not plans:
+            offers.append((sq, offer))
+        if not offers:
             return
+        width = shared_width([o for _, o in offers], per_seq, self._cost)
+        plans = [(sq, sq.decoding.take(min(width - 1, n))) for sq, (_, n) in offers]  # type: ignore[union-attr]
         width = max(len(b) for _, b in plans)
+        # pads carry no logits: only the body of the step pays for them
         items = [(sq.model.s, b + [b[-1]] * (width - len(b))) for sq, b in plans]  # type: ignore[attr-defined]
+        t0 = time.perf_counter()
         try:
-            rows = self.model.eval_many(items)
+            rows = self.model.eval_many(items, [len(b) for _, b in plans])
         except BaseException as exc:  # noqa: BLE001
             for sq, _ in plans:
                 self._end(sq, exc)
             return
+        if self._observe is not None:
+            self._observe(width * len(plans) - 1, time.perf_counter() - t0)
         self.stats.steps += 1
         self.stats.rows += width * len(plans)
         for (sq, batch), r in zip(plans, rows):
             assert sq.decoding is not None and sq.job is not None
             try:
-                new = sq.decoding.absorb(batch, r[: len(batch)])
+                new = sq.decoding.absorb(batch, r)
             except BaseException as exc:  # noqa: BLE001
                 self._end(sq, exc)
                 continue
@@ -290,3 +309,18 @@ class Scheduler:
                 sq.job.out.put(new)
             if sq.decoding.done:
                 self._end(sq)
+
+
+def shared_width(offers: Sequence[tuple[float, int]], max_width: int, cost: Callable[[int], float]) -> int:
+    """The rows per sequence of a shared step: the width whose expected tokens, over
+    all sequences, per step cost is highest. ``offers`` holds each sequence's
+    (acceptance per drafted token, usable draft length); ``cost(k)`` is the relative
+    cost of a step of ``k + 1`` rows. Sequences with shorter drafts are padded."""
+    n = len(offers)
+    best_w, best_rate = 1, 0.0
+    for w in range(1, max_width + 1):
+        tokens = sum(expected_tokens(p, min(w - 1, length)) for p, length in offers)
+        rate = tokens / cost(n * w - 1)
+        if rate > best_rate:
+            best_w, best_rate = w, rate
+    return best_w
