@@ -12,8 +12,9 @@ serves them today: "x one at a time" is aggregate / that, "x alone" the median o
 requests of its tok/s together / its tok/s alone. Every text is compared with the same
 request's text alone. Then TTFT: 8 clients with ~256-token
 prompts while one ~4k-token prompt arrives just before them (p50/p99 of the short
-ones). Drafting is on (``--plain`` turns it off). A plot of aggregate and per-stream
-tok/s against N goes beside the JSON.
+ones, and one such prompt's alone). Both modes run, drafting on and off (``--drafts`` /
+``--plain``: one of them). A plot of aggregate and per-stream tok/s against N goes
+beside the JSON.
 """
 
 from __future__ import annotations
@@ -106,8 +107,40 @@ def _ttft(eng: Any, tokens: int) -> dict[str, Any]:
     for t in [*threads, lt]:
         t.join()
     tt = sorted(out[p]["ttft_s"] for p in shorts)
+    eng.reset_cache()
+    alone: dict[str, Any] = {}
+    _run(eng, shorts[0] + " Again.", 1, alone, time.perf_counter())
     return {"short_prompt_tokens": eng.count_tokens(shorts[0]), "long_prompt_tokens": eng.count_tokens(long_prompt),
-            "ttft_p50_s": statistics.median(tt), "ttft_p99_s": tt[-1], "long_ttft_s": out[long_prompt]["ttft_s"]}
+            "ttft_p50_s": statistics.median(tt), "ttft_p99_s": tt[-1], "long_ttft_s": out[long_prompt]["ttft_s"],
+            "alone_ttft_s": next(iter(alone.values()))["ttft_s"]}
+
+
+def measure(path: Path, speculative: bool, streams: list[int], tokens: int) -> dict[str, Any]:
+    """One mode (drafting on or off): the streams table and the TTFT figures."""
+    from edge_agent.engine.llama_engine import LlamaEngine
+
+    # the same requests one at a time, as a daemon without concurrency serves them
+    solo = LlamaEngine(path, n_ctx=1024, n_threads=2, speculative=speculative, remember_answers=False)
+    solo.calibrate()
+    _together(solo, [OPEN[-1]], 16)  # warm
+    solo.reset_cache()
+    alone: dict[str, dict[str, Any]] = {}
+    for p in _prompts(max(streams)):
+        alone[p] = _together(solo, [p], tokens)[p]
+        solo.reset_cache()
+    solo.close()
+    eng = LlamaEngine(path, n_ctx=5120, n_threads=2, speculative=speculative, remember_answers=False,
+                      parallel=max(streams))
+    eng.calibrate()
+    rows = []
+    for n in streams:
+        eng.reset_cache()
+        rows.append(_streams(eng, n, tokens, alone))
+    eng.reset_cache()
+    ttft = _ttft(eng, 32)
+    stats = eng.scheduler.stats if eng.scheduler else None
+    eng.close()
+    return {"rows": rows, "ttft": ttft, "rows_per_shared_step": (stats.rows / stats.steps) if stats and stats.steps else 0.0}
 
 
 def main() -> int:
@@ -115,51 +148,42 @@ def main() -> int:
     ap.add_argument("--json", required=True)
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 8])
-    ap.add_argument("--plain", action="store_true")
+    ap.add_argument("--plain", action="store_true", help="drafting off only")
+    ap.add_argument("--drafts", action="store_true", help="drafting on only")
     args = ap.parse_args()
     from common.model_files import resolve_model_path
-    from edge_agent.engine.llama_engine import LlamaEngine
     from edge_agent.runtime import report
 
     path = resolve_model_path(None)
-    # the same requests one at a time, as a daemon without concurrency serves them
-    solo = LlamaEngine(path, n_ctx=1024, n_threads=2, speculative=not args.plain, remember_answers=False)
-    solo.calibrate()
-    _together(solo, [OPEN[-1]], 16)  # warm
-    solo.reset_cache()
-    alone: dict[str, dict[str, Any]] = {}
-    for p in _prompts(max(args.streams)):
-        alone[p] = _together(solo, [p], args.tokens)[p]
-        solo.reset_cache()
-    solo.close()
-    eng = LlamaEngine(path, n_ctx=5120, n_threads=2, speculative=not args.plain, remember_answers=False,
-                      parallel=max(args.streams))
-    eng.calibrate()
-    rows = []
-    for n in args.streams:
-        eng.reset_cache()
-        rows.append(_streams(eng, n, args.tokens, alone))
-    eng.reset_cache()
-    ttft = _ttft(eng, 32)
-    stats = eng.scheduler.stats if eng.scheduler else None
-    eng.close()
+    modes = [m for m, on in (("drafts", not args.plain), ("plain", not args.drafts)) if on]
     data = {"benchmark": "concurrency", "host": report.host(), "build": report.build(), "tokens": args.tokens,
-            "speculative": not args.plain, "rows": rows, "ttft": ttft,
-            "rows_per_shared_step": (stats.rows / stats.steps) if stats and stats.steps else 0.0}
+            "modes": {m: measure(path, m == "drafts", args.streams, args.tokens) for m in modes}}
     Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
-    _plot(rows, Path(args.json).with_suffix(".png"))
-    print("| streams | aggregate tok/s | one at a time tok/s | x one at a time | per-stream tok/s | x alone | texts identical |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['streams']} | {r['aggregate_tok_s']:.1f} | {r['one_at_a_time_tok_s']:.1f} | {r['aggregate_vs_1']:.2f} | "
-              f"{r['per_stream_tok_s']:.1f} | {r['per_stream_vs_alone']:.2f} | {r['identical']}/{r['compared']} |")
-    print(f"rows per shared step: {data['rows_per_shared_step']:.1f}")
-    print(f"TTFT, 8 clients of {ttft['short_prompt_tokens']} tokens with a {ttft['long_prompt_tokens']}-token prompt "
-          f"arriving first: p50 {ttft['ttft_p50_s']:.2f} s, p99 {ttft['ttft_p99_s']:.2f} s (long one {ttft['long_ttft_s']:.2f} s)")
+    _plot(data, Path(args.json).with_suffix(".png"))
+    print("\n".join(table(data)))
     return 0
 
 
-def _plot(rows: list[dict[str, Any]], path: Path) -> None:
+def table(data: dict[str, Any]) -> list[str]:
+    """The streams table of both modes and their TTFT lines (Markdown)."""
+    out = [("| drafting | streams | aggregate tok/s | one at a time tok/s | x one at a time | per-stream tok/s | "
+           "x alone | texts identical |"), "|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for mode, m in data["modes"].items():
+        for r in m["rows"]:
+            out.append(f"| {'on' if mode == 'drafts' else 'off'} | {r['streams']} | {r['aggregate_tok_s']:.1f} | "
+                       f"{r['one_at_a_time_tok_s']:.1f} | {r['aggregate_vs_1']:.2f} | {r['per_stream_tok_s']:.1f} | "
+                       f"{r['per_stream_vs_alone']:.2f} | {r['identical']}/{r['compared']} |")
+        t = m["ttft"]
+        notes.append(f"drafting {'on' if mode == 'drafts' else 'off'}: {m['rows_per_shared_step']:.1f} rows per shared "
+                     f"step; TTFT of 8 clients with {t['short_prompt_tokens']}-token prompts while a "
+                     f"{t['long_prompt_tokens']}-token prompt arrives first: p50 {t['ttft_p50_s']:.2f} s, p99 "
+                     f"{t['ttft_p99_s']:.2f} s (one such prompt alone: {t['alone_ttft_s']:.2f} s; the long one: "
+                     f"{t['long_ttft_s']:.2f} s)")
+    return [*out, "", *notes]
+
+
+def _plot(data: dict[str, Any], path: Path) -> None:
     try:
         import matplotlib
 
@@ -167,10 +191,12 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    n = [r["streams"] for r in rows]
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(n, [r["aggregate_tok_s"] for r in rows], "o-", label="aggregate")
-    ax.plot(n, [r["per_stream_tok_s"] for r in rows], "s--", label="per stream")
+    for mode, m in data["modes"].items():
+        rows = m["rows"]
+        n = [r["streams"] for r in rows]
+        ax.plot(n, [r["aggregate_tok_s"] for r in rows], "o-", label=f"aggregate, {mode}")
+        ax.plot(n, [r["per_stream_tok_s"] for r in rows], "s--", label=f"per stream, {mode}")
     ax.set_xlabel("concurrent streams")
     ax.set_ylabel("tokens/s")
     ax.set_xticks(n)

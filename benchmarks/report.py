@@ -466,23 +466,17 @@ def _kernels(data: dict[str, Any]) -> list[str]:
 
 
 def _concurrency(data: dict[str, Any]) -> list[str]:
-    t = data.get("ttft", {})
-    out = ["## Several requests at once", "", _provenance("concurrency", data), "",
-           (f"One engine with `parallel = {max(r['streams'] for r in data['rows'])}`; N greedy requests of "
-            f"{data.get('tokens')} tokens started together (open prompts, drafting "
-            f"{'on' if data.get('speculative') else 'off'}), against 1 stream on the same engine; every text "
-            "compared with the same request alone. Rows per shared step: "
-            f"{_f(data.get('rows_per_shared_step'))}."), "",
-           "| streams | aggregate tok/s | x 1 stream | per-stream tok/s | x alone | texts identical |",
-           "|---|---|---|---|---|---|"]
-    for r in data["rows"]:
-        out.append(f"| {r['streams']} | {_f(r['aggregate_tok_s'], 1)} | {_f(r['aggregate_vs_1'])} | "
-                   f"{_f(r['per_stream_tok_s'], 1)} | {_f(r['per_stream_vs_1'])} | {r['identical']}/{r['compared']} |")
-    if t:
-        out += ["", (f"TTFT of 8 clients with {t.get('short_prompt_tokens')}-token prompts while a "
-                     f"{t.get('long_prompt_tokens')}-token prompt arrives first: p50 {_f(t.get('ttft_p50_s'))} s, "
-                     f"p99 {_f(t.get('ttft_p99_s'))} s (the long one: {_f(t.get('long_ttft_s'))} s).")]
-    return [*out, "", "![Concurrency](benchmarks/results/concurrency.png)", ""]
+    import concurrency  # sibling benchmark: its table is the report
+
+    if "modes" not in data:
+        return []
+    first = next(iter(data["modes"].values()))
+    intro = (f"One engine with `parallel = {max(r['streams'] for r in first['rows'])}`; N greedy requests of "
+             f"{data.get('tokens')} tokens started together (open prompts), against the same N requests one at a "
+             "time on an engine without concurrency (calibrated the same way); \"x alone\" is the median over "
+             "requests of its tok/s together / alone; every text compared with the same request alone.")
+    return ["## Several requests at once", "", _provenance("concurrency", data), "", intro, "",
+            *concurrency.table(data), "", "![Concurrency](benchmarks/results/concurrency.png)", ""]
 
 
 def write(results: Path, target: Path) -> None:

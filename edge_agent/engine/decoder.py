@@ -333,7 +333,7 @@ class SpeculativeDecoder:
         drafters: Sequence[Drafter] = (),
         policy: DraftPolicy | None = None,
         verifier: Verifier | None = None,
-        prefill_chunk: int = 512,
+        prefill_chunk: int = 256,  # as fast per token as 512 here, half the stall for other streams
         invariant_rows: int = 0,
         learn_step_cost: bool = True,
         tuner: ThreadTuner | None = None,

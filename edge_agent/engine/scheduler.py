@@ -14,8 +14,9 @@ Why each answer equals the one the request gets alone:
   sequence has its own KV stream filled in position order, so a row attends over the
   same cells in the same order as alone;
 * a prompt is prefilled by its own ``llama_decode`` calls in the decoder's canonical
-  chunks, never mixed with other sequences' rows (one chunk per turn, the job with
-  the fewest prompt tokens left first);
+  chunks, never mixed with other sequences' rows (the job with the fewest prompt
+  tokens left first; while others stream, prefill takes at most ``PREFILL_SHARE`` of
+  the time);
 * drafts, acceptance, sampling state and grammar belong to the job, and drafts only
   decide how many positions are checked at once, never which token comes out.
 
@@ -41,6 +42,7 @@ from edge_agent.engine.token_model import TokenModel
 log = logging.getLogger(__name__)
 
 INTERACTIVE, BACKGROUND = 0, 1
+PREFILL_SHARE = 0.5  # of the worker's time, at most, for prefill while other sequences stream
 _END = object()
 
 
@@ -117,6 +119,7 @@ class Scheduler:
         self._cv = threading.Condition()
         self._stop = False
         self.stats = SchedulerStats()
+        self._owed = 0.0  # decode time owed to the streams for the prefill that ran (s)
         self._thread = threading.Thread(target=self._run, name="edge-agent-scheduler", daemon=True)
         self._thread.start()
 
@@ -233,13 +236,24 @@ class Scheduler:
         self.stats.active = sum(s.job is not None for s in self._seqs)
 
     def _turn(self) -> None:
-        """One prefill chunk (of the prefilling job with the fewest prompt tokens left,
-        so a short prompt is not held behind a long one's chunks), then one decode step."""
+        """A prefill chunk (of the prefilling job with the fewest prompt tokens left, so
+        a short prompt is not held behind a long one's chunks) when prefill has not had
+        more than its share of the time, then one decode step. While sequences stream,
+        prefill gets ``PREFILL_SHARE`` of the worker's time: a long prompt slows the
+        streams down to about half their speed instead of stopping them."""
         pre = [sq for sq in self._seqs if sq.parts is not None and sq.decoding is not None]
-        if pre:
+        streaming = any(sq.parts is None and sq.decoding is not None for sq in self._seqs)
+        if not pre:
+            self._owed = 0.0
+        elif self._owed <= 0.0 or not streaming:
             sq = min(pre, key=lambda s: (s.decoding.prefill_left if s.decoding else 0, s.job.submitted if s.job else 0.0))
+            t0 = time.perf_counter()
             self._prefill_chunk(sq)
+            self._owed = max(self._owed, 0.0) + (time.perf_counter() - t0) * (1.0 - PREFILL_SHARE) / PREFILL_SHARE
+        t0 = time.perf_counter()
         self._decode_step()
+        if pre:
+            self._owed -= time.perf_counter() - t0
 
     def _prefill_chunk(self, sq: _Seq) -> None:
         assert sq.parts is not None and sq.decoding is not None and sq.job is not None
