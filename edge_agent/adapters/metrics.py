@@ -11,11 +11,15 @@ server can aggregate and rate: ``edge_agent_ttft_seconds``,
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from common.errors import ConfigError
@@ -108,17 +112,32 @@ def _histograms(hists: dict[str, HistogramSnapshot]) -> Iterator[Any]:
 
 
 class MetricsServer:
-    """``/metrics`` on a loopback ``host:port`` until ``stop``."""
+    """``/metrics`` on a loopback ``host:port`` until ``stop``.
 
-    def __init__(self, address: str, collector: Collector) -> None:
+    Like every TCP listener of the daemon it requires the bearer token when ``accepts``
+    is given (Prometheus: ``authorization: {credentials_file: <data dir>/token}``);
+    a request without it gets 401 and no figures.
+    """
+
+    def __init__(self, address: str, collector: Collector, accepts: Callable[[bytes], bool] | None = None) -> None:
         host, _, port = address.rpartition(":")
         registry = CollectorRegistry()
         registry.register(collector)
+        app = make_wsgi_app(registry)
+        if accepts is not None:
+            app = _bearer(app, accepts)
+        host = host.strip("[]")
+
+        class Server(ThreadingWSGIServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
         try:
-            self._server, self._thread = start_http_server(int(port), addr=host.strip("[]"), registry=registry)
+            self._server = make_server(host, int(port), app, Server, handler_class=_QuietHandler)
         except OSError as exc:
             raise ConfigError("edge-agent serve", "server.metrics", f"an address this host can listen on (got "
                               f"{address!r}: {exc.strerror or exc}; also set by EDGE_AGENT_METRICS)") from None
+        self._thread = threading.Thread(target=self._server.serve_forever, name="edge-agent-metrics", daemon=True)
+        self._thread.start()
         self.port = int(self._server.server_address[1])
         log.info("metrics on http://%s:%d/metrics", host, self.port)
 
@@ -126,3 +145,25 @@ class MetricsServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log line per scrape (the daemon's log is for what matters); a client
+    that sends nothing for ``timeout`` seconds is dropped (no thread held by idlers)."""
+
+    timeout = 10.0
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _bearer(app: Callable[..., Iterable[bytes]], accepts: Callable[[bytes], bool]) -> Callable[..., Iterable[bytes]]:
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        scheme, _, given = str(environ.get("HTTP_AUTHORIZATION", "")).partition(" ")
+        if scheme.lower() == "bearer" and accepts(given.strip().encode()):
+            return app(environ, start_response)
+        start_response("401 Unauthorized", [("Content-Type", "text/plain; charset=utf-8"),
+                                            ("WWW-Authenticate", 'Bearer realm="edge-agent"')])
+        return [b"the bearer token is required: edge-agent token show\n"]
+
+    return guarded

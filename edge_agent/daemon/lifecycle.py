@@ -116,7 +116,7 @@ async def serve(
             metrics = MetricsServer(cfg.server.metrics, StatsCollector(
                 service.figures, service.circuit, lambda: service.slot.waiting,
                 runtime=service.engine.runtime_state, active=lambda: service.slot.active,
-            ))
+            ), tokens.accepts)
         log.info("ready")
         if ready:
             ready(Bound(sock, tcp_port, metrics.port if metrics else None, http.where if http else ""))

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from conftest import Service, start_agent
+from conftest import Service, agent_token, start_agent
 from edgecloud.v1 import common_pb2
 from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
@@ -149,6 +149,11 @@ def test_prometheus_metrics_on_loopback(agent: Service, channel: grpc.Channel) -
     _finish(pb_grpc.EdgeAgentStub(channel), SHORT)
     url = agent.ready_line.split("metrics on ", 1)[1]
     assert url.startswith("http://127.0.0.1:")
-    text = httpx.get(url, timeout=10).text
+    # like every TCP listener, /metrics requires the daemon's token
+    refused = httpx.get(url, timeout=10)
+    assert refused.status_code == 401 and "edge_agent_" not in refused.text
+    assert refused.headers["www-authenticate"].startswith("Bearer")
+    assert httpx.get(url, headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 401
+    text = httpx.get(url, headers={"Authorization": f"Bearer {agent_token(agent)}"}, timeout=10).text
     assert 'edge_agent_requests_total{route="local"}' in text
     assert 'edge_agent_cloud_circuit{state=' in text and "edge_agent_ttft_ms{quantile=\"0.5\"}" in text
