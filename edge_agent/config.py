@@ -61,6 +61,9 @@ class ServerConfig:
     # one it gets alone); every one has its own KV cache of model.n_ctx cells, so the
     # KV memory is parallel x what one needs. 1: one at a time.
     parallel: int = 4
+    # The KV cache of all of them (parallel x model.n_ctx cells of kv_type_k/v) may
+    # not exceed this, checked at start before the weights load; 0: unchecked.
+    kv_budget_mib: float = 2048.0
     per_app: int = 0  # running requests one app may hold (0 -> parallel - 1, at least 1)
     grace_s: float = 5.0  # drain time on shutdown
     metrics: str = ""  # Prometheus /metrics on loopback "host:port"; "" -> off
@@ -303,6 +306,8 @@ def _check(cfg: Config, source: str) -> Config:
         raise ConfigError(source, "server.queue_depth", "at least 1")
     if not 1 <= cfg.server.parallel <= 8:
         raise ConfigError(source, "server.parallel", "an integer from 1 to 8 (also set by EDGE_AGENT_PARALLEL)")
+    if not (isinstance(cfg.server.kv_budget_mib, (int, float)) and cfg.server.kv_budget_mib >= 0):
+        raise ConfigError(source, "server.kv_budget_mib", f"a size in MiB >= 0 (0: unchecked; got {cfg.server.kv_budget_mib!r})")
     if cfg.server.per_app < 0:
         raise ConfigError(source, "server.per_app", "0 (parallel - 1) or a positive integer")
     for key in ("kv_type_k", "kv_type_v"):

@@ -8,12 +8,14 @@ import logging
 import os
 from dataclasses import dataclass
 
+from common.errors import ConfigError
 from edge_agent import datadir
 from edge_agent.adapters.cloud import CircuitBreaker, CloudClient, tls_credentials
 from edge_agent.adapters.ledger import Ledger
 from edge_agent.config import Config
 from edge_agent.context.store import ContextStore
 from edge_agent.engine.llama_engine import LlamaEngine
+from edge_agent.engine.llama_model import KVBudgetExceeded
 from edge_agent.modeldir import catalog
 from edge_agent.pipeline.routing import RoutingState
 from edge_agent.pipeline.service import AgentService
@@ -73,16 +75,24 @@ def load_parts(cfg: Config) -> Parts:
                         "bit-identical to one-token steps, so drafts could change answers")
             speculative = False
     log.info("loading model %s", model_path)
-    engine = LlamaEngine(
-        model_path,
-        n_ctx=cfg.model.n_ctx,
-        n_threads=threads,
-        speculative=speculative,
-        kv_types=(cfg.model.kv_type_k, cfg.model.kv_type_v),
-        flash_attn=cfg.model.flash_attn,
-        watts_per_core=cfg.model.watts_per_core,
-        parallel=cfg.server.parallel,
-    )
+    try:
+        engine = LlamaEngine(
+            model_path,
+            n_ctx=cfg.model.n_ctx,
+            n_threads=threads,
+            speculative=speculative,
+            kv_types=(cfg.model.kv_type_k, cfg.model.kv_type_v),
+            flash_attn=cfg.model.flash_attn,
+            watts_per_core=cfg.model.watts_per_core,
+            parallel=cfg.server.parallel,
+            kv_budget_mib=cfg.server.kv_budget_mib,
+        )
+    except KVBudgetExceeded as exc:
+        raise ConfigError("edge-agent serve", "server.kv_budget_mib", (
+            f"at least {exc.needed_mib:.0f} MiB for server.parallel {cfg.server.parallel} x model.n_ctx "
+            f"{cfg.model.n_ctx} cells of {cfg.model.kv_type_k}/{cfg.model.kv_type_v} (got {exc.budget_mib:g}); "
+            "or lower server.parallel or model.n_ctx, or quantize the cache (model.kv_type_k / kv_type_v)"
+        )) from None
     b = report.build()
     log.info(
         "runtime: llama-cpp-python %s build %s; weights in %s; threads %d",

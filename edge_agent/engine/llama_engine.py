@@ -76,11 +76,13 @@ class LlamaEngine:
         parallel: int = 1,
         per_app: int = 0,
         queue_depth: int = 16,
+        kv_budget_mib: float = 0.0,
     ) -> None:
         self.energy = EnergyMeter(watts_per_core)
         self.parallel = parallel
         self._model = LlamaModel(
-            model_path, n_ctx=n_ctx, n_threads=n_threads, kv_types=kv_types, flash_attn=flash_attn, n_seq=parallel
+            model_path, n_ctx=n_ctx, n_threads=n_threads, kv_types=kv_types, flash_attn=flash_attn, n_seq=parallel,
+            kv_budget_mib=kv_budget_mib,
         )
         threads = self._model.n_threads
         self.tuner = (

@@ -31,6 +31,7 @@ _backend_ready = False
 
 # KV cache element types ([model] kv_type_k / kv_type_v) and flash attention modes.
 KV_TYPES = {"f16": lc.GGML_TYPE_F16, "q8_0": lc.GGML_TYPE_Q8_0, "q4_0": lc.GGML_TYPE_Q4_0}
+KV_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}  # bytes per cached element
 FLASH_ATTN = {
     "auto": lc.LLAMA_FLASH_ATTN_TYPE_AUTO,
     "on": lc.LLAMA_FLASH_ATTN_TYPE_ENABLED,
@@ -59,6 +60,41 @@ class LlamaError(RuntimeError):
     """llama.cpp refused an operation (load, decode, cache edit)."""
 
 
+class KVBudgetExceeded(LlamaError):
+    """The KV cache the context would allocate is over the configured budget."""
+
+    def __init__(self, needed_mib: float, budget_mib: float, cells: int) -> None:
+        super().__init__(f"a KV cache of {cells} cells needs {needed_mib:.0f} MiB (budget {budget_mib:.0f} MiB)")
+        self.needed_mib, self.budget_mib, self.cells = needed_mib, budget_mib, cells
+
+
+def _meta_str(model: object, key: str) -> str | None:
+    buf = ctypes.create_string_buffer(128)
+    n = lc.llama_model_meta_val_str(model, key.encode(), buf, len(buf))
+    return buf.value.decode("utf-8", "replace") if n >= 0 else None
+
+
+def kv_cache_mib_needed(model: object, cells: int, kv_types: tuple[str, str]) -> float:
+    """The KV cache of ``cells`` cells, MiB, from the GGUF's metadata (a vocabulary-only
+    model is enough): every layer keeps every cell (``swa_full``), K and V of each KV
+    head at their lengths. 0.0 when the metadata does not say."""
+    arch = _meta_str(model, "general.architecture") or ""
+
+    def number(key: str) -> int | None:
+        raw = _meta_str(model, f"{arch}.{key}")
+        return int(raw) if raw and raw.isdigit() else None
+
+    n_layer, n_head = number("block_count"), number("attention.head_count")
+    n_embd = number("embedding_length")
+    if not (n_layer and n_head and n_embd):
+        return 0.0
+    n_head_kv = number("attention.head_count_kv") or n_head
+    k_len = number("attention.key_length") or n_embd // n_head
+    v_len = number("attention.value_length") or n_embd // n_head
+    per_cell = n_layer * n_head_kv * (k_len * KV_BYTES[kv_types[0]] + v_len * KV_BYTES[kv_types[1]])
+    return cells * per_cell / 2**20
+
+
 class LlamaModel:
     """A GGUF model with one llama.cpp context, driven token by token."""
 
@@ -72,6 +108,7 @@ class LlamaModel:
         kv_types: tuple[str, str] = ("f16", "f16"),
         flash_attn: str = "auto",
         swa_full: bool = True,
+        kv_budget_mib: float = 0.0,
         n_seq: int = 1,
     ) -> None:
         init_backend()
@@ -90,6 +127,7 @@ class LlamaModel:
         # True: the sliding-window layers keep every position, so rejected drafts can be
         # removed from the cache (False is for plain decoding and for measuring it)
         self.swa_full = swa_full
+        self.kv_budget_mib = kv_budget_mib  # 0: unchecked; else the KV cache may not exceed it
         self.kv_cache_mib = 0.0
         # The vocabulary stays resident (tokenizing, pieces, the chat template); the
         # weights and the context (the KV cache) are loaded by ``load`` and freed by
@@ -99,6 +137,12 @@ class LlamaModel:
         self._vocab_model = lc.llama_model_load_from_file(str(path).encode(), vparams)
         if not self._vocab_model:
             raise LlamaError(f"could not load model {path}")
+        # checked before any weight is read: the KV cache every sequence will hold
+        cells = n_ctx * n_seq
+        self.kv_cache_mib_needed = kv_cache_mib_needed(self._vocab_model, cells, kv_types)
+        if 0 < kv_budget_mib < self.kv_cache_mib_needed:
+            lc.llama_model_free(self._vocab_model)
+            raise KVBudgetExceeded(self.kv_cache_mib_needed, kv_budget_mib, cells)
         self._vocab = lc.llama_model_get_vocab(self._vocab_model)
         self.vocab = self._vocab  # for samplers built on it (grammars)
         self.n_vocab = int(lc.llama_vocab_n_tokens(self._vocab))

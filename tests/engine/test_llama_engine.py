@@ -174,3 +174,36 @@ def test_quantized_kv_cache_is_smaller_and_still_answers(model_path: Path) -> No
             m.close()
     assert 0 < sizes["q8_0"] < 0.6 * sizes["f16"], sizes  # q8_0 is 8.5 bits per value against 16
     assert answers["q8_0"] == answers["f16"]  # the same next token (a wide margin here)
+
+
+def test_kv_budget_is_checked_before_the_weights_load_and_the_estimate_matches(model_path: Path) -> None:
+    from edge_agent.engine.llama_model import KVBudgetExceeded, LlamaModel
+
+    for types in (("f16", "f16"), ("q8_0", "q8_0")):
+        m = LlamaModel(model_path, n_ctx=1024, n_threads=2, kv_types=types, flash_attn="on", n_seq=2)
+        try:
+            # what llama.cpp says it allocated, against the estimate the budget is checked with
+            assert m.kv_cache_mib > 0
+            assert abs(m.kv_cache_mib_needed - m.kv_cache_mib) <= 0.05 * m.kv_cache_mib, (types, m.kv_cache_mib_needed, m.kv_cache_mib)
+            needed = m.kv_cache_mib_needed
+        finally:
+            m.close()
+    with pytest.raises(KVBudgetExceeded) as info:
+        LlamaModel(model_path, n_ctx=4096, n_threads=2, n_seq=4, kv_budget_mib=100)
+    assert info.value.cells == 4 * 4096 and info.value.needed_mib > 100 and info.value.budget_mib == 100
+    # q8_0 on 2 x 1024 cells fits a budget just above its need
+    LlamaModel(model_path, n_ctx=1024, n_threads=2, kv_types=("q8_0", "q8_0"), flash_attn="on", n_seq=2,
+               kv_budget_mib=needed + 1).close()
+
+
+def test_the_daemon_refuses_to_start_over_the_kv_budget_and_names_the_key(tmp_path: Path, model_path: Path) -> None:
+    from common.errors import ConfigError
+    from edge_agent.config import parse_config
+    from edge_agent.daemon.wiring import load_parts
+
+    cfg = parse_config({"data_dir": str(tmp_path / "data"), "server": {"parallel": 4, "kv_budget_mib": 50},
+                        "model": {"path": str(model_path), "selfcheck": False, "calibrate": False}}, "test.toml")
+    with pytest.raises(ConfigError) as info:
+        load_parts(cfg)
+    assert info.value.key == "server.kv_budget_mib"
+    assert "server.parallel 4" in info.value.expected and "got 50" in info.value.expected
