@@ -51,13 +51,19 @@ class Lifecycle:
         await asyncio.gather(*(server.stop(grace_s) for server in self.servers))
 
 
+def bearer_token(value: str | bytes) -> bytes:
+    """The token of an ``Authorization: Bearer <token>`` value (b"" if another scheme)."""
+    # a token is ASCII: anything else never matches, and must not raise
+    raw = value.encode("utf-8", "replace") if isinstance(value, str) else bytes(value)
+    scheme, _, token = raw.strip().partition(b" ")
+    return token.strip() if scheme.lower() == b"bearer" else b""
+
+
 def bearer_of(metadata: Any) -> bytes:
     """The token of an ``authorization: Bearer <token>`` entry (b"" if none)."""
     for key, value in metadata or ():
         if key == "authorization":
-            raw = value.encode() if isinstance(value, str) else bytes(value)
-            scheme, _, token = raw.strip().partition(b" ")
-            return token.strip() if scheme.lower() == b"bearer" else b""
+            return bearer_token(value)
     return b""
 
 

@@ -23,6 +23,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from common.errors import ConfigError
+from common.rpc import bearer_token
 from edge_agent.pipeline.stats import HistogramSnapshot, StatsSnapshot
 
 log = logging.getLogger(__name__)
@@ -159,8 +160,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 def _bearer(app: Callable[..., Iterable[bytes]], accepts: Callable[[bytes], bool]) -> Callable[..., Iterable[bytes]]:
     def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        scheme, _, given = str(environ.get("HTTP_AUTHORIZATION", "")).partition(" ")
-        if scheme.lower() == "bearer" and accepts(given.strip().encode()):
+        if accepts(bearer_token(str(environ.get("HTTP_AUTHORIZATION", "")))):
             return app(environ, start_response)
         start_response("401 Unauthorized", [("Content-Type", "text/plain; charset=utf-8"),
                                             ("WWW-Authenticate", 'Bearer realm="edge-agent"')])

@@ -32,6 +32,11 @@ class _Bucket:
     skipped: int = 0
 
 
+def expected_tokens(p: float, k: int) -> float:
+    """Tokens a step verifying ``k`` drafted tokens, each accepted with ``p``, yields."""
+    return sum(p**j for j in range(k + 1))
+
+
 class DraftPolicy:
     """Chooses how many tokens of a draft to verify, learning within one request."""
 
@@ -93,16 +98,8 @@ class DraftPolicy:
     def draft_len(self, draft: Draft) -> int:
         """Tokens of ``draft`` worth verifying (0: take a plain step)."""
         b = self._bucket(draft)
-        p = b.hits / b.trials
         limit = min(len(draft.tokens), self.max_draft)
-        best_k, best_rate = 0, 1.0
-        expected, term = 1.0, 1.0
-        for k in range(1, limit + 1):
-            term *= p
-            expected += term
-            rate = expected / self.costs.cost(k)
-            if rate > best_rate:
-                best_k, best_rate = k, rate
+        best_k, _ = self.best_length(draft, limit)
         if best_k == 0 and limit > 0 and self.retry_every > 0:
             b.skipped += 1
             if b.skipped >= self.retry_every:
@@ -110,11 +107,24 @@ class DraftPolicy:
                 return 1  # probe: has this source started to pay?
         return best_k
 
+    def best_length(self, draft: Draft, limit: int, floor: float = 1.0) -> tuple[int, float]:
+        """The length of ``draft`` up to ``limit`` with the most expected tokens per
+        plain-step cost above ``floor``, and that rate ((0, floor): none beats it; the
+        default floor is a plain step's rate)."""
+        p = self.acceptance(draft)
+        best_k, best_rate = 0, floor
+        expected, term = 1.0, 1.0
+        for k in range(1, limit + 1):
+            term *= p
+            expected += term
+            rate = expected / self.costs.cost(k)
+            if rate > best_rate:
+                best_k, best_rate = k, rate
+        return best_k, best_rate
+
     def expected_rate(self, draft: Draft, k: int) -> float:
         """Expected tokens per plain-step cost when verifying ``k`` tokens of ``draft``."""
-        p = self.acceptance(draft)
-        expected = sum(p**i for i in range(k + 1))
-        return expected / self.costs.cost(k)
+        return expected_tokens(self.acceptance(draft), k) / self.costs.cost(k)
 
     def update(self, draft: Draft, verified: int, accepted: int) -> None:
         """``accepted`` of the first ``verified`` draft tokens were accepted."""

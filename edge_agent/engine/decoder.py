@@ -92,15 +92,10 @@ def best_draft(drafters: Sequence[Drafter], policy: DraftPolicy, room: int) -> D
         draft = drafter.propose(min(room, policy.max_draft))
         if draft is None or not draft.tokens:
             continue
-        rate = max(policy.expected_rate(draft, k) for k in range(1, min(len(draft.tokens), room) + 1))
+        _, rate = policy.best_length(draft, min(len(draft.tokens), room), floor=0.0)
         if rate > best_rate:
             best, best_rate = draft, rate
     return best
-
-
-def expected_tokens(p: float, k: int) -> float:
-    """Tokens a step verifying ``k`` drafted tokens, each accepted with ``p``, yields."""
-    return sum(p**j for j in range(k + 1))
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

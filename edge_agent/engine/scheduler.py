@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import ResourceExhausted
-from edge_agent.engine.decoder import Decoding, common_prefix, expected_tokens
+from edge_agent.engine.adaptive import expected_tokens
+from edge_agent.engine.decoder import Decoding, common_prefix
 from edge_agent.engine.token_model import TokenModel
 
 log = logging.getLogger(__name__)

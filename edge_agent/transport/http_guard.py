@@ -29,6 +29,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from common.rpc import bearer_token
+
 log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
@@ -122,7 +124,7 @@ class DoorGuard:
         if scope["method"] == "OPTIONS" and origin:
             return None  # a preflight carries no token
         open_path = scope["method"] == "GET" and scope["path"] in OPEN_PATHS
-        if self.token is not None and not open_path and not self.token(_bearer(headers.get("authorization", ""))):
+        if self.token is not None and not open_path and not self.token(bearer_token(headers.get("authorization", ""))):
             return 401, ("Authorization: a valid bearer token is required (`edge-agent token show` "
                          "prints it)"), [(b"www-authenticate", b"Bearer")]
         if scope["method"] in ("POST", "PUT", "PATCH"):
@@ -138,11 +140,6 @@ def _headers(scope: Any) -> dict[str, str]:
     for name, value in scope.get("headers", ()):
         out.setdefault(bytes(name).decode("latin-1").lower(), bytes(value).decode("latin-1"))
     return out
-
-
-def _bearer(value: str) -> bytes:
-    scheme, _, token = value.strip().partition(" ")
-    return token.strip().encode("latin-1") if scheme.lower() == "bearer" else b""
 
 
 _KINDS = {401: "authentication_error", 403: "permission_error", 415: "invalid_request_error"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge_agent.engine.decoder import expected_tokens
+from edge_agent.engine.adaptive import expected_tokens
 from edge_agent.engine.scheduler import shared_width
 
 
