@@ -201,5 +201,5 @@ class MatMul:
 
 def amx_takes(type_name: str, n: int, k: int) -> bool:
     """What the AMX buffer's ``supports_op`` accepts (the scheduler sends it nothing else)."""
-    align = {"Q4_0": 32, "Q4_1": 32, "Q8_0": 32, "Q4_K": 256, "Q5_K": 256, "Q6_K": 256, "IQ4_XS": 256}
+    align = {"Q4_0": 32, "Q4_1": 32, "Q5_0": 32, "Q8_0": 32, "Q4_K": 256, "Q5_K": 256, "Q6_K": 256, "IQ4_XS": 256}
     return type_name in align and n % 32 == 0 and k % align[type_name] == 0

@@ -25,7 +25,7 @@ from edge_agent.runtime.kernels import Ggml, MatMul, amx_takes
 K_QUANTS = ("Q4_K", "Q5_K", "Q6_K", "Q3_K", "Q2_K", "IQ4_XS")
 CPU_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", *K_QUANTS)
 REPACK_TYPES = ("Q4_0", "Q4_K", "IQ4_NL", "Q2_K")
-AMX_TYPES = ("Q4_0", "Q4_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS")
+AMX_TYPES = ("Q4_0", "Q4_1", "Q5_0", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS")
 MAX_ROWS = 32
 
 
@@ -95,6 +95,23 @@ def test_repacked_rows_equal_one_row(ggml: Ggml, opened: list[MatMul], type_name
 def test_amx_tile_rows_equal_one_row(ggml: Ggml, opened: list[MatMul], type_name: str) -> None:
     """AMX M > 1 runs the tile kernels; they must agree with the M = 1 VNNI kernel."""
     _check(_weights(ggml, type_name, "AMX", opened))
+
+
+def test_amx_q5_0_computes_the_q5_0_product(ggml: Ggml, opened: list[MatMul]) -> None:
+    """The AMX buffer widens Q5_0 blocks to Q8_0: the same weights, so the product agrees
+    with the CPU buffer's Q5_0 kernel up to the order of the float sums (a misplaced fifth
+    bit would move outputs by a whole quantization step)."""
+    amx = _weights(ggml, "Q5_0", "AMX", opened)
+    n, k = _shape("Q5_0")
+    rng = np.random.default_rng(hash(("Q5_0", "AMX")) % 2**32)
+    w = rng.standard_normal((n, k)).astype(np.float32) * 0.05
+    cpu = MatMul(ggml, "Q5_0", ggml.buffer_types()["CPU"], ggml.quantize("Q5_0", w), n, k)
+    opened.append(cpu)
+    x = np.random.default_rng(11).standard_normal((5, k)).astype(np.float32)
+    for rows in (1, 5):
+        want, got = cpu(x[:rows], threads=2), amx(x[:rows], threads=2)
+        assert np.allclose(got, want, rtol=0, atol=1e-4 * float(np.max(np.abs(want)))), (
+            f"AMX Q5_0 differs from CPU Q5_0 by up to {float(np.max(np.abs(got - want))):.3g} at {rows} row(s)")
 
 
 def test_the_batched_path_is_really_another_kernel(ggml: Ggml, opened: list[MatMul]) -> None:
