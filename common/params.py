@@ -37,6 +37,72 @@ class CheckedParams:
     json_schema: str = ""  # compact JSON text of a checked schema, "" for free text
 
 
+MAX_SEED = 2**64 - 1  # GenerationParams.seed is a uint64
+MAX_INT32 = 2**31 - 1  # top_k is an int32 on the wire
+
+
+@dataclass(frozen=True)
+class ParamNames:
+    """Where each sampling field lives on a door's wire, for error messages."""
+
+    max_tokens: str = "max_tokens"
+    temperature: str = "temperature"
+    top_p: str = "top_p"
+    top_k: str = "top_k"
+    seed: str = "seed"
+    stop: str = "stop"
+    json_schema: str = "json_schema"
+
+
+PROTO_NAMES = ParamNames(*(f"params.{f}" for f in ParamNames.__dataclass_fields__))
+
+
+def check_sampling(
+    *,
+    max_tokens: int | None,
+    temperature: float,
+    top_p: float | None,
+    top_k: int | None,
+    seed: int | None,
+    stop: Sequence[str],
+    json_schema: str | Mapping[str, Any] | None,
+    default_max_tokens: int,
+    max_tokens_limit: int,
+    names: ParamNames = PROTO_NAMES,
+) -> CheckedParams:
+    """Every sampling rule, on plain values (``None``: the field is absent, its default
+    applies). Each door maps its wire shape onto these values; errors name the field as
+    that door spells it (``names``)."""
+    if max_tokens is not None:
+        if max_tokens < 1:
+            raise InvalidArgument(names.max_tokens, "must be >= 1 (unset means the default)")
+        if max_tokens > max_tokens_limit:
+            raise OutOfRange(names.max_tokens, f"must be <= {max_tokens_limit}")
+    if not 0.0 <= temperature <= 2.0:  # also rejects NaN
+        raise InvalidArgument(names.temperature, "must be in [0, 2]")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise InvalidArgument(names.top_p, "must be in (0, 1] (unset means 1)")
+    if top_k is not None and not 0 <= top_k <= MAX_INT32:
+        raise InvalidArgument(names.top_k, f"must be in [0, {MAX_INT32}] (0 means no cut)")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise InvalidArgument(names.seed, f"must be in [0, {MAX_SEED}] (a uint64)")
+    stop = tuple(stop)
+    if len(stop) > MAX_STOP_SEQUENCES:
+        raise InvalidArgument(names.stop, f"at most {MAX_STOP_SEQUENCES} sequences")
+    for i, s in enumerate(stop):
+        if not s or len(s) > MAX_STOP_CHARS:
+            raise InvalidArgument(f"{names.stop}[{i}]", f"must be 1..{MAX_STOP_CHARS} characters")
+    return CheckedParams(
+        max_tokens=max_tokens or default_max_tokens,
+        temperature=float(temperature),
+        top_p=1.0 if top_p is None else float(top_p),
+        top_k=top_k or 0,
+        seed=seed,
+        stop=stop,
+        json_schema=check_schema(json_schema, names.json_schema) if json_schema else "",
+    )
+
+
 class ParamsMessage(Protocol):
     """The fields of ``edgecloud.v1.GenerationParams`` this check reads."""
 
@@ -53,41 +119,23 @@ class ParamsMessage(Protocol):
     def HasField(self, name: str) -> bool: ...
 
 
-def check_params(msg: ParamsMessage, *, default_max_tokens: int, max_tokens_limit: int, prefix: str = "params") -> CheckedParams:
-    """Validate an ``edgecloud.v1.GenerationParams`` message (or anything shaped like
-    one). Field paths are ``prefix.name``, or bare names with an empty prefix."""
-    prefix = f"{prefix}." if prefix else ""
-    max_tokens = int(msg.max_tokens)
-    if max_tokens < 0:
-        raise InvalidArgument(f"{prefix}max_tokens", "must be >= 0 (0 means the default)")
-    if max_tokens > max_tokens_limit:
-        raise OutOfRange(f"{prefix}max_tokens", f"must be <= {max_tokens_limit}")
-    temperature = float(msg.temperature)
-    if not 0.0 <= temperature <= 2.0:  # also rejects NaN
-        raise InvalidArgument(f"{prefix}temperature", "must be in [0, 2]")
-    top_p = float(msg.top_p)
-    if not 0.0 <= top_p <= 1.0:
-        raise InvalidArgument(f"{prefix}top_p", "must be in [0, 1] (0 means 1)")
-    top_k = int(msg.top_k)
-    if top_k < 0:
-        raise InvalidArgument(f"{prefix}top_k", "must be >= 0 (0 means no cut)")
-    stop = tuple(msg.stop)
-    if len(stop) > MAX_STOP_SEQUENCES:
-        raise InvalidArgument(f"{prefix}stop", f"at most {MAX_STOP_SEQUENCES} sequences")
-    for i, s in enumerate(stop):
-        if not s or len(s) > MAX_STOP_CHARS:
-            raise InvalidArgument(f"{prefix}stop[{i}]", f"must be 1..{MAX_STOP_CHARS} characters")
-    seed = int(msg.seed) if msg.HasField("seed") else None
-    schema = check_schema(msg.json_schema, f"{prefix}json_schema") if msg.json_schema else ""
-    return CheckedParams(
-        max_tokens=max_tokens or default_max_tokens,
-        temperature=temperature,
-        top_p=top_p or 1.0,
-        top_k=top_k,
-        seed=seed,
-        stop=stop,
-        json_schema=schema,
-    )
+def proto_sampling(msg: ParamsMessage) -> dict[str, Any]:
+    """An ``edgecloud.v1.GenerationParams`` message as ``check_sampling``'s plain values:
+    proto3's zeros mean "unset" (max_tokens 0 is the default, top_p 0 is 1)."""
+    return {
+        "max_tokens": int(msg.max_tokens) or None,
+        "temperature": float(msg.temperature),
+        "top_p": float(msg.top_p) or None,
+        "top_k": int(msg.top_k),
+        "seed": int(msg.seed) if msg.HasField("seed") else None,
+        "stop": tuple(msg.stop),
+        "json_schema": msg.json_schema or None,
+    }
+
+
+def check_params(msg: ParamsMessage, *, default_max_tokens: int, max_tokens_limit: int) -> CheckedParams:
+    """An ``edgecloud.v1.GenerationParams`` message, every rule checked."""
+    return check_sampling(**proto_sampling(msg), default_max_tokens=default_max_tokens, max_tokens_limit=max_tokens_limit)
 
 
 def check_schema(text: str | Mapping[str, Any], field: str = "json_schema") -> str:

@@ -1,12 +1,13 @@
-"""Protobuf <-> domain conversion for the EdgeAgent API, with request validation.
+"""Protobuf <-> domain conversion for the EdgeAgent API.
 
-The one place that knows both the wire messages and the domain types; every rule
-broken raises ``InvalidArgument`` / ``OutOfRange`` naming the proto field path.
+The one place that knows both the wire messages and the domain types. A generation
+request is mapped onto the request builder (``pipeline/request.py``), which owns its
+rules; the context calls' rules are here. Every rule broken raises ``InvalidArgument`` /
+``OutOfRange`` naming the proto field path.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -14,33 +15,18 @@ from typing import Any
 from edgecloud.v1 import common_pb2
 from edgecloud.v1 import edge_agent_pb2 as pb
 
-from common.chat import Message, check_messages
-from common.errors import InvalidArgument, OutOfRange
-from common.params import check_params
+from common.errors import InvalidArgument
+from common.params import proto_sampling
 from edge_agent.config import LimitsConfig
 from edge_agent.context.api import Hit, Item, NewItem
-from edge_agent.engine.api import SamplingParams
+from edge_agent.pipeline import request
 from edge_agent.pipeline.stats import StatsSnapshot
 from edge_agent.pipeline.types import AskRequest, ContextQuery, ForgetSelector, Outcome
 from orchestrator.types import Decision, Preference, Target
 
 MAX_ITEMS_PER_PUT = 1000
-MAX_LABELS = 16
-MAX_LABEL_CHARS = 64
-MAX_APP_ID_CHARS = 128
-MAX_REQUEST_ID_CHARS = 64
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # ServerConfig.max_message_bytes' default
 _RESPONSE_MARGIN = 64  # the ``omitted`` field and slack
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def identifier(field: str, value: str, limit: int) -> str:
-    """A short printable string that is logged and recorded (ids, app ids, labels)."""
-    if len(value) > limit:
-        raise InvalidArgument(field, f"at most {limit} characters")
-    if _CONTROL.search(value):
-        raise InvalidArgument(field, "must not contain control characters (newlines, tabs, ...)")
-    return value
 
 _PREFERENCES = {
     pb.ROUTE_PREFERENCE_AUTO: Preference.AUTO,
@@ -56,42 +42,25 @@ _TARGETS = {
 
 
 def ask_request(msg: pb.GenerateRequest, limits: LimitsConfig) -> AskRequest:
-    """Validate a GenerateRequest."""
-    messages = _messages(msg, limits) if msg.messages else ()
-    if not messages:
-        if not msg.prompt.strip():
-            raise InvalidArgument("prompt", "must not be empty (or send messages instead)")
-        size = len(msg.prompt.encode("utf-8", "surrogatepass"))
-        if size > limits.max_prompt_bytes:
-            raise OutOfRange("prompt", f"must be at most {limits.max_prompt_bytes} bytes (got {size})")
-        if "\x00" in msg.prompt:
-            raise InvalidArgument("prompt", "must not contain NUL characters")
-    p = check_params(msg.params, default_max_tokens=limits.default_max_tokens, max_tokens_limit=limits.max_tokens)
+    """A GenerateRequest mapped onto the request builder (which checks every rule)."""
     r = msg.routing
     if r.preference not in _PREFERENCES:
         raise InvalidArgument("routing.preference", f"unknown RoutePreference value {r.preference}")
-    if r.deadline_ms < 0:
-        raise InvalidArgument("routing.deadline_ms", "must be >= 0 (0 means the policy default)")
-    if not r.max_cost >= 0:  # also NaN
-        raise InvalidArgument("routing.max_cost", "must be >= 0 (0 means no cap)")
-    if len(r.labels) > MAX_LABELS:
-        raise InvalidArgument("routing.labels", f"at most {MAX_LABELS} labels")
-    for i, label in enumerate(r.labels):
-        identifier(f"routing.labels[{i}]", label, MAX_LABEL_CHARS)
-    identifier("routing.app_id", r.app_id, MAX_APP_ID_CHARS)
-    identifier("request_id", msg.request_id, MAX_REQUEST_ID_CHARS)
-    return AskRequest(
-        prompt=msg.prompt,
-        messages=messages,
-        params=SamplingParams(p.max_tokens, p.temperature, p.top_p, p.top_k, p.seed, p.stop, p.json_schema),
-        request_id=msg.request_id,
-        preference=_PREFERENCES[r.preference],
-        deadline_ms=r.deadline_ms or None,
-        max_cost=r.max_cost or None,
-        personal=r.personal,
-        labels=tuple(r.labels),
-        app_id=r.app_id,
-        use_context=msg.use_context,
+    return request.ask_request(
+        request.RequestFields(
+            prompt=msg.prompt,
+            messages=[(m.role, m.content) for m in msg.messages] if msg.messages else None,
+            **proto_sampling(msg.params),
+            preference=_PREFERENCES[r.preference],
+            deadline_ms=r.deadline_ms,
+            max_cost=r.max_cost,
+            personal=r.personal,
+            labels=tuple(r.labels),
+            app_id=r.app_id,
+            request_id=msg.request_id,
+            use_context=msg.use_context,
+        ),
+        limits,
     )
 
 
@@ -112,13 +81,6 @@ def delete_selector(msg: pb.DeleteContextRequest) -> ForgetSelector:
     if sum([bool(msg.ids), bool(msg.source), bool(msg.query), msg.all]) != 1:
         raise InvalidArgument("ids|source|query|all", "set exactly one of ids, source, query or all")
     return ForgetSelector(tuple(msg.ids), msg.source or None, msg.query or None, msg.all)
-
-
-def _messages(msg: pb.GenerateRequest, limits: LimitsConfig) -> tuple[Message, ...]:
-    """Validate a conversation: roles, contents, order and size."""
-    if msg.prompt:
-        raise InvalidArgument("messages", "set exactly one of prompt and messages")
-    return check_messages([(m.role, m.content) for m in msg.messages], limits.max_prompt_bytes)
 
 
 def route_decision(d: Decision, context_ids: tuple[str, ...] = (), outcome: Outcome | None = None) -> pb.RouteDecision:

@@ -1,8 +1,9 @@
 """OpenAI JSON <-> domain conversion for the HTTP front door, with request validation.
 
-The HTTP twin of ``convert``: every rule broken raises ``InvalidArgument`` naming the
-JSON field (``messages[2].content``, ``edgecloud.deadline_ms``), and the same limits,
-message rules and parameter checks apply as over gRPC.
+The HTTP twin of ``convert``: it checks the JSON shapes (types, known fields, the
+OpenAI fields this server refuses) and maps the body onto the request builder
+(``pipeline/request.py``), which owns every rule both doors share; errors name the JSON
+field (``messages[2].content``, ``edgecloud.deadline_ms``).
 
 Our extension travels in the request body as ``edgecloud`` (the ``openai`` SDK sends
 it with ``extra_body={"edgecloud": {...}}``)::
@@ -21,21 +22,19 @@ import asyncio
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from common.chat import Message, check_messages
 from common.duration import RULE as DURATION_RULE
 from common.duration import parse_keep_alive
-from common.errors import InvalidArgument, OutOfRange
-from common.params import MAX_STOP_SEQUENCES, check_params, check_schema
+from common.errors import InvalidArgument
+from common.params import MAX_STOP_SEQUENCES, ParamNames
 from common.schema_limits import check_parsed_size
 from edge_agent.config import LimitsConfig
-from edge_agent.engine.api import SamplingParams
+from edge_agent.pipeline import request
 from edge_agent.pipeline.types import AskRequest, Outcome
-from edge_agent.transport.convert import MAX_APP_ID_CHARS, MAX_LABEL_CHARS, MAX_LABELS, identifier
 from orchestrator.types import Preference
 
 _PREFERENCES = {"auto": Preference.AUTO, "local_only": Preference.LOCAL_ONLY, "cloud_preferred": Preference.CLOUD_PREFERRED}
@@ -69,8 +68,13 @@ _COMPLETION_KEYS = _COMMON_KEYS | {"prompt", "response_format"}
 DEFAULT_TEMPERATURE = 1.0  # the OpenAI API's default when the field is absent
 MAX_BODY_DEPTH = 512  # objects and arrays: room for a schema the schema check refuses by name, far below the parser's recursion limit
 MAX_INT_DIGITS = 24  # no integer field takes more (a uint64 seed has 20 digits)
-MAX_SEED = 2**64 - 1  # GenerationParams.seed is a uint64
-MAX_INT32 = 2**31 - 1  # top_k, deadline_ms are int32 on the wire
+HTTP_NAMES = request.Names(
+    params=ParamNames(top_k="edgecloud.top_k", json_schema="response_format"),
+    deadline_ms="edgecloud.deadline_ms",
+    max_cost="edgecloud.max_cost",
+    labels="edgecloud.labels",
+    app_id="edgecloud.app_id",
+)
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # a string literal, escapes included
 
 
@@ -144,23 +148,6 @@ def _has_surrogate(text: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
-
-
-@dataclass
-class _Params:
-    """A JSON request's sampling fields in the shape ``check_params`` reads."""
-
-    max_tokens: int
-    temperature: float
-    top_p: float
-    top_k: int
-    seed: int
-    stop: tuple[str, ...]
-    has_seed: bool
-    json_schema: str = ""
-
-    def HasField(self, name: str) -> bool:
-        return name == "seed" and self.has_seed
 
 
 @dataclass(frozen=True)
@@ -259,40 +246,12 @@ def _refuse_unknown(body: Mapping[str, Any], chat: bool) -> None:
                               f"(known: {', '.join(sorted(known))})")
 
 
-def _params(body: Mapping[str, Any], ext: Mapping[str, Any], limits: LimitsConfig) -> SamplingParams:
-    max_tokens = _integer(body, "max_completion_tokens")
-    field = "max_completion_tokens"
-    if max_tokens is None:
-        max_tokens, field = _integer(body, "max_tokens"), "max_tokens"
-    if max_tokens is not None and max_tokens < 1:
-        raise InvalidArgument(field, "must be >= 1")
-    if max_tokens is not None and max_tokens > limits.max_tokens:
-        raise OutOfRange(field, f"must be <= {limits.max_tokens}")
-    temperature = _number(body, "temperature")
-    top_p = _number(body, "top_p")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise InvalidArgument("top_p", "must be in (0, 1]")
-    seed = _integer(body, "seed")
-    if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise InvalidArgument("seed", f"must be in [0, {MAX_SEED}] (a uint64)")
-    top_k = _integer(ext, "top_k", "edgecloud.top_k")
-    if top_k is not None and not 0 <= top_k <= MAX_INT32:
-        raise InvalidArgument("edgecloud.top_k", f"must be in [0, {MAX_INT32}] (0 means no cut)")
-    p = check_params(
-        _Params(
-            max_tokens=max_tokens or 0,
-            temperature=DEFAULT_TEMPERATURE if temperature is None else temperature,
-            top_p=1.0 if top_p is None else top_p,
-            top_k=top_k or 0,
-            seed=seed or 0,
-            stop=_stop(body),
-            has_seed=seed is not None,
-        ),
-        default_max_tokens=limits.default_max_tokens,
-        max_tokens_limit=limits.max_tokens,
-        prefix="",
-    )
-    return SamplingParams(p.max_tokens, p.temperature, p.top_p, p.top_k, p.seed, p.stop, _response_format(body))
+def _max_tokens(body: Mapping[str, Any]) -> tuple[int | None, str]:
+    """``max_completion_tokens`` (the current name) or ``max_tokens``, and which one."""
+    value = _integer(body, "max_completion_tokens")
+    if value is not None:
+        return value, "max_completion_tokens"
+    return _integer(body, "max_tokens"), "max_tokens"
 
 
 SCHEMA_FIELD = "response_format.json_schema.schema"
@@ -316,23 +275,23 @@ async def checked_request(raw: bytes, limits: LimitsConfig, *, chat: bool) -> Ht
     return await asyncio.to_thread(http_request, body, limits, chat=chat)
 
 
-def _response_format(body: Mapping[str, Any]) -> str:
-    """``response_format``: text, ``json_object`` (any JSON object) or ``json_schema``
-    (the schema, checked: ``common.params.check_schema``); the schema as JSON text, ""
-    for text. Slow for a large schema: see ``checked_request``."""
+def _response_format(body: Mapping[str, Any]) -> tuple[Mapping[str, Any] | None, str]:
+    """``response_format``: text (no schema), ``json_object`` (any JSON object) or
+    ``json_schema``; the schema and the field it came from. The request builder checks
+    it (milliseconds for a large schema: see ``checked_request``)."""
     rf = body.get("response_format")
     if rf is None:
-        return ""
+        return None, ""
     if not isinstance(rf, dict) or rf.get("type") not in ("text", "json_object", "json_schema"):
         raise InvalidArgument("response_format.type", "one of text, json_object, json_schema")
     if rf["type"] == "text":
-        return ""
+        return None, ""
     if rf["type"] == "json_object":
-        return check_schema({"type": "object"}, "response_format")
+        return {"type": "object"}, "response_format"
     spec = rf.get("json_schema")
     if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
         raise InvalidArgument(SCHEMA_FIELD, "must be a JSON Schema object")
-    return check_schema(spec["schema"], SCHEMA_FIELD)
+    return spec["schema"], SCHEMA_FIELD
 
 
 def _content(value: Any, field: str) -> str:
@@ -349,7 +308,7 @@ def _content(value: Any, field: str) -> str:
     raise InvalidArgument(field, "must be a string or a list of text parts")
 
 
-def _messages(body: Mapping[str, Any], limits: LimitsConfig) -> tuple[Message, ...]:
+def _messages(body: Mapping[str, Any]) -> list[tuple[str, str]]:
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
         raise InvalidArgument("messages", "must be a non-empty list of {role, content} objects")
@@ -363,22 +322,15 @@ def _messages(body: Mapping[str, Any], limits: LimitsConfig) -> tuple[Message, .
         if m.get("tool_calls"):
             raise InvalidArgument(f"messages[{i}].tool_calls", "tool calls are not supported by this server")
         pairs.append((_ROLES[role], _content(m.get("content"), f"messages[{i}].content")))
-    return check_messages(pairs, limits.max_prompt_bytes)
+    return pairs
 
 
-def _prompt(body: Mapping[str, Any], limits: LimitsConfig) -> str:
+def _prompt(body: Mapping[str, Any]) -> str:
     prompt = body.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         prompt = prompt[0]
     if not isinstance(prompt, str):
         raise InvalidArgument("prompt", "must be a string (one prompt per request)")
-    if not prompt.strip():
-        raise InvalidArgument("prompt", "must not be empty")
-    if "\x00" in prompt:
-        raise InvalidArgument("prompt", "must not contain NUL characters")
-    size = len(prompt.encode("utf-8", "surrogatepass"))
-    if size > limits.max_prompt_bytes:
-        raise OutOfRange("prompt", f"must be at most {limits.max_prompt_bytes} bytes (got {size})")
     return prompt
 
 
@@ -395,7 +347,8 @@ def _extension(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def http_request(body: Mapping[str, Any], limits: LimitsConfig, *, chat: bool) -> HttpRequest:
-    """Validate a /v1/chat/completions (``chat``) or /v1/completions body."""
+    """A /v1/chat/completions (``chat``) or /v1/completions body mapped onto the request
+    builder (``pipeline/request.py``, which checks every rule), and how to answer it."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidArgument("model", "must name a model from GET /v1/models")
@@ -403,37 +356,40 @@ def http_request(body: Mapping[str, Any], limits: LimitsConfig, *, chat: bool) -
     _refuse_unknown(body, chat)
     stream = _get(body, "stream", bool, "true or false") or False
     ext = _extension(body)
-    messages = _messages(body, limits) if chat else ()
-    prompt = "" if chat else _prompt(body, limits)
     pref = _get(ext, "preference", str, f"one of {', '.join(_PREFERENCES)}", "edgecloud.preference") or "auto"
     if pref not in _PREFERENCES:
         raise InvalidArgument("edgecloud.preference", f"one of {', '.join(_PREFERENCES)} (got {pref[:32]!r})")
-    deadline = _integer(ext, "deadline_ms", "edgecloud.deadline_ms")
-    if deadline is not None and not 0 <= deadline <= MAX_INT32:
-        raise InvalidArgument("edgecloud.deadline_ms", f"must be in [0, {MAX_INT32}] (0 means the policy default)")
-    max_cost = _number(ext, "max_cost", "edgecloud.max_cost")
-    if max_cost is not None and not max_cost >= 0:
-        raise InvalidArgument("edgecloud.max_cost", "must be >= 0 (0 means no cap)")
     labels = _get(ext, "labels", list, "a list of strings", "edgecloud.labels") or []
-    if len(labels) > MAX_LABELS:
-        raise InvalidArgument("edgecloud.labels", f"at most {MAX_LABELS} labels")
     for i, label in enumerate(labels):
         if not isinstance(label, str):
             raise InvalidArgument(f"edgecloud.labels[{i}]", "must be a string")
-        identifier(f"edgecloud.labels[{i}]", label, MAX_LABEL_CHARS)
     app_id = _get(ext, "app_id", str, "a string", "edgecloud.app_id") or _get(body, "user", str, "a string") or ""
-    identifier("edgecloud.app_id" if ext.get("app_id") else "user", app_id, MAX_APP_ID_CHARS)
-    ask = AskRequest(
-        prompt=prompt,
-        messages=messages,
-        params=_params(body, ext, limits),
-        preference=_PREFERENCES[pref],
-        deadline_ms=deadline or None,
-        max_cost=max_cost or None,
-        personal=bool(_get(ext, "personal", bool, "true or false", "edgecloud.personal")),
-        labels=tuple(labels),
-        app_id=app_id,
-        use_context=bool(_get(ext, "use_context", bool, "true or false", "edgecloud.use_context")),
+    max_tokens, max_tokens_field = _max_tokens(body)
+    schema, schema_field = _response_format(body)
+    temperature = _number(body, "temperature")
+    names = replace(HTTP_NAMES, app_id="edgecloud.app_id" if ext.get("app_id") else "user",
+                    params=replace(HTTP_NAMES.params, max_tokens=max_tokens_field, json_schema=schema_field))
+    ask = request.ask_request(
+        request.RequestFields(
+            prompt=None if chat else _prompt(body),
+            messages=_messages(body) if chat else None,
+            max_tokens=max_tokens,
+            temperature=DEFAULT_TEMPERATURE if temperature is None else temperature,
+            top_p=_number(body, "top_p"),
+            top_k=_integer(ext, "top_k", "edgecloud.top_k"),
+            seed=_integer(body, "seed"),
+            stop=_stop(body),
+            json_schema=schema,
+            preference=_PREFERENCES[pref],
+            deadline_ms=_integer(ext, "deadline_ms", "edgecloud.deadline_ms"),
+            max_cost=_number(ext, "max_cost", "edgecloud.max_cost"),
+            personal=bool(_get(ext, "personal", bool, "true or false", "edgecloud.personal")),
+            labels=tuple(labels),
+            app_id=app_id,
+            use_context=bool(_get(ext, "use_context", bool, "true or false", "edgecloud.use_context")),
+            names=names,
+        ),
+        limits,
     )
     keep_alive_s, keep_alive_set = _keep_alive(body)
     return HttpRequest(ask=ask, model=model, stream=stream, chat=chat, include_usage=_stream_options(body, stream),

@@ -69,8 +69,7 @@ _READY = SimpleNamespace(model_state=lambda: {"state": "ready", "name": "m"}, st
 @pytest.fixture
 def gate(monkeypatch: pytest.MonkeyPatch) -> Gate:
     g = Gate()
-    monkeypatch.setattr(common.params, "check_schema", g.check)  # the gRPC doors' check_params
-    monkeypatch.setattr(openai_convert, "check_schema", g.check)  # the HTTP door's response_format
+    monkeypatch.setattr(common.params, "check_schema", g.check)  # every door's sampling check
     return g
 
 
