@@ -8,7 +8,7 @@ interchangeable.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from common.chat import Message
@@ -28,21 +28,46 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
-class EngineUsage:
-    """Figures of one generation, reported back to the client and the estimators."""
+class Usage:
+    """The figures of one answer: made by the engine (or the cloud runner), completed by
+    the pipeline (queue wait, cost, the request's own clock) and written as it is to both
+    wire formats (gRPC ``Usage``, the HTTP door's ``usage`` and ``edgecloud``). A figure
+    added here reaches every door."""
 
-    prompt_tokens: int
-    completion_tokens: int
-    ttft_ms: float  # request start -> first token decoded
-    total_ms: float
-    tokens_per_s: float  # completion tokens / decode time after the first token
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_ms: float = 0.0  # request start -> first token
+    total_ms: float = 0.0
+    tokens_per_s: float = 0.0  # completion tokens / decode time after the first token
     drafted_tokens: int = 0
     accepted_tokens: int = 0
     verify_steps: int = 0  # batched verification forward passes
     reused_prefix_tokens: int = 0
-    mean_accepted_per_step: float = 0.0  # accepted_tokens / verify_steps (0 without drafting)
-    energy_j: float = 0.0  # energy of the generation (see engine.energy)
+    energy_j: float = 0.0  # energy of the local generation (see engine.energy)
     energy_source: str = ""  # "rapl" (measured) or "estimate" (CPU time x watts per core)
+    queue_wait_ms: float = 0.0  # waiting for the model's slot
+    cost: float = 0.0  # what the cloud calls cost
+
+    @property
+    def mean_accepted_per_step(self) -> float:
+        """Accepted drafted tokens per verification step (0 without drafting)."""
+        return self.accepted_tokens / self.verify_steps if self.verify_steps else 0.0
+
+    def then(self, later: Usage) -> Usage:
+        """The figures of this answer continued by ``later`` (a partial cloud answer the
+        local model finished): counts and costs add up, speed is the later part's."""
+        return replace(
+            later,
+            prompt_tokens=max(self.prompt_tokens, later.prompt_tokens),
+            completion_tokens=self.completion_tokens + later.completion_tokens,
+            drafted_tokens=self.drafted_tokens + later.drafted_tokens,
+            accepted_tokens=self.accepted_tokens + later.accepted_tokens,
+            verify_steps=self.verify_steps + later.verify_steps,
+            queue_wait_ms=self.queue_wait_ms + later.queue_wait_ms,
+            cost=self.cost + later.cost,
+            energy_j=self.energy_j + later.energy_j,
+            energy_source=later.energy_source or self.energy_source,
+        )
 
 
 @dataclass(frozen=True)
@@ -59,7 +84,7 @@ class TextDelta:
 class Finished:
     """Last event of every generation."""
 
-    usage: EngineUsage
+    usage: Usage
     finish_reason: str  # "stop" | "length" | "cancelled"
 
 

@@ -21,7 +21,7 @@ from common.chat import PLAIN_STOPS, Message
 from common.errors import InvalidArgument, OutOfRange
 from edge_agent.engine import chat, costs
 from edge_agent.engine.adaptive import DraftPolicy
-from edge_agent.engine.api import EngineEvent, EngineUsage, Finished, SamplingParams, TextDelta
+from edge_agent.engine.api import EngineEvent, Finished, SamplingParams, TextDelta, Usage
 from edge_agent.engine.costs import CostCurve
 from edge_agent.engine.decoder import DecodeStats, Decoding, SpeculativeDecoder
 from edge_agent.engine.drafters import ContextDrafter, CorpusDrafter, Drafter
@@ -316,7 +316,7 @@ class LlamaEngine:
         ttft = (stats.t_first - t0) * 1000.0 if stats.t_first else (t_end - t0) * 1000.0
         decode_s = max(stats.t_end - stats.t_first, 0.0)
         yield Finished(
-            usage=EngineUsage(
+            usage=Usage(
                 prompt_tokens=len(tokens),
                 completion_tokens=n,
                 ttft_ms=ttft,
@@ -326,9 +326,6 @@ class LlamaEngine:
                 accepted_tokens=stats.accepted_tokens,
                 verify_steps=stats.verify_steps,
                 reused_prefix_tokens=stats.reused_prefix_tokens,
-                mean_accepted_per_step=(
-                    stats.accepted_tokens / stats.verify_steps if stats.verify_steps else 0.0
-                ),
                 energy_j=self.energy.joules() - j0,
                 energy_source=self.energy.source,
             ),

@@ -32,7 +32,7 @@ from edge_agent.context.limits import (
     validate_tags,
 )
 from edge_agent.context.query import key_terms, terms
-from edge_agent.engine.api import EngineEvent, EngineUsage, Finished, SamplingParams, TextDelta
+from edge_agent.engine.api import EngineEvent, Finished, SamplingParams, TextDelta, Usage
 from edge_agent.pipeline.ports import CloudDone, CloudEvent, CloudFailure, CloudInfo, CloudUsage
 from orchestrator.budget import Spend
 
@@ -106,7 +106,7 @@ class ScriptedEngine:
             n += 1
             yield TextDelta(word, (self.prob,) if i < token_probs else ())
         ms = (time.perf_counter() - t0) * 1000
-        yield Finished(EngineUsage(self.count_tokens(prompt), n, ms, ms, 100.0), finish)
+        yield Finished(Usage(self.count_tokens(prompt), n, ms, ms, 100.0), finish)
 
     def forget_drafts(self) -> None:
         self.forgot += 1

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from common.chat import Prompt, with_contents
 from common.errors import Unavailable
 from common.params import schema_errors
-from edge_agent.engine.api import SamplingParams, TextDelta
+from edge_agent.engine.api import SamplingParams, TextDelta, Usage
 from edge_agent.engine.text import TextStream
 from edge_agent.pipeline.egress import sent_digest_text, with_schema_strings
 from edge_agent.pipeline.local import AsyncEngine
@@ -63,11 +63,7 @@ class Runners:
                     continue
                 u = ev.usage
                 self.routing.estimators.observe_local(u.prompt_tokens, u.ttft_ms, u.completion_tokens, u.tokens_per_s)
-                yield Run(
-                    plan.decision, ("local",), ev.finish_reason, u.prompt_tokens, u.completion_tokens, u.tokens_per_s,
-                    u.drafted_tokens, u.accepted_tokens, u.verify_steps, waited_s * 1000,
-                    energy_j=u.energy_j, energy_source=u.energy_source,
-                )
+                yield Run(plan.decision, ("local",), ev.finish_reason, replace(u, queue_wait_ms=waited_s * 1000))
 
     # -- cascade --------------------------------------------------------------------
     async def cascade(self, plan: Plan) -> AsyncIterator[Step]:
@@ -214,7 +210,7 @@ class Runners:
             if not isinstance(step, Run):
                 yield step
                 continue
-            before = Run(plan.decision, (cloud_side(plan.decision.target),), completion_tokens=received) if failure.started else None
+            before = Run(plan.decision, (cloud_side(plan.decision.target),), usage=Usage(completion_tokens=received)) if failure.started else None
             run = step.after(before) if before else step
             yield replace(run, fallback_reason=f"{failure.reason}; {how}", cloud_chars=len(shown))
 
@@ -239,7 +235,7 @@ class Runners:
 
     def _answered(self, plan: Plan, finish: str, prompt_tokens: int, completion_tokens: int, tps: float, cost: float) -> Run:
         side = cloud_side(plan.decision.target)
-        return Run(plan.decision, (side,), finish, prompt_tokens, completion_tokens, tps, cost=cost)
+        return Run(plan.decision, (side,), finish, Usage(prompt_tokens, completion_tokens, tokens_per_s=tps, cost=cost))
 
     def _record(self, plan: Plan, sent: Prompt, prompt_tokens: int, completion_tokens: int, attempt: int, outcome: str) -> float:
         """One cloud attempt's ledger row; its cost. A failed attempt is counted too: its

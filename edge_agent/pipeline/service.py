@@ -162,26 +162,14 @@ class AgentService:
         return self.runners.local(plan)
 
     def _finish(self, out: Outcome) -> Outcome:
-        self.stats.record(
-            route=out.route,
-            ttft_ms=out.ttft_ms,
-            local_tps=out.tokens_per_s if "local" in out.route.split("+") else None,
-            drafted=out.drafted_tokens,
-            accepted=out.accepted_tokens,
-            cost=out.cost,
-            fallback=out.fallback,
-            prompt_tokens=out.prompt_tokens,
-            completion_tokens=out.completion_tokens,
-            tokens_per_s=out.tokens_per_s,
-            queue_wait_ms=out.queue_wait_ms if "local" in out.route.split("+") else None,
-        )
-        self.stats.energy(out.energy_j, out.completion_tokens, out.energy_source)
-        if out.energy_j > 0 and out.prompt_tokens + out.completion_tokens > 0:
-            self.routing.estimators.observe_energy(out.energy_j / (out.prompt_tokens + out.completion_tokens))
+        u = out.usage
+        self.stats.record(out.route, u, local="local" in out.route.split("+"), fallback=out.fallback)
+        if u.energy_j > 0 and u.prompt_tokens + u.completion_tokens > 0:
+            self.routing.estimators.observe_energy(u.energy_j / (u.prompt_tokens + u.completion_tokens))
         log.info(
             "request id=%s route=%s rules=%s fallback=%s prompt_tokens=%d completion_tokens=%d ttft_ms=%.1f tok_s=%.1f finish=%s",
-            out.request_id, out.route, ",".join(out.decision.rules_fired), out.fallback, out.prompt_tokens,
-            out.completion_tokens, out.ttft_ms, out.tokens_per_s, out.finish_reason,
+            out.request_id, out.route, ",".join(out.decision.rules_fired), out.fallback, u.prompt_tokens,
+            u.completion_tokens, u.ttft_ms, u.tokens_per_s, out.finish_reason,
         )
         return out
 

@@ -8,6 +8,8 @@ import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+from edge_agent.engine.api import Usage
+
 TTFT_BUCKETS_MS = (25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0)
 TOKENS_PER_S_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
 QUEUE_WAIT_BUCKETS_MS = (1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 30000.0)
@@ -95,28 +97,26 @@ class Stats:
         self._hist_tps: dict[str, Histogram] = {}
         self._hist_wait = Histogram(QUEUE_WAIT_BUCKETS_MS)
 
-    def record(
-        self, *, route: str, ttft_ms: float, local_tps: float | None, drafted: int, accepted: int, cost: float,
-        fallback: bool, prompt_tokens: int = 0, completion_tokens: int = 0, tokens_per_s: float | None = None,
-        queue_wait_ms: float | None = None,
-    ) -> None:
+    def record(self, route: str, u: Usage, *, local: bool, fallback: bool) -> None:
+        """One finished request: its route and its figures (``local``: the local model
+        answered some of it, so its speed and queue wait are the local model's)."""
         with self._lock:
             self._routes[route] += 1
-            self._ttft.append(ttft_ms)
-            self._hist_ttft.observe(ttft_ms)
-            self._tokens[(route, "prompt")] += prompt_tokens
-            self._tokens[(route, "completion")] += completion_tokens
-            if tokens_per_s is not None and tokens_per_s > 0:
-                side = "local" if local_tps is not None else "cloud"
-                self._hist_tps.setdefault(side, Histogram(TOKENS_PER_S_BUCKETS)).observe(tokens_per_s)
-            if queue_wait_ms is not None:
-                self._hist_wait.observe(queue_wait_ms)
-            if local_tps is not None:
-                self._local_tps.append(local_tps)
-            self._drafted += drafted
-            self._accepted += accepted
-            self._spend += cost
+            self._ttft.append(u.ttft_ms)
+            self._hist_ttft.observe(u.ttft_ms)
+            self._tokens[(route, "prompt")] += u.prompt_tokens
+            self._tokens[(route, "completion")] += u.completion_tokens
+            if u.tokens_per_s > 0:
+                side = "local" if local else "cloud"
+                self._hist_tps.setdefault(side, Histogram(TOKENS_PER_S_BUCKETS)).observe(u.tokens_per_s)
+            if local:
+                self._hist_wait.observe(u.queue_wait_ms)
+                self._local_tps.append(u.tokens_per_s)
+            self._drafted += u.drafted_tokens
+            self._accepted += u.accepted_tokens
+            self._spend += u.cost
             self._fallbacks += int(fallback)
+        self.energy(u.energy_j, u.completion_tokens, u.energy_source)
 
     def energy(self, joules: float, completion_tokens: int, source: str) -> None:
         """One local generation's energy."""

@@ -4,12 +4,12 @@ what the caller is told. All frozen: runners return results, none mutates a shar
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from common.chat import Message, Prompt
 from edge_agent.context.api import Retrieved
-from edge_agent.engine.api import SamplingParams
+from edge_agent.engine.api import SamplingParams, Usage
 from orchestrator.types import Decision, Preference, Target
 
 CONTEXT_HEADER = "Notes from the user's own data:\n"
@@ -71,18 +71,9 @@ class Run:
     decision: Decision
     answered_by: tuple[str, ...]  # "local", "cloud", "cloud_redacted", in order
     finish_reason: str = "stop"
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    tokens_per_s: float = 0.0
-    drafted_tokens: int = 0
-    accepted_tokens: int = 0
-    verify_steps: int = 0
-    queue_wait_ms: float = 0.0
-    cost: float = 0.0
+    usage: Usage = field(default_factory=Usage)
     fallback_reason: str = ""  # non-empty: the cloud failed and the local model answered
     cloud_chars: int = 0  # characters of a partial cloud answer the local model continued
-    energy_j: float = 0.0  # local generation energy
-    energy_source: str = ""
 
     @property
     def route(self) -> str:
@@ -90,45 +81,26 @@ class Run:
 
     def after(self, earlier: Run) -> Run:
         """This run continuing ``earlier`` (a partial cloud answer, a held-back start)."""
-        return replace(
-            self,
-            answered_by=(*earlier.answered_by, *self.answered_by),
-            prompt_tokens=max(earlier.prompt_tokens, self.prompt_tokens),
-            completion_tokens=earlier.completion_tokens + self.completion_tokens,
-            drafted_tokens=earlier.drafted_tokens + self.drafted_tokens,
-            accepted_tokens=earlier.accepted_tokens + self.accepted_tokens,
-            verify_steps=earlier.verify_steps + self.verify_steps,
-            queue_wait_ms=earlier.queue_wait_ms + self.queue_wait_ms,
-            cost=earlier.cost + self.cost,
-            energy_j=earlier.energy_j + self.energy_j,
-            energy_source=self.energy_source or earlier.energy_source,
-        )
+        return replace(self, answered_by=(*earlier.answered_by, *self.answered_by), usage=earlier.usage.then(self.usage))
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """Figures of a finished request, for the final stream message."""
+    """A finished request, for the final stream message: the route and why, and the
+    answer's figures (``usage``, on the request's own clock)."""
 
     request_id: str
     decision: Decision
     context_ids: tuple[str, ...]
     route: str
     finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
-    ttft_ms: float
-    total_ms: float
-    tokens_per_s: float
-    drafted_tokens: int
-    accepted_tokens: int
-    verify_steps: int
-    queue_wait_ms: float
-    cost: float
-    fallback: bool
-    fallback_reason: str
-    cloud_chars: int
-    energy_j: float = 0.0  # local generation energy ("rapl" measured, or "estimate")
-    energy_source: str = ""
+    usage: Usage
+    fallback_reason: str = ""
+    cloud_chars: int = 0
+
+    @property
+    def fallback(self) -> bool:
+        return bool(self.fallback_reason)
 
     @classmethod
     def of(cls, plan: Plan, run: Run, *, ttft_ms: float, total_ms: float) -> Outcome:
@@ -138,21 +110,9 @@ class Outcome:
             context_ids=plan.context_ids,
             route=run.route,
             finish_reason=run.finish_reason,
-            prompt_tokens=run.prompt_tokens,
-            completion_tokens=run.completion_tokens,
-            ttft_ms=ttft_ms,
-            total_ms=total_ms,
-            tokens_per_s=run.tokens_per_s,
-            drafted_tokens=run.drafted_tokens,
-            accepted_tokens=run.accepted_tokens,
-            verify_steps=run.verify_steps,
-            queue_wait_ms=run.queue_wait_ms,
-            cost=run.cost,
-            fallback=bool(run.fallback_reason),
+            usage=replace(run.usage, ttft_ms=ttft_ms, total_ms=total_ms),
             fallback_reason=run.fallback_reason,
             cloud_chars=run.cloud_chars,
-            energy_j=run.energy_j,
-            energy_source=run.energy_source,
         )
 
 

@@ -19,6 +19,7 @@ from common.errors import InvalidArgument
 from common.params import proto_sampling
 from edge_agent.config import LimitsConfig
 from edge_agent.context.api import Hit, Item, NewItem
+from edge_agent.engine.api import Usage
 from edge_agent.pipeline import request
 from edge_agent.pipeline.stats import StatsSnapshot
 from edge_agent.pipeline.types import AskRequest, ContextQuery, ForgetSelector, Outcome
@@ -108,22 +109,17 @@ def route_decision(d: Decision, context_ids: tuple[str, ...] = (), outcome: Outc
     return msg
 
 
+_WIRE_USAGE = tuple(f.name for f in common_pb2.Usage.DESCRIPTOR.fields)
+
+
+def usage(u: Usage) -> common_pb2.Usage:
+    """The usage record as the wire's ``Usage`` (every figure the message has a field for)."""
+    return common_pb2.Usage(**{name: getattr(u, name) for name in _WIRE_USAGE})
+
+
 def done(o: Outcome) -> pb.GenerateDone:
-    usage = common_pb2.Usage(
-        prompt_tokens=o.prompt_tokens,
-        completion_tokens=o.completion_tokens,
-        ttft_ms=o.ttft_ms,
-        tokens_per_s=o.tokens_per_s,
-        drafted_tokens=o.drafted_tokens,
-        accepted_tokens=o.accepted_tokens,
-        verify_steps=o.verify_steps,
-        total_ms=o.total_ms,
-        queue_wait_ms=o.queue_wait_ms,
-        energy_j=o.energy_j,
-        energy_source=o.energy_source,
-    )
     return pb.GenerateDone(
-        usage=usage,
+        usage=usage(o.usage),
         route=route_decision(o.decision, o.context_ids, o),
         finish_reason=o.finish_reason,
         request_id=o.request_id,

@@ -396,9 +396,16 @@ def http_request(body: Mapping[str, Any], limits: LimitsConfig, *, chat: bool) -
                        keep_alive_s=keep_alive_s, keep_alive_set=keep_alive_set)
 
 
+# The usage record's figures the ``edgecloud`` field carries (rounded where float).
+_ROUTE_FIGURES = ("ttft_ms", "total_ms", "tokens_per_s", "drafted_tokens", "accepted_tokens", "verify_steps",
+                  "queue_wait_ms", "cost", "energy_j", "energy_source")
+_DECIMALS = {"energy_j": 4}  # the cost is given unrounded, the other floats to 2 decimals
+
+
 def route_info(o: Outcome) -> dict[str, Any]:
     """The ``edgecloud`` field of a response: the route and why, and the figures."""
     d = o.decision
+    figures = {name: getattr(o.usage, name) for name in _ROUTE_FIGURES}
     return {
         "request_id": o.request_id,
         "route": o.route,
@@ -409,23 +416,14 @@ def route_info(o: Outcome) -> dict[str, Any]:
         "context_item_ids": list(o.context_ids),
         "fallback": o.fallback,
         "fallback_reason": o.fallback_reason,
-        "ttft_ms": round(o.ttft_ms, 2),
-        "total_ms": round(o.total_ms, 2),
-        "tokens_per_s": round(o.tokens_per_s, 2),
-        "drafted_tokens": o.drafted_tokens,
-        "accepted_tokens": o.accepted_tokens,
-        "cost": o.cost,
-        "energy_j": round(o.energy_j, 4),
-        "energy_source": o.energy_source,
+        **{k: round(v, _DECIMALS.get(k, 2)) if isinstance(v, float) and k != "cost" else v for k, v in figures.items()},
     }
 
 
 def usage(o: Outcome) -> dict[str, int]:
-    return {
-        "prompt_tokens": o.prompt_tokens,
-        "completion_tokens": o.completion_tokens,
-        "total_tokens": o.prompt_tokens + o.completion_tokens,
-    }
+    u = o.usage
+    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+            "total_tokens": u.prompt_tokens + u.completion_tokens}
 
 
 def finish_reason(o: Outcome) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from common.chat import Message
 from common.errors import OutOfRange
-from edge_agent.engine.api import EngineUsage, Finished, SamplingParams, TextDelta
+from edge_agent.engine.api import Finished, SamplingParams, TextDelta, Usage
 from edge_agent.engine.llama_engine import LlamaEngine
 
 pytestmark = pytest.mark.model
@@ -51,7 +51,7 @@ def test_greedy_generation_streams_text_and_reports_usage(plain: LlamaEngine) ->
     deltas, fin = run(plain, COPY_PROMPT, SamplingParams(max_tokens=24))
     text = "".join(deltas)
     assert "Alice" in text
-    u: EngineUsage = fin.usage
+    u: Usage = fin.usage
     assert u.prompt_tokens == len(plain.tokenize_prompt(COPY_PROMPT))
     assert plain.tokenize_prompt(COPY_PROMPT)[0] == plain.model.bos_token
     assert 0 < u.completion_tokens <= 24

@@ -74,7 +74,7 @@ def test_cloud_preferred_general_request_is_answered_by_the_cloud_and_recorded(t
     assert text == "a cloud answer" and out.route == "cloud" and not out.fallback
     assert engine.prompts == [] and cloud.sent == ["Why is the sky blue?"]
     assert [r["outcome"] for r in ledger.rows] == ["answered"]
-    assert out.cost > 0 and svc.stats.snapshot().requests_by_route == {"cloud": 1}
+    assert out.usage.cost > 0 and svc.stats.snapshot().requests_by_route == {"cloud": 1}
 
 
 def test_pii_keeps_the_request_on_the_device(tmp_path: Path) -> None:
@@ -139,7 +139,7 @@ def test_cloud_cut_mid_answer_is_continued_by_the_local_model(tmp_path: Path) ->
     assert text == "The sky is a local answer "
     assert out.route == "cloud+local" and out.cloud_chars == len("The sky is ")
     assert engine.prompts == ["Why is the sky blue?The sky is "]  # the local model continues
-    assert out.completion_tokens == 2 + 3
+    assert out.usage.completion_tokens == 2 + 3
     assert [r["outcome"] for r in ledger.rows] == ["failed_mid_stream"]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 
 from edge_agent.adapters.metrics import StatsCollector
+from edge_agent.engine.api import Usage
 from edge_agent.pipeline.stats import Stats
 
 
@@ -17,10 +18,8 @@ def _scrape(stats: Stats) -> str:
 
 def test_token_counters_and_histograms() -> None:
     stats = Stats()
-    stats.record(route="local", ttft_ms=80.0, local_tps=40.0, drafted=0, accepted=0, cost=0.0, fallback=False,
-                 prompt_tokens=12, completion_tokens=30, tokens_per_s=40.0, queue_wait_ms=3.0)
-    stats.record(route="cloud", ttft_ms=700.0, local_tps=None, drafted=0, accepted=0, cost=0.001, fallback=False,
-                 prompt_tokens=20, completion_tokens=10, tokens_per_s=150.0)
+    stats.record("local", Usage(12, 30, ttft_ms=80.0, tokens_per_s=40.0, queue_wait_ms=3.0), local=True, fallback=False)
+    stats.record("cloud", Usage(20, 10, ttft_ms=700.0, tokens_per_s=150.0, cost=0.001), local=False, fallback=False)
     text = _scrape(stats)
     assert 'edge_agent_tokens_total{kind="prompt",route="local"} 12.0' in text
     assert 'edge_agent_tokens_total{kind="completion",route="cloud"} 10.0' in text
