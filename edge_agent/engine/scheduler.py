@@ -241,13 +241,15 @@ class Scheduler:
         a short prompt is not held behind a long one's chunks) when prefill has not had
         more than its share of the time, then one decode step. While sequences stream,
         prefill gets ``PREFILL_SHARE`` of the worker's time: a long prompt slows the
-        streams down to about half their speed instead of stopping them."""
+        streams down to about half their speed instead of stopping them. A prompt's
+        last chunk (all of a short prompt) runs at once: time to first token matters
+        more than one chunk's pause in the streams."""
         pre = [sq for sq in self._seqs if sq.parts is not None and sq.decoding is not None]
         streaming = any(sq.parts is None and sq.decoding is not None for sq in self._seqs)
-        if not pre:
+        sq = min(pre, key=lambda s: (s.decoding.prefill_left if s.decoding else 0, s.job.submitted if s.job else 0.0)) if pre else None
+        if sq is None:
             self._owed = 0.0
-        elif self._owed <= 0.0 or not streaming:
-            sq = min(pre, key=lambda s: (s.decoding.prefill_left if s.decoding else 0, s.job.submitted if s.job else 0.0))
+        elif self._owed <= 0.0 or not streaming or self._last_chunk(sq):
             t0 = time.perf_counter()
             self._prefill_chunk(sq)
             self._owed = max(self._owed, 0.0) + (time.perf_counter() - t0) * (1.0 - PREFILL_SHARE) / PREFILL_SHARE
@@ -255,6 +257,14 @@ class Scheduler:
         self._decode_step()
         if pre:
             self._owed -= time.perf_counter() - t0
+
+    @staticmethod
+    def _last_chunk(sq: _Seq) -> bool:
+        """Whether this prefill's next chunk gives its first token: that chunk is not held
+        back by the share (a short prompt waits at most one chunk per earlier arrival; the
+        time it takes is still owed to the streams, so a long prompt waits the longer)."""
+        d = sq.decoding
+        return d is not None and d.prefill_left <= d.prefill_chunk + 1
 
     def _prefill_chunk(self, sq: _Seq) -> None:
         assert sq.parts is not None and sq.decoding is not None and sq.job is not None
