@@ -44,6 +44,7 @@ if str(ROOT) not in sys.path:
 
 from edge_agent.engine.api import Finished, SamplingParams, TextDelta
 from edge_agent.engine.llama_engine import LlamaEngine
+from edge_agent.engine.llama_model import on_model_thread
 from edge_agent.engine.sampling import greedy, top2_margin
 from edge_agent.engine.token_model import TokenModel
 
@@ -75,6 +76,11 @@ class PeerRunner:
     """llama-cpp-python, plain or with prompt-lookup decoding."""
 
     def __init__(self, model_path: Path, n_ctx: int, threads: int, pld: bool) -> None:
+        # loaded and run on the thread our engine runs llama.cpp on: a second OpenMP
+        # team in the process would slow both sides (engine.llama_model.on_model_thread)
+        on_model_thread(lambda: self._load(model_path, n_ctx, threads, pld))
+
+    def _load(self, model_path: Path, n_ctx: int, threads: int, pld: bool) -> None:
         from llama_cpp import Llama, StoppingCriteriaList
         from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
@@ -91,6 +97,9 @@ class PeerRunner:
         )
 
     def run(self, prompt: str, max_tokens: int) -> Run:
+        return on_model_thread(lambda: self._run(prompt, max_tokens))
+
+    def _run(self, prompt: str, max_tokens: int) -> Run:
         stamps: list[float] = []
 
         def record(_ids: Any, _logits: Any) -> bool:

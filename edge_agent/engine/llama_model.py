@@ -55,6 +55,34 @@ BATCH_INVARIANT_ROWS = 32
 
 _T = TypeVar("_T")
 
+# One thread runs every llama.cpp load and decode of this process. Each thread that
+# starts OpenMP work gets a team of its own, and once the process has more OpenMP
+# threads than cores, libgomp stops spinning at its barriers and sleeps instead: with
+# two teams (two models on two threads, or a model and a caller that decodes itself),
+# every step took about three times as long here (40 vs 14 ms). On AMX hosts a decode
+# on another thread than the one that loaded the weights also took twice as long
+# (35 vs 17.6 ms).
+_model_thread_lock = threading.Lock()
+_model_executor: ThreadPoolExecutor | None = None
+_model_thread: threading.Thread | None = None
+
+
+def on_model_thread(fn: Callable[[], _T]) -> _T:
+    """``fn()`` on the process's llama.cpp thread (inline when already on it)."""
+    global _model_executor
+    if threading.current_thread() is _model_thread:
+        return fn()
+    with _model_thread_lock:
+        if _model_executor is None:
+            _model_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
+
+    def run() -> _T:
+        global _model_thread
+        _model_thread = threading.current_thread()
+        return fn()
+
+    return _model_executor.submit(run).result()
+
 
 class LlamaError(RuntimeError):
     """llama.cpp refused an operation (load, decode, cache edit)."""
@@ -161,24 +189,12 @@ class LlamaModel:
         self._model = None
         self._ctx = None
         self._closed = False
-        # Loading and decoding run on this one thread, whoever calls: on AMX hosts a
-        # decode on another thread than the one that loaded the weights took twice as
-        # long (17.6 vs 35 ms a step here), and callers (the daemon's loader, its model
-        # worker, the scheduler) are different threads.
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
-        self._worker_thread: threading.Thread | None = None
+        # Loading and decoding run on the process's llama.cpp thread whoever calls (the
+        # daemon's loader, its model worker, the scheduler): see ``on_model_thread``.
         self.load()
 
     def _on_worker(self, fn: Callable[[], _T]) -> _T:
-        """``fn()`` on the model's own thread."""
-        if threading.current_thread() is self._worker_thread:
-            return fn()
-
-        def run() -> _T:
-            self._worker_thread = threading.current_thread()
-            return fn()
-
-        return self._worker.submit(run).result()
+        return on_model_thread(fn)
 
     @property
     def loaded(self) -> bool:
@@ -406,7 +422,6 @@ class LlamaModel:
         self.unload()
         self._closed = True
         lc.llama_model_free(self._vocab_model)
-        self._worker.shutdown(wait=True)
 
 
 class SeqModel:
