@@ -1,4 +1,4 @@
-"""``edge-agent model``: the model directory (list, add, use, rm, show).
+"""``edge-agent model``: the model directory (list, add, pull, use, rm, show).
 
 ``use`` takes effect when the daemon next starts (a running daemon keeps the model it
 loaded); ``rm`` refuses the model in use, whether chosen or held by a running daemon,
@@ -19,7 +19,7 @@ from edge_agent.modeldir.catalog import Catalog, Entry
 
 
 def register(subparsers: Any) -> None:
-    model = subparsers.add_parser("model", help="manage the local models (list, add, use, rm, show)")
+    model = subparsers.add_parser("model", help="manage the local models (list, add, pull, use, rm, show)")
     sub = model.add_subparsers(dest="model_command", required=True, metavar="COMMAND")
     ls = sub.add_parser("list", help="models in the model directory; * marks the one in use")
     ls.add_argument("--json", action="store_true", help="print JSON")
@@ -28,6 +28,13 @@ def register(subparsers: Any) -> None:
     add.add_argument("path", type=Path, help="the GGUF file to copy")
     add.add_argument("--name", default=None, help="its name (default: the file name without .gguf)")
     add.set_defaults(func=_cmd_add)
+    pull = sub.add_parser("pull", help="download a GGUF into the model directory (resumable, checksum verified)")
+    pull.add_argument("ref", metavar="REF", help="https://host/file.gguf (with --sha256), or hf:owner/repo/file.gguf[@revision] "
+                      "from $HF_ENDPOINT (default https://huggingface.co)")
+    pull.add_argument("--sha256", default=None, help="the file's SHA-256 (required for a URL; a Hub file's comes from the Hub)")
+    pull.add_argument("--name", default=None, help="its name (default: the file name without .gguf)")
+    pull.add_argument("--quiet", action="store_true", help="no progress bar")
+    pull.set_defaults(func=_cmd_pull)
     use = sub.add_parser("use", help="run this model from the daemon's next start")
     use.add_argument("name", help="a name from `edge-agent model list`")
     use.set_defaults(func=_cmd_use)
@@ -81,6 +88,16 @@ def _cmd_add(args: argparse.Namespace, cfg: Config) -> int:
     _quiet()
     e = Catalog(cfg).add(args.path.expanduser(), args.name)
     print(f"added {e.name} ({e.path}); run it with: edge-agent model use {e.name}")
+    return 0
+
+
+def _cmd_pull(args: argparse.Namespace, cfg: Config) -> int:
+    from edge_agent.modeldir.pull import pull
+
+    _quiet()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the progress bar says what happens
+    e = pull(Catalog(cfg), args.ref, name=args.name, sha256=args.sha256, progress=not args.quiet)
+    print(f"pulled {e.name} ({e.path}, SHA-256 verified); run it with: edge-agent model use {e.name}")
     return 0
 
 

@@ -113,6 +113,14 @@ class Catalog:
         return False
 
     # -- changing ---------------------------------------------------------------------
+    def check_new_name(self, name: str) -> None:
+        """Refuse a name that is taken (the shipped model's, or an existing file's)."""
+        if name == SHIPPED:
+            raise FailedPrecondition(f"model: {SHIPPED!r} is the shipped model's name; choose another with --name")
+        target = self.dir / f"{name}.gguf"
+        if target.exists():
+            raise FailedPrecondition(f"model: {name!r} exists already ({target}); remove it first or choose another --name")
+
     def add(self, source: Path, name: str | None = None) -> Entry:
         """Copy a GGUF file in (checked by llama.cpp's loader first)."""
         from edge_agent.modeldir import gguf
@@ -121,11 +129,7 @@ class Catalog:
             raise InvalidArgument("path", f"{source} is not a file")
         gguf.read(source)
         name = check_name(name if name is not None else re.sub(r"[^A-Za-z0-9._-]", "-", source.stem)[:64])
-        if name == SHIPPED:
-            raise FailedPrecondition(f"model: {SHIPPED!r} is the shipped model's name; choose another with --name")
-        target = self.dir / f"{name}.gguf"
-        if target.exists():
-            raise FailedPrecondition(f"model: {name!r} exists already ({target}); remove it first or choose another --name")
+        self.check_new_name(name)
         datadir.make_private(self.dir)
         fd, tmp = tempfile.mkstemp(prefix=".add-", suffix=".gguf", dir=self.dir)
         try:
@@ -133,11 +137,22 @@ class Catalog:
                 shutil.copyfileobj(src, out, 4 << 20)
                 out.flush()
                 os.fsync(out.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, target)
+            return self.adopt(Path(tmp), name, checked=True)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def adopt(self, tmp: Path, name: str, *, checked: bool = False) -> Entry:
+        """Give a complete file inside the model directory its name (0600), after
+        llama.cpp's loader has read it (unless ``checked``)."""
+        from edge_agent.modeldir import gguf
+
+        if not checked:
+            gguf.read(tmp)
+        self.check_new_name(name)
+        target = self.dir / f"{name}.gguf"
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, target)
         return Entry(name, target)
 
     def use(self, name: str) -> Entry:
