@@ -58,6 +58,7 @@ import numpy as np
 
 from edge_agent.engine.api import Finished, SamplingParams, TextDelta
 from edge_agent.engine.llama_engine import LlamaEngine
+from edge_agent.engine.llama_model import on_model_thread
 
 CONTENDERS = ("own_spec", "own_plain", "peer")
 
@@ -354,14 +355,19 @@ class Peer:
         import llama_cpp
 
         self._lc = llama_cpp
-        self.llm = llama_cpp.Llama(
+        # loaded and run on our engine's llama.cpp thread: one OpenMP team in the process
+        # (a second one slows both sides: engine.llama_model.on_model_thread)
+        self.llm = on_model_thread(lambda: llama_cpp.Llama(
             model_path=str(model_path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
             n_batch=512, flash_attn=True,  # what llama.cpp's "auto" picks for our context on this CPU
             verbose=False, logits_all=False,
-        )
+        ))
         self._grammars: dict[str, Any] = {}
 
     def run(self, prompt: str, schema: str, max_tokens: int) -> dict[str, Any]:
+        return on_model_thread(lambda: self._run(prompt, schema, max_tokens))
+
+    def _run(self, prompt: str, schema: str, max_tokens: int) -> dict[str, Any]:
         lc = self._lc
         if schema not in self._grammars:
             self._grammars[schema] = lc.LlamaGrammar.from_json_schema(schema, verbose=False)
