@@ -193,6 +193,18 @@ def _choose(
     deadline: float,
     now: datetime | None,
 ) -> Target:
+    """The target: the first policy rule that matches, else the caller's cloud
+    preference, else the options that meet the deadline, scored."""
+    chosen = _by_rules(request, policy, sig, st, now)
+    if chosen is None:
+        chosen = _by_preference(request, policy, st, lat, deadline)
+    if chosen is None:
+        chosen = _by_deadline_and_score(policy, sig, st, lat, cost, deadline)
+    return chosen
+
+
+def _by_rules(request: RouteRequest, policy: Policy, sig: Signals, st: _State, now: datetime | None) -> Target | None:
+    """The target of the first matching rule, when it is allowed (None: no rule decides)."""
     if policy.rules:
         moment = now or datetime.now()
         minute = moment.hour * 60 + moment.minute
@@ -224,7 +236,11 @@ def _choose(
                 f"rule {rule.name!r} wanted {wanted.value} but {st.blocked.get(wanted, 'it is not an option')}"
             )
             break
+    return None
 
+
+def _by_preference(request: RouteRequest, policy: Policy, st: _State, lat: dict[Target, float], deadline: float) -> Target | None:
+    """The cloud, when the caller prefers it and it is allowed (None otherwise)."""
     margin = 1.0 + policy.latency.margin
     if request.preference is Preference.CLOUD_PREFERRED:
         # The deadline outranks the preference: a cloud that would miss it while the
@@ -239,7 +255,15 @@ def _choose(
             st.fired.append("preference.cloud_preferred")
             st.why.append("the caller prefers the cloud")
             return t
+    return None
 
+
+def _by_deadline_and_score(
+    policy: Policy, sig: Signals, st: _State, lat: dict[Target, float], cost: dict[Target, float], deadline: float,
+) -> Target:
+    """Among the allowed targets, those that meet the deadline, scored on latency, cost
+    and quality (the most private wins a tie)."""
+    margin = 1.0 + policy.latency.margin
     allowed = [t for t in _ORDER if st.allowed(t)]
     if len(allowed) == 1:
         if allowed[0] is Target.LOCAL and "latency.cloud_misses_deadline" in st.fired:

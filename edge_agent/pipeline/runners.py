@@ -165,28 +165,19 @@ class Runners:
                 if done is None and not stops.stopped:  # pragma: no cover - generate() ends with CloudDone or raises
                     raise Unavailable("cloud stream ended early")
                 tail = stops.feed(restorer.flush().encode()) + stops.flush()
-                if held is not None:
-                    answer = "".join(held) + tail
-                    why = schema_errors(schema, answer)
+                if held is not None:  # the whole answer, validated before anything is shown
+                    tail = "".join(held) + tail
+                    why = schema_errors(schema, tail)
                     if why:
                         failure = CloudFailure(f"the cloud's answer does not match the JSON schema ({why})", started=False)
                         self._record(plan, send, plan.prompt_tokens, len(received), attempt, "answer_invalid")
                         break
-                    tail = answer
                 if tail:
                     yield tail
-                if done is None:  # a stop sequence ended it
-                    cost = self._record(plan, send, plan.prompt_tokens, len(received), attempt, "answered")
-                    yield self._answered(plan, "stop", plan.prompt_tokens, len(received), _rate(arrivals), cost)
-                else:
-                    yield self._done(plan, send, done, attempt, (time.perf_counter() - t0) * 1000, _rate(arrivals))
+                yield self._finished(plan, send, done, attempt, len(received), (time.perf_counter() - t0) * 1000, _rate(arrivals))
                 return
             retry = self._may_retry(plan, failure, attempt)
-            if not failure.sent:  # no connection was up: nothing left, nothing to bill
-                self._record(plan, send, 0, 0, attempt, "not_sent")
-            else:
-                outcome = "retried" if retry else "failed_mid_stream" if failure.started else "failed_before_answer"
-                self._record(plan, send, plan.prompt_tokens, len(received), attempt, outcome)
+            self._record_failure(plan, send, failure, attempt, len(received), retry)
             if not retry:
                 break
             await asyncio.sleep(min(0.1 * 2 ** (attempt - 1), 1.0))
@@ -224,6 +215,22 @@ class Runners:
             and self.cloud.available
             and plan.deadline - time.perf_counter() > RETRY_MARGIN_S
         )
+
+    def _finished(self, plan: Plan, sent: Prompt, done: CloudDone | None, attempt: int, received: int,
+                  elapsed_ms: float, measured_tps: float) -> Run:
+        """An attempt that answered: to its end (``done``), or to a stop sequence (None)."""
+        if done is not None:
+            return self._done(plan, sent, done, attempt, elapsed_ms, measured_tps)
+        cost = self._record(plan, sent, plan.prompt_tokens, received, attempt, "answered")
+        return self._answered(plan, "stop", plan.prompt_tokens, received, measured_tps, cost)
+
+    def _record_failure(self, plan: Plan, sent: Prompt, failure: CloudFailure, attempt: int, received: int, retry: bool) -> None:
+        """A failed attempt's ledger row: one that never left is recorded as not sent."""
+        if not failure.sent:  # no connection was up: nothing left, nothing to bill
+            self._record(plan, sent, 0, 0, attempt, "not_sent")
+            return
+        outcome = "retried" if retry else "failed_mid_stream" if failure.started else "failed_before_answer"
+        self._record(plan, sent, plan.prompt_tokens, received, attempt, outcome)
 
     def _done(self, plan: Plan, sent: Prompt, done: CloudDone, attempt: int, elapsed_ms: float, measured_tps: float) -> Run:
         """An answered attempt: its ledger row, the estimators, its Run."""
