@@ -11,6 +11,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from common.chat import Message
 
 
@@ -68,6 +71,15 @@ class Usage:
             energy_j=self.energy_j + later.energy_j,
             energy_source=later.energy_source or self.energy_source,
         )
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Unit-length vectors of some texts, in their order."""
+
+    vectors: npt.NDArray[np.float32]  # (texts, dimensions)
+    prompt_tokens: int  # tokens of all the texts
+    pooling: str  # how a text's token states became one vector ("mean", "cls", "last")
 
 
 @dataclass(frozen=True)
@@ -133,6 +145,12 @@ class Engine(Protocol):
         generated tokens, attached to the deltas (for the quality cascade).
         Blocking: the caller runs it in a worker thread.
         """
+        ...
+
+    def embed(self, texts: Sequence[str]) -> Embeddings:
+        """One vector per text, from this model. Blocking; loads the weights if needed.
+        A text that is empty or longer than the model embeds raises ``InvalidArgument`` /
+        ``OutOfRange`` naming ``input[i]``."""
         ...
 
     def forget_drafts(self) -> None:

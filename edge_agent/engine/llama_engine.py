@@ -21,13 +21,20 @@ from common.chat import PLAIN_STOPS, Message
 from common.errors import InvalidArgument, OutOfRange
 from edge_agent.engine import chat, costs
 from edge_agent.engine.adaptive import DraftPolicy
-from edge_agent.engine.api import EngineEvent, Finished, SamplingParams, TextDelta, Usage
+from edge_agent.engine.api import (
+    Embeddings,
+    EngineEvent,
+    Finished,
+    SamplingParams,
+    TextDelta,
+    Usage,
+)
 from edge_agent.engine.costs import CostCurve
 from edge_agent.engine.decoder import DecodeStats, Decoding, SpeculativeDecoder
 from edge_agent.engine.drafters import ContextDrafter, CorpusDrafter, Drafter
 from edge_agent.engine.energy import EnergyMeter
 from edge_agent.engine.grammar import GrammarConstraint, schema_grammar
-from edge_agent.engine.llama_model import BATCH_INVARIANT_ROWS, LlamaModel
+from edge_agent.engine.llama_model import BATCH_INVARIANT_ROWS, EMBED_CTX, LlamaModel
 from edge_agent.engine.sampling import Sampler
 from edge_agent.engine.scheduler import BACKGROUND, INTERACTIVE, Job, Scheduler
 from edge_agent.engine.text import TextStream
@@ -209,6 +216,18 @@ class LlamaEngine:
 
     def count_tokens(self, text: str) -> int:
         return len(self._model.tokenize(text, add_bos=False))
+
+    def embed(self, texts: Sequence[str]) -> Embeddings:
+        inputs = []
+        for i, text in enumerate(texts):
+            if not text.strip():
+                raise InvalidArgument(f"input[{i}]", "must not be empty")
+            toks = self._model.tokenize(text, add_bos=True)
+            if len(toks) > EMBED_CTX:
+                raise OutOfRange(f"input[{i}]", f"must be at most {EMBED_CTX} tokens for this model (got {len(toks)})")
+            inputs.append(toks)
+        vectors = self._model.embed(inputs)
+        return Embeddings(vectors, sum(len(t) for t in inputs), self._model.pooling)
 
     def chat_prompt(self, messages: Sequence[Message]) -> str:
         m = self._model

@@ -52,6 +52,12 @@ def init_backend() -> None:
 # small-batches.patch): verify steps reproduce plain decoding bit for bit.
 BATCH_INVARIANT_ROWS = 32
 
+# Embeddings: at most this many tokens an input (and a decode), this many inputs a decode.
+EMBED_CTX = 2048
+EMBED_SEQS = 16
+POOLING_NAMES = {lc.LLAMA_POOLING_TYPE_MEAN: "mean", lc.LLAMA_POOLING_TYPE_CLS: "cls",
+                 lc.LLAMA_POOLING_TYPE_LAST: "last", lc.LLAMA_POOLING_TYPE_RANK: "rank"}
+
 
 _T = TypeVar("_T")
 
@@ -188,6 +194,8 @@ class LlamaModel:
         self.buffer_types: dict[str, float] = {}
         self._model = None
         self._ctx = None
+        self._ectx: object | None = None  # the embedding context, made on first use
+        self.pooling = ""  # how embeddings are pooled (known once one was made)
         self._closed = False
         # Loading and decoding run on the process's llama.cpp thread whoever calls (the
         # daemon's loader, its model worker, the scheduler): see ``on_model_thread``.
@@ -258,6 +266,9 @@ class LlamaModel:
     def _unload(self) -> None:
         if self._ctx is None:
             return
+        if self._ectx is not None:
+            lc.llama_free(self._ectx)
+            self._ectx = None
         lc.llama_batch_free(self._batch)
         lc.llama_free(self._ctx)
         lc.llama_model_free(self._model)
@@ -366,6 +377,83 @@ class LlamaModel:
             raise LlamaError(f"llama_decode failed with status {rc}")
         for s, tokens, _ in items:
             self._past[s] += len(tokens)
+
+    # -- embeddings ------------------------------------------------------------
+    def embed(self, inputs: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
+        """One unit-length vector per token list, pooled as the GGUF declares (mean
+        pooling for a model that declares none: a generative model's hidden states
+        averaged over the text). Inputs of at most ``EMBED_CTX`` tokens; batched as
+        several sequences of one decode, in a context of its own beside the one that
+        generates (the weights are shared)."""
+        for i, toks in enumerate(inputs):
+            if not 0 < len(toks) <= EMBED_CTX:
+                raise ValueError(f"input {i}: 1..{EMBED_CTX} tokens (got {len(toks)})")
+        return self._on_worker(lambda: self._embed(inputs))
+
+    def _embed(self, inputs: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
+        self._load()
+        ctx = self._embedding_context()
+        n_embd = int(lc.llama_model_n_embd(self._model))
+        out = np.empty((len(inputs), n_embd), dtype=np.float32)
+        batch = lc.llama_batch_init(EMBED_CTX, 0, 1)
+        try:
+            start = 0
+            while start < len(inputs):
+                group: list[Sequence[int]] = []
+                total = 0
+                while start + len(group) < len(inputs) and len(group) < EMBED_SEQS:
+                    n = len(inputs[start + len(group)])
+                    if group and total + n > EMBED_CTX:
+                        break
+                    group.append(inputs[start + len(group)])
+                    total += n
+                at = 0
+                for s, toks in enumerate(group):
+                    for i, t in enumerate(toks):
+                        batch.token[at], batch.pos[at], batch.n_seq_id[at] = t, i, 1
+                        batch.seq_id[at][0], batch.logits[at] = s, 1
+                        at += 1
+                batch.n_tokens = at
+                lc.llama_memory_clear(lc.llama_get_memory(ctx), True)
+                rc = int(lc.llama_decode(ctx, batch))
+                if rc != 0:
+                    raise LlamaError(f"llama_decode (embeddings) failed with status {rc}")
+                for s in range(len(group)):
+                    ptr = lc.llama_get_embeddings_seq(ctx, s)
+                    if not ptr:
+                        raise LlamaError("no pooled embedding for a sequence")
+                    out[start + s] = np.ctypeslib.as_array(ptr, shape=(n_embd,))
+                start += len(group)
+        finally:
+            lc.llama_batch_free(batch)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return (out / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+    def _embedding_context(self) -> object:
+        if self._ectx is not None:
+            return self._ectx
+
+        def make(pooling: int) -> object:
+            cp = lc.llama_context_default_params()
+            cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max = EMBED_CTX, EMBED_CTX, EMBED_CTX, EMBED_SEQS
+            cp.n_threads = cp.n_threads_batch = self.n_threads
+            cp.embeddings, cp.pooling_type, cp.no_perf = True, pooling, True
+            cp.kv_unified = True
+            ctx = lc.llama_init_from_model(self._model, cp)
+            if not ctx:
+                raise LlamaError("could not create the embedding context")
+            return ctx
+        ctx = make(lc.LLAMA_POOLING_TYPE_UNSPECIFIED)
+        declared = int(lc.llama_pooling_type(ctx))
+        if declared == lc.LLAMA_POOLING_TYPE_NONE:  # a generative model: mean pooling
+            lc.llama_free(ctx)
+            ctx, declared = make(lc.LLAMA_POOLING_TYPE_MEAN), lc.LLAMA_POOLING_TYPE_MEAN
+        self._ectx, self.pooling = ctx, POOLING_NAMES.get(declared, str(declared))
+        return ctx
+
+    @property
+    def n_embd(self) -> int:
+        return int(lc.llama_model_n_embd(self._model)) if self._model is not None else 0
 
     def _logits(self, rows: int) -> npt.NDArray[np.float32]:
         """The first ``rows`` rows of the output logits, as a view (cached per buffer)."""

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -18,6 +19,8 @@ import unicodedata
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+import numpy as np
 
 from common.chat import PLAIN_STOPS, Message, Prompt, as_text, render_plain
 from common.errors import InvalidArgument
@@ -32,7 +35,14 @@ from edge_agent.context.limits import (
     validate_tags,
 )
 from edge_agent.context.query import key_terms, terms
-from edge_agent.engine.api import EngineEvent, Finished, SamplingParams, TextDelta, Usage
+from edge_agent.engine.api import (
+    Embeddings,
+    EngineEvent,
+    Finished,
+    SamplingParams,
+    TextDelta,
+    Usage,
+)
 from edge_agent.pipeline.ports import CloudDone, CloudEvent, CloudFailure, CloudInfo, CloudUsage
 from orchestrator.budget import Spend
 
@@ -107,6 +117,17 @@ class ScriptedEngine:
             yield TextDelta(word, (self.prob,) if i < token_probs else ())
         ms = (time.perf_counter() - t0) * 1000
         yield Finished(Usage(self.count_tokens(prompt), n, ms, ms, 100.0), finish)
+
+    def embed(self, texts: Sequence[str]) -> Embeddings:
+        """A vector per text from its words' hashes: equal texts give equal vectors."""
+        vectors = np.zeros((len(texts), 8), dtype=np.float32)
+        for i, text in enumerate(texts):
+            if not text.strip():
+                raise InvalidArgument(f"input[{i}]", "must not be empty")
+            for word in text.split():
+                vectors[i, int(hashlib.sha256(word.encode()).hexdigest(), 16) % 8] += 1.0
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        return Embeddings(vectors, sum(self.count_tokens(t) for t in texts), "mean")
 
     def forget_drafts(self) -> None:
         self.forgot += 1

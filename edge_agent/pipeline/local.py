@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from common.bridge import iterate_in_thread
 from common.chat import Message
-from edge_agent.engine.api import Engine, Finished, SamplingParams, TextDelta
+from edge_agent.engine.api import Embeddings, Engine, Finished, SamplingParams, TextDelta
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,19 @@ class AsyncEngine:
                 merge=_join,
             ):
                 yield ev
+        finally:
+            self._active -= 1
+            self._schedule_unload()
+
+    async def embed(self, texts: Sequence[str]) -> Embeddings:
+        """Vectors of ``texts`` from the local model (loading it first after an unload);
+        like a generation, it holds the model against the idle unload while it runs."""
+        self._active += 1
+        self._cancel_timer()
+        try:
+            if not self.engine.loaded:
+                await self._load()
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.embed, list(texts))
         finally:
             self._active -= 1
             self._schedule_unload()

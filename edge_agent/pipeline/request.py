@@ -27,6 +27,7 @@ MAX_LABELS = 16
 MAX_LABEL_CHARS = 64
 MAX_APP_ID_CHARS = 128
 MAX_REQUEST_ID_CHARS = 64
+MAX_EMBED_INPUTS = 256
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -128,3 +129,16 @@ def ask_request(f: RequestFields, limits: LimitsConfig) -> AskRequest:
         app_id=f.app_id,
         use_context=f.use_context,
     )
+
+
+def embed_inputs(texts: Sequence[str], limits: LimitsConfig, name: str = "input", *, listed: bool = True) -> tuple[str, ...]:
+    """The texts of an embeddings request: 1..``MAX_EMBED_INPUTS``, each a prompt
+    (``check_prompt``); errors name ``input[i]`` (or ``input`` for a lone string)."""
+    if not texts:
+        raise InvalidArgument(name, f"must hold 1..{MAX_EMBED_INPUTS} texts")
+    if len(texts) > MAX_EMBED_INPUTS:
+        raise InvalidArgument(name, f"at most {MAX_EMBED_INPUTS} texts a request (got {len(texts)})")
+    for i, text in enumerate(texts):
+        check_prompt(text, limits, f"{name}[{i}]" if listed else name)
+    return tuple(texts)
+

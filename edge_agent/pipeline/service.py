@@ -15,6 +15,7 @@ from dataclasses import replace
 from common.chat import Prompt, as_text
 from common.errors import OutOfRange, PermissionDenied
 from edge_agent.context.api import Hit, NewItem, Retrieved
+from edge_agent.engine.api import Embeddings
 from edge_agent.pipeline.egress import schema_strings, stored_values
 from edge_agent.pipeline.local import AsyncEngine
 from edge_agent.pipeline.ports import CloudLink, ContextStore, Engine
@@ -178,6 +179,15 @@ class AgentService:
         return (time.perf_counter() - plan.started) * 1000
 
     # -- personal context ------------------------------------------------------------
+    async def embed(self, texts: Sequence[str], app_id: str = "") -> Embeddings:
+        """Vectors of ``texts``, always from the local model: an embedding is computed
+        on the device and nothing of it leaves (no route, no ledger row)."""
+        t0 = time.perf_counter()
+        out = await self.engine.embed(texts)
+        log.info("embeddings app=%s inputs=%d prompt_tokens=%d ms=%.1f", app_id or "-", len(texts),
+                 out.prompt_tokens, (time.perf_counter() - t0) * 1000)
+        return out
+
     async def put_context(self, items: Sequence[NewItem]) -> list[str]:
         return await asyncio.to_thread(self.store.put, items)
 

@@ -19,7 +19,7 @@ from common.errors import InvalidArgument
 from common.params import proto_sampling
 from edge_agent.config import LimitsConfig
 from edge_agent.context.api import Hit, Item, NewItem
-from edge_agent.engine.api import Usage
+from edge_agent.engine.api import Embeddings, Usage
 from edge_agent.pipeline import request
 from edge_agent.pipeline.stats import StatsSnapshot
 from edge_agent.pipeline.types import AskRequest, ContextQuery, ForgetSelector, Outcome
@@ -62,6 +62,19 @@ def ask_request(msg: pb.GenerateRequest, limits: LimitsConfig) -> AskRequest:
             use_context=msg.use_context,
         ),
         limits,
+    )
+
+
+def embed_request(msg: pb.EmbedRequest, limits: LimitsConfig) -> tuple[tuple[str, ...], str]:
+    """The texts and the app of an EmbedRequest (the request builder's rules)."""
+    texts = request.embed_inputs(list(msg.input), limits)
+    return texts, request.identifier("app_id", msg.app_id, request.MAX_APP_ID_CHARS)
+
+
+def embed_response(emb: Embeddings) -> pb.EmbedResponse:
+    return pb.EmbedResponse(
+        data=[pb.Embedding(values=v.tolist()) for v in emb.vectors],
+        prompt_tokens=emb.prompt_tokens, pooling=emb.pooling, dimensions=int(emb.vectors.shape[1]),
     )
 
 

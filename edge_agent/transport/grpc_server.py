@@ -90,3 +90,8 @@ class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
 
     async def ReloadPolicy(self, request: pb.ReloadPolicyRequest, context: grpc.aio.ServicerContext) -> pb.ReloadPolicyResponse:
         return pb.ReloadPolicyResponse(policy_file=await self.service.reload_policy())
+
+    async def Embed(self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext) -> pb.EmbedResponse:
+        texts, app_id = convert.embed_request(request, self._limits)
+        return convert.embed_response(await self.service.embed(texts, app_id))
+

@@ -19,6 +19,7 @@ decoding figures.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ from common.errors import InvalidArgument
 from common.params import MAX_STOP_SEQUENCES, ParamNames
 from common.schema_limits import check_parsed_size
 from edge_agent.config import LimitsConfig
+from edge_agent.engine.api import Embeddings
 from edge_agent.pipeline import request
 from edge_agent.pipeline.types import AskRequest, Outcome
 from orchestrator.types import Preference
@@ -429,3 +431,61 @@ def usage(o: Outcome) -> dict[str, int]:
 def finish_reason(o: Outcome) -> str:
     """OpenAI's finish reasons: "stop" or "length"."""
     return "length" if o.finish_reason == "length" else "stop"
+
+
+# -- embeddings ---------------------------------------------------------------------
+_EMBED_KEYS = {"model", "input", "encoding_format", "dimensions", "user"}
+
+
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    model: str
+    texts: tuple[str, ...]
+    base64: bool  # encoding_format "base64": little-endian float32, base64
+    dimensions: int | None
+    app_id: str
+
+
+def embedding_request(body: Mapping[str, Any], limits: LimitsConfig) -> EmbeddingRequest:
+    """A /v1/embeddings body: ``input`` a string or a list of strings."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidArgument("model", "must name a model from GET /v1/models")
+    unknown = sorted(str(k) for k in set(body) - _EMBED_KEYS)
+    if unknown:
+        raise InvalidArgument(unknown[0][:64], f"unknown field for /v1/embeddings (known: {', '.join(sorted(_EMBED_KEYS))})")
+    raw = body.get("input")
+    texts = [raw] if isinstance(raw, str) else raw
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise InvalidArgument("input", "must be a string or a list of strings (token arrays are not supported)")
+    checked = request.embed_inputs(texts, limits, listed=isinstance(raw, list))
+    fmt = body.get("encoding_format", "float")
+    if fmt not in ("float", "base64"):
+        raise InvalidArgument("encoding_format", f"one of float, base64 (got {str(fmt)[:32]!r})")
+    dims = _integer(body, "dimensions")
+    if dims is not None and dims < 1:
+        raise InvalidArgument("dimensions", "must be >= 1")
+    app_id = _get(body, "user", str, "a string") or ""
+    request.identifier("user", app_id, request.MAX_APP_ID_CHARS)
+    return EmbeddingRequest(model, checked, fmt == "base64", dims, app_id)
+
+
+def embedding_response(req: EmbeddingRequest, emb: Embeddings, model: str) -> dict[str, Any]:
+    """OpenAI's embeddings list, with ``edgecloud`` saying where it was computed."""
+    dims = int(emb.vectors.shape[1])
+    if req.dimensions is not None and req.dimensions != dims:
+        raise InvalidArgument("dimensions", f"this model gives {dims}-dimensional embeddings: set {dims} or leave it out")
+
+    def encode(v: np.ndarray) -> Any:
+        if req.base64:
+            return base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")
+        return [float(x) for x in v]
+
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(emb.vectors)],
+        "model": model,
+        "usage": {"prompt_tokens": emb.prompt_tokens, "total_tokens": emb.prompt_tokens},
+        "edgecloud": {"route": "local", "pooling": emb.pooling, "dimensions": dims},
+    }
+

@@ -106,6 +106,7 @@ class OpenAIFrontDoor:
                 Route("/v1/models/{name:path}", self.model, methods=["GET"]),
                 Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
                 Route("/v1/completions", self.completions, methods=["POST"]),
+                Route("/v1/embeddings", self.embeddings, methods=["POST"]),
             ],
             exception_handlers={HTTPException: self._http_exception},
         )
@@ -155,6 +156,21 @@ class OpenAIFrontDoor:
 
     async def completions(self, request: Request) -> Response:
         return await self._generate(request, chat=False)
+
+    async def embeddings(self, request: Request) -> Response:
+        """Vectors from the local model; an embedding never leaves the device."""
+        where = f"POST {request.url.path}"
+        try:
+            raw = await self._body(request)
+            body = oc.parse_body(raw) if len(raw) <= oc.PARSE_INLINE_BYTES else await asyncio.to_thread(oc.parse_body, raw)
+            req = oc.embedding_request(body, self._limits)
+            if req.model != self.model_name:
+                raise ModelNotFound(req.model)
+            emb = await self._ready.service.embed(req.texts, req.app_id)
+            out = oc.embedding_response(req, emb, self.model_name)
+        except Exception as exc:  # noqa: BLE001 - every error becomes an OpenAI error object
+            return _error_response(exc, where, self._on_error)
+        return JSONResponse(out, headers={ROUTE_HEADER: "local"})
 
     async def _body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")

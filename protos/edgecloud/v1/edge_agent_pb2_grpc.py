@@ -76,6 +76,11 @@ class EdgeAgentStub:
                 request_serializer=edgecloud_dot_v1_dot_edge__agent__pb2.ReloadPolicyRequest.SerializeToString,
                 response_deserializer=edgecloud_dot_v1_dot_edge__agent__pb2.ReloadPolicyResponse.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/edgecloud.v1.EdgeAgent/Embed',
+                request_serializer=edgecloud_dot_v1_dot_edge__agent__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=edgecloud_dot_v1_dot_edge__agent__pb2.EmbedResponse.FromString,
+                _registered_method=True)
 
 
 class EdgeAgentServicer:
@@ -139,6 +144,13 @@ class EdgeAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Embed(self, request, context):
+        """Vectors of texts from the local model: computed on the device, never sent out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EdgeAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -181,6 +193,11 @@ def add_EdgeAgentServicer_to_server(servicer, server):
                     servicer.ReloadPolicy,
                     request_deserializer=edgecloud_dot_v1_dot_edge__agent__pb2.ReloadPolicyRequest.FromString,
                     response_serializer=edgecloud_dot_v1_dot_edge__agent__pb2.ReloadPolicyResponse.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=edgecloud_dot_v1_dot_edge__agent__pb2.EmbedRequest.FromString,
+                    response_serializer=edgecloud_dot_v1_dot_edge__agent__pb2.EmbedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +418,33 @@ class EdgeAgent:
             '/edgecloud.v1.EdgeAgent/ReloadPolicy',
             edgecloud_dot_v1_dot_edge__agent__pb2.ReloadPolicyRequest.SerializeToString,
             edgecloud_dot_v1_dot_edge__agent__pb2.ReloadPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgecloud.v1.EdgeAgent/Embed',
+            edgecloud_dot_v1_dot_edge__agent__pb2.EmbedRequest.SerializeToString,
+            edgecloud_dot_v1_dot_edge__agent__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,
