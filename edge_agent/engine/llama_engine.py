@@ -283,18 +283,7 @@ class LlamaEngine:
         t0 = time.perf_counter()
         j0 = self.energy.joules()
         model = self._model
-        _validate(params)
-        model.load()  # after an idle unload
-        tokens = self.tokenize_prompt(prompt)
-        if len(tokens) >= self.n_ctx:
-            raise OutOfRange("prompt", f"{len(tokens)} tokens do not fit the context of {self.n_ctx}")
-        if self.speculative:
-            for text in draft_texts:
-                self.corpus.add(model.tokenize(text, add_bos=False))
-        seed = params.seed if params.seed is not None else self.seed + self._requests
-        self._requests += 1
-        constraint = GrammarConstraint(model.vocab, model.n_vocab, schema_grammar(params.json_schema)) if params.json_schema else None
-        sampler = Sampler(params.temperature, params.top_k, params.top_p, seed, constraint)
+        tokens, sampler, constraint = self._prepare(prompt, params, draft_texts)
         stats = DecodeStats(trace=[] if record else None, probs=[] if token_probs > 0 else None, probs_limit=token_probs)
         sent_probs = 0  # probabilities already attached to a delta
         stream = TextStream(params.stop)
@@ -327,28 +316,46 @@ class LlamaEngine:
         t_end = time.perf_counter()
         if record is not None:
             record.stats, record.tokens = stats, out_tokens
+        self._remember(out_tokens)
+        yield Finished(usage=self._usage(len(tokens), len(out_tokens), stats, t0, t_end, j0), finish_reason=finish)
+
+    def _prepare(self, prompt: str, params: SamplingParams, draft_texts: Sequence[str]) -> tuple[list[int], Sampler, GrammarConstraint | None]:
+        """The checked prompt tokens and the request's sampler (with its grammar)."""
+        model = self._model
+        _validate(params)
+        model.load()  # after an idle unload
+        tokens = self.tokenize_prompt(prompt)
+        if len(tokens) >= self.n_ctx:
+            raise OutOfRange("prompt", f"{len(tokens)} tokens do not fit the context of {self.n_ctx}")
+        if self.speculative:
+            for text in draft_texts:
+                self.corpus.add(model.tokenize(text, add_bos=False))
+        seed = params.seed if params.seed is not None else self.seed + self._requests
+        self._requests += 1
+        constraint = GrammarConstraint(model.vocab, model.n_vocab, schema_grammar(params.json_schema)) if params.json_schema else None
+        return tokens, Sampler(params.temperature, params.top_k, params.top_p, seed, constraint), constraint
+
+    def _remember(self, out_tokens: list[int]) -> None:
+        """Keep an answer for drafting later ones (and in the corpus file)."""
         if self.speculative and self.remember_answers and out_tokens:
             self.corpus.add(out_tokens)
             if self._store_path is not None:
                 self.corpus.save(self._store_path)
-        n = len(out_tokens)
-        ttft = (stats.t_first - t0) * 1000.0 if stats.t_first else (t_end - t0) * 1000.0
+
+    def _usage(self, prompt_tokens: int, n: int, stats: DecodeStats, t0: float, t_end: float, j0: float) -> Usage:
         decode_s = max(stats.t_end - stats.t_first, 0.0)
-        yield Finished(
-            usage=Usage(
-                prompt_tokens=len(tokens),
-                completion_tokens=n,
-                ttft_ms=ttft,
-                total_ms=(t_end - t0) * 1000.0,
-                tokens_per_s=((n - 1) / decode_s) if n > 1 and decode_s > 0 else 0.0,
-                drafted_tokens=stats.drafted_tokens,
-                accepted_tokens=stats.accepted_tokens,
-                verify_steps=stats.verify_steps,
-                reused_prefix_tokens=stats.reused_prefix_tokens,
-                energy_j=self.energy.joules() - j0,
-                energy_source=self.energy.source,
-            ),
-            finish_reason=finish,
+        return Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=n,
+            ttft_ms=(stats.t_first - t0) * 1000.0 if stats.t_first else (t_end - t0) * 1000.0,
+            total_ms=(t_end - t0) * 1000.0,
+            tokens_per_s=((n - 1) / decode_s) if n > 1 and decode_s > 0 else 0.0,
+            drafted_tokens=stats.drafted_tokens,
+            accepted_tokens=stats.accepted_tokens,
+            verify_steps=stats.verify_steps,
+            reused_prefix_tokens=stats.reused_prefix_tokens,
+            energy_j=self.energy.joules() - j0,
+            energy_source=self.energy.source,
         )
 
     def _steps(
