@@ -50,9 +50,12 @@ def _f(x: Any, digits: int = 2) -> str:
 
 
 def _provenance(name: str, data: dict[str, Any]) -> str:
+    host = data.get("host") or {}
+    cpu = f"{host['cpu']}, " if host.get("cpu") else ""
+    cores = host.get("cores") or os.cpu_count()
     return (
         f"Command: `{COMMANDS[name]}` (or `make bench`) · run {data['_date']} · "
-        f"{os.cpu_count()} cores, {platform.machine()}, model `gemma-3-270m-q4_k_m.gguf`"
+        f"{cpu}{cores} cores, {host.get('machine') or platform.machine()}, model `gemma-3-270m-q4_k_m.gguf`"
     )
 
 

@@ -16,6 +16,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))
+
+from edge_agent.runtime import report as runtime_report
 
 # name -> extra arguments; each script takes --json OUT.
 BENCHMARKS: dict[str, list[str]] = {
@@ -58,6 +61,7 @@ def run(name: str, extra: list[str]) -> float:
         raise SystemExit(f"benchmark {name} failed (exit {proc.returncode})")
     data = json.loads(out.read_text())
     data["run_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    data.setdefault("host", runtime_report.host())  # which machine, for the report
     out.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     print((RESULTS / f"{name}.txt").read_text(), flush=True)
     print(f"   {name} took {elapsed:.0f} s", flush=True)
