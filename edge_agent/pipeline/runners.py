@@ -167,7 +167,9 @@ class Runners:
                 tail = stops.feed(restorer.flush().encode()) + stops.flush()
                 if held is not None:  # the whole answer, validated before anything is shown
                     tail = "".join(held) + tail
-                    why = schema_errors(schema, tail)
+                    # off the event loop: a schema's `pattern` runs a backtracking regex
+                    # over a whole answer, and other requests stream meanwhile
+                    why = await asyncio.to_thread(schema_errors, schema, tail)
                     if why:
                         failure = CloudFailure(f"the cloud's answer does not match the JSON schema ({why})", started=False)
                         self._record(plan, send, plan.prompt_tokens, len(received), attempt, "answer_invalid")

@@ -35,3 +35,30 @@ def test_retried_attempts_count_in_stats_spend(tmp_path: Path) -> None:
     run(svc, AskRequest("Say hi.", SamplingParams(max_tokens=8), preference=Preference.CLOUD_PREFERRED))
     assert [r["outcome"] for r in ledger.rows] == ["retried", "answered"]
     assert svc.figures().cloud_spend == pytest.approx(sum(r["cost"] for r in ledger.rows))
+
+
+def test_the_cloud_answer_is_checked_against_the_schema_off_the_event_loop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A schema's ``pattern`` is a backtracking regex over the whole answer: the check
+    runs on a worker thread, so the loop that streams every other request is free."""
+    import threading
+
+    from edge_agent.pipeline import runners
+
+    checked_on: list[int] = []
+    real = runners.schema_errors
+
+    def spy(schema: str, text: str) -> str:
+        checked_on.append(threading.get_ident())
+        return real(schema, text)
+
+    monkeypatch.setattr(runners, "schema_errors", spy)
+    cloud = ScriptedCloud(Script(deltas=('{"n": 3}',)))
+    svc, ledger = make(tmp_path, cloud=cloud)
+    req = AskRequest("Count the sheep.", SamplingParams(max_tokens=8, json_schema=SCHEMA),
+                     preference=Preference.CLOUD_PREFERRED)
+    loop_thread = threading.get_ident()  # run() drives the service's loop on this thread
+    text, out = run(svc, req)
+    assert not out.fallback and json.loads(text) == {"n": 3}
+    assert len(checked_on) == 1 and checked_on[0] != loop_thread
+    assert [r["outcome"] for r in ledger.rows] == ["answered"]
