@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from common import tools as toolfmt
 from common.duration import RULE as DURATION_RULE
 from common.duration import parse_keep_alive
-from common.errors import InvalidArgument
-from common.params import MAX_STOP_SEQUENCES, ParamNames
+from common.errors import InvalidArgument, OutOfRange
+from common.params import MAX_STOP_SEQUENCES, ParamNames, check_schema
 from common.schema_limits import check_parsed_size
 from edge_agent.config import LimitsConfig
 from edge_agent.engine.api import Embeddings
@@ -54,9 +55,7 @@ _UNSUPPORTED: dict[str, tuple[object, ...]] = {
     "logit_bias": (None, {}),
     "presence_penalty": (None, 0, 0.0),
     "frequency_penalty": (None, 0, 0.0),
-    "tools": (None, []),
-    "functions": (None, []),
-    "tool_choice": (None, "none"),
+    "functions": (None, []),  # the deprecated forms of tools / tool_choice
     "function_call": (None, "none"),
 }
 # The fields this server reads (besides the _UNSUPPORTED ones, refused unless neutral);
@@ -65,7 +64,7 @@ _COMMON_KEYS = {
     "model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed", "stop", "stream",
     "stream_options", "user", "keep_alive", "edgecloud",
 }
-_CHAT_KEYS = _COMMON_KEYS | {"messages", "response_format"}
+_CHAT_KEYS = _COMMON_KEYS | {"messages", "response_format", "tools", "tool_choice", "parallel_tool_calls"}
 _COMPLETION_KEYS = _COMMON_KEYS | {"prompt", "response_format"}
 DEFAULT_TEMPERATURE = 1.0  # the OpenAI API's default when the field is absent
 MAX_BODY_DEPTH = 512  # objects and arrays: room for a schema the schema check refuses by name, far below the parser's recursion limit
@@ -165,6 +164,7 @@ class HttpRequest:
     # forever); keep_alive_set is False when the request has none (the configured one holds).
     keep_alive_s: float | None = None
     keep_alive_set: bool = False
+    tools: toolfmt.ToolUse | None = None  # the answer is in the tool-call format (common/tools.py)
 
 
 def _stream_options(body: Mapping[str, Any], stream: bool) -> bool:
@@ -269,7 +269,7 @@ async def checked_request(raw: bytes, limits: LimitsConfig, *, chat: bool) -> Ht
         return await asyncio.to_thread(lambda: http_request(parse_body(raw), limits, chat=chat))
     body = parse_body(raw)
     rf = body.get("response_format")
-    if rf is None or (isinstance(rf, dict) and rf.get("type") == "text"):
+    if body.get("tools") is None and (rf is None or (isinstance(rf, dict) and rf.get("type") == "text")):
         return http_request(body, limits, chat=chat)
     spec = rf.get("json_schema") if isinstance(rf, dict) else None
     if isinstance(spec, dict) and "schema" in spec:
@@ -310,21 +310,59 @@ def _content(value: Any, field: str) -> str:
     raise InvalidArgument(field, "must be a string or a list of text parts")
 
 
-def _messages(body: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _messages(body: Mapping[str, Any], use: toolfmt.ToolUse | None) -> list[tuple[str, str]]:
+    """The conversation as (role, content) pairs: an assistant turn that called
+    functions as the answer the model wrote (``common.tools.call_turn``), a ``tool``
+    message as a user turn with the result (``result_turn``), the functions described in
+    the system message when the request offers tools."""
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
         raise InvalidArgument("messages", "must be a non-empty list of {role, content} objects")
     pairs = []
+    called: dict[str, str] = {}  # tool_call_id -> function name, from earlier assistant turns
     for i, m in enumerate(raw):
         if not isinstance(m, dict):
             raise InvalidArgument(f"messages[{i}]", "must be an object with role and content")
         role = m.get("role")
-        if not isinstance(role, str) or role not in _ROLES:
-            raise InvalidArgument(f"messages[{i}].role", f"one of {', '.join(_ROLES)} (got {str(role)[:32]!r})")
-        if m.get("tool_calls"):
-            raise InvalidArgument(f"messages[{i}].tool_calls", "tool calls are not supported by this server")
-        pairs.append((_ROLES[role], _content(m.get("content"), f"messages[{i}].content")))
+        if not isinstance(role, str) or (role not in _ROLES and role != "tool"):
+            raise InvalidArgument(f"messages[{i}].role", f"one of {', '.join([*_ROLES, 'tool'])} (got {str(role)[:32]!r})")
+        if role == "tool":
+            call_id = m.get("tool_call_id")
+            if not isinstance(call_id, str) or not call_id:
+                raise InvalidArgument(f"messages[{i}].tool_call_id", "must name the call this result answers")
+            content = _content(m.get("content"), f"messages[{i}].content")
+            pairs.append(("user", toolfmt.result_turn(called.get(call_id, ""), call_id[:64], content)))
+        elif m.get("tool_calls") is not None:
+            if role != "assistant":
+                raise InvalidArgument(f"messages[{i}].tool_calls", "only an assistant message has tool calls")
+            pairs.append(("assistant", toolfmt.call_turn(_earlier_calls(m["tool_calls"], f"messages[{i}].tool_calls", called))))
+        else:
+            pairs.append((_ROLES[role], _content(m.get("content"), f"messages[{i}].content")))
+    if use is not None:
+        if pairs[0][0] == "system":
+            pairs[0] = ("system", f"{use.instructions()}\n\n{pairs[0][1]}")
+        else:
+            pairs.insert(0, ("system", use.instructions()))
     return pairs
+
+
+def _earlier_calls(raw: Any, field: str, called: dict[str, str]) -> list[dict[str, Any]]:
+    """An assistant message's ``tool_calls`` (OpenAI's shape, arguments as JSON text)."""
+    if not isinstance(raw, list) or not raw:
+        raise InvalidArgument(field, "must be a non-empty list of calls")
+    out = []
+    for j, c in enumerate(raw):
+        fn = c.get("function") if isinstance(c, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not isinstance(fn.get("arguments"), str):
+            raise InvalidArgument(f"{field}[{j}].function", "must be {name, arguments} with arguments as JSON text")
+        try:
+            args = json.loads(fn["arguments"])
+        except json.JSONDecodeError:
+            raise InvalidArgument(f"{field}[{j}].function.arguments", "must be JSON text") from None
+        if isinstance(c.get("id"), str):
+            called[c["id"]] = fn["name"]
+        out.append({"name": fn["name"], "arguments": args})
+    return out
 
 
 def _prompt(body: Mapping[str, Any]) -> str:
@@ -368,13 +406,18 @@ def http_request(body: Mapping[str, Any], limits: LimitsConfig, *, chat: bool) -
     app_id = _get(ext, "app_id", str, "a string", "edgecloud.app_id") or _get(body, "user", str, "a string") or ""
     max_tokens, max_tokens_field = _max_tokens(body)
     schema, schema_field = _response_format(body)
+    use = _tools(body, limits) if chat else None
+    if use is not None and use.asks_for_json:
+        if schema is not None:
+            raise InvalidArgument("response_format", 'cannot be combined with tools (unless tool_choice is "none")')
+        schema, schema_field = use.answer_schema(), "tools"
     temperature = _number(body, "temperature")
     names = replace(HTTP_NAMES, app_id="edgecloud.app_id" if ext.get("app_id") else "user",
                     params=replace(HTTP_NAMES.params, max_tokens=max_tokens_field, json_schema=schema_field))
     ask = request.ask_request(
         request.RequestFields(
             prompt=None if chat else _prompt(body),
-            messages=_messages(body) if chat else None,
+            messages=_messages(body, use) if chat else None,
             max_tokens=max_tokens,
             temperature=DEFAULT_TEMPERATURE if temperature is None else temperature,
             top_p=_number(body, "top_p"),
@@ -395,7 +438,24 @@ def http_request(body: Mapping[str, Any], limits: LimitsConfig, *, chat: bool) -
     )
     keep_alive_s, keep_alive_set = _keep_alive(body)
     return HttpRequest(ask=ask, model=model, stream=stream, chat=chat, include_usage=_stream_options(body, stream),
-                       keep_alive_s=keep_alive_s, keep_alive_set=keep_alive_set)
+                       keep_alive_s=keep_alive_s, keep_alive_set=keep_alive_set,
+                       tools=use if use is not None and use.asks_for_json else None)
+
+
+def _tools(body: Mapping[str, Any], limits: LimitsConfig) -> toolfmt.ToolUse | None:
+    """``tools`` / ``tool_choice`` / ``parallel_tool_calls``, each function's parameter
+    schema checked under its own name (milliseconds each: ``checked_request`` runs this
+    in a worker thread), and the functions' description within the prompt's size."""
+    use = toolfmt.check_tools(body.get("tools"), body.get("tool_choice"), body.get("parallel_tool_calls"))
+    if use is None:
+        return None
+    size = len(use.instructions().encode("utf-8", "surrogatepass"))
+    if size > limits.max_prompt_bytes:
+        raise OutOfRange("tools", f"the functions take {size} bytes of the prompt described; "
+                                  f"the prompt holds at most {limits.max_prompt_bytes}")
+    for i, t in enumerate(use.tools):
+        check_schema(t.parameters, f"tools[{i}].function.parameters")
+    return use
 
 
 # The usage record's figures the ``edgecloud`` field carries (rounded where float).

@@ -39,6 +39,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from common import errors as e
+from common import tools as toolfmt
 from edge_agent.pipeline.readiness import Readiness
 from edge_agent.pipeline.types import Event, Outcome
 from edge_agent.transport import openai_convert as oc
@@ -203,7 +204,8 @@ class OpenAIFrontDoor:
                 await events.aclose()
             return _error_response(exc, where, self._on_error)
         headers = {ROUTE_HEADER: plan.decision.target.value, "X-Request-Id": plan.request_id}
-        answer = _Answer(chat=chat, model=self.model_name, request_id=plan.request_id, include_usage=req.include_usage)
+        answer = _Answer(chat=chat, model=self.model_name, request_id=plan.request_id, include_usage=req.include_usage,
+                         tools=req.tools is not None)
         answer.on_error = self._on_error
         if req.keep_alive_set:
             keep = req.keep_alive_s
@@ -220,8 +222,9 @@ class OpenAIFrontDoor:
 class _Answer:
     """The shape of the responses of one request (chat or text completion)."""
 
-    def __init__(self, *, chat: bool, model: str, request_id: str, include_usage: bool = False) -> None:
+    def __init__(self, *, chat: bool, model: str, request_id: str, include_usage: bool = False, tools: bool = False) -> None:
         self.chat = chat
+        self.tools = tools  # the answer is in the tool-call format: held back, then content or tool_calls
         self.model = model
         self.id = ("chatcmpl-" if chat else "cmpl-") + request_id
         self.created = int(time.time())
@@ -250,9 +253,38 @@ class _Answer:
         obj = "chat.completion.chunk" if self.chat else "text_completion"
         return self._envelope(obj) | {"choices": [], "usage": oc.usage(done), "edgecloud": oc.route_info(done)}
 
+    def _calls(self, text: str, done: Outcome) -> tuple[str | None, list[dict[str, Any]], str]:
+        """A tool-format answer as (content, tool_calls, finish_reason)."""
+        content, calls = toolfmt.parse_answer(text)
+        wire = [{"id": f"call_{done.request_id}_{i}", "type": "function",
+                 "function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}}
+                for i, c in enumerate(calls)]
+        return content, wire, "tool_calls" if wire else oc.finish_reason(done)
+
+    def tool_chunks(self, text: str, done: Outcome) -> Iterator[dict[str, Any]]:
+        """A held-back tool-format answer streamed as OpenAI does: the role, then the
+        content or one delta per call (its id, name and whole arguments), then the finish."""
+        content, calls, finish = self._calls(text, done)
+        yield self.chunk("", first=True)
+        if content:
+            yield self.chunk(content)
+        for i, call in enumerate(calls):
+            delta = {"tool_calls": [{"index": i, **call}]}
+            yield self._envelope("chat.completion.chunk") | {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+        last = self.chunk("", done=done)
+        last["choices"][0]["finish_reason"] = finish
+        yield last
+
     def whole(self, text: str, done: Outcome) -> dict[str, Any]:
         finish = oc.finish_reason(done)
-        if self.chat:
+        if self.chat and self.tools:
+            content, calls, finish = self._calls(text, done)
+            message: dict[str, Any] = {"role": "assistant", "content": content}
+            if calls:
+                message["tool_calls"] = calls
+            choice = {"index": 0, "message": message, "finish_reason": finish}
+            out = self._envelope("chat.completion")
+        elif self.chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
             out = self._envelope("chat.completion")
         else:
@@ -281,7 +313,15 @@ async def _sse(answer: _Answer, first: Event, events: AsyncGenerator[Event, None
         with _closing_log(where):
             ev: Event | None = first
             is_first = True
+            held: list[str] = []  # a tool-format answer, shown once it is whole
             while ev is not None:
+                if isinstance(ev, Outcome) and answer.tools:
+                    answer.on_done()
+                    for chunk in answer.tool_chunks("".join(held), ev):
+                        yield _sse_line(chunk)
+                    if answer.include_usage:
+                        yield _sse_line(answer.usage_chunk(ev))
+                    break
                 if isinstance(ev, Outcome):
                     if is_first and answer.chat:
                         yield _sse_line(answer.chunk("", first=True))
@@ -290,8 +330,11 @@ async def _sse(answer: _Answer, first: Event, events: AsyncGenerator[Event, None
                     if answer.include_usage:
                         yield _sse_line(answer.usage_chunk(ev))
                     break
-                yield _sse_line(answer.chunk(ev, first=is_first))
-                is_first = False
+                if answer.tools:
+                    held.append(ev)
+                else:
+                    yield _sse_line(answer.chunk(ev, first=is_first))
+                    is_first = False
                 ev = await anext(events, None)
             yield b"data: [DONE]\n\n"
     except Exception as exc:

@@ -60,7 +60,7 @@ def test_extension_fields() -> None:
     [
         ({"messages": [{"role": "user", "content": "x"}]}, "model"),
         (_chat(messages=[]), "messages"),
-        (_chat(messages=[{"role": "tool", "content": "x"}]), "messages[0].role"),
+        (_chat(messages=[{"role": "tool", "content": "x"}]), "messages[0].tool_call_id"),
         (_chat(messages=[{"role": "user", "content": "  "}]), "messages[0].content"),
         (_chat(messages=[{"role": "user", "content": [{"type": "image_url"}]}]), "messages[0].content[0]"),
         (_chat(messages=[{"role": "user", "content": "a"}, {"role": "system", "content": "b"}]), "messages[1].role"),
@@ -78,7 +78,7 @@ def test_extension_fields() -> None:
         (_chat(n=2), "n"),
         (_chat(logprobs=True), "logprobs"),
         (_chat(presence_penalty=0.5), "presence_penalty"),
-        (_chat(tools=[{"type": "function"}]), "tools"),
+        (_chat(tools=[{"type": "function"}]), "tools[0].function"),
         (_chat(edgecloud=[]), "edgecloud"),
         (_chat(edgecloud={"bogus": 1}), "edgecloud.bogus"),
         (_chat(edgecloud={"preference": "cheapest"}), "edgecloud.preference"),
