@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from common import tools as toolfmt
 from common.chat import check_messages
 from common.errors import InvalidArgument, OutOfRange
-from common.params import MAX_INT32, PROTO_NAMES, ParamNames, check_sampling
+from common.params import MAX_INT32, PROTO_NAMES, ParamNames, check_sampling, check_schema
 from edge_agent.config import LimitsConfig
 from edge_agent.engine.api import SamplingParams
 from edge_agent.pipeline.types import AskRequest
@@ -43,6 +44,7 @@ class Names:
     labels: str = "routing.labels"
     app_id: str = "routing.app_id"
     request_id: str = "request_id"
+    tools: str = "tools"
 
 
 GRPC_NAMES = Names()
@@ -69,6 +71,7 @@ class RequestFields:
     app_id: str = ""
     request_id: str = ""
     use_context: bool = False
+    tools: toolfmt.ToolUse | None = None  # checked shapes (common.tools.check_tools); schemas checked here
     names: Names = field(default=GRPC_NAMES)
 
 
@@ -99,7 +102,8 @@ def ask_request(f: RequestFields, limits: LimitsConfig) -> AskRequest:
     n = f.names
     if f.messages and f.prompt:
         raise InvalidArgument(n.messages, "set exactly one of prompt and messages")
-    messages = check_messages(list(f.messages), limits.max_prompt_bytes, n.messages) if f.messages is not None else ()
+    pairs = _with_tools(f, limits) if f.messages is not None else None
+    messages = check_messages(pairs, limits.max_prompt_bytes, n.messages) if pairs is not None else ()
     prompt = "" if f.messages is not None else check_prompt(f.prompt or "", limits, n.prompt)
     if f.deadline_ms is not None and not 0 <= f.deadline_ms <= MAX_INT32:
         raise InvalidArgument(n.deadline_ms, f"must be in [0, {MAX_INT32}] (0 means the policy default)")
@@ -111,10 +115,18 @@ def ask_request(f: RequestFields, limits: LimitsConfig) -> AskRequest:
         identifier(f"{n.labels}[{i}]", label, MAX_LABEL_CHARS)
     identifier(n.app_id, f.app_id, MAX_APP_ID_CHARS)
     identifier(n.request_id, f.request_id, MAX_REQUEST_ID_CHARS)
+    schema, names = f.json_schema, n.params
+    use = f.tools if f.tools is not None and f.tools.asks_for_json else None
+    if use is not None:
+        if schema is not None:
+            raise InvalidArgument(n.params.json_schema, 'cannot be combined with tools (unless tool_choice is "none")')
+        for i, t in enumerate(use.tools):
+            check_schema(t.parameters, f"{n.tools}[{i}].function.parameters")
+        schema, names = use.answer_schema(), replace(n.params, json_schema=n.tools)
     p = check_sampling(
         max_tokens=f.max_tokens, temperature=f.temperature, top_p=f.top_p, top_k=f.top_k, seed=f.seed,
-        stop=f.stop, json_schema=f.json_schema, default_max_tokens=limits.default_max_tokens,
-        max_tokens_limit=limits.max_tokens, names=n.params,
+        stop=f.stop, json_schema=schema, default_max_tokens=limits.default_max_tokens,
+        max_tokens_limit=limits.max_tokens, names=names,
     )
     return AskRequest(
         prompt=prompt,
@@ -128,7 +140,28 @@ def ask_request(f: RequestFields, limits: LimitsConfig) -> AskRequest:
         labels=tuple(f.labels),
         app_id=f.app_id,
         use_context=f.use_context,
+        tools=use,
     )
+
+
+def _with_tools(f: RequestFields, limits: LimitsConfig) -> list[tuple[str, str]]:
+    """The conversation with the offered functions described in its system message
+    (``common.tools.ToolUse.instructions``), within the prompt's size."""
+    pairs = list(f.messages or ())
+    if f.tools is None:
+        return pairs
+    if not pairs:
+        raise InvalidArgument(f.names.messages, "must hold at least one message")
+    text = f.tools.instructions()
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > limits.max_prompt_bytes:
+        raise OutOfRange(f.names.tools, f"the functions take {size} bytes of the prompt described; "
+                                        f"the prompt holds at most {limits.max_prompt_bytes}")
+    if pairs[0][0] == "system":
+        pairs[0] = ("system", f"{text}\n\n{pairs[0][1]}")
+    else:
+        pairs.insert(0, ("system", text))
+    return pairs
 
 
 def embed_inputs(texts: Sequence[str], limits: LimitsConfig, name: str = "input", *, listed: bool = True) -> tuple[str, ...]:

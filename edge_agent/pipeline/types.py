@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from common.chat import Message, Prompt
+from common.tools import ToolUse
 from edge_agent.context.api import Retrieved
 from edge_agent.engine.api import SamplingParams, Usage
 from orchestrator.types import Decision, Preference, Target
@@ -33,6 +34,7 @@ class AskRequest:
     labels: tuple[str, ...] = ()
     app_id: str = ""
     use_context: bool = False
+    tools: ToolUse | None = None  # set when the answer is in the tool-call format (common/tools.py)
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ import numpy as np
 from common import tools as toolfmt
 from common.duration import RULE as DURATION_RULE
 from common.duration import parse_keep_alive
-from common.errors import InvalidArgument, OutOfRange
-from common.params import MAX_STOP_SEQUENCES, ParamNames, check_schema
+from common.errors import InvalidArgument
+from common.params import MAX_STOP_SEQUENCES, ParamNames
 from common.schema_limits import check_parsed_size
 from edge_agent.config import LimitsConfig
 from edge_agent.engine.api import Embeddings
@@ -164,7 +164,6 @@ class HttpRequest:
     # forever); keep_alive_set is False when the request has none (the configured one holds).
     keep_alive_s: float | None = None
     keep_alive_set: bool = False
-    tools: toolfmt.ToolUse | None = None  # the answer is in the tool-call format (common/tools.py)
 
 
 def _stream_options(body: Mapping[str, Any], stream: bool) -> bool:
@@ -310,11 +309,10 @@ def _content(value: Any, field: str) -> str:
     raise InvalidArgument(field, "must be a string or a list of text parts")
 
 
-def _messages(body: Mapping[str, Any], use: toolfmt.ToolUse | None) -> list[tuple[str, str]]:
+def _messages(body: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The conversation as (role, content) pairs: an assistant turn that called
     functions as the answer the model wrote (``common.tools.call_turn``), a ``tool``
-    message as a user turn with the result (``result_turn``), the functions described in
-    the system message when the request offers tools."""
+    message as a user turn with the result (``result_turn``)."""
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
         raise InvalidArgument("messages", "must be a non-empty list of {role, content} objects")
@@ -338,11 +336,6 @@ def _messages(body: Mapping[str, Any], use: toolfmt.ToolUse | None) -> list[tupl
             pairs.append(("assistant", toolfmt.call_turn(_earlier_calls(m["tool_calls"], f"messages[{i}].tool_calls", called))))
         else:
             pairs.append((_ROLES[role], _content(m.get("content"), f"messages[{i}].content")))
-    if use is not None:
-        if pairs[0][0] == "system":
-            pairs[0] = ("system", f"{use.instructions()}\n\n{pairs[0][1]}")
-        else:
-            pairs.insert(0, ("system", use.instructions()))
     return pairs
 
 
@@ -406,18 +399,14 @@ def http_request(body: Mapping[str, Any], limits: LimitsConfig, *, chat: bool) -
     app_id = _get(ext, "app_id", str, "a string", "edgecloud.app_id") or _get(body, "user", str, "a string") or ""
     max_tokens, max_tokens_field = _max_tokens(body)
     schema, schema_field = _response_format(body)
-    use = _tools(body, limits) if chat else None
-    if use is not None and use.asks_for_json:
-        if schema is not None:
-            raise InvalidArgument("response_format", 'cannot be combined with tools (unless tool_choice is "none")')
-        schema, schema_field = use.answer_schema(), "tools"
+    use = toolfmt.check_tools(body.get("tools"), body.get("tool_choice"), body.get("parallel_tool_calls")) if chat else None
     temperature = _number(body, "temperature")
     names = replace(HTTP_NAMES, app_id="edgecloud.app_id" if ext.get("app_id") else "user",
                     params=replace(HTTP_NAMES.params, max_tokens=max_tokens_field, json_schema=schema_field))
     ask = request.ask_request(
         request.RequestFields(
             prompt=None if chat else _prompt(body),
-            messages=_messages(body, use) if chat else None,
+            messages=_messages(body) if chat else None,
             max_tokens=max_tokens,
             temperature=DEFAULT_TEMPERATURE if temperature is None else temperature,
             top_p=_number(body, "top_p"),
@@ -432,30 +421,14 @@ def http_request(body: Mapping[str, Any], limits: LimitsConfig, *, chat: bool) -
             labels=tuple(labels),
             app_id=app_id,
             use_context=bool(_get(ext, "use_context", bool, "true or false", "edgecloud.use_context")),
+            tools=use,
             names=names,
         ),
         limits,
     )
     keep_alive_s, keep_alive_set = _keep_alive(body)
     return HttpRequest(ask=ask, model=model, stream=stream, chat=chat, include_usage=_stream_options(body, stream),
-                       keep_alive_s=keep_alive_s, keep_alive_set=keep_alive_set,
-                       tools=use if use is not None and use.asks_for_json else None)
-
-
-def _tools(body: Mapping[str, Any], limits: LimitsConfig) -> toolfmt.ToolUse | None:
-    """``tools`` / ``tool_choice`` / ``parallel_tool_calls``, each function's parameter
-    schema checked under its own name (milliseconds each: ``checked_request`` runs this
-    in a worker thread), and the functions' description within the prompt's size."""
-    use = toolfmt.check_tools(body.get("tools"), body.get("tool_choice"), body.get("parallel_tool_calls"))
-    if use is None:
-        return None
-    size = len(use.instructions().encode("utf-8", "surrogatepass"))
-    if size > limits.max_prompt_bytes:
-        raise OutOfRange("tools", f"the functions take {size} bytes of the prompt described; "
-                                  f"the prompt holds at most {limits.max_prompt_bytes}")
-    for i, t in enumerate(use.tools):
-        check_schema(t.parameters, f"tools[{i}].function.parameters")
-    return use
+                       keep_alive_s=keep_alive_s, keep_alive_set=keep_alive_set)
 
 
 # The usage record's figures the ``edgecloud`` field carries (rounded where float).

@@ -205,7 +205,7 @@ class OpenAIFrontDoor:
             return _error_response(exc, where, self._on_error)
         headers = {ROUTE_HEADER: plan.decision.target.value, "X-Request-Id": plan.request_id}
         answer = _Answer(chat=chat, model=self.model_name, request_id=plan.request_id, include_usage=req.include_usage,
-                         tools=req.tools is not None)
+                         tools=req.ask.tools is not None)
         answer.on_error = self._on_error
         if req.keep_alive_set:
             keep = req.keep_alive_s

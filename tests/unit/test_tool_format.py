@@ -102,7 +102,7 @@ def test_a_conversation_with_calls_and_results_becomes_turns() -> None:
     assert msgs[0].content.startswith("You can call functions.") and msgs[0].content.endswith("Be brief.")
     assert json.loads(msgs[2].content) == {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}
     assert msgs[3].content == "Result of get_weather (call call_1): 4 degrees, rain"
-    assert req.tools is not None and json.loads(req.ask.params.json_schema) == req.tools.answer_schema()
+    assert req.ask.tools is not None and json.loads(req.ask.params.json_schema) == req.ask.tools.answer_schema()
 
 
 def test_tools_are_refused_on_text_completions() -> None:
