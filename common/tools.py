@@ -194,6 +194,45 @@ def parse_answer(text: str) -> tuple[str | None, tuple[ToolCall, ...]]:
     return text, ()
 
 
+@dataclass(frozen=True)
+class Turn:
+    """A conversation message as a door received it, tool fields included."""
+
+    role: str
+    content: str
+    calls: tuple[tuple[str, str, str], ...] = ()  # an assistant's (id, name, arguments JSON text)
+    tool_call_id: str | None = None  # a "tool" message: the call it answers
+
+
+def as_pairs(turns: Sequence[Turn], field: str = "messages") -> list[tuple[str, str]]:
+    """(role, content) pairs for the request builder: an assistant turn that called
+    functions as the answer the model gave (``call_turn``), a ``tool`` message as a user
+    turn with the result (``result_turn``); errors name ``field[i]...``."""
+    pairs: list[tuple[str, str]] = []
+    called: dict[str, str] = {}  # call id -> function name, from earlier assistant turns
+    for i, t in enumerate(turns):
+        if t.role == "tool":
+            if not t.tool_call_id:
+                raise InvalidArgument(f"{field}[{i}].tool_call_id", "must name the call this result answers")
+            pairs.append(("user", result_turn(called.get(t.tool_call_id, ""), t.tool_call_id[:64], t.content)))
+        elif t.calls:
+            if t.role != "assistant":
+                raise InvalidArgument(f"{field}[{i}].tool_calls", "only an assistant message has tool calls")
+            made = []
+            for j, (call_id, name, arguments) in enumerate(t.calls):
+                try:
+                    args = json.loads(arguments)
+                except json.JSONDecodeError:
+                    raise InvalidArgument(f"{field}[{i}].tool_calls[{j}].function.arguments", "must be JSON text") from None
+                if call_id:
+                    called[call_id] = name
+                made.append({"name": name, "arguments": args})
+            pairs.append(("assistant", call_turn(made)))
+        else:
+            pairs.append((t.role, t.content))
+    return pairs
+
+
 def call_turn(calls: Sequence[Mapping[str, Any]]) -> str:
     """An earlier assistant turn that called functions, as the model wrote it."""
     return json.dumps({"tool_calls": list(calls)}, ensure_ascii=False, separators=(",", ":"))

@@ -44,10 +44,11 @@ class Names:
     labels: str = "routing.labels"
     app_id: str = "routing.app_id"
     request_id: str = "request_id"
-    tools: str = "tools"
+    tools: str = "tools"  # the field the answer schema's errors name
+    tool_parameters: str = "tools[{i}].function.parameters"
 
 
-GRPC_NAMES = Names()
+GRPC_NAMES = Names(tools="tools.tools", tool_parameters="tools.tools[{i}].parameters_json")
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def ask_request(f: RequestFields, limits: LimitsConfig) -> AskRequest:
         if schema is not None:
             raise InvalidArgument(n.params.json_schema, 'cannot be combined with tools (unless tool_choice is "none")')
         for i, t in enumerate(use.tools):
-            check_schema(t.parameters, f"{n.tools}[{i}].function.parameters")
+            check_schema(t.parameters, n.tool_parameters.format(i=i))
         schema, names = use.answer_schema(), replace(n.params, json_schema=n.tools)
     p = check_sampling(
         max_tokens=f.max_tokens, temperature=f.temperature, top_p=f.top_p, top_k=f.top_k, seed=f.seed,

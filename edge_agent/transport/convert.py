@@ -8,6 +8,8 @@ rules; the context calls' rules are here. Every rule broken raises ``InvalidArgu
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 from edgecloud.v1 import common_pb2
 from edgecloud.v1 import edge_agent_pb2 as pb
 
+from common import tools as toolfmt
 from common.errors import InvalidArgument
 from common.params import proto_sampling
 from edge_agent.config import LimitsConfig
@@ -50,7 +53,7 @@ def ask_request(msg: pb.GenerateRequest, limits: LimitsConfig) -> AskRequest:
     return request.ask_request(
         request.RequestFields(
             prompt=msg.prompt,
-            messages=[(m.role, m.content) for m in msg.messages] if msg.messages else None,
+            messages=_messages(msg) if msg.messages else None,
             **proto_sampling(msg.params),
             preference=_PREFERENCES[r.preference],
             deadline_ms=r.deadline_ms,
@@ -60,9 +63,44 @@ def ask_request(msg: pb.GenerateRequest, limits: LimitsConfig) -> AskRequest:
             app_id=r.app_id,
             request_id=msg.request_id,
             use_context=msg.use_context,
+            tools=_tools(msg.tools) if msg.HasField("tools") else None,
         ),
         limits,
     )
+
+
+def _messages(msg: pb.GenerateRequest) -> list[tuple[str, str]]:
+    """The conversation, tool calls and results as turns (``common.tools.as_pairs``)."""
+    turns = [toolfmt.Turn(m.role, m.content, calls=tuple((c.id, c.name, c.arguments_json) for c in m.tool_calls),
+                          tool_call_id=m.tool_call_id or None) for m in msg.messages]
+    return toolfmt.as_pairs(turns)
+
+
+# common.tools names fields as OpenAI does; the same rules on this wire's paths
+_TOOL_FIELDS = ((re.compile(r"^tools\[(\d+)\]\.function\.(\w+)$"), r"tools.tools[\1].\2"),
+                (re.compile(r"^tools\[(\d+)\]\.type$"), r"tools.tools[\1]"),
+                (re.compile(r"^tools$"), "tools.tools"),
+                (re.compile(r"^tool_choice.*$"), "tools.choice"))
+
+
+def _tools(use: pb.ToolUse) -> toolfmt.ToolUse | None:
+    """A ToolUse message checked by ``common.tools.check_tools`` (errors on proto paths)."""
+    raw = []
+    for i, t in enumerate(use.tools):
+        fn: dict[str, Any] = {"name": t.name, "description": t.description}
+        if t.parameters_json:
+            try:
+                fn["parameters"] = json.loads(t.parameters_json)
+            except json.JSONDecodeError:
+                raise InvalidArgument(f"tools.tools[{i}].parameters_json", "must be a JSON Schema object as JSON text") from None
+        raw.append({"type": "function", "function": fn})
+    try:
+        return toolfmt.check_tools(raw or None, use.choice or None, use.parallel)
+    except InvalidArgument as exc:
+        field = exc.field
+        for pattern, path in _TOOL_FIELDS:
+            field = pattern.sub(path, field)
+        raise InvalidArgument(field, exc.rule) from None
 
 
 def embed_request(msg: pb.EmbedRequest, limits: LimitsConfig) -> tuple[tuple[str, ...], str]:
@@ -130,12 +168,16 @@ def usage(u: Usage) -> common_pb2.Usage:
     return common_pb2.Usage(**{name: getattr(u, name) for name in _WIRE_USAGE})
 
 
-def done(o: Outcome) -> pb.GenerateDone:
+def done(o: Outcome, calls: tuple[toolfmt.ToolCall, ...] = ()) -> pb.GenerateDone:
+    """The last message; ``calls``: the calls of an answer in the tool-call format."""
     return pb.GenerateDone(
         usage=usage(o.usage),
         route=route_decision(o.decision, o.context_ids, o),
-        finish_reason=o.finish_reason,
+        finish_reason="tool_calls" if calls else o.finish_reason,
         request_id=o.request_id,
+        tool_calls=[common_pb2.ToolCall(id=f"call_{o.request_id}_{i}", name=c.name,
+                                        arguments_json=json.dumps(c.arguments, ensure_ascii=False))
+                    for i, c in enumerate(calls)],
     )
 
 

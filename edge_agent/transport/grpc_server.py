@@ -16,6 +16,7 @@ import grpc
 from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
+from common import tools as toolfmt
 from common.errors import DomainError
 from common.schema_limits import check_schema_bytes
 from edge_agent.config import LimitsConfig
@@ -43,16 +44,24 @@ class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
 
     async def _ask(self, request: pb.GenerateRequest) -> AskRequest:
         """The checked request; one with a JSON schema is checked in a worker thread."""
-        if not request.params.json_schema:
+        if not request.params.json_schema and not request.tools.tools:
             return convert.ask_request(request, self._limits)
         check_schema_bytes(request.params.json_schema, "params.json_schema")
         return await asyncio.to_thread(convert.ask_request, request, self._limits)
 
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GenerateResponse]:
         req = await self._ask(request)
+        held: list[str] = []  # an answer in the tool-call format, shown once it is whole
         async for ev in self.service.generate(req):
-            if isinstance(ev, Outcome):
+            if isinstance(ev, Outcome) and req.tools is not None:
+                content, calls = toolfmt.parse_answer("".join(held))
+                if content:
+                    yield pb.GenerateResponse(delta=content)
+                yield pb.GenerateResponse(done=convert.done(ev, calls))
+            elif isinstance(ev, Outcome):
                 yield pb.GenerateResponse(done=convert.done(ev))
+            elif req.tools is not None:
+                held.append(ev)
             else:
                 yield pb.GenerateResponse(delta=ev)
 
@@ -60,6 +69,9 @@ class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
         req = await self._ask(request)
         parts: list[str] = []
         async for ev in self.service.generate(req):
+            if isinstance(ev, Outcome) and req.tools is not None:
+                content, calls = toolfmt.parse_answer("".join(parts))
+                return pb.CompleteResponse(text=content or "", done=convert.done(ev, calls))
             if isinstance(ev, Outcome):
                 return pb.CompleteResponse(text="".join(parts), done=convert.done(ev))
             parts.append(ev)

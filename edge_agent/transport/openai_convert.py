@@ -310,37 +310,29 @@ def _content(value: Any, field: str) -> str:
 
 
 def _messages(body: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The conversation as (role, content) pairs: an assistant turn that called
-    functions as the answer the model wrote (``common.tools.call_turn``), a ``tool``
-    message as a user turn with the result (``result_turn``)."""
+    """The conversation as (role, content) pairs, tool calls and results as turns
+    (``common.tools.as_pairs``)."""
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
         raise InvalidArgument("messages", "must be a non-empty list of {role, content} objects")
-    pairs = []
-    called: dict[str, str] = {}  # tool_call_id -> function name, from earlier assistant turns
+    turns = []
     for i, m in enumerate(raw):
         if not isinstance(m, dict):
             raise InvalidArgument(f"messages[{i}]", "must be an object with role and content")
         role = m.get("role")
         if not isinstance(role, str) or (role not in _ROLES and role != "tool"):
             raise InvalidArgument(f"messages[{i}].role", f"one of {', '.join([*_ROLES, 'tool'])} (got {str(role)[:32]!r})")
-        if role == "tool":
-            call_id = m.get("tool_call_id")
-            if not isinstance(call_id, str) or not call_id:
-                raise InvalidArgument(f"messages[{i}].tool_call_id", "must name the call this result answers")
-            content = _content(m.get("content"), f"messages[{i}].content")
-            pairs.append(("user", toolfmt.result_turn(called.get(call_id, ""), call_id[:64], content)))
-        elif m.get("tool_calls") is not None:
-            if role != "assistant":
-                raise InvalidArgument(f"messages[{i}].tool_calls", "only an assistant message has tool calls")
-            pairs.append(("assistant", toolfmt.call_turn(_earlier_calls(m["tool_calls"], f"messages[{i}].tool_calls", called))))
-        else:
-            pairs.append((_ROLES[role], _content(m.get("content"), f"messages[{i}].content")))
-    return pairs
+        if m.get("tool_calls") is not None:
+            turns.append(toolfmt.Turn(role, "", calls=_earlier_calls(m["tool_calls"], f"messages[{i}].tool_calls")))
+            continue
+        content = _content(m.get("content"), f"messages[{i}].content")
+        call_id = m.get("tool_call_id")
+        turns.append(toolfmt.Turn(_ROLES.get(role, role), content, tool_call_id=call_id if isinstance(call_id, str) else None))
+    return toolfmt.as_pairs(turns)
 
 
-def _earlier_calls(raw: Any, field: str, called: dict[str, str]) -> list[dict[str, Any]]:
-    """An assistant message's ``tool_calls`` (OpenAI's shape, arguments as JSON text)."""
+def _earlier_calls(raw: Any, field: str) -> tuple[tuple[str, str, str], ...]:
+    """An assistant message's ``tool_calls`` (OpenAI's shape) as (id, name, arguments)."""
     if not isinstance(raw, list) or not raw:
         raise InvalidArgument(field, "must be a non-empty list of calls")
     out = []
@@ -348,14 +340,8 @@ def _earlier_calls(raw: Any, field: str, called: dict[str, str]) -> list[dict[st
         fn = c.get("function") if isinstance(c, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not isinstance(fn.get("arguments"), str):
             raise InvalidArgument(f"{field}[{j}].function", "must be {name, arguments} with arguments as JSON text")
-        try:
-            args = json.loads(fn["arguments"])
-        except json.JSONDecodeError:
-            raise InvalidArgument(f"{field}[{j}].function.arguments", "must be JSON text") from None
-        if isinstance(c.get("id"), str):
-            called[c["id"]] = fn["name"]
-        out.append({"name": fn["name"], "arguments": args})
-    return out
+        out.append((c["id"] if isinstance(c.get("id"), str) else "", fn["name"], fn["arguments"]))
+    return tuple(out)
 
 
 def _prompt(body: Mapping[str, Any]) -> str:

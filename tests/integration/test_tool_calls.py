@@ -163,3 +163,77 @@ def test_a_tool_turn_must_name_its_call(client: openai.OpenAI) -> None:
         client.chat.completions.create(model=MODEL, max_tokens=8, tools=[WEATHER],
                                        messages=[*ASK, {"role": "tool", "content": "18 degrees"}])
     assert err.value.body["param"] == "messages[1].tool_call_id"  # type: ignore[index]
+
+
+# -- the gRPC door: the same rules and the same calls ---------------------------------
+
+
+def _stub(agent: Service) -> tuple[Any, Any]:
+    import grpc
+    from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
+
+    sock = agent.ready_line.split(" on ", 1)[1].split()[0].rstrip(";")
+    ch = grpc.insecure_channel(sock)
+    return ch, pb_grpc.EdgeAgentStub(ch)
+
+
+def _pb_tools(choice: str = "required") -> Any:
+    from edgecloud.v1 import edge_agent_pb2 as pb
+
+    return pb.ToolUse(choice=choice, tools=[
+        pb.Tool(name=t["function"]["name"], description=t["function"]["description"],
+                parameters_json=json.dumps(t["function"]["parameters"])) for t in (WEATHER, ALARM)])
+
+
+def test_grpc_calls_equal_the_openai_doors(client: openai.OpenAI, agent: Service) -> None:
+    from edgecloud.v1 import common_pb2
+    from edgecloud.v1 import edge_agent_pb2 as pb
+
+    http = client.chat.completions.create(model=MODEL, messages=ASK, tools=[WEATHER, ALARM], tool_choice="required",
+                                          temperature=0, max_tokens=96).choices[0].message.tool_calls
+    assert http
+    ch, stub = _stub(agent)
+    with ch:
+        req = pb.GenerateRequest(messages=[common_pb2.ChatMessage(role="user", content=ASK[0]["content"])],
+                                 params=common_pb2.GenerationParams(max_tokens=96), tools=_pb_tools())
+        whole = stub.Complete(req, timeout=120)
+        streamed = list(stub.Generate(req, timeout=120))
+    assert whole.done.finish_reason == "tool_calls" and whole.text == ""
+    assert [(c.name, json.loads(c.arguments_json)) for c in whole.done.tool_calls] == \
+        [(c.function.name, json.loads(c.function.arguments)) for c in http]
+    assert [r.WhichOneof("event") for r in streamed] == ["done"]  # a call is no text
+    assert [(c.name, c.arguments_json) for c in streamed[-1].done.tool_calls] == \
+        [(c.name, c.arguments_json) for c in whole.done.tool_calls]
+    # the call and its result go back as turns
+    call = whole.done.tool_calls[0]
+    ch2, stub2 = _stub(agent)
+    with ch2:
+        follow = stub2.Complete(pb.GenerateRequest(
+            messages=[common_pb2.ChatMessage(role="user", content=ASK[0]["content"]),
+                      common_pb2.ChatMessage(role="assistant", tool_calls=[call]),
+                      common_pb2.ChatMessage(role="tool", tool_call_id=call.id, content="18 degrees, clear")],
+            params=common_pb2.GenerationParams(max_tokens=48), tools=_pb_tools("auto")), timeout=120)
+    assert follow.done.finish_reason in ("tool_calls", "stop", "length")
+    for c in follow.done.tool_calls:
+        _valid(c.name, c.arguments_json)
+
+
+@pytest.mark.parametrize(("tools", "field"), [
+    ({"tools": [{"name": "bad name!"}]}, "tools.tools[0].name"),
+    ({"tools": [{"name": "f", "parameters_json": "{not json"}]}, "tools.tools[0].parameters_json"),
+    ({"tools": [{"name": "f", "parameters_json": '{"type": "nonsense"}'}]}, "tools.tools[0].parameters_json"),
+    ({"tools": [{"name": "f"}], "choice": "g"}, "tools.choice"),
+    ({"choice": "required"}, "tools.choice"),
+])
+def test_grpc_bad_tools_name_the_field(agent: Service, tools: dict[str, Any], field: str) -> None:
+    import grpc
+    from edgecloud.v1 import common_pb2
+    from edgecloud.v1 import edge_agent_pb2 as pb
+
+    use = pb.ToolUse(choice=tools.get("choice", ""), tools=[pb.Tool(**t) for t in tools.get("tools", [])])
+    ch, stub = _stub(agent)
+    with ch, pytest.raises(grpc.RpcError) as err:
+        stub.Complete(pb.GenerateRequest(messages=[common_pb2.ChatMessage(role="user", content="hi")],
+                                         params=common_pb2.GenerationParams(max_tokens=4), tools=use), timeout=60)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (err.value.details() or "").startswith(field + ":"), err.value.details()

@@ -47,20 +47,42 @@ class Routing(_message.Message):
     def __init__(self, preference: _Optional[_Union[RoutePreference, str]] = ..., deadline_ms: _Optional[int] = ..., max_cost: _Optional[float] = ..., personal: _Optional[bool] = ..., labels: _Optional[_Iterable[str]] = ..., app_id: _Optional[str] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("prompt", "messages", "params", "routing", "use_context", "request_id")
+    __slots__ = ("prompt", "messages", "params", "routing", "use_context", "request_id", "tools")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     ROUTING_FIELD_NUMBER: _ClassVar[int]
     USE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     messages: _containers.RepeatedCompositeFieldContainer[_common_pb2.ChatMessage]
     params: _common_pb2.GenerationParams
     routing: Routing
     use_context: bool
     request_id: str
-    def __init__(self, prompt: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.ChatMessage, _Mapping]]] = ..., params: _Optional[_Union[_common_pb2.GenerationParams, _Mapping]] = ..., routing: _Optional[_Union[Routing, _Mapping]] = ..., use_context: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+    tools: ToolUse
+    def __init__(self, prompt: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.ChatMessage, _Mapping]]] = ..., params: _Optional[_Union[_common_pb2.GenerationParams, _Mapping]] = ..., routing: _Optional[_Union[Routing, _Mapping]] = ..., use_context: _Optional[bool] = ..., request_id: _Optional[str] = ..., tools: _Optional[_Union[ToolUse, _Mapping]] = ...) -> None: ...
+
+class ToolUse(_message.Message):
+    __slots__ = ("tools", "choice", "parallel")
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    CHOICE_FIELD_NUMBER: _ClassVar[int]
+    PARALLEL_FIELD_NUMBER: _ClassVar[int]
+    tools: _containers.RepeatedCompositeFieldContainer[Tool]
+    choice: str
+    parallel: bool
+    def __init__(self, tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., choice: _Optional[str] = ..., parallel: _Optional[bool] = ...) -> None: ...
+
+class Tool(_message.Message):
+    __slots__ = ("name", "description", "parameters_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    parameters_json: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., parameters_json: _Optional[str] = ...) -> None: ...
 
 class RouteOption(_message.Message):
     __slots__ = ("target", "estimated_latency_ms", "estimated_cost", "allowed", "note")
@@ -107,16 +129,18 @@ class GenerateResponse(_message.Message):
     def __init__(self, delta: _Optional[str] = ..., done: _Optional[_Union[GenerateDone, _Mapping]] = ...) -> None: ...
 
 class GenerateDone(_message.Message):
-    __slots__ = ("usage", "route", "finish_reason", "request_id")
+    __slots__ = ("usage", "route", "finish_reason", "request_id", "tool_calls")
     USAGE_FIELD_NUMBER: _ClassVar[int]
     ROUTE_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     usage: _common_pb2.Usage
     route: RouteDecision
     finish_reason: str
     request_id: str
-    def __init__(self, usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., route: _Optional[_Union[RouteDecision, _Mapping]] = ..., finish_reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    tool_calls: _containers.RepeatedCompositeFieldContainer[_common_pb2.ToolCall]
+    def __init__(self, usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., route: _Optional[_Union[RouteDecision, _Mapping]] = ..., finish_reason: _Optional[str] = ..., request_id: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[_common_pb2.ToolCall, _Mapping]]] = ...) -> None: ...
 
 class CompleteResponse(_message.Message):
     __slots__ = ("text", "done")
