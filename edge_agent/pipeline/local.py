@@ -147,6 +147,13 @@ class AsyncEngine:
         if self.engine.loaded:
             self._schedule_unload(keep_alive_s, default=False)
 
+    async def unload_now(self) -> None:
+        """Free the model now unless a request holds it (Ollama's ``keep_alive: 0``
+        request without a prompt); returns once it is freed."""
+        if self.engine.loaded and not self._active:
+            self._cancel_timer()
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._unload_if_idle)
+
     def _unload_when_idle(self) -> None:
         self._timer = None
         if not self._active:

@@ -181,7 +181,7 @@ def _stream_options(body: Mapping[str, Any], stream: bool) -> bool:
     return bool(_get(opts, "include_usage", bool, "true or false", "stream_options.include_usage"))
 
 
-def _keep_alive(body: Mapping[str, Any]) -> tuple[float | None, bool]:
+def keep_alive(body: Mapping[str, Any]) -> tuple[float | None, bool]:
     """The top-level ``keep_alive`` as Ollama apps send it: ``"5m"``, seconds, 0, -1."""
     if "keep_alive" not in body or body["keep_alive"] is None:
         return None, False
@@ -204,24 +204,24 @@ def _get(body: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what:
     return value
 
 
-def _number(body: Mapping[str, Any], key: str, field: str = "") -> float | None:
+def number(body: Mapping[str, Any], key: str, field: str = "") -> float | None:
     v = _get(body, key, (int, float), "a number", field)
     return None if v is None else float(v)
 
 
-def _integer(body: Mapping[str, Any], key: str, field: str = "") -> int | None:
+def integer(body: Mapping[str, Any], key: str, field: str = "") -> int | None:
     v = _get(body, key, int, "an integer", field)
     return None if v is None else int(v)
 
 
-def _stop(body: Mapping[str, Any]) -> tuple[str, ...]:
-    stop = body.get("stop")
+def stop_sequences(stop: Any, field: str = "stop") -> tuple[str, ...]:
+    """``stop``: a string or a list of strings (the request builder bounds them)."""
     if stop is None:
         return ()
     if isinstance(stop, str):
         return (stop,)
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-        raise InvalidArgument("stop", f"must be a string or a list of at most {MAX_STOP_SEQUENCES} strings")
+        raise InvalidArgument(field, f"must be a string or a list of at most {MAX_STOP_SEQUENCES} strings")
     return tuple(stop)
 
 
@@ -249,10 +249,10 @@ def _refuse_unknown(body: Mapping[str, Any], chat: bool) -> None:
 
 def _max_tokens(body: Mapping[str, Any]) -> tuple[int | None, str]:
     """``max_completion_tokens`` (the current name) or ``max_tokens``, and which one."""
-    value = _integer(body, "max_completion_tokens")
+    value = integer(body, "max_completion_tokens")
     if value is not None:
         return value, "max_completion_tokens"
-    return _integer(body, "max_tokens"), "max_tokens"
+    return integer(body, "max_tokens"), "max_tokens"
 
 
 SCHEMA_FIELD = "response_format.json_schema.schema"
@@ -386,7 +386,7 @@ def http_request(body: Mapping[str, Any], limits: LimitsConfig, *, chat: bool) -
     max_tokens, max_tokens_field = _max_tokens(body)
     schema, schema_field = _response_format(body)
     use = toolfmt.check_tools(body.get("tools"), body.get("tool_choice"), body.get("parallel_tool_calls")) if chat else None
-    temperature = _number(body, "temperature")
+    temperature = number(body, "temperature")
     names = replace(HTTP_NAMES, app_id="edgecloud.app_id" if ext.get("app_id") else "user",
                     params=replace(HTTP_NAMES.params, max_tokens=max_tokens_field, json_schema=schema_field))
     ask = request.ask_request(
@@ -395,14 +395,14 @@ def http_request(body: Mapping[str, Any], limits: LimitsConfig, *, chat: bool) -
             messages=_messages(body) if chat else None,
             max_tokens=max_tokens,
             temperature=DEFAULT_TEMPERATURE if temperature is None else temperature,
-            top_p=_number(body, "top_p"),
-            top_k=_integer(ext, "top_k", "edgecloud.top_k"),
-            seed=_integer(body, "seed"),
-            stop=_stop(body),
+            top_p=number(body, "top_p"),
+            top_k=integer(ext, "top_k", "edgecloud.top_k"),
+            seed=integer(body, "seed"),
+            stop=stop_sequences(body.get("stop")),
             json_schema=schema,
             preference=_PREFERENCES[pref],
-            deadline_ms=_integer(ext, "deadline_ms", "edgecloud.deadline_ms"),
-            max_cost=_number(ext, "max_cost", "edgecloud.max_cost"),
+            deadline_ms=integer(ext, "deadline_ms", "edgecloud.deadline_ms"),
+            max_cost=number(ext, "max_cost", "edgecloud.max_cost"),
             personal=bool(_get(ext, "personal", bool, "true or false", "edgecloud.personal")),
             labels=tuple(labels),
             app_id=app_id,
@@ -412,7 +412,7 @@ def http_request(body: Mapping[str, Any], limits: LimitsConfig, *, chat: bool) -
         ),
         limits,
     )
-    keep_alive_s, keep_alive_set = _keep_alive(body)
+    keep_alive_s, keep_alive_set = keep_alive(body)
     return HttpRequest(ask=ask, model=model, stream=stream, chat=chat, include_usage=_stream_options(body, stream),
                        keep_alive_s=keep_alive_s, keep_alive_set=keep_alive_set)
 
@@ -481,7 +481,7 @@ def embedding_request(body: Mapping[str, Any], limits: LimitsConfig) -> Embeddin
     fmt = body.get("encoding_format", "float")
     if fmt not in ("float", "base64"):
         raise InvalidArgument("encoding_format", f"one of float, base64 (got {str(fmt)[:32]!r})")
-    dims = _integer(body, "dimensions")
+    dims = integer(body, "dimensions")
     if dims is not None and dims < 1:
         raise InvalidArgument("dimensions", "must be >= 1")
     app_id = _get(body, "user", str, "a string") or ""

@@ -42,6 +42,7 @@ from common import errors as e
 from common import tools as toolfmt
 from edge_agent.pipeline.readiness import Readiness
 from edge_agent.pipeline.types import Event, Outcome
+from edge_agent.transport import ollama_http
 from edge_agent.transport import openai_convert as oc
 from edge_agent.transport.status import status_body
 
@@ -108,6 +109,7 @@ class OpenAIFrontDoor:
                 Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
                 Route("/v1/completions", self.completions, methods=["POST"]),
                 Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+                *ollama_http.routes(self),
             ],
             exception_handlers={HTTPException: self._http_exception},
         )
@@ -346,8 +348,16 @@ async def _sse(answer: _Answer, first: Event, events: AsyncGenerator[Event, None
         await events.aclose()
 
 
-async def _whole(request: Request, answer: _Answer, first: Event, events: AsyncGenerator[Event, None], headers: dict[str, str], where: str) -> Response:
-    """A non-streamed answer; the client going away cancels it all the same."""
+async def in_worker(fn: Callable[[], Any], *, heavy: bool) -> Any:
+    """``fn()`` on the event loop, or in a worker thread when it is ``heavy`` (a large
+    body, a schema to turn into a grammar)."""
+    return await asyncio.to_thread(fn) if heavy else fn()
+
+
+async def collect_answer(request: Request, first: Event, events: AsyncGenerator[Event, None],
+                         where: str) -> tuple[str, Outcome] | Response | BaseException:
+    """A whole answer: (text, outcome); a 499 response when the client went away (the
+    request is cancelled); the exception when generation failed. Closes ``events``."""
 
     async def collect() -> tuple[str, Outcome]:
         parts: list[str] = []
@@ -373,12 +383,21 @@ async def _whole(request: Request, answer: _Answer, first: Event, events: AsyncG
                 await work
             return Response(status_code=499)
         try:
-            text, done = work.result()
+            return work.result()
         except Exception as exc:  # noqa: BLE001
-            return _error_response(exc, where, answer.on_error)
-        answer.on_done()
-        return JSONResponse(answer.whole(text, done), headers=headers)
+            return exc
     finally:
         watch.cancel()
         await events.aclose()
 
+
+async def _whole(request: Request, answer: _Answer, first: Event, events: AsyncGenerator[Event, None], headers: dict[str, str], where: str) -> Response:
+    """A non-streamed answer; the client going away cancels it all the same."""
+    got = await collect_answer(request, first, events, where)
+    if isinstance(got, Response):
+        return got
+    if isinstance(got, BaseException):
+        return _error_response(got, where, answer.on_error)
+    text, done = got
+    answer.on_done()
+    return JSONResponse(answer.whole(text, done), headers=headers)
