@@ -1,6 +1,7 @@
-"""The OpenAI-compatible HTTP front door: ``/v1/chat/completions``, ``/v1/completions``
+"""The HTTP front door: the OpenAI-compatible ``/v1/chat/completions``, ``/v1/completions``
 and ``/v1/models`` over a unix socket or loopback TCP, beside the gRPC API, and
-``/v1/status`` (what is running: the model, its memory, keep-alive, the queue).
+``/v1/status`` (what is running: the model, its memory, keep-alive, the queue), and
+the Ollama-compatible ``/api/...`` subset (``ollama_http``) behind the same guard.
 
 With ``stream_options.include_usage`` a stream ends as OpenAI's does: every chunk has
 ``usage: null`` and one more chunk before ``[DONE]`` has ``choices: []`` and the usage.
