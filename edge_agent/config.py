@@ -121,6 +121,9 @@ class ModelConfig:
     # host exposes no RAPL energy counters.
     watts_per_core: float = 5.0
     dir: str = ""  # the model directory (`edge-agent model ...`); "" -> <data_dir>/models
+    # The model id apps see and send (GET /v1/models, /api/tags), whatever file runs;
+    # "" -> the running model's name. The running model's own name is accepted too.
+    alias: str = ""
 
 
 @dataclass(frozen=True)
@@ -227,10 +230,12 @@ _ENV = {
     "EDGE_AGENT_HTTP_ORIGINS": ("allowed_origins", "http"),
     "EDGE_AGENT_MODEL": ("path", "model"),
     "EDGE_AGENT_KEEP_ALIVE": ("keep_alive", "model"),
+    "EDGE_AGENT_MODEL_ALIAS": ("alias", "model"),
     "EDGE_AGENT_CLOUD": ("address", "cloud"),
     "EDGE_AGENT_CLOUD_TOKEN": ("token", "cloud"),
 }
 _CONTROL = re.compile(r"[\x00-\x20\x7f-\x9f]")
+_ALIAS = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -317,6 +322,8 @@ def _check(cfg: Config, source: str) -> Config:
         raise ConfigError(source, "model.flash_attn", f"one of auto, on, off (got {cfg.model.flash_attn!r})")
     if cfg.model.kv_type_v != "f16" and cfg.model.flash_attn == "off":
         raise ConfigError(source, "model.kv_type_v", f"f16 while model.flash_attn = off (a quantized V cache needs flash attention; got {cfg.model.kv_type_v!r})")
+    if cfg.model.alias and not _ALIAS.fullmatch(cfg.model.alias):
+        raise ConfigError(source, "model.alias", f"1..64 letters, digits, '.', '_', '-' (got {cfg.model.alias!r}; also set by EDGE_AGENT_MODEL_ALIAS)")
     try:
         parse_keep_alive(cfg.model.keep_alive)
     except ValueError:

@@ -228,7 +228,7 @@ def routes(door: OpenAIFrontDoor) -> list[Route]:
         return JSONResponse({"error": body["error"]["message"]}, status_code=status, headers=headers)
 
     def _known(model: str) -> None:
-        if model not in (door.model_name, f"{door.model_name}:latest"):
+        if not door.serves(model):
             raise oh.ModelNotFound(model)
 
     async def generate(req: Request, *, chat: bool) -> Response:

@@ -95,10 +95,12 @@ class OpenAIFrontDoor:
     until the model is ready), which also counts every request answered with an error
     (the daemon's error counter, which the gRPC door feeds too)."""
 
-    def __init__(self, ready: Readiness, *, model_name: str, limits: Any, max_body_bytes: int) -> None:
+    def __init__(self, ready: Readiness, *, model_name: str, limits: Any, max_body_bytes: int,
+                 also_known_as: tuple[str, ...] = ()) -> None:
         self._ready = ready
         self._on_error = ready.count_error
-        self.model_name = model_name
+        self.model_name = model_name  # the id listed and answered with ([model] alias, or the model's name)
+        self._names = {model_name, *also_known_as}  # ids a request may name
         self._limits = limits
         self._max_body = max_body_bytes
         self.app = Starlette(
@@ -114,6 +116,11 @@ class OpenAIFrontDoor:
             ],
             exception_handlers={HTTPException: self._http_exception},
         )
+
+    def serves(self, name: str) -> bool:
+        """Whether a request naming model ``name`` is for this door's model (its id, the
+        running model's own name, either with Ollama's ``:latest`` tag)."""
+        return name in self._names or (name.endswith(":latest") and name[:-7] in self._names)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)
@@ -150,7 +157,7 @@ class OpenAIFrontDoor:
 
     async def model(self, request: Request) -> Response:
         name = request.path_params["name"]
-        if name != self.model_name:
+        if not self.serves(name):
             return _error_response(ModelNotFound(name), "GET /v1/models", self._on_error)
         return JSONResponse(self._model_entry())
 
@@ -168,7 +175,7 @@ class OpenAIFrontDoor:
             raw = await self._body(request)
             body = oc.parse_body(raw) if len(raw) <= oc.PARSE_INLINE_BYTES else await asyncio.to_thread(oc.parse_body, raw)
             req = oc.embedding_request(body, self._limits)
-            if req.model != self.model_name:
+            if not self.serves(req.model):
                 raise ModelNotFound(req.model)
             emb = await self._ready.service.embed(req.texts, req.app_id)
             out = oc.embedding_response(req, emb, self.model_name)
@@ -196,7 +203,7 @@ class OpenAIFrontDoor:
         events: AsyncGenerator[Event, None] | None = None
         try:
             req = await oc.checked_request(await self._body(request), self._limits, chat=chat)
-            if req.model != self.model_name:
+            if not self.serves(req.model):
                 raise ModelNotFound(req.model)
             service = self._ready.service
             plan = await service.plan(req.ask)

@@ -84,6 +84,17 @@ def test_keep_alive_takes_ollama_values(tmp_path: Path) -> None:
         load_config(None, env={"EDGE_AGENT_KEEP_ALIVE": "soon"})
 
 
+def test_a_model_alias_is_checked_and_named_in_the_error(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text('[model]\nalias = "assistant"\n')
+    assert load_config(str(f), env={}).model.alias == "assistant"
+    assert load_config(None, env={"EDGE_AGENT_MODEL_ALIAS": "local-llm"}).model.alias == "local-llm"
+    f.write_text('[model]\nalias = "my model"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(str(f), env={})
+    assert "c.toml" in str(err.value) and "model.alias" in str(err.value)
+
+
 def test_door_lists_from_the_file_and_the_environment(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
     f.write_text("[http]\nallowed_origins = ['http://localhost:3000']\nallowed_hosts = ['box.local']\n")
