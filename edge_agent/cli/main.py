@@ -76,7 +76,7 @@ def _serve_config(args: argparse.Namespace, cfg: Config) -> Config:
 
 def _cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
     from edge_agent.daemon.lifecycle import Bound, serve
-    from edge_agent.daemon.wiring import open_service
+    from edge_agent.daemon.wiring import open_service, switch_model
 
     cfg = _serve_config(args, cfg)
     logging.getLogger().setLevel(cfg.log_level)
@@ -87,7 +87,8 @@ def _cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
         http = f"; openai on {bound.http}" if bound.http else ""
         print(f"edge-agent ready on {where}{metrics}{http}", flush=True)
 
-    asyncio.run(serve(cfg, lambda: open_service(cfg), ready=ready))
+    asyncio.run(serve(cfg, lambda: open_service(cfg), ready=ready,
+                      switch_model=lambda service, name: switch_model(cfg, service, name)))
     return 0
 
 

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from common.errors import DomainError
 from edge_agent.config import Config
 from edge_agent.modeldir import gguf
 from edge_agent.modeldir.catalog import Catalog, Entry
@@ -35,8 +36,11 @@ def register(subparsers: Any) -> None:
     pull.add_argument("--name", default=None, help="its name (default: the file name without .gguf)")
     pull.add_argument("--quiet", action="store_true", help="no progress bar")
     pull.set_defaults(func=_cmd_pull)
-    use = sub.add_parser("use", help="run this model from the daemon's next start")
+    use = sub.add_parser("use", help="run this model: the running daemon switches now (requests drain, then swap), "
+                                     "and it is the model from the next start")
     use.add_argument("name", help="a name from `edge-agent model list`")
+    use.add_argument("--next-start", action="store_true", help="only from the daemon's next start; leave a running one as it is")
+    use.add_argument("--address", default="", help="the running daemon's address (default: the configured unix socket)")
     use.set_defaults(func=_cmd_use)
     rm = sub.add_parser("rm", help="remove a model (not the one in use, not the shipped one)")
     rm.add_argument("name", help="a name from `edge-agent model list`")
@@ -103,10 +107,34 @@ def _cmd_pull(args: argparse.Namespace, cfg: Config) -> int:
 
 def _cmd_use(args: argparse.Namespace, cfg: Config) -> int:
     e = Catalog(cfg).use(args.name)
+    if not args.next_start and _switch_running(args, cfg, e.name):
+        return 0
     print(f"using {e.name} from the daemon's next start")
     if cfg.model.path:
         print(f"note: [model] path / EDGE_AGENT_MODEL = {cfg.model.path!r} is set and takes precedence")
     return 0
+
+
+def _switch_running(args: argparse.Namespace, cfg: Config, name: str) -> bool:
+    """Ask a running daemon to switch to ``name`` (False: none is listening)."""
+    import grpc
+    from edgecloud.v1 import edge_agent_pb2 as pb
+    from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
+
+    from edge_agent.cli.main import _channel
+
+    if not getattr(args, "address", None) and not cfg.socket_path.exists():
+        return False
+    try:
+        with _channel(args, cfg) as ch:
+            r = pb_grpc.EdgeAgentStub(ch).UseModel(pb.UseModelRequest(name=name), timeout=600)
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAVAILABLE:  # no daemon there (a stale socket)
+            return False
+        raise DomainError(f"the running daemon did not switch: {exc.details()}") from None
+    print(f"the running daemon switched from {r.previous} to {r.model} in {r.seconds:.1f} s; "
+          f"{name} is also the model from its next start")
+    return True
 
 
 def _cmd_rm(args: argparse.Namespace, cfg: Config) -> int:

@@ -41,10 +41,9 @@ class HttpDoor:
 
     @classmethod
     def start(cls, cfg: Config, readiness: Readiness, tokens: TokenCheck, max_connections: int) -> HttpDoor:
-        running = catalog.Catalog(cfg).active().name
         app = OpenAIFrontDoor(
-            readiness, model_name=cfg.model.alias or running, limits=cfg.limits,
-            max_body_bytes=cfg.server.max_message_bytes, also_known_as=(running,),
+            readiness, model_name=catalog.Catalog(cfg).active().name, limits=cfg.limits,
+            max_body_bytes=cfg.server.max_message_bytes, alias=cfg.model.alias,
         )
         unix = cfg.http_socket_path is not None
         if cfg.http.token:

@@ -66,13 +66,15 @@ async def serve(
     *,
     ready: Callable[[Bound], None] | None = None,
     stop_event: asyncio.Event | None = None,
+    switch_model: Callable[[AgentService, str], Awaitable[tuple[str, str, float]]] | None = None,
 ) -> None:
     """Run the daemon until SIGTERM/SIGINT or ``stop_event``."""
     caps = doors.connection_caps(cfg, doors.raise_fd_limit())
     datadir.make_private(cfg.data_path)
     tokens = TokenCheck(cfg.token_path)  # made at the first start: `edge-agent token show`
     readiness = Readiness()
-    servers = _grpc_servers(cfg, readiness, tokens, caps)
+    switch = None if switch_model is None else (lambda name: switch_model(readiness.service, name))
+    servers = _grpc_servers(cfg, readiness, tokens, caps, switch)
     lifecycle = Lifecycle(servers, (SERVICE_NAME,), READINESS)
     await lifecycle.ready(False)
     await lifecycle.set((LIVENESS,), True)
@@ -133,10 +135,11 @@ async def serve(
         log.info("stopped")
 
 
-def _grpc_servers(cfg: Config, readiness: Readiness, tokens: TokenCheck, caps: doors.Caps) -> list[grpc.aio.Server]:
+def _grpc_servers(cfg: Config, readiness: Readiness, tokens: TokenCheck, caps: doors.Caps,
+                  switch: Callable[[str], Awaitable[tuple[str, str, float]]] | None) -> list[grpc.aio.Server]:
     """One server for the unix socket and, with ``server.listen``, one for TCP that
     needs the bearer token; each with its own connection bound."""
-    servicer = EdgeAgentServicer(cfg.limits, readiness)
+    servicer = EdgeAgentServicer(cfg.limits, readiness, switch=switch)
     servicer.max_message_bytes = cfg.server.max_message_bytes
     errors = ErrorMappingInterceptor(on_error=readiness.count_error)
     servers = [grpc.aio.server(interceptors=[errors], options=doors.grpc_options(cfg, caps.grpc_unix))]

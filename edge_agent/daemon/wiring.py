@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from common.errors import ConfigError
 from edge_agent import datadir
@@ -22,7 +24,7 @@ from edge_agent.pipeline.service import AgentService
 from edge_agent.runtime import report, selfcheck
 
 log = logging.getLogger(__name__)
-_HELD: list[int] = []  # descriptors holding a shared lock on the model files in use
+_HELD: dict[Path, int] = {}  # model file -> a descriptor holding a shared lock on it while it runs
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def load_parts(cfg: Config) -> Parts:
     routing = RoutingState(cfg.policy, ledger=Ledger(cfg.ledger_path))
     store = ContextStore(cfg.database_path)
     model_path = catalog.Catalog(cfg).active().file()
-    _HELD.append(catalog.hold(model_path))  # `model rm` sees it in use while the process runs
+    _HELD[model_path] = catalog.hold(model_path)  # `model rm` sees it in use while the process runs
     threads = cfg.model.n_threads or os.cpu_count() or 1
     checked = "not run (model.selfcheck = false)"
     speculative = cfg.model.speculative
@@ -74,6 +76,40 @@ def load_parts(cfg: Config) -> Parts:
             log.warning("speculative decoding off: this runtime's batched logits are not "
                         "bit-identical to one-token steps, so drafts could change answers")
             speculative = False
+    engine = build_engine(cfg, model_path, speculative=speculative, threads=threads)
+    b = report.build()
+    return Parts(
+        engine,
+        store,
+        routing,
+        runtime={
+            "build_variant": str(b["variant"]),
+            "llama_cpp_python": str(b["llama_cpp_python"]),
+            "system_info": report.system_info(),
+            "selfcheck": checked,
+        },
+    )
+
+
+def connect_cloud(cfg: Config) -> CloudClient | None:
+    """The cloud client for ``cfg`` (None when no cloud is configured); call on the loop."""
+    c = cfg.cloud
+    if not c.address:
+        return None
+    creds = tls_credentials(c.ca_file, c.cert_file, c.key_file) if c.ca_file else None
+    return CloudClient(
+        c.address,
+        c.token,
+        timeout_s=c.timeout_s,
+        breaker=CircuitBreaker(c.breaker_failures, c.breaker_cooldown_s),
+        credentials=creds,
+        max_attempts=c.max_attempts,
+    )
+
+
+def build_engine(cfg: Config, model_path: Path, *, speculative: bool, threads: int) -> LlamaEngine:
+    """Load ``model_path`` as ``cfg`` says and calibrate its drafting (blocking): at
+    start and for a live switch (``switch_model``)."""
     log.info("loading model %s", model_path)
     try:
         engine = LlamaEngine(
@@ -107,30 +143,32 @@ def load_parts(cfg: Config) -> Parts:
                 "verification cost (x plain step %.1f ms) for k drafted tokens: %s",
                 cal.plain_ms, " ".join(f"{k}:{v:.2f}" for k, v in sorted(cal.points.items()) if k),
             )
-    return Parts(
-        engine,
-        store,
-        routing,
-        runtime={
-            "build_variant": str(b["variant"]),
-            "llama_cpp_python": str(b["llama_cpp_python"]),
-            "system_info": report.system_info(),
-            "selfcheck": checked,
-        },
-    )
+    return engine
 
 
-def connect_cloud(cfg: Config) -> CloudClient | None:
-    """The cloud client for ``cfg`` (None when no cloud is configured); call on the loop."""
-    c = cfg.cloud
-    if not c.address:
-        return None
-    creds = tls_credentials(c.ca_file, c.cert_file, c.key_file) if c.ca_file else None
-    return CloudClient(
-        c.address,
-        c.token,
-        timeout_s=c.timeout_s,
-        breaker=CircuitBreaker(c.breaker_failures, c.breaker_cooldown_s),
-        credentials=creds,
-        max_attempts=c.max_attempts,
-    )
+async def switch_model(cfg: Config, service: AgentService, name: str) -> tuple[str, str, float]:
+    """``edge-agent model use NAME`` on a running daemon: the choice is kept for the
+    next start, the model is loaded and calibrated beside the running one, then the
+    service drains and swaps (``AgentService.switch_engine``). Returns (old name, new
+    name, seconds it took)."""
+    t0 = time.perf_counter()
+    entry = catalog.Catalog(cfg).use(name)
+    path = entry.file()
+    held = catalog.hold(path)
+    old = service.engine.engine
+    running = [p for p in _HELD if p != path]
+    speculative = bool(getattr(old, "speculative", cfg.model.speculative))
+    threads = cfg.model.n_threads or os.cpu_count() or 1
+    try:
+        engine = await asyncio.to_thread(build_engine, cfg, path, speculative=speculative, threads=threads)
+    except BaseException:
+        os.close(held)
+        raise
+    previous = await service.switch_engine(engine)
+    for p in running:  # the old model's file may be removed now
+        os.close(_HELD.pop(p))
+    if path in _HELD:
+        os.close(held)
+    else:
+        _HELD[path] = held
+    return previous, engine.model_name, time.perf_counter() - t0

@@ -147,6 +147,21 @@ class AsyncEngine:
         if self.engine.loaded:
             self._schedule_unload(keep_alive_s, default=False)
 
+    async def swap(self, engine: Engine) -> Engine:
+        """Run ``engine`` from now on (a live model switch; the caller has drained the
+        requests): the old one is closed on the worker thread, after anything queued
+        there. Returns the old engine (closed)."""
+        self._cancel_timer()
+        old = self.engine
+
+        def replace() -> None:
+            old.close()
+            self.engine = engine
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, replace)
+        self._idle_since = time.monotonic()
+        return old
+
     async def unload_now(self) -> None:
         """Free the model now unless a request holds it (Ollama's ``keep_alive: 0``
         request without a prompt); returns once it is freed."""

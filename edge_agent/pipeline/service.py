@@ -241,6 +241,15 @@ class AgentService:
             "queue_depth": self.slot.depth,
         }
 
+    async def switch_engine(self, engine: Engine) -> str:
+        """Serve with ``engine`` from now on (``edge-agent model use`` on a running
+        daemon): new requests wait while the running ones finish, then the engines are
+        swapped and the waiting requests run on the new one. Returns the old model's name."""
+        async with self.slot.exclusive():
+            old = await self.engine.swap(engine)
+        log.info("model switched live: %s -> %s", old.model_name, engine.model_name)
+        return str(old.model_name)
+
     async def reload_policy(self) -> str:
         return await asyncio.to_thread(self.routing.reload)
 

@@ -58,6 +58,8 @@ class ModelSlot:
         self._fixed_s = 0.1  # per request (prompt, set-up), for retry hints
         self._per_token_s = 0.05  # per budgeted token, for retry hints
         self._observed = False
+        self._paused = False  # exclusive(): no slot is granted
+        self._drained: asyncio.Event | None = None  # set when the last holder leaves
 
     def seed(self, fixed_s: float, per_token_s: float) -> None:
         """Start the estimate from a measurement (warm-up: its duration, one step's
@@ -95,7 +97,7 @@ class ModelSlot:
         return self._held
 
     def _may_run(self, app: str) -> bool:
-        return self._held < self.capacity and self._by_app.get(app, 0) < self.per_app
+        return not self._paused and self._held < self.capacity and self._by_app.get(app, 0) < self.per_app
 
     def _take(self, app: str) -> None:
         self._held += 1
@@ -103,6 +105,8 @@ class ModelSlot:
 
     def _release(self, app: str) -> None:
         self._held -= 1
+        if self._held == 0 and self._drained is not None:
+            self._drained.set()
         left = self._by_app.get(app, 0) - 1
         if left > 0:
             self._by_app[app] = left
@@ -118,6 +122,22 @@ class ModelSlot:
                 self._waiters.remove(w)
                 self._take(w.app)
                 w.granted.set_result(None)
+
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """The model to itself (a live model switch): no new request gets a slot, the
+        running ones finish, then the body runs; waiting requests keep their places
+        and are served after it (beyond ``depth`` they are refused as always)."""
+        self._paused = True
+        try:
+            if self._held:
+                self._drained = asyncio.Event()
+                await self._drained.wait()
+            yield
+        finally:
+            self._paused = False
+            self._drained = None
+            self._wake()
 
     @asynccontextmanager
     async def hold(self, app: str = "", background: bool = False, budget: int = 0) -> AsyncIterator[float]:

@@ -10,16 +10,17 @@ streams) must not wait for. Its size is checked first, here, on its bytes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
 from common import tools as toolfmt
-from common.errors import DomainError
+from common.errors import DomainError, FailedPrecondition
 from common.schema_limits import check_schema_bytes
 from edge_agent.config import LimitsConfig
+from edge_agent.modeldir.catalog import check_name
 from edge_agent.pipeline.readiness import Readiness
 from edge_agent.pipeline.service import AgentService
 from edge_agent.pipeline.types import AskRequest, Outcome
@@ -34,9 +35,11 @@ class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
 
     max_message_bytes = convert.DEFAULT_MAX_MESSAGE_BYTES  # the server's send limit ([server] max_message_bytes)
 
-    def __init__(self, limits: LimitsConfig, ready: Readiness) -> None:
+    def __init__(self, limits: LimitsConfig, ready: Readiness,
+                 switch: Callable[[str], Awaitable[tuple[str, str, float]]] | None = None) -> None:
         self._limits = limits
         self._ready = ready
+        self._switch = switch  # edge_agent.daemon.wiring.switch_model, bound to the config
 
     @property
     def service(self) -> AgentService:
@@ -102,6 +105,13 @@ class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
 
     async def ReloadPolicy(self, request: pb.ReloadPolicyRequest, context: grpc.aio.ServicerContext) -> pb.ReloadPolicyResponse:
         return pb.ReloadPolicyResponse(policy_file=await self.service.reload_policy())
+
+    async def UseModel(self, request: pb.UseModelRequest, context: grpc.aio.ServicerContext) -> pb.UseModelResponse:
+        if self._switch is None:
+            raise FailedPrecondition("this server cannot switch models")
+        self._ready.service  # noqa: B018 - UNAVAILABLE until the first model is ready
+        previous, model, seconds = await self._switch(check_name(request.name))
+        return pb.UseModelResponse(previous=previous, model=model, seconds=seconds)
 
     async def Embed(self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext) -> pb.EmbedResponse:
         texts, app_id = convert.embed_request(request, self._limits)

@@ -95,12 +95,11 @@ class OpenAIFrontDoor:
     until the model is ready), which also counts every request answered with an error
     (the daemon's error counter, which the gRPC door feeds too)."""
 
-    def __init__(self, ready: Readiness, *, model_name: str, limits: Any, max_body_bytes: int,
-                 also_known_as: tuple[str, ...] = ()) -> None:
+    def __init__(self, ready: Readiness, *, model_name: str, limits: Any, max_body_bytes: int, alias: str = "") -> None:
         self._ready = ready
         self._on_error = ready.count_error
-        self.model_name = model_name  # the id listed and answered with ([model] alias, or the model's name)
-        self._names = {model_name, *also_known_as}  # ids a request may name
+        self._started_with = model_name  # the running model's name until the service is up
+        self._alias = alias  # [model] alias: the id apps see, whatever model runs
         self._limits = limits
         self._max_body = max_body_bytes
         self.app = Starlette(
@@ -117,10 +116,22 @@ class OpenAIFrontDoor:
             exception_handlers={HTTPException: self._http_exception},
         )
 
+    def _running(self) -> str:
+        try:
+            return str(self._ready.service.model_state()["name"])  # changes with a live switch
+        except e.Unavailable:
+            return self._started_with
+
+    @property
+    def model_name(self) -> str:
+        """The id listed and answered with: the alias, else the running model's name."""
+        return self._alias or self._running()
+
     def serves(self, name: str) -> bool:
-        """Whether a request naming model ``name`` is for this door's model (its id, the
-        running model's own name, either with Ollama's ``:latest`` tag)."""
-        return name in self._names or (name.endswith(":latest") and name[:-7] in self._names)
+        """Whether a request naming model ``name`` is for this door's model (the alias or
+        the running model's own name, either with Ollama's ``:latest`` tag)."""
+        names = {self._alias, self._running()} - {""}
+        return name in names or (name.endswith(":latest") and name[:-7] in names)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)

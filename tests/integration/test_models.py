@@ -100,8 +100,8 @@ def test_daemon_runs_the_chosen_model_frees_it_when_idle_and_holds_it_against_rm
         with grpc.insecure_channel(f"unix:{data / 'a.sock'}") as ch:
             stub = pb_grpc.EdgeAgentStub(ch)
             assert stub.GetStats(pb.GetStatsRequest(), timeout=10).model.name == "mine"
-            # chosen no longer, but the running daemon holds it
-            assert cli(data, "use", SHIPPED).returncode == 0
+            # chosen no longer (from the next start only), but the running daemon holds it
+            assert cli(data, "use", SHIPPED, "--next-start").returncode == 0
             held = cli(data, "rm", "mine")
             assert held.returncode == 1 and "in use by a running edge-agent" in held.stderr
             first = _ask(stub, "The capital of France is")
@@ -131,3 +131,51 @@ def test_daemon_runs_the_chosen_model_frees_it_when_idle_and_holds_it_against_rm
         assert svc.stop() == 0, svc.log()
     assert "model unloaded after 0 s idle" in svc.log() and "model loaded in" in svc.log()
     assert cli(data, "rm", "mine").returncode == 0  # nothing holds it now
+
+
+def test_model_use_switches_the_running_daemon_after_its_requests_finish(tmp_path: Path, model_path: Path) -> None:
+    """``model use`` on a running daemon: a stream in progress finishes on the old model,
+    then the new one answers under its name at both doors; the old file is free again."""
+    data = tmp_path / "data"
+    src = tmp_path / "copy.gguf"
+    shutil.copy(model_path, src)
+    assert cli(data, "add", str(src), "--name", "mine").returncode == 0
+    svc = start_agent(data, EDGE_AGENT_HTTP="unix")
+    try:
+        http = httpx.Client(transport=httpx.HTTPTransport(uds=str(data / "openai.sock")), base_url="http://localhost",
+                            timeout=120)
+        assert http.get("/v1/models").json()["data"][0]["id"] == SHIPPED
+        with grpc.insecure_channel(f"unix:{data / 'a.sock'}") as ch:
+            stub = pb_grpc.EdgeAgentStub(ch)
+            long = pb.GenerateRequest(prompt="Write a long story about a lighthouse keeper.",
+                                      params=common_pb2.GenerationParams(max_tokens=96),
+                                      routing=pb.Routing(preference=pb.ROUTE_PREFERENCE_LOCAL_ONLY))
+            stream = stub.Generate(long, timeout=120)
+            first = next(stream)  # decoding has started on the shipped model
+            assert first.HasField("delta")
+            with futures.ThreadPoolExecutor(1) as pool:
+                switching = pool.submit(cli, data, "use", "mine")
+                rest = list(stream)  # the running request is not cut by the switch
+                done = switching.result()
+            assert rest[-1].HasField("done") and rest[-1].done.finish_reason in ("length", "stop")
+            assert rest[-1].done.usage.completion_tokens > 1
+            assert done.returncode == 0, done.stderr
+            assert "switched from gemma-3-270m-q4_k_m to mine" in done.stdout, done.stdout
+            assert stub.GetStats(pb.GetStatsRequest(), timeout=10).model.name == "mine"
+            assert _ask(stub, "The capital of France is")  # answered by the new model
+        assert http.get("/v1/models").json()["data"][0]["id"] == "mine"
+        r = http.post("/v1/chat/completions", json={"model": "mine", "messages": [{"role": "user", "content": "Hi"}],
+                                                    "max_tokens": 4})
+        assert r.status_code == 200 and r.json()["model"] == "mine", r.text
+        assert http.post("/v1/chat/completions", json={"model": SHIPPED, "messages": [{"role": "user", "content": "Hi"}],
+                                                       "max_tokens": 4}).status_code == 404
+        # back to the shipped model: the file of "mine" is no longer held
+        assert cli(data, "use", SHIPPED).returncode == 0
+        removed = cli(data, "rm", "mine")
+        assert removed.returncode == 0, removed.stderr
+        # an unknown name: the daemon says so and keeps running its model
+        bad = cli(data, "use", "nope")
+        assert bad.returncode == 1 and "nope" in bad.stderr
+    finally:
+        assert svc.stop() == 0, svc.log()
+    assert "model switched live: gemma-3-270m-q4_k_m -> mine" in svc.log()

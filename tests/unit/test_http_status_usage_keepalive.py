@@ -126,15 +126,15 @@ def test_a_model_alias_is_the_id_apps_see_and_the_file_name_still_works() -> Non
     async def main() -> None:
         engine = ScriptedEngine("one two three")
         svc = AgentService(engine, MemoryStore(), RoutingState(""))
-        door = OpenAIFrontDoor(Readiness(svc), model_name="assistant", limits=LimitsConfig(), max_body_bytes=1 << 20,
-                               also_known_as=("gemma-3-270m-q4_k_m",))
+        door = OpenAIFrontDoor(Readiness(svc), model_name="scripted", limits=LimitsConfig(), max_body_bytes=1 << 20,
+                               alias="assistant")
         listed = (await _get(door, "/v1/models")).json()
         assert [m["id"] for m in listed["data"]] == ["assistant"]
-        for name in ("assistant", "gemma-3-270m-q4_k_m", "assistant:latest"):
+        for name in ("assistant", "scripted", "assistant:latest"):
             r = await _post(door, CHAT | {"model": name})
             assert r.status_code == 200 and r.json()["model"] == "assistant", r.text
         assert (await _post(door, CHAT | {"model": "other"})).status_code == 404
-        assert (await _get(door, "/v1/models/gemma-3-270m-q4_k_m")).status_code == 200
+        assert (await _get(door, "/v1/models/scripted")).status_code == 200
         await svc.close()
 
     asyncio.run(main())

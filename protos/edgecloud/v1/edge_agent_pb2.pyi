@@ -360,6 +360,22 @@ class ReloadPolicyResponse(_message.Message):
     policy_file: str
     def __init__(self, policy_file: _Optional[str] = ...) -> None: ...
 
+class UseModelRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class UseModelResponse(_message.Message):
+    __slots__ = ("previous", "model", "seconds")
+    PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    previous: str
+    model: str
+    seconds: float
+    def __init__(self, previous: _Optional[str] = ..., model: _Optional[str] = ..., seconds: _Optional[float] = ...) -> None: ...
+
 class EmbedRequest(_message.Message):
     __slots__ = ("input", "app_id")
     INPUT_FIELD_NUMBER: _ClassVar[int]

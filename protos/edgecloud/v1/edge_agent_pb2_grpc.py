@@ -81,6 +81,11 @@ class EdgeAgentStub:
                 request_serializer=edgecloud_dot_v1_dot_edge__agent__pb2.EmbedRequest.SerializeToString,
                 response_deserializer=edgecloud_dot_v1_dot_edge__agent__pb2.EmbedResponse.FromString,
                 _registered_method=True)
+        self.UseModel = channel.unary_unary(
+                '/edgecloud.v1.EdgeAgent/UseModel',
+                request_serializer=edgecloud_dot_v1_dot_edge__agent__pb2.UseModelRequest.SerializeToString,
+                response_deserializer=edgecloud_dot_v1_dot_edge__agent__pb2.UseModelResponse.FromString,
+                _registered_method=True)
 
 
 class EdgeAgentServicer:
@@ -151,6 +156,15 @@ class EdgeAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UseModel(self, request, context):
+        """Switches the running daemon to a model of the model directory (and keeps the
+        choice for the next start): loaded beside the running one, then the requests
+        drain and the engines swap; waiting requests run on the new model.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EdgeAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -198,6 +212,11 @@ def add_EdgeAgentServicer_to_server(servicer, server):
                     servicer.Embed,
                     request_deserializer=edgecloud_dot_v1_dot_edge__agent__pb2.EmbedRequest.FromString,
                     response_serializer=edgecloud_dot_v1_dot_edge__agent__pb2.EmbedResponse.SerializeToString,
+            ),
+            'UseModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.UseModel,
+                    request_deserializer=edgecloud_dot_v1_dot_edge__agent__pb2.UseModelRequest.FromString,
+                    response_serializer=edgecloud_dot_v1_dot_edge__agent__pb2.UseModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -445,6 +464,33 @@ class EdgeAgent:
             '/edgecloud.v1.EdgeAgent/Embed',
             edgecloud_dot_v1_dot_edge__agent__pb2.EmbedRequest.SerializeToString,
             edgecloud_dot_v1_dot_edge__agent__pb2.EmbedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UseModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgecloud.v1.EdgeAgent/UseModel',
+            edgecloud_dot_v1_dot_edge__agent__pb2.UseModelRequest.SerializeToString,
+            edgecloud_dot_v1_dot_edge__agent__pb2.UseModelResponse.FromString,
             options,
             channel_credentials,
             insecure,
