@@ -136,3 +136,40 @@ def test_the_first_retry_hint_of_a_burst_is_close_to_the_real_wait() -> None:
 
     hint, drained = asyncio.run(go())
     assert drained / 2 <= hint <= drained * 2, (hint, drained)
+
+
+def test_exclusive_waits_for_the_running_and_holds_back_the_new() -> None:
+    """A live model switch: the running request finishes first, a request arriving
+    meanwhile waits, keeps its place and runs after the switch."""
+
+    async def main() -> list[str]:
+        slot = ModelSlot(depth=4, capacity=2)
+        order: list[str] = []
+        release = asyncio.Event()
+
+        async def running() -> None:
+            async with slot.hold("a"):
+                order.append("running starts")
+                await release.wait()
+                order.append("running ends")
+
+        async def switch() -> None:
+            async with slot.exclusive():
+                order.append("switch")
+
+        async def late() -> None:
+            async with slot.hold("b"):
+                order.append("late runs")
+
+        r = asyncio.ensure_future(running())
+        await asyncio.sleep(0)
+        s = asyncio.ensure_future(switch())
+        await asyncio.sleep(0)
+        lt = asyncio.ensure_future(late())
+        await asyncio.sleep(0)
+        assert slot.waiting == 1 and order == ["running starts"]  # a free slot, yet the late one waits
+        release.set()
+        await asyncio.gather(r, s, lt)
+        return order
+
+    assert asyncio.run(main()) == ["running starts", "running ends", "switch", "late runs"]
