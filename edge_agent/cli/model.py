@@ -56,10 +56,11 @@ def _quiet() -> None:
     logging.getLogger("llama.cpp").setLevel(logging.ERROR)
 
 
-def _row(e: Entry, info: gguf.ModelInfo, active: str) -> dict[str, Any]:
+def _row(e: Entry, info: gguf.ModelInfo, active: str, running: str | None) -> dict[str, Any]:
     return {
         "name": e.name,
-        "in_use": e.name == active,
+        "in_use": e.name == active,  # the model from the daemon's next start
+        "running": e.name == running,  # the model a running daemon serves now
         "shipped": e.shipped,
         "path": str(info.path),
         "size_mib": round(info.size_bytes / 2**20, 1),
@@ -76,16 +77,37 @@ def _cmd_list(args: argparse.Namespace, cfg: Config) -> int:
     _quiet()
     cat = Catalog(cfg)
     active = cat.active().name
-    rows = [_row(e, gguf.read(e.file()), active) for e in cat.entries()]
+    running = _running_model(cfg)
+    rows = [_row(e, gguf.read(e.file()), active, running) for e in cat.entries()]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'':2}{'NAME':32} {'SIZE':>9}  {'QUANTIZATION':16} {'CONTEXT':>8}  TEMPLATE")
+    print(f"{'':2}{'NAME':32} {'SIZE':>9}  {'QUANTIZATION':16} {'CONTEXT':>8}  TEMPLATE  RUNNING")
     for r in rows:
         mark = "* " if r["in_use"] else "  "
         name = r["name"] + (" (shipped)" if r["shipped"] else "")
-        print(f"{mark}{name:32} {r['size_mib']:>7.1f}MB  {r['quantization']:16} {r['context_length']:>8}  {'yes' if r['chat_template'] else 'no'}")
+        print(f"{mark}{name:32} {r['size_mib']:>7.1f}MB  {r['quantization']:16} {r['context_length']:>8}  "
+              f"{'yes' if r['chat_template'] else 'no':8}  {'yes' if r['running'] else ''}")
+    if running is None:
+        print("(* = the model from the next start; no daemon is running)")
+    else:
+        print(f"(* = the model from the next start; the running daemon serves {running})")
     return 0
+
+
+def _running_model(cfg: Config) -> str | None:
+    """The model a daemon on the configured socket serves now (None: none answers)."""
+    if not cfg.socket_path.exists():
+        return None
+    import grpc
+    from edgecloud.v1 import edge_agent_pb2 as pb
+    from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
+
+    try:
+        with grpc.insecure_channel(f"unix:{cfg.socket_path}") as ch:
+            return str(pb_grpc.EdgeAgentStub(ch).GetStats(pb.GetStatsRequest(), timeout=5).model.name) or None
+    except grpc.RpcError:
+        return None
 
 
 def _cmd_add(args: argparse.Namespace, cfg: Config) -> int:
@@ -147,7 +169,7 @@ def _cmd_show(args: argparse.Namespace, cfg: Config) -> int:
     _quiet()
     cat = Catalog(cfg)
     e = cat.get(args.name)
-    r = _row(e, gguf.read(e.file(), weights=True), cat.active().name)
+    r = _row(e, gguf.read(e.file(), weights=True), cat.active().name, _running_model(cfg))
     if args.json:
         print(json.dumps(r, indent=2))
         return 0

@@ -163,6 +163,12 @@ def test_model_use_switches_the_running_daemon_after_its_requests_finish(tmp_pat
             assert "switched from gemma-3-270m-q4_k_m to mine" in done.stdout, done.stdout
             assert stub.GetStats(pb.GetStatsRequest(), timeout=10).model.name == "mine"
             assert _ask(stub, "The capital of France is")  # answered by the new model
+        listed = {r["name"]: (r["in_use"], r["running"]) for r in json.loads(cli(data, "list", "--json").stdout)}
+        assert listed == {SHIPPED: (False, False), "mine": (True, True)}
+        assert cli(data, "use", SHIPPED, "--next-start").returncode == 0  # chosen apart from running
+        listed = {r["name"]: (r["in_use"], r["running"]) for r in json.loads(cli(data, "list", "--json").stdout)}
+        assert listed == {SHIPPED: (True, False), "mine": (False, True)}
+        assert "the running daemon serves mine" in cli(data, "list").stdout
         assert http.get("/v1/models").json()["data"][0]["id"] == "mine"
         r = http.post("/v1/chat/completions", json={"model": "mine", "messages": [{"role": "user", "content": "Hi"}],
                                                     "max_tokens": 4})
