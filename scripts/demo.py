@@ -1,5 +1,5 @@
 """`make demo`: start cloud-stub and edge-agent on this machine, run a short scripted
-session through the real gRPC API, then a two-turn chat and a JSON-schema answer
+session through the real gRPC API, then a two-turn chat, a JSON-schema answer and a tool call
 through the OpenAI-compatible HTTP front door with the `openai` SDK, print each answer
 with its route, then stop both.
 
@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -81,6 +82,28 @@ def openai_session(sock: Path) -> None:
         jsonschema.validate(value, RECEIPT_SCHEMA)
         print(json.dumps(value, indent=2))
         print("   valid against the schema: yes\n")
+        print("== a tool call (tools, tool_choice required): the arguments match the function's schema")
+        ask = "Remind me to call Maria at 18:30."
+        print(f"> {ask}")
+        call = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": ask}], tools=[REMINDER_TOOL],  # type: ignore[list-item]
+            tool_choice="required", max_tokens=96, temperature=0, extra_body={"edgecloud": {"preference": "local_only"}},
+        ).choices[0]
+        calls = call.message.tool_calls or []
+        if call.finish_reason != "tool_calls" or not calls:
+            raise SystemExit(f"no tool call came back ({call.finish_reason}): {call.message}")
+        for c in calls:
+            args = json.loads(c.function.arguments)  # type: ignore[union-attr]
+            jsonschema.validate(args, REMINDER_TOOL["function"]["parameters"])
+            print(f"   {c.function.name}({json.dumps(args)})")  # type: ignore[union-attr]
+        print("   valid against the function's schema: yes\n")
+
+REMINDER_TOOL: dict[str, Any] = {"type": "function", "function": {
+    "name": "set_reminder", "description": "Set a reminder at a time of day.",
+    "parameters": {"type": "object", "additionalProperties": False, "required": ["what", "hour", "minute"],
+                   "properties": {"what": {"type": "string", "maxLength": 60},
+                                  "hour": {"type": "integer", "minimum": 0, "maximum": 23},
+                                  "minute": {"type": "integer", "minimum": 0, "maximum": 59}}}}}
 
 PERSONAL_ITEMS = [
     pb.ContextItem(kind="event", title="Dentist", body="Dentist appointment with Dr. Alvarez on Thursday 14 March at 3pm, 12 Harbour Street.", sensitivity="personal", source="demo", source_id="e1"),
