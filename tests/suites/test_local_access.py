@@ -125,6 +125,14 @@ def test_cross_site_requests_are_refused(agent: Any) -> None:
         r = c.post("/v1/chat/completions", content=BODY, headers={**auth, "content-type": "application/json", "origin": ORIGIN})
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == ORIGIN
         assert c.get("/health").status_code == 200  # probes need no token
+        # the Ollama routes stand behind the same guard
+        ollama_body = b'{"model": "gemma-3-270m-q4_k_m", "stream": false, "messages": [{"role": "user", "content": "What is my locker code?"}]}'
+        r = c.post("/api/chat", content=ollama_body, headers={"host": "evil.example", "origin": "http://evil.example",
+                                                               "content-type": "text/plain"})
+        assert r.status_code == 403 and "7391" not in r.text
+        assert c.post("/api/chat", content=ollama_body, headers={"content-type": "application/json"}).status_code == 401
+        assert c.get("/api/tags").status_code == 401 and c.get("/api/ps").status_code == 401
+        assert c.get("/api/tags", headers=auth).status_code == 200
 
 
 def test_cli_connects_over_tcp_with_the_token_file(agent: Any) -> None:
