@@ -236,7 +236,7 @@ def routes(door: OpenAIFrontDoor) -> list[Route]:
         events: AsyncGenerator[Event, None] | None = None
         try:
             raw = await door._body(req)
-            body = oc.parse_body(raw)
+            body = await oh.in_worker(lambda: oc.parse_body(raw), heavy=len(raw) > oc.PARSE_INLINE_BYTES)
             oreq = await oh.in_worker(lambda: ollama_request(body, door._limits, chat=chat), heavy=len(raw) > oc.PARSE_INLINE_BYTES
                                       or body.get("format") not in (None, "", "json") or bool(body.get("tools")))
             _known(oreq.model)
@@ -309,7 +309,7 @@ def routes(door: OpenAIFrontDoor) -> list[Route]:
         where = f"POST {req.url.path}"
         try:
             raw = await door._body(req)
-            body = oc.parse_body(raw)
+            body = await oh.in_worker(lambda: oc.parse_body(raw), heavy=len(raw) > oc.PARSE_INLINE_BYTES)
             model = body.get("model")
             if not isinstance(model, str) or not model:
                 raise InvalidArgument("model", "must name a model from GET /api/tags")
