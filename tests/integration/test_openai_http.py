@@ -193,3 +193,28 @@ def test_unix_socket_front_door(tmp_path: Path) -> None:
     finally:
         assert svc.stop() == 0, svc.log()
     assert not sock.exists()
+
+
+def test_a_tool_call_routed_to_the_cloud_comes_back_valid(client: openai.OpenAI) -> None:
+    """Through the cloud route the functions' text and the answer schema are sent, and the
+    call is validated on the device before it is shown."""
+    import json
+
+    import jsonschema
+
+    params = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 30}},
+              "required": ["city"], "additionalProperties": False}
+    tool = {"type": "function", "function": {"name": "get_weather", "description": "The weather in a city.",
+                                             "parameters": params}}
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=_chat("What is the weather in Lisbon?"), tools=[tool], tool_choice="required",  # type: ignore[list-item]
+        max_tokens=64, temperature=0, extra_body={"edgecloud": {"preference": "cloud_preferred"}},
+    )
+    resp = raw.parse()
+    ext = (resp.model_extra or {})["edgecloud"]
+    assert ext["route"] == "cloud" and not ext["fallback"], ext
+    choice = resp.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "get_weather"
+    jsonschema.validate(json.loads(call.function.arguments), params)
