@@ -39,6 +39,25 @@ _EMPTY_PARAMETERS = {"type": "object", "properties": {}}
 
 
 @dataclass(frozen=True)
+class ToolNames:
+    """Where the tool fields live on a door's wire, for error messages (``{i}``: a
+    tool's index). The defaults are OpenAI's."""
+
+    tools: str = "tools"
+    type: str = "tools[{i}].type"
+    function: str = "tools[{i}].function"  # a function's keys are ``<function>.<key>``
+    choice: str = "tool_choice"
+    choice_name: str = "tool_choice.function.name"
+    parallel: str = "parallel_tool_calls"
+    parameters: str = "tools[{i}].function.parameters"  # the schema's own errors (request builder)
+
+
+PROTO_TOOL_NAMES = ToolNames(tools="tools.tools", type="tools.tools[{i}]", function="tools.tools[{i}]",
+                             choice="tools.choice", choice_name="tools.choice", parallel="tools.parallel",
+                             parameters="tools.tools[{i}].parameters_json")
+
+
+@dataclass(frozen=True)
 class Tool:
     name: str
     description: str
@@ -118,62 +137,63 @@ class ToolUse:
         return "\n".join(lines)
 
 
-def check_tools(raw: Any, choice: Any, parallel: Any, *, field: str = "tools") -> ToolUse | None:
+def check_tools(raw: Any, choice: Any, parallel: Any, *, names: ToolNames = ToolNames()) -> ToolUse | None:
     """OpenAI's ``tools``, ``tool_choice`` and ``parallel_tool_calls`` checked; ``None``
     when the request offers no tools. Parameter schemas are checked by the caller (the
-    request builder checks the whole answer schema, and each function's by name)."""
+    request builder checks the whole answer schema, and each function's by name).
+    Errors name the fields as ``names`` spells them."""
     if raw is None or raw == []:  # an empty list as many clients send it: no tools
         if choice is not None and choice != "none":
-            raise InvalidArgument("tool_choice", "needs tools: offer at least one function in tools")
+            raise InvalidArgument(names.choice, "needs tools: offer at least one function in tools")
         return None
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_TOOLS:
-        raise InvalidArgument(field, f"must be a list of 1..{MAX_TOOLS} tools")
+        raise InvalidArgument(names.tools, f"must be a list of 1..{MAX_TOOLS} tools")
     tools: list[Tool] = []
     for i, t in enumerate(raw):
-        where = f"{field}[{i}]"
+        where = names.function.format(i=i)
         if not isinstance(t, dict) or t.get("type") != "function":
-            raise InvalidArgument(f"{where}.type", 'must be "function" (the only tool type)')
+            raise InvalidArgument(names.type.format(i=i), 'must be "function" (the only tool type)')
         unknown = sorted(set(t) - {"type", "function"})
         if unknown:
-            raise InvalidArgument(f"{where}.{unknown[0][:32]}", "unknown key (known: type, function)")
+            raise InvalidArgument(f"{names.tools}[{i}].{unknown[0][:32]}", "unknown key (known: type, function)")
         fn = t.get("function")
         if not isinstance(fn, dict):
-            raise InvalidArgument(f"{where}.function", "must be an object with name, description, parameters")
+            raise InvalidArgument(where, "must be an object with name, description, parameters")
         unknown = sorted(set(fn) - {"name", "description", "parameters", "strict"})
         if unknown:
-            raise InvalidArgument(f"{where}.function.{unknown[0][:32]}", "unknown key (known: name, description, parameters, strict)")
+            raise InvalidArgument(f"{where}.{unknown[0][:32]}", "unknown key (known: name, description, parameters, strict)")
         name = fn.get("name")
         if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise InvalidArgument(f"{where}.function.name", "1..64 characters of letters, digits, _ and -")
+            raise InvalidArgument(f"{where}.name", "1..64 characters of letters, digits, _ and -")
         if any(prev.name == name for prev in tools):
-            raise InvalidArgument(f"{where}.function.name", f"{name} is offered twice")
+            raise InvalidArgument(f"{where}.name", f"{name} is offered twice")
         description = fn.get("description") or ""
         if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_CHARS:
-            raise InvalidArgument(f"{where}.function.description", f"must be a string of at most {MAX_DESCRIPTION_CHARS} characters")
+            raise InvalidArgument(f"{where}.description", f"must be a string of at most {MAX_DESCRIPTION_CHARS} characters")
         if "strict" in fn and not isinstance(fn["strict"], bool):
-            raise InvalidArgument(f"{where}.function.strict", "must be true or false (calls always match the schema here)")
+            raise InvalidArgument(f"{where}.strict", "must be true or false (calls always match the schema here)")
         params = fn.get("parameters", _EMPTY_PARAMETERS)
         if not isinstance(params, dict):
-            raise InvalidArgument(f"{where}.function.parameters", "must be a JSON Schema object")
+            raise InvalidArgument(names.parameters.format(i=i), "must be a JSON Schema object")
         tools.append(Tool(name, description, params))
     if parallel is not None and not isinstance(parallel, bool):
-        raise InvalidArgument("parallel_tool_calls", "must be true or false")
-    return ToolUse(tuple(tools), _choice(choice, tools), parallel is True)
+        raise InvalidArgument(names.parallel, "must be true or false")
+    return ToolUse(tuple(tools), _choice(choice, tools, names), parallel is True)
 
 
-def _choice(choice: Any, tools: Sequence[Tool]) -> str:
+def _choice(choice: Any, tools: Sequence[Tool], names: ToolNames) -> str:
     if choice is None:
         return "auto"
     if isinstance(choice, str):
         if choice not in CHOICES:
-            raise InvalidArgument("tool_choice", f'one of {", ".join(CHOICES)} or {{"type": "function", "function": {{"name": ...}}}}')
+            raise InvalidArgument(names.choice, f'one of {", ".join(CHOICES)} or {{"type": "function", "function": {{"name": ...}}}}')
         return choice
     fn = choice.get("function") if isinstance(choice, dict) and choice.get("type") == "function" else None
     name = fn.get("name") if isinstance(fn, dict) else None
     if not isinstance(name, str):
-        raise InvalidArgument("tool_choice", 'must be a string or {"type": "function", "function": {"name": ...}}')
+        raise InvalidArgument(names.choice, 'must be a string or {"type": "function", "function": {"name": ...}}')
     if not any(t.name == name for t in tools):
-        raise InvalidArgument("tool_choice.function.name", f"{name[:64]!r} is not one of the offered tools")
+        raise InvalidArgument(names.choice_name, f"{name[:64]!r} is not one of the offered tools")
     return name
 
 

@@ -4,6 +4,7 @@ subprocesses on free ports (port 0) and unix sockets in temporary directories.""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -45,6 +46,34 @@ class Service:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    @property
+    def grpc_target(self) -> str:
+        """The gRPC address on the ready line (the agent's unix socket)."""
+        return self.ready_line.split(" on ", 1)[1].split()[0].rstrip(";")
+
+    @property
+    def http_url(self) -> str:
+        """The HTTP door's base URL on the ready line (``; openai on http://...``)."""
+        m = re.search(r"openai on (http://\S+)", self.ready_line)
+        assert m, self.ready_line
+        return m.group(1)
+
+
+def http_agent(tmp_path_factory: pytest.TempPathFactory, name: str, token: str) -> Iterator[Service]:
+    """An agent with the HTTP door on loopback TCP and a fixed token, for a module
+    fixture (``yield from``); stopped cleanly at the end."""
+    svc = start_agent(tmp_path_factory.mktemp(name), EDGE_AGENT_HTTP="127.0.0.1:0", EDGE_AGENT_HTTP_TOKEN=token)
+    yield svc
+    assert svc.stop() == 0, svc.log()
+
+
+def openai_client(svc: Service, token: str) -> Iterator[Any]:
+    """The official openai SDK on ``svc``'s HTTP door (``yield from`` in a fixture)."""
+    import openai
+
+    with openai.OpenAI(base_url=svc.http_url + "/v1", api_key=token, max_retries=0, timeout=120) as c:
+        yield c
 
 
 # Run ``python -m MODULE ARGS`` so that it dies with the test process (Linux

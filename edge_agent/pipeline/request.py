@@ -44,11 +44,10 @@ class Names:
     labels: str = "routing.labels"
     app_id: str = "routing.app_id"
     request_id: str = "request_id"
-    tools: str = "tools"  # the field the answer schema's errors name
-    tool_parameters: str = "tools[{i}].function.parameters"
+    tools: toolfmt.ToolNames = field(default_factory=toolfmt.ToolNames)
 
 
-GRPC_NAMES = Names(tools="tools.tools", tool_parameters="tools.tools[{i}].parameters_json")
+GRPC_NAMES = Names(tools=toolfmt.PROTO_TOOL_NAMES)
 
 
 @dataclass(frozen=True)
@@ -122,8 +121,8 @@ def ask_request(f: RequestFields, limits: LimitsConfig) -> AskRequest:
         if schema is not None:
             raise InvalidArgument(n.params.json_schema, 'cannot be combined with tools (unless tool_choice is "none")')
         for i, t in enumerate(use.tools):
-            check_schema(t.parameters, n.tool_parameters.format(i=i))
-        schema, names = use.answer_schema(), replace(n.params, json_schema=n.tools)
+            check_schema(t.parameters, n.tools.parameters.format(i=i))
+        schema, names = use.answer_schema(), replace(n.params, json_schema=n.tools.tools)
     p = check_sampling(
         max_tokens=f.max_tokens, temperature=f.temperature, top_p=f.top_p, top_k=f.top_k, seed=f.seed,
         stop=f.stop, json_schema=schema, default_max_tokens=limits.default_max_tokens,
@@ -156,7 +155,7 @@ def _with_tools(f: RequestFields, limits: LimitsConfig) -> list[tuple[str, str]]
     text = f.tools.instructions()
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > limits.max_prompt_bytes:
-        raise OutOfRange(f.names.tools, f"the functions take {size} bytes of the prompt described; "
+        raise OutOfRange(f.names.tools.tools, f"the functions take {size} bytes of the prompt described; "
                                         f"the prompt holds at most {limits.max_prompt_bytes}")
     if pairs[0][0] == "system":
         pairs[0] = ("system", f"{text}\n\n{pairs[0][1]}")

@@ -9,7 +9,6 @@ rules; the context calls' rules are here. Every rule broken raises ``InvalidArgu
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -76,15 +75,8 @@ def _messages(msg: pb.GenerateRequest) -> list[tuple[str, str]]:
     return toolfmt.as_pairs(turns)
 
 
-# common.tools names fields as OpenAI does; the same rules on this wire's paths
-_TOOL_FIELDS = ((re.compile(r"^tools\[(\d+)\]\.function\.(\w+)$"), r"tools.tools[\1].\2"),
-                (re.compile(r"^tools\[(\d+)\]\.type$"), r"tools.tools[\1]"),
-                (re.compile(r"^tools$"), "tools.tools"),
-                (re.compile(r"^tool_choice.*$"), "tools.choice"))
-
-
 def _tools(use: pb.ToolUse) -> toolfmt.ToolUse | None:
-    """A ToolUse message checked by ``common.tools.check_tools`` (errors on proto paths)."""
+    """A ToolUse message checked by ``common.tools.check_tools``, errors on proto paths."""
     raw = []
     for i, t in enumerate(use.tools):
         fn: dict[str, Any] = {"name": t.name, "description": t.description}
@@ -94,13 +86,7 @@ def _tools(use: pb.ToolUse) -> toolfmt.ToolUse | None:
             except json.JSONDecodeError:
                 raise InvalidArgument(f"tools.tools[{i}].parameters_json", "must be a JSON Schema object as JSON text") from None
         raw.append({"type": "function", "function": fn})
-    try:
-        return toolfmt.check_tools(raw or None, use.choice or None, use.parallel)
-    except InvalidArgument as exc:
-        field = exc.field
-        for pattern, path in _TOOL_FIELDS:
-            field = pattern.sub(path, field)
-        raise InvalidArgument(field, exc.rule) from None
+    return toolfmt.check_tools(raw or None, use.choice or None, use.parallel, names=toolfmt.PROTO_TOOL_NAMES)
 
 
 def embed_request(msg: pb.EmbedRequest, limits: LimitsConfig) -> tuple[tuple[str, ...], str]:

@@ -64,12 +64,6 @@ class OllamaRequest:
     keep_alive_set: bool
 
 
-def _refuse_unknown(body: Mapping[str, Any], known: set[str], where: str) -> None:
-    unknown = sorted(str(k) for k in set(body) - known)
-    if unknown:
-        raise InvalidArgument(unknown[0][:64], f"unknown field for {where} (known: {', '.join(sorted(known))})")
-
-
 def _options(body: Mapping[str, Any]) -> dict[str, Any]:
     opts = body.get("options")
     if opts is None:
@@ -131,7 +125,7 @@ def ollama_request(body: Mapping[str, Any], limits: LimitsConfig, *, chat: bool)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidArgument("model", "must name a model from GET /api/tags")
-    _refuse_unknown(body, _CHAT_KEYS if chat else _GENERATE_KEYS, where)
+    oc.refuse_unknown(body, _CHAT_KEYS if chat else _GENERATE_KEYS, where)
     opts = _options(body)
     stream = body.get("stream", True)
     if not isinstance(stream, bool):
@@ -313,7 +307,7 @@ def routes(door: OpenAIFrontDoor) -> list[Route]:
             model = body.get("model")
             if not isinstance(model, str) or not model:
                 raise InvalidArgument("model", "must name a model from GET /api/tags")
-            _refuse_unknown(body, _EMBED_KEYS, "/api/embed")
+            oc.refuse_unknown(body, _EMBED_KEYS, "/api/embed")
             _options(body)
             _known(model)
             inp = body.get("input")

@@ -237,14 +237,17 @@ def _refuse_unsupported(body: Mapping[str, Any]) -> None:
             raise InvalidArgument(key, f"is not supported by this server (allowed: {', '.join(json.dumps(v) for v in neutral if v is not None)} or absent)")
 
 
-def _refuse_unknown(body: Mapping[str, Any], chat: bool) -> None:
+def refuse_unknown(body: Mapping[str, Any], known: set[str], where: str) -> None:
     """A field this server does not know is refused (a typo such as ``max_tokenz``
     would otherwise be silently ignored)."""
-    known = (_CHAT_KEYS if chat else _COMPLETION_KEYS) | set(_UNSUPPORTED)
     unknown = sorted(str(k) for k in set(body) - known)
     if unknown:
-        raise InvalidArgument(unknown[0][:64], f"unknown field for {'/v1/chat/completions' if chat else '/v1/completions'} "
-                              f"(known: {', '.join(sorted(known))})")
+        raise InvalidArgument(unknown[0][:64], f"unknown field for {where} (known: {', '.join(sorted(known))})")
+
+
+def _refuse_unknown(body: Mapping[str, Any], chat: bool) -> None:
+    known = (_CHAT_KEYS if chat else _COMPLETION_KEYS) | set(_UNSUPPORTED)
+    refuse_unknown(body, known, "/v1/chat/completions" if chat else "/v1/completions")
 
 
 def _max_tokens(body: Mapping[str, Any]) -> tuple[int | None, str]:

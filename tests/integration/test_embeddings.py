@@ -5,7 +5,6 @@ model; bad requests refused with the field named."""
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import grpc
 import numpy as np
 import openai
 import pytest
-from conftest import Service, start_agent
+from conftest import Service, http_agent, openai_client
 from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
@@ -75,17 +74,12 @@ def test_the_engine_refuses_what_it_cannot_embed(engine: LlamaEngine) -> None:
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = start_agent(tmp_path_factory.mktemp("agent-emb"), EDGE_AGENT_HTTP="127.0.0.1:0", EDGE_AGENT_HTTP_TOKEN=TOKEN)
-    yield svc
-    assert svc.stop() == 0, svc.log()
+    yield from http_agent(tmp_path_factory, "agent-emb", TOKEN)
 
 
 @pytest.fixture(scope="module")
 def client(agent: Service) -> Iterator[openai.OpenAI]:
-    m = re.search(r"openai on (http://\S+)", agent.ready_line)
-    assert m, agent.ready_line
-    with openai.OpenAI(base_url=m.group(1) + "/v1", api_key=TOKEN, max_retries=0, timeout=120) as c:
-        yield c
+    yield from openai_client(agent, TOKEN)
 
 
 def test_openai_sdk_embeddings(client: openai.OpenAI, agent: Service) -> None:
@@ -102,8 +96,7 @@ def test_openai_sdk_embeddings(client: openai.OpenAI, agent: Service) -> None:
     vec = np.frombuffer(base64.b64decode(got), dtype="<f4") if isinstance(got, str) else np.array(got, dtype=np.float32)
     assert np.allclose(vec, v[0], atol=1e-6)
     # the gRPC door gives the same vectors
-    sock = agent.ready_line.split(" on ", 1)[1].split()[0].rstrip(";")
-    with grpc.insecure_channel(sock) as ch:
+    with grpc.insecure_channel(agent.grpc_target) as ch:
         g = pb_grpc.EdgeAgentStub(ch).Embed(pb.EmbedRequest(input=TEXTS, app_id="notes"), timeout=120)
     assert g.dimensions == v.shape[1] and g.pooling == "mean" and g.prompt_tokens == resp.usage.prompt_tokens
     assert np.allclose(np.array([e.values for e in g.data], dtype=np.float32), v, atol=1e-6)
@@ -129,7 +122,6 @@ def test_unknown_model_is_404(client: openai.OpenAI) -> None:
 
 
 def test_grpc_embed_refuses_an_empty_request(agent: Service) -> None:
-    sock = agent.ready_line.split(" on ", 1)[1].split()[0].rstrip(";")
-    with grpc.insecure_channel(sock) as ch, pytest.raises(grpc.RpcError) as err:
+    with grpc.insecure_channel(agent.grpc_target) as ch, pytest.raises(grpc.RpcError) as err:
         pb_grpc.EdgeAgentStub(ch).Embed(pb.EmbedRequest(input=[]), timeout=30)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "input" in (err.value.details() or "")

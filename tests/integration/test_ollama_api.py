@@ -6,13 +6,12 @@ does not implement refused by name."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 
 import jsonschema
 import ollama
 import pytest
-from conftest import Service, start_agent
+from conftest import Service, http_agent
 
 pytestmark = pytest.mark.model
 
@@ -24,16 +23,12 @@ OPTS = {"temperature": 0, "num_predict": 12}
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = start_agent(tmp_path_factory.mktemp("agent-ollama"), EDGE_AGENT_HTTP="127.0.0.1:0", EDGE_AGENT_HTTP_TOKEN=TOKEN)
-    yield svc
-    assert svc.stop() == 0, svc.log()
+    yield from http_agent(tmp_path_factory, "agent-ollama", TOKEN)
 
 
 @pytest.fixture(scope="module")
 def client(agent: Service) -> ollama.Client:
-    m = re.search(r"openai on (http://\S+)", agent.ready_line)
-    assert m, agent.ready_line
-    return ollama.Client(host=m.group(1), headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
+    return ollama.Client(host=agent.http_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
 
 
 def test_chat_whole_and_streamed_are_the_same_answer(client: ollama.Client) -> None:
@@ -112,15 +107,14 @@ def test_raw_bodies_get_ollama_errors(agent: Service) -> None:
     """What the client itself would refuse, sent as it is: the answer is Ollama's error object."""
     import httpx
 
-    m = re.search(r"openai on (http://\S+)", agent.ready_line)
-    assert m
+    base = agent.http_url
     auth = {"Authorization": f"Bearer {TOKEN}"}
     for body, field in (({"model": MODEL, "messages": ASK, "format": "yaml"}, "format"),
                         ({"model": MODEL, "messages": ASK, "think": True}, "think"),
                         ({"model": MODEL, "messages": [{"role": "user", "content": "x", "images": ["aGk="]}]}, "messages[0].images")):
-        r = httpx.post(m.group(1) + "/api/chat", json=body, headers=auth, timeout=60)
+        r = httpx.post(base + "/api/chat", json=body, headers=auth, timeout=60)
         assert r.status_code == 400 and r.json()["error"].startswith(field + ":"), r.text
-    assert httpx.post(m.group(1) + "/api/chat", json={"model": MODEL, "messages": ASK}, timeout=60).status_code == 401
+    assert httpx.post(base + "/api/chat", json={"model": MODEL, "messages": ASK}, timeout=60).status_code == 401
 
 
 def test_an_unknown_model_is_404(client: ollama.Client) -> None:

@@ -6,14 +6,13 @@ match that function's schema (the grammar makes them so), streamed or not, after
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
 import openai
 import pytest
-from conftest import Service, start_agent
+from conftest import Service, http_agent, openai_client
 
 pytestmark = pytest.mark.model
 
@@ -53,17 +52,12 @@ ASK = [{"role": "user", "content": "What is the weather in Paris right now?"}]
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = start_agent(tmp_path_factory.mktemp("agent-tools"), EDGE_AGENT_HTTP="127.0.0.1:0", EDGE_AGENT_HTTP_TOKEN=TOKEN)
-    yield svc
-    assert svc.stop() == 0, svc.log()
+    yield from http_agent(tmp_path_factory, "agent-tools", TOKEN)
 
 
 @pytest.fixture(scope="module")
 def client(agent: Service) -> Iterator[openai.OpenAI]:
-    m = re.search(r"openai on (http://\S+)", agent.ready_line)
-    assert m, agent.ready_line
-    with openai.OpenAI(base_url=m.group(1) + "/v1", api_key=TOKEN, max_retries=0, timeout=120) as c:
-        yield c
+    yield from openai_client(agent, TOKEN)
 
 
 def _valid(name: str, arguments: str) -> dict[str, Any]:
@@ -172,8 +166,7 @@ def _stub(agent: Service) -> tuple[Any, Any]:
     import grpc
     from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
-    sock = agent.ready_line.split(" on ", 1)[1].split()[0].rstrip(";")
-    ch = grpc.insecure_channel(sock)
+    ch = grpc.insecure_channel(agent.grpc_target)
     return ch, pb_grpc.EdgeAgentStub(ch)
 
 
