@@ -9,7 +9,9 @@ refused rather than guessed at. To change the schema: add ``MIGRATIONS[n + 1]`` 
 
 Items live in ``items``; ``items_fts`` is an FTS5 index over title, body, participants and
 tags with ``items`` as its external content, kept in sync by triggers; ``item_tags`` holds
-one row per tag for exact tag filters and cascades on delete.
+one row per tag for exact tag filters and cascades on delete. ``item_vectors`` holds an
+item's embedding (by which model, float16) for vector search; it cascades on delete and a
+trigger drops it when the item's title or body changes, so no vector outlives its text.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from sqlalchemy import (
 
 from common.errors import FailedPrecondition
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -138,8 +140,24 @@ def _migrate_to_2(conn: Connection) -> None:
     conn.exec_driver_sql("INSERT INTO maintenance VALUES ('scrub_pending', '1')")
 
 
+def _migrate_to_3(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        "CREATE TABLE item_vectors ("
+        "item_pk INTEGER PRIMARY KEY REFERENCES items (pk) ON DELETE CASCADE, "
+        "model TEXT NOT NULL, vector BLOB NOT NULL)"
+    )
+    conn.exec_driver_sql("CREATE INDEX ix_item_vectors_model ON item_vectors (model)")
+    conn.exec_driver_sql(
+        "CREATE TRIGGER item_vectors_au AFTER UPDATE OF title, body ON items "
+        "WHEN old.title IS NOT new.title OR old.body IS NOT new.body BEGIN "
+        "DELETE FROM item_vectors WHERE item_pk = old.pk; END"
+    )
+
+
 #: ``MIGRATIONS[n]`` upgrades a database from version ``n - 1`` to ``n``.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3,
+}
 
 
 def current_version(conn: Connection) -> int:

@@ -42,7 +42,7 @@ from sqlalchemy import Connection, Engine
 
 from common.errors import InvalidArgument, NotFound
 from common.sqlite import SQLITE_VERSION, make_engine, raw_cursor
-from edge_agent.context import ftsrank, ranking, retrieval
+from edge_agent.context import ftsrank, ranking, retrieval, vectors
 from edge_agent.context.api import KINDS, SENSITIVITIES, Hit, Item, NewItem, Retrieved
 from edge_agent.context.codec import (
     ITEM_SELECT,
@@ -83,6 +83,10 @@ CONTACT_CACHE_S = 30.0
 #: removes at most 1/IN_PLACE_SHARE of the store, else it merges the whole index once.
 #: Measured: about 2 ms per item in place, 0.01 ms per stored item to merge.
 IN_PLACE_SHARE = 128
+#: Hybrid search fuses the best FUSE_DEPTH of each list (at least the limit).
+FUSE_DEPTH = 50
+#: With filters, this many times the wanted nearest items are compared before filtering.
+VECTOR_OVERFETCH = 8
 
 _INSERT = (
     "INSERT INTO items (id, kind, source, source_id, title, body, participants, tags, "
@@ -120,6 +124,7 @@ class ContextStore:
             raise
         self._contacts: tuple[float, list[str]] | None = None
         self._frequencies = ranking.DocFrequencies(native=self.native_ranking)
+        self._vectors = vectors.VectorIndex()
         self._closed = threading.Event()
         self._last_purge = 0.0
         self.purge_expired()  # also finishes a scrub a previous run left pending
@@ -158,9 +163,14 @@ class ContextStore:
             yield conn
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with _writing(self._engine) as conn:
-            yield conn
+    def _write(self, *, keeps_vectors: bool = False) -> Iterator[Connection]:
+        """A write transaction; ``keeps_vectors``: it removes no stored vector."""
+        try:
+            with _writing(self._engine) as conn:
+                yield conn
+        finally:
+            if not keeps_vectors:
+                self._vectors.invalidate()
         self._contacts = None
         self._frequencies.written()
 
@@ -177,7 +187,7 @@ class ContextStore:
         rows = [_row(item, now) for item in items]
         ids: list[str] = []
         tags_of: dict[int, tuple[str, ...]] = {}  # the last write of an item wins
-        with self._write() as conn:
+        with self._write(keeps_vectors=True) as conn:
             stale = bool(self._purge(conn, now))  # expired words left in the index
             cursor = raw_cursor(conn)
             try:
@@ -196,6 +206,8 @@ class ContextStore:
                 cursor.close()
             if stale and not self.deletes_in_place:  # durable: timer, stop or next start scrubs
                 _set_scrub_pending(conn, True)
+        if stale:  # replaced or expired items took their vectors with them
+            self._vectors.invalidate()
         if stale and self.deletes_in_place:  # the replaced words' old pages leave the file
             self._checkpoint()
         return ids
@@ -365,13 +377,19 @@ class ContextStore:
         tags: Sequence[str] = (),
         sensitivities: Sequence[str] = (),
         limit: int = 10,
+        vector: vectors.Vector | None = None,
+        vector_model: str = "",
     ) -> list[Hit]:
         """Items matching any word of ``query``, best first, within the filters.
 
         A query without words lists the items passing the filters, most recent first.
+        With ``vector`` (the query's embedding by ``vector_model``) the ranking is hybrid:
+        the BM25 list and the items nearest to ``vector`` fused by rank (see :mod:`.vectors`).
         """
         validate_query(query)
-        return self._search(terms(query), kinds, since, until, tags, sensitivities, limit)
+        return self._search(
+            terms(query), kinds, since, until, tags, sensitivities, limit, vector, vector_model
+        )
 
     def _search(
         self,
@@ -382,6 +400,8 @@ class ContextStore:
         tags: Sequence[str],
         sensitivities: Sequence[str],
         limit: int,
+        vector: vectors.Vector | None = None,
+        vector_model: str = "",
     ) -> list[Hit]:
         validate_limit(limit)
         validate_choices(kinds, KINDS, "kinds")
@@ -392,7 +412,15 @@ class ContextStore:
         where, params = _filters(now, kinds, since, until, tags, sensitivities)
         recency = (RECENCY_WEIGHT, now, RECENCY_HALF_DAYS * 86400.0)
         with self._read() as conn:
-            if words:
+            if vector is not None and words:
+                depth = max(FUSE_DEPTH, limit)
+                lexical = ranking.ranked(
+                    conn, words, self._frequencies, where=where, params=params,
+                    recency=recency, limit=depth, filtered=where != _LIVE,
+                )
+                near = self._near(conn, vector, vector_model, where, params, depth)
+                scored = vectors.fuse([lexical, near], limit)
+            elif words:
                 scored = ranking.ranked(
                     conn, words, self._frequencies, where=where, params=params,
                     recency=recency, limit=limit, filtered=where != _LIVE,
@@ -413,8 +441,109 @@ class ContextStore:
                 f"SELECT {ITEM_SELECT}, i.pk FROM items i WHERE i.pk IN ({marks})",
                 tuple(pk for pk, _ in scored),
             ).all()
+        return self._hits(rows, scored)
+
+    @staticmethod
+    def _hits(rows: Sequence[Any], scored: Sequence[tuple[int, float]]) -> list[Hit]:
         by_pk = {int(row[-1]): row_to_item(row) for row in rows}
         return [Hit(item=by_pk[pk], score=score) for pk, score in scored if pk in by_pk]
+
+    def _near(
+        self, conn: Connection, vector: vectors.Vector, model: str, where: str,
+        params: Sequence[Any], limit: int,
+    ) -> list[tuple[int, float]]:
+        """The stored items nearest to ``vector`` that pass the filters, best first."""
+        if not model:
+            raise InvalidArgument("vector_model", "must name the model of the query vector")
+        filtered = where != _LIVE
+        near = self._vectors.nearest(conn, model, vector, limit * (VECTOR_OVERFETCH if filtered else 1) + 16)
+        if not near:
+            return []
+        marks = ", ".join("?" for _ in near)
+        passing = {
+            int(row[0]) for row in conn.exec_driver_sql(
+                f"SELECT i.pk FROM items i WHERE i.pk IN ({marks}) AND {where}",
+                (*(pk for pk, _ in near), *params),
+            )
+        }
+        return [(pk, score) for pk, score in near if pk in passing][:limit]
+
+    def nearest(
+        self, vector: vectors.Vector, vector_model: str, *, limit: int = 10
+    ) -> list[Hit]:
+        """The live items whose stored vectors (by ``vector_model``) are most similar to
+        ``vector``, best first (score: cosine similarity)."""
+        validate_limit(limit)
+        with self._read() as conn:
+            scored = self._near(conn, vector, vector_model, _LIVE, (time.time(),), limit)
+            if not scored:
+                return []
+            marks = ", ".join("?" for _ in scored)
+            rows = conn.exec_driver_sql(
+                f"SELECT {ITEM_SELECT}, i.pk FROM items i WHERE i.pk IN ({marks})",
+                tuple(pk for pk, _ in scored),
+            ).all()
+        return self._hits(rows, scored)
+
+    # -- vectors ---------------------------------------------------------------------
+
+    def unembedded(self, vector_model: str, limit: int = 16) -> list[tuple[str, float, str]]:
+        """Up to ``limit`` live items with no vector by ``vector_model``, newest first:
+        ``(id, updated_at, text to embed)`` (see :func:`.vectors.item_text`)."""
+        with self._read() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT i.id, i.updated_at, i.title, substr(i.body, 1, ?) FROM items i "
+                "LEFT JOIN item_vectors v ON v.item_pk = i.pk AND v.model = ? "
+                f"WHERE v.item_pk IS NULL AND {_LIVE} ORDER BY i.pk DESC LIMIT ?",
+                (vectors.EMBED_BODY_CHARS, vector_model, time.time(), limit),
+            ).all()
+        out = [(str(r[0]), float(r[1]), vectors.item_text(r[2], r[3])) for r in rows]
+        return [row for row in out if row[2]]
+
+    def put_vectors(
+        self, vector_model: str, rows: Sequence[tuple[str, float, vectors.Vector]]
+    ) -> int:
+        """Store ``(id, updated_at, vector)`` rows (as from ``unembedded``); an item that was
+        changed or deleted since is skipped. Returns how many were stored."""
+        if not vector_model:
+            raise InvalidArgument("vector_model", "must not be empty")
+        stored: list[tuple[int, vectors.Vector]] = []
+        with self._write(keeps_vectors=True) as conn:
+            for item_id, updated_at, vector in rows:
+                pk = conn.exec_driver_sql(
+                    "SELECT pk FROM items WHERE id = ? AND updated_at = ?", (item_id, updated_at)
+                ).scalar()
+                if pk is None:
+                    continue
+                replaced = conn.exec_driver_sql(
+                    "DELETE FROM item_vectors WHERE item_pk = ?", (pk,)
+                ).rowcount
+                if replaced:
+                    self._vectors.invalidate()
+                conn.exec_driver_sql(
+                    "INSERT INTO item_vectors (item_pk, model, vector) VALUES (?, ?, ?)",
+                    (pk, vector_model, vectors.encode(vector)),
+                )
+                stored.append((int(pk), vector))
+        self._vectors.added(vector_model, [pk for pk, _ in stored], [v for _, v in stored])
+        return len(stored)
+
+    def drop_vectors(self, *, keep_model: str) -> int:
+        """Delete every stored vector not by ``keep_model``; return how many."""
+        with self._write() as conn:
+            count = _rowcount(conn.exec_driver_sql(
+                "DELETE FROM item_vectors WHERE model <> ?", (keep_model,)
+            ))
+        if count:
+            self._checkpoint()
+        return count
+
+    def vector_count(self, vector_model: str) -> int:
+        """How many items have a vector by ``vector_model``."""
+        with self._read() as conn:
+            return int(conn.exec_driver_sql(
+                "SELECT count(*) FROM item_vectors WHERE model = ?", (vector_model,)
+            ).scalar_one())
 
     def retrieve(
         self,
@@ -425,13 +554,16 @@ class ContextStore:
         limit: int = 8,
         kinds: Sequence[str] = (),
         sensitivities: Sequence[str] = (),
+        vector: vectors.Vector | None = None,
+        vector_model: str = "",
     ) -> Retrieved:
         """Context for a prompt: the best items for ``query`` that fit ``token_budget``.
 
         ``query`` is the request's prompt, of any length: its most frequent content words
-        (at most ``MAX_QUERY_TERMS``, see :func:`.query.key_terms`) are searched for. Only
-        prompts with content words retrieve anything; every returned item's text is in
-        ``text``, and ``tokens`` is ``count_tokens(text)``.
+        (at most ``MAX_QUERY_TERMS``, see :func:`.query.key_terms`) are searched for, and
+        with ``vector`` (the prompt's embedding) the ranking is hybrid (see ``search``).
+        Only prompts with content words retrieve anything; every returned item's text is
+        in ``text``, and ``tokens`` is ``count_tokens(text)``.
         """
         if not isinstance(query, str):
             raise InvalidArgument("query", "must be a string")
@@ -442,7 +574,8 @@ class ContextStore:
         if token_budget == 0 or not words:
             return Retrieved(text="", items=(), tokens=0)
         hits = self._search(
-            words, kinds, None, None, (), sensitivities, min(MAX_SEARCH_LIMIT, limit * 3)
+            words, kinds, None, None, (), sensitivities, min(MAX_SEARCH_LIMIT, limit * 3),
+            vector, vector_model,
         )
         return retrieval.pack(hits, words, token_budget, count_tokens, limit)
 
