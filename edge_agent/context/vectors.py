@@ -13,7 +13,8 @@ is loaded on the first search, extended in place as vectors are added, and reloa
 a write that removed some. Exact search needs no index to build, tune or keep in sync,
 and at personal scale it is fast enough (milliseconds at 100,000 items).
 
-Hybrid ranking fuses the BM25 list (with its recency boost) and the vector list by
+Hybrid ranking fuses the BM25 list (with its recency boost) and the vector list (the
+items standing out from the store, see ``VECTOR_MIN_Z``) by
 reciprocal rank: an item scores ``sum(1 / (RRF_K + rank))`` over the lists it is in
 (rank 1 is the best). Rank fusion needs no calibration between BM25 scores and cosines,
 which live on unrelated scales and shift with the store and the model.
@@ -32,6 +33,12 @@ from sqlalchemy import Connection
 RRF_K = 60
 #: Characters of an item's body that go into its vector (with its title).
 EMBED_BODY_CHARS = 1000
+#: In hybrid ranking an item is a vector candidate only when its similarity to the query
+#: stands this many standard deviations above the mean over all stored items: nearest
+#: neighbours always exist, and a prompt about nothing stored (a general question) must
+#: not pull personal items into the prompt (which would also keep it on the device).
+#: Small stores (fewer than about a dozen vectors) cannot reach it: BM25 alone ranks.
+VECTOR_MIN_Z = 3.0
 
 Vector = npt.NDArray[np.float32]
 
@@ -105,8 +112,11 @@ class VectorIndex:
             self._load(conn, model)
             return self._n
 
-    def nearest(self, conn: Connection, model: str, query: Vector, n: int) -> list[tuple[int, float]]:
-        """The ``n`` stored pks most similar to ``query`` (cosine), best first."""
+    def nearest(
+        self, conn: Connection, model: str, query: Vector, n: int, *, min_z: float | None = None
+    ) -> list[tuple[int, float]]:
+        """The ``n`` stored pks most similar to ``query`` (cosine), best first; with
+        ``min_z`` only those that many standard deviations above the mean similarity."""
         with self._lock:
             self._load(conn, model)
             rows, pks, count = self._rows, self._pks, self._n
@@ -119,6 +129,11 @@ class VectorIndex:
         k = min(n, count)
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.lexsort((pks[top], -scores[top]))]  # best first; ties: older item
+        if min_z is not None:
+            spread = float(scores.std())
+            if spread <= 1e-6:
+                return []  # all alike: none stands out
+            top = top[scores[top] >= float(scores.mean()) + min_z * spread]
         return [(int(pks[i]), float(scores[i])) for i in top]
 
     def _load(self, conn: Connection, model: str) -> None:

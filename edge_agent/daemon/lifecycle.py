@@ -114,6 +114,7 @@ async def serve(
         loop.add_signal_handler(signal.SIGHUP, _reloader(service))
         readiness.attach(service)  # before gRPC says SERVING, so both doors agree
         await lifecycle.ready(True)
+        service.start_indexing()
         if cfg.server.metrics:
             metrics = MetricsServer(cfg.server.metrics, StatsCollector(
                 service.figures, service.circuit, lambda: service.slot.waiting,

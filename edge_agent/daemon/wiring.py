@@ -16,9 +16,11 @@ from edge_agent.adapters.cloud import CircuitBreaker, CloudClient, tls_credentia
 from edge_agent.adapters.ledger import Ledger
 from edge_agent.config import Config
 from edge_agent.context.store import ContextStore
+from edge_agent.engine.embedding import EmbeddingModel
 from edge_agent.engine.llama_engine import LlamaEngine
 from edge_agent.engine.llama_model import KVBudgetExceeded
 from edge_agent.modeldir import catalog
+from edge_agent.pipeline.indexing import Embedder, LocalEmbedder, ThreadEmbedder, VectorSearch
 from edge_agent.pipeline.routing import RoutingState
 from edge_agent.pipeline.service import AgentService
 from edge_agent.runtime import report, selfcheck
@@ -35,6 +37,7 @@ class Parts:
     store: ContextStore
     routing: RoutingState
     runtime: dict[str, str]
+    embedding: EmbeddingModel | None = None  # [context] embedding_model, when set
 
 
 async def open_service(cfg: Config) -> AgentService:
@@ -44,7 +47,7 @@ async def open_service(cfg: Config) -> AgentService:
     cloud = connect_cloud(cfg)
     if cloud is not None:
         await cloud.fetch_info(timeout_s=cfg.cloud.connect_timeout_s)
-    return AgentService(
+    service = AgentService(
         parts.engine,
         parts.store,
         parts.routing,
@@ -55,6 +58,16 @@ async def open_service(cfg: Config) -> AgentService:
         runtime=parts.runtime,
         keep_alive_s=cfg.keep_alive_s,
     )
+    if cfg.hybrid_retrieval:
+        embedder: Embedder
+        if parts.embedding is not None:
+            embedder = ThreadEmbedder(parts.embedding)
+            idle = service.idle
+        else:  # index with the generating model only while it is loaded and idle
+            embedder = LocalEmbedder(service.engine)
+            idle = lambda: service.idle() and service.engine.engine.loaded
+        service.vectors = VectorSearch(parts.store, embedder, idle=idle)
+    return service
 
 
 def load_parts(cfg: Config) -> Parts:
@@ -77,11 +90,17 @@ def load_parts(cfg: Config) -> Parts:
                         "bit-identical to one-token steps, so drafts could change answers")
             speculative = False
     engine = build_engine(cfg, model_path, speculative=speculative, threads=threads)
+    embedding = None
+    if cfg.hybrid_retrieval and cfg.context.embedding_model:
+        path = Path(cfg.context.embedding_model).expanduser()
+        log.info("loading embedding model %s", path)
+        embedding = EmbeddingModel(path, n_threads=threads)
     b = report.build()
     return Parts(
         engine,
         store,
         routing,
+        embedding=embedding,
         runtime={
             "build_variant": str(b["variant"]),
             "llama_cpp_python": str(b["llama_cpp_python"]),

@@ -149,7 +149,10 @@ class MemoryStore:
     contacts: list[str] = field(default_factory=list)
     _made: int = 0
 
-    def retrieve(self, query: str, *, token_budget: int, count_tokens: Callable[[str], int]) -> Retrieved:
+    def retrieve(
+        self, query: str, *, token_budget: int, count_tokens: Callable[[str], int],
+        vector: object = None, vector_model: str = "",
+    ) -> Retrieved:
         words = {_fold(w) for w in key_terms(query)}  # the prompt's content words, as the store's
         found = tuple(i for i in self._live() if token_budget > 0 and words & _words(i))
         text = "\n".join(f"[{i.kind}] {i.body}" for i in found)

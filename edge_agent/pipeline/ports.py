@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from common.chat import Prompt
 from edge_agent.context.api import Hit, NewItem, Retrieved
 from edge_agent.engine.api import Engine, SamplingParams
@@ -33,7 +36,15 @@ __all__ = [
 class ContextStore(Protocol):
     """The personal-context store (``edge_agent.context.store.ContextStore``)."""
 
-    def retrieve(self, query: str, *, token_budget: int, count_tokens: Callable[[str], int]) -> Retrieved: ...
+    def retrieve(
+        self,
+        query: str,
+        *,
+        token_budget: int,
+        count_tokens: Callable[[str], int],
+        vector: npt.NDArray[np.float32] | None = None,
+        vector_model: str = "",
+    ) -> Retrieved: ...
 
     def contact_names(self) -> list[str]: ...
 
@@ -63,6 +74,20 @@ class ContextStore(Protocol):
     def stats(self) -> dict[str, object]: ...
 
     def close(self) -> None: ...
+
+
+class VectorStore(Protocol):
+    """The store's side of hybrid retrieval: items to embed, their vectors."""
+
+    def unembedded(self, vector_model: str, limit: int = 16) -> list[tuple[str, float, str]]: ...
+
+    def put_vectors(
+        self, vector_model: str, rows: Sequence[tuple[str, float, npt.NDArray[np.float32]]]
+    ) -> int: ...
+
+    def drop_vectors(self, *, keep_model: str) -> int: ...
+
+    def vector_count(self, vector_model: str) -> int: ...
 
 
 class Ledger(Protocol):

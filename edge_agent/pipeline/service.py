@@ -15,8 +15,10 @@ from dataclasses import replace
 from common.chat import Prompt, as_text
 from common.errors import OutOfRange, PermissionDenied
 from edge_agent.context.api import Hit, NewItem, Retrieved
+from edge_agent.context.vectors import Vector
 from edge_agent.engine.api import Embeddings
 from edge_agent.pipeline.egress import schema_strings, stored_values
+from edge_agent.pipeline.indexing import VectorSearch
 from edge_agent.pipeline.local import AsyncEngine
 from edge_agent.pipeline.ports import CloudLink, ContextStore, Engine
 from edge_agent.pipeline.routing import RoutingState
@@ -65,13 +67,18 @@ class AgentService:
         self.runners = Runners(self.engine, self.slot, routing, cloud)
         self._runtime_static = dict(runtime or {})  # build variant, system info, self-check
         self._context_budget = context_token_budget
+        #: hybrid retrieval's vectors ([context] retrieval = "hybrid"), set by the wiring
+        self.vectors: VectorSearch | None = None
 
     # -- generation -------------------------------------------------------------------
     async def plan(self, req: AskRequest) -> Plan:
         """Retrieve context and decide the route (no generation)."""
         started = time.perf_counter()
         schema = schema_strings(req.params.json_schema)
-        retrieved, contacts, stored = await asyncio.to_thread(self._gather, req, schema)
+        vector = None
+        if req.use_context and self.vectors is not None:
+            vector = await self.vectors.query_vector(_query_text(req))
+        retrieved, contacts, stored = await asyncio.to_thread(self._gather, req, schema, vector)
         outgoing: Prompt
         if req.messages:
             outgoing = compose_messages(req.messages, retrieved)
@@ -110,14 +117,18 @@ class AgentService:
         return Plan(request_id, req, decision, prompt, prompt_tokens, retrieved, started, deadline, outgoing)
 
     def _gather(
-        self, req: AskRequest, schema: tuple[str, ...]
+        self, req: AskRequest, schema: tuple[str, ...], vector: tuple[Vector, str] | None = None
     ) -> tuple[Retrieved | None, tuple[str, ...], tuple[StoredValue, ...]]:
-        """Blocking store reads for a plan: context for the prompt, contact names for PII,
-        and the values of sensitive items the request spells (with context on or off)."""
+        """Blocking store reads for a plan: context for the prompt (hybrid with the
+        prompt's ``vector`` and its model), contact names for PII, and the values of
+        sensitive items the request spells (with context on or off)."""
         retrieved = None
         if req.use_context:
-            query = req.messages[-1].content if req.messages else req.prompt
-            retrieved = self.store.retrieve(query, token_budget=self._context_budget, count_tokens=self.engine.count_tokens)
+            vec, model = vector if vector is not None else (None, "")
+            retrieved = self.store.retrieve(
+                _query_text(req), token_budget=self._context_budget,
+                count_tokens=self.engine.count_tokens, vector=vec, vector_model=model,
+            )
         own = [m.content for m in req.messages] if req.messages else [req.prompt]
         stored = stored_values(self.store, [*own, *req.params.stop, *schema])
         return retrieved, tuple(self.store.contact_names()), stored
@@ -189,7 +200,10 @@ class AgentService:
         return out
 
     async def put_context(self, items: Sequence[NewItem]) -> list[str]:
-        return await asyncio.to_thread(self.store.put, items)
+        ids = await asyncio.to_thread(self.store.put, items)
+        if self.vectors is not None:
+            self.vectors.written()
+        return ids
 
     async def search_context(self, q: ContextQuery) -> list[Hit]:
         return await asyncio.to_thread(
@@ -267,14 +281,30 @@ class AgentService:
         self.slot.seed(warm_ms / 1000.0, step_ms / 1000.0)
         return warm_ms
 
+    def idle(self) -> bool:
+        """No request is running or waiting for the model."""
+        return self.slot.active == 0 and self.slot.waiting == 0
+
+    def start_indexing(self) -> None:
+        """Start embedding the store's items in the background (hybrid retrieval)."""
+        if self.vectors is not None:
+            self.vectors.start()
+
     async def close(self) -> None:
         """Free the model and close the store, the ledger and the cloud channel."""
+        if self.vectors is not None:
+            await self.vectors.stop()
         self.engine.close()
         self.store.close()
         if self.routing.ledger is not None:
             self.routing.ledger.close()
         if self.cloud is not None:
             await self.cloud.close()
+
+
+def _query_text(req: AskRequest) -> str:
+    """What context is retrieved for: the last message, or the prompt."""
+    return req.messages[-1].content if req.messages else req.prompt
 
 
 def _refs(retrieved: Retrieved | None) -> tuple[ContextRef, ...]:

@@ -60,19 +60,29 @@ def test_nearest_is_exact_cosine_order(store: ContextStore) -> None:
     assert [h.item.id for h in store.nearest(query, MODEL, limit=10)] == want
 
 
+def fillers(store: ContextStore, n: int, dim: int, seed: int = 3) -> dict[str, np.ndarray]:
+    """``n`` unrelated items with random vectors in dimensions 3 .. dim - 2."""
+    rng = np.random.default_rng(seed)
+    bodies = [f"filler item {i}" for i in range(n)]
+    store.put([note(b) for b in bodies])
+    return {b: unit(0, 0, 0, *rng.normal(size=dim - 4), 0) for b in bodies}
+
+
 def test_hybrid_finds_what_words_miss_and_ranks_agreement_first(store: ContextStore) -> None:
+    vecs = fillers(store, 40, 12)
     a, b, c = store.put([
         note("Dentist appointment on Tuesday at 3pm"),
         note("Appointment with the accountant about taxes"),
         note("Dr. Lee's practice: teeth cleaning booked"),
     ])
-    vecs = {
-        "Dentist appointment on Tuesday at 3pm": unit(1, 0.2, 0),
-        "Appointment with the accountant about taxes": unit(0, 1, 0.3),
-        "Dr. Lee's practice: teeth cleaning booked": unit(0.9, 0, 0.3),
+    pad = (0.0,) * 9
+    vecs |= {
+        "Dentist appointment on Tuesday at 3pm": unit(1, 0.2, 0, *pad),
+        "Appointment with the accountant about taxes": unit(0, 1, 0.3, *pad),
+        "Dr. Lee's practice: teeth cleaning booked": unit(0.9, 0, 0.3, *pad),
     }
-    assert embed_all(store, vecs) == 3
-    query = unit(1, 0.1, 0.1)  # "when do I see the dentist", say
+    assert embed_all(store, vecs) == 43
+    query = unit(1, 0.1, 0.1, *pad)  # "when do I see the dentist", say
     lexical = [h.item.id for h in store.search("dentist appointment")]
     assert c not in lexical
     hybrid = [h.item.id for h in store.search("dentist appointment", vector=query, vector_model=MODEL)]
@@ -82,7 +92,18 @@ def test_hybrid_finds_what_words_miss_and_ranks_agreement_first(store: ContextSt
     assert scores == sorted(scores, reverse=True)
     retrieved = store.retrieve("dentist appointment", token_budget=500, count_tokens=len,
                                vector=query, vector_model=MODEL)
-    assert {i.id for i in retrieved.items} == {a, b, c}
+    assert {i.id for i in retrieved.items} == {a, b, c}  # no filler: they do not stand out
+    # a prompt about nothing stored retrieves nothing, words or vectors
+    elsewhere = unit(0, 0, 0, *pad[:-1], 1)  # like no stored item
+    assert store.retrieve("capital of France", token_budget=500, count_tokens=len,
+                          vector=elsewhere, vector_model=MODEL).items == ()
+
+
+def test_a_small_store_ranks_by_words_alone(store: ContextStore) -> None:
+    a, _b = store.put([note("dentist visit"), note("teeth cleaning")])
+    assert embed_all(store, {"dentist visit": unit(1, 0), "teeth cleaning": unit(0.9, 0.1)}) == 2
+    hits = store.search("dentist", vector=unit(0.95, 0.05), vector_model=MODEL)
+    assert [h.item.id for h in hits] == [a]  # two vectors cannot stand out from each other
 
 
 def test_filters_apply_to_vector_candidates(store: ContextStore) -> None:
@@ -138,7 +159,7 @@ def test_expired_items_are_not_found_by_vector(store: ContextStore) -> None:
 
 
 def test_models_do_not_mix(store: ContextStore) -> None:
-    (a,) = store.put([note("some text")])
+    store.put([note("some text")])
     assert embed_all(store, {"some text": unit(1, 0)}, model="old") == 1
     assert store.nearest(unit(1, 0), "new") == []
     assert [t for _, _, t in store.unembedded("new")] == ["some text"]
