@@ -114,9 +114,14 @@ class VectorSearch:
         self.embedder.close()
 
     async def _run(self) -> None:
+        reported = 0
         while True:
             try:
                 if not await self.step():
+                    if self.embedded > reported:  # a backlog done: say so once
+                        log.info("context vectors: %d items embedded by %s in %.1f s",
+                                 self.embedded - reported, self._model_seen, self.embed_s)
+                        reported, self.embed_s = self.embedded, 0.0
                     self._wake.clear()
                     try:
                         await asyncio.wait_for(self._wake.wait(), self._poll_s)
