@@ -61,7 +61,7 @@ async def open_service(cfg: Config) -> AgentService:
     if cfg.hybrid_retrieval:
         embedder: Embedder
         if parts.embedding is not None:
-            embedder = ThreadEmbedder(parts.embedding)
+            embedder = service.embedding_model = ThreadEmbedder(parts.embedding)
             idle = service.idle
         else:  # index with the generating model only while it is loaded and idle
             embedder = LocalEmbedder(service.engine)

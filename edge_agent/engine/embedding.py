@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from common.errors import InvalidArgument, OutOfRange
+from edge_agent.engine.api import Embeddings
 from edge_agent.engine.llama_model import EMBED_CTX, LlamaModel, lc
 
 
@@ -28,7 +29,8 @@ class EmbeddingModel:
         self.max_tokens = min(EMBED_CTX, trained) if trained > 0 else EMBED_CTX
         self.dimensions = self._model.n_embd
         size = self.path.stat().st_size
-        self.model_id = f"{self.path.stem}:{size}"
+        self.name = self.path.stem  # what apps send as ``model`` (/v1/embeddings, Embed)
+        self.model_id = f"{self.path.stem}:{size}"  # what stored vectors are tagged with
 
     @property
     def pooling(self) -> str:
@@ -39,6 +41,10 @@ class EmbeddingModel:
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """One vector per text; ``input[i]`` names a text that is empty or too long."""
+        return self.embeddings(texts).vectors
+
+    def embeddings(self, texts: Sequence[str]) -> Embeddings:
+        """The vectors of ``texts`` with their token count and pooling."""
         inputs = []
         for i, text in enumerate(texts):
             if not text.strip():
@@ -47,7 +53,8 @@ class EmbeddingModel:
             if len(toks) > self.max_tokens:
                 raise OutOfRange(f"input[{i}]", f"must be at most {self.max_tokens} tokens for this model (got {len(toks)})")
             inputs.append(toks)
-        return self._model.embed(inputs)
+        vectors = self._model.embed(inputs)
+        return Embeddings(vectors, sum(len(t) for t in inputs), self._model.pooling)
 
     def close(self) -> None:
         self._model.close()

@@ -25,6 +25,7 @@ import numpy as np
 
 from common.errors import InvalidArgument, OutOfRange
 from edge_agent.context.vectors import EMBED_BODY_CHARS, Vector
+from edge_agent.engine.api import Embeddings
 from edge_agent.pipeline.local import AsyncEngine
 from edge_agent.pipeline.ports import VectorStore
 
@@ -193,7 +194,8 @@ class LocalEmbedder:
 
 
 class ThreadEmbedder:
-    """Vectors from a blocking embedding model (``EmbeddingModel``), in a worker thread."""
+    """Vectors from a blocking embedding model (``EmbeddingModel``), in a worker thread;
+    apps may ask it by ``name`` too (``/v1/embeddings``, ``Embed``)."""
 
     def __init__(self, model: _BlockingEmbedder) -> None:
         self._model = model
@@ -201,6 +203,13 @@ class ThreadEmbedder:
     @property
     def model_id(self) -> str:
         return self._model.model_id
+
+    @property
+    def name(self) -> str:
+        return self._model.name
+
+    async def embeddings(self, texts: Sequence[str]) -> Embeddings:
+        return await asyncio.to_thread(self._model.embeddings, list(texts))
 
     async def embed(self, texts: Sequence[str]) -> Vector:
         return await asyncio.to_thread(self._model.embed, list(texts))
@@ -212,6 +221,11 @@ class ThreadEmbedder:
 class _BlockingEmbedder(Protocol):
     @property
     def model_id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    def embeddings(self, texts: Sequence[str]) -> Embeddings: ...
 
     def embed(self, texts: Sequence[str]) -> Vector: ...
 

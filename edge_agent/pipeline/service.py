@@ -18,7 +18,7 @@ from edge_agent.context.api import Hit, NewItem, Retrieved
 from edge_agent.context.vectors import Vector
 from edge_agent.engine.api import Embeddings
 from edge_agent.pipeline.egress import schema_strings, stored_values
-from edge_agent.pipeline.indexing import VectorSearch
+from edge_agent.pipeline.indexing import ThreadEmbedder, VectorSearch
 from edge_agent.pipeline.local import AsyncEngine
 from edge_agent.pipeline.ports import CloudLink, ContextStore, Engine
 from edge_agent.pipeline.routing import RoutingState
@@ -69,6 +69,8 @@ class AgentService:
         self._context_budget = context_token_budget
         #: hybrid retrieval's vectors ([context] retrieval = "hybrid"), set by the wiring
         self.vectors: VectorSearch | None = None
+        #: the embedding GGUF ([context] embedding_model), which apps may name as well
+        self.embedding_model: ThreadEmbedder | None = None
 
     # -- generation -------------------------------------------------------------------
     async def plan(self, req: AskRequest) -> Plan:
@@ -190,13 +192,20 @@ class AgentService:
         return (time.perf_counter() - plan.started) * 1000
 
     # -- personal context ------------------------------------------------------------
-    async def embed(self, texts: Sequence[str], app_id: str = "") -> Embeddings:
-        """Vectors of ``texts``, always from the local model: an embedding is computed
-        on the device and nothing of it leaves (no route, no ledger row)."""
+    def embedding_names(self) -> tuple[str, ...]:
+        """Models besides the generating one that embed on request (by name)."""
+        return () if self.embedding_model is None else (self.embedding_model.name,)
+
+    async def embed(self, texts: Sequence[str], app_id: str = "", model: str = "") -> Embeddings:
+        """Vectors of ``texts``, always computed on the device and nothing of them leaves
+        (no route, no ledger row): by the embedding model when ``model`` names it (see
+        ``embedding_names``), else by the local model."""
         t0 = time.perf_counter()
-        out = await self.engine.embed(texts)
-        log.info("embeddings app=%s inputs=%d prompt_tokens=%d ms=%.1f", app_id or "-", len(texts),
-                 out.prompt_tokens, (time.perf_counter() - t0) * 1000)
+        dedicated = self.embedding_model if model and model in self.embedding_names() else None
+        out = await (dedicated.embeddings(texts) if dedicated is not None else self.engine.embed(texts))
+        log.info("embeddings app=%s model=%s inputs=%d prompt_tokens=%d ms=%.1f", app_id or "-",
+                 dedicated.name if dedicated else "local", len(texts), out.prompt_tokens,
+                 (time.perf_counter() - t0) * 1000)
         return out
 
     async def put_context(self, items: Sequence[NewItem]) -> list[str]:

@@ -89,10 +89,11 @@ def _tools(use: pb.ToolUse) -> toolfmt.ToolUse | None:
     return toolfmt.check_tools(raw or None, use.choice or None, use.parallel, names=toolfmt.PROTO_TOOL_NAMES)
 
 
-def embed_request(msg: pb.EmbedRequest, limits: LimitsConfig) -> tuple[tuple[str, ...], str]:
-    """The texts and the app of an EmbedRequest (the request builder's rules)."""
+def embed_request(msg: pb.EmbedRequest, limits: LimitsConfig) -> tuple[tuple[str, ...], str, str]:
+    """The texts, the app and the model of an EmbedRequest (the request builder's rules)."""
     texts = request.embed_inputs(list(msg.input), limits)
-    return texts, request.identifier("app_id", msg.app_id, request.MAX_APP_ID_CHARS)
+    model = request.identifier("model", msg.model, request.MAX_APP_ID_CHARS)
+    return texts, request.identifier("app_id", msg.app_id, request.MAX_APP_ID_CHARS), model
 
 
 def embed_response(emb: Embeddings) -> pb.EmbedResponse:

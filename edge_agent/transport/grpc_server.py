@@ -17,7 +17,7 @@ from edgecloud.v1 import edge_agent_pb2 as pb
 from edgecloud.v1 import edge_agent_pb2_grpc as pb_grpc
 
 from common import tools as toolfmt
-from common.errors import DomainError, FailedPrecondition
+from common.errors import DomainError, FailedPrecondition, NotFound
 from common.schema_limits import check_schema_bytes
 from edge_agent.config import LimitsConfig
 from edge_agent.modeldir.catalog import check_name
@@ -114,6 +114,10 @@ class EdgeAgentServicer(pb_grpc.EdgeAgentServicer):
         return pb.UseModelResponse(previous=previous, model=model, seconds=seconds)
 
     async def Embed(self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext) -> pb.EmbedResponse:
-        texts, app_id = convert.embed_request(request, self._limits)
-        return convert.embed_response(await self.service.embed(texts, app_id))
+        texts, app_id, model = convert.embed_request(request, self._limits)
+        dedicated = self.service.embedding_names()
+        if model and model not in dedicated and model != self.service.model_state()["name"]:
+            known = ", ".join([str(self.service.model_state()["name"]), *dedicated])
+            raise NotFound(f"model: no model named {model[:64]!r} (known: {known})")
+        return convert.embed_response(await self.service.embed(texts, app_id, model if model in dedicated else ""))
 

@@ -309,14 +309,16 @@ def routes(door: OpenAIFrontDoor) -> list[Route]:
                 raise InvalidArgument("model", "must name a model from GET /api/tags")
             oc.refuse_unknown(body, _EMBED_KEYS, "/api/embed")
             _options(body)
-            _known(model)
+            embedding = door.embedding_model(model)
+            if embedding is None:
+                _known(model)
             inp = body.get("input")
             texts = [inp] if isinstance(inp, str) else inp
             if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
                 raise InvalidArgument("input", "must be a string or a list of strings")
             checked = request.embed_inputs(texts, door._limits, listed=isinstance(inp, list))
             t0 = time.perf_counter()
-            emb = await door._ready.service.embed(checked, "")
+            emb = await door._ready.service.embed(checked, "", embedding or "")
             took = int((time.perf_counter() - t0) * 1e9)
         except Exception as exc:  # noqa: BLE001
             return _error(exc, where)

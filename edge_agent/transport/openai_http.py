@@ -133,6 +133,21 @@ class OpenAIFrontDoor:
         names = {self._alias, self._running()} - {""}
         return name in names or (name.endswith(":latest") and name[:-7] in names)
 
+    def embedding_model(self, name: str) -> str | None:
+        """The embedding model (``[context] embedding_model``) a request names, if any."""
+        try:
+            names = self._ready.service.embedding_names()
+        except e.Unavailable:
+            return None
+        bare = name.removesuffix(":latest")
+        return bare if bare in names else None
+
+    def embedding_names(self) -> tuple[str, ...]:
+        try:
+            return self._ready.service.embedding_names()
+        except e.Unavailable:
+            return ()
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)
 
@@ -160,14 +175,18 @@ class OpenAIFrontDoor:
         return JSONResponse(status_body(service.model_state(), service.runtime()))
 
     # -- models ---------------------------------------------------------------------
-    def _model_entry(self) -> dict[str, Any]:
-        return {"id": self.model_name, "object": "model", "created": 0, "owned_by": "edge-agent"}
+    def _model_entry(self, name: str = "") -> dict[str, Any]:
+        return {"id": name or self.model_name, "object": "model", "created": 0, "owned_by": "edge-agent"}
 
     async def models(self, request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [self._model_entry()]})
+        data = [self._model_entry(), *(self._model_entry(n) for n in self.embedding_names())]
+        return JSONResponse({"object": "list", "data": data})
 
     async def model(self, request: Request) -> Response:
         name = request.path_params["name"]
+        embedding = self.embedding_model(name)
+        if embedding is not None:
+            return JSONResponse(self._model_entry(embedding))
         if not self.serves(name):
             return _error_response(ModelNotFound(name), "GET /v1/models", self._on_error)
         return JSONResponse(self._model_entry())
@@ -180,16 +199,18 @@ class OpenAIFrontDoor:
         return await self._generate(request, chat=False)
 
     async def embeddings(self, request: Request) -> Response:
-        """Vectors from the local model; an embedding never leaves the device."""
+        """Vectors from the local model, or from the embedding model when the request
+        names it; an embedding never leaves the device."""
         where = f"POST {request.url.path}"
         try:
             raw = await self._body(request)
             body = oc.parse_body(raw) if len(raw) <= oc.PARSE_INLINE_BYTES else await asyncio.to_thread(oc.parse_body, raw)
             req = oc.embedding_request(body, self._limits)
-            if not self.serves(req.model):
+            embedding = self.embedding_model(req.model)
+            if embedding is None and not self.serves(req.model):
                 raise ModelNotFound(req.model)
-            emb = await self._ready.service.embed(req.texts, req.app_id)
-            out = oc.embedding_response(req, emb, self.model_name)
+            emb = await self._ready.service.embed(req.texts, req.app_id, embedding or "")
+            out = oc.embedding_response(req, emb, embedding or self.model_name)
         except Exception as exc:  # noqa: BLE001 - every error becomes an OpenAI error object
             return _error_response(exc, where, self._on_error)
         return JSONResponse(out, headers={ROUTE_HEADER: "local"})

