@@ -242,7 +242,7 @@ def _cmd_stats(args: argparse.Namespace, store: ContextStore) -> int:
     if stats["items"]:
         print(f"span: {stats['oldest']} .. {stats['newest']}")
     for label, key in (("kinds", "by_kind"), ("sensitivity", "by_sensitivity"),
-                       ("sources", "top_sources")):
+                       ("sources", "top_sources"), ("vectors", "vectors")):
         if stats[key]:
             parts = ", ".join(f"{name} {count}" for name, count in stats[key].items())
             print(f"{label}: {parts}")

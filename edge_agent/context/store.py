@@ -638,6 +638,11 @@ class ContextStore:
             by_kind, by_sensitivity, sources = (
                 grouped("kind"), grouped("sensitivity"), grouped("source", 20)
             )
+            vectors_by_model = {
+                str(row[0]): int(row[1]) for row in conn.exec_driver_sql(
+                    "SELECT model, count(*) FROM item_vectors GROUP BY model ORDER BY model"
+                )
+            }
         return {
             "path": str(self.path),
             "schema_version": self.schema_version,
@@ -645,6 +650,7 @@ class ContextStore:
             "by_kind": by_kind,
             "by_sensitivity": by_sensitivity,
             "top_sources": sources,
+            "vectors": vectors_by_model,  # items embedded, by embedding model
             "expiring": int(expiring),
             "oldest": _iso(from_epoch(oldest)),
             "newest": _iso(from_epoch(newest)),

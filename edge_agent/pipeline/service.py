@@ -203,8 +203,8 @@ class AgentService:
         t0 = time.perf_counter()
         dedicated = self.embedding_model if model and model in self.embedding_names() else None
         out = await (dedicated.embeddings(texts) if dedicated is not None else self.engine.embed(texts))
-        log.info("embeddings app=%s model=%s inputs=%d prompt_tokens=%d ms=%.1f", app_id or "-",
-                 dedicated.name if dedicated else "local", len(texts), out.prompt_tokens,
+        log.info("embeddings app=%s inputs=%d model=%s prompt_tokens=%d ms=%.1f", app_id or "-",
+                 len(texts), dedicated.name if dedicated else "local", out.prompt_tokens,
                  (time.perf_counter() - t0) * 1000)
         return out
 

@@ -185,3 +185,10 @@ def test_fuse_is_reciprocal_rank() -> None:
     assert [pk for pk, _ in got] == [2, 1, 3]
     assert got[0][1] == pytest.approx(1 / 62 + 1 / 61)
     assert got[1][1] == pytest.approx(1 / 61)
+
+
+def test_stats_count_vectors_by_model(store: ContextStore) -> None:
+    store.put([note("one"), note("two")])
+    assert store.stats()["vectors"] == {}
+    embed_all(store, {"one": unit(1, 0), "two": unit(0, 1)})
+    assert store.stats()["vectors"] == {MODEL: 2}

@@ -39,9 +39,12 @@ def test_vectors_are_unit_length_and_repeatable(engine: LlamaEngine) -> None:
     v = out.vectors
     assert v.shape == (4, engine.model.n_embd) and v.dtype == np.float32
     assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
-    # the same text, the same vector: to float32 rounding, since a decode of more than 32
-    # tokens runs the batched kernels, whose order depends on a row's place (not on AMX)
-    assert np.allclose(v[0], v[3], rtol=0, atol=1e-6)
+    # the same request, the same vectors, bit for bit
+    assert np.array_equal(engine.embed([*TEXTS, TEXTS[0]]).vectors, v)
+    # the same text twice in one batch: the same direction. Not bit for bit: a decode of
+    # more than 32 tokens runs the batched kernels, whose rounding depends on a row's place
+    # (measured: up to 2e-3 per component with AVX-512, 1e-6 with AVX2; README)
+    assert float(v[0] @ v[3]) > 0.9999
     assert not np.allclose(v[0], v[1])
     assert out.pooling == "mean" and out.prompt_tokens == sum(len(engine.tokenize_prompt(t)) for t in [*TEXTS, TEXTS[0]])
     alone = engine.embed([TEXTS[1]]).vectors[0]
