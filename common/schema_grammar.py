@@ -24,9 +24,12 @@ import json
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
+from common import int_range
 from common.errors import InvalidArgument
 from common.gbnf import check_grammar
 from common.schema_limits import GRAMMAR_CACHE_BYTES, check_schema_bytes, check_schema_tree
@@ -76,7 +79,32 @@ def _load_converter() -> ModuleType:
     if not hasattr(module, "_build_repetition") or not hasattr(module, "json_schema_to_gbnf"):
         raise ImportError(f"{path}: not the schema converter this module expects")
     module._build_repetition = _flat_repetition  # type: ignore[attr-defined]
+    converter = getattr(module, "SchemaConverter", None)
+    if converter is None or not hasattr(converter, "visit") or not hasattr(converter, "_add_rule"):
+        raise ImportError(f"{path}: not the schema converter this module expects")
+    converter.visit = _bounded_integers(converter.visit, set(getattr(module, "RESERVED_NAMES", ())))
     return module
+
+
+_BOUND_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
+def _bounded_integers(visit: Callable[..., str], reserved: set[str]) -> Callable[..., str]:
+    """The converter's ``visit`` with ``"type": "integer"`` bounds kept (it ignores them)."""
+
+    def wrapped(self: Any, schema: Any, name: str) -> str:
+        if (isinstance(schema, dict) and schema.get("type") == "integer"
+                and any(k in schema for k in _BOUND_KEYS)
+                and not any(k in schema for k in ("$ref", "oneOf", "anyOf", "const", "enum"))):
+            lo, hi = int_range.bounds(schema)
+            ps = int_range.pieces(lo, hi)
+            if not ps:
+                raise ValueError(f"an integer range with no value ({lo} > {hi})")
+            rule_name = name + "-" if name in reserved else name or "root"
+            return str(self._add_rule(rule_name, f"({int_range.gbnf(ps)}) space"))
+        return visit(self, schema, name)
+
+    return wrapped
 
 
 class _ByteLRU:
