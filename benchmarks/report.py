@@ -30,6 +30,7 @@ COMMANDS = {
     "kernels": "python benchmarks/kernels.py --json benchmarks/results/kernels.json",
     "concurrency": "python benchmarks/concurrency.py --json benchmarks/results/concurrency.json",
     "retrieval": "python benchmarks/retrieval.py --json benchmarks/results/retrieval.json",
+    "startup": "python benchmarks/startup.py --json benchmarks/results/startup.json",
 }
 
 
@@ -517,6 +518,13 @@ def write(results: Path, target: Path) -> None:
     lines += _context_store(results)
     if (ret := _load(results, "retrieval")) is not None:
         lines += _retrieval(ret)
+    if (up := _load(results, "startup")) is not None:
+        import startup  # sibling benchmark: its table is the report
+
+        lines += ["## Start-up", "", _provenance("startup", up), "",
+                  ("`edge-agent serve` with a fresh data directory and the default config (self-check, model "
+                   "load, bounded calibration, warm-up) to its ready line, quiet and with one busy process per "
+                   "core, alternated; `doctor` once under that load."), "", startup.table(up), ""]
     if (turns := _load(results, "chat_turns")) is not None:
         lines += _table("chat_turns", "Time to first token by conversation turn", turns, [
             ("history_tokens_turn10", "prompt tokens at turn 10"), ("repeats", "conversations (medians)"),

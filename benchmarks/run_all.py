@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "routing": ["--iterations", "5000"],
     "context_store": [],
     "retrieval": [],
+    "startup": [],
     "runtime": [],
     "kernels": [],
     "concurrency": [],
