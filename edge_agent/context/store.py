@@ -435,17 +435,18 @@ class ContextStore:
                         (*recency, *params, limit),
                     )
                 ]
-            if not scored:
-                return []
-            marks = ", ".join("?" for _ in scored)
-            rows = conn.exec_driver_sql(
-                f"SELECT {ITEM_SELECT}, i.pk FROM items i WHERE i.pk IN ({marks})",
-                tuple(pk for pk, _ in scored),
-            ).all()
-        return self._hits(rows, scored)
+            return self._hits(conn, scored)
 
     @staticmethod
-    def _hits(rows: Sequence[Any], scored: Sequence[tuple[int, float]]) -> list[Hit]:
+    def _hits(conn: Connection, scored: Sequence[tuple[int, float]]) -> list[Hit]:
+        """The items of ``scored`` ``(pk, score)`` pairs, in that order."""
+        if not scored:
+            return []
+        marks = ", ".join("?" for _ in scored)
+        rows = conn.exec_driver_sql(
+            f"SELECT {ITEM_SELECT}, i.pk FROM items i WHERE i.pk IN ({marks})",
+            tuple(pk for pk, _ in scored),
+        ).all()
         by_pk = {int(row[-1]): row_to_item(row) for row in rows}
         return [Hit(item=by_pk[pk], score=score) for pk, score in scored if pk in by_pk]
 
@@ -479,14 +480,7 @@ class ContextStore:
         validate_limit(limit)
         with self._read() as conn:
             scored = self._near(conn, vector, vector_model, _LIVE, (time.time(),), limit)
-            if not scored:
-                return []
-            marks = ", ".join("?" for _ in scored)
-            rows = conn.exec_driver_sql(
-                f"SELECT {ITEM_SELECT}, i.pk FROM items i WHERE i.pk IN ({marks})",
-                tuple(pk for pk, _ in scored),
-            ).all()
-        return self._hits(rows, scored)
+            return self._hits(conn, scored)
 
     # -- vectors ---------------------------------------------------------------------
 
