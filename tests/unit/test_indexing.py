@@ -141,7 +141,7 @@ def test_written_wakes_the_background_task(store: ContextStore) -> None:
         await asyncio.sleep(0.05)
         store.put([note("teeth")])
         search.written()
-        for _ in range(200):
+        for _ in range(3000):  # up to 30 s on a slow machine; the poll interval is an hour
             if store.vector_count(emb.model_id):
                 break
             await asyncio.sleep(0.01)
