@@ -24,7 +24,7 @@ from edge_agent.runtime.kernels import Ggml, MatMul, amx_takes
 
 K_QUANTS = ("Q4_K", "Q5_K", "Q6_K", "Q3_K", "Q2_K", "IQ4_XS")
 CPU_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", *K_QUANTS)
-REPACK_TYPES = ("Q4_0", "Q4_K", "IQ4_NL", "Q2_K")
+REPACK_TYPES = ("Q4_0", "Q4_K", "IQ4_NL", "Q2_K", "Q8_0", "Q5_0")
 AMX_TYPES = ("Q4_0", "Q4_1", "Q5_0", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS")
 MAX_ROWS = 32
 
@@ -123,3 +123,88 @@ def test_the_batched_path_is_really_another_kernel(ggml: Ggml, opened: list[MatM
     batched = mm(x, threads=2)
     alone = np.stack([mm(x[i : i + 1], threads=2)[0] for i in range(64)])
     assert not np.array_equal(batched, alone)
+
+
+@pytest.mark.parametrize("type_name", REPACK_TYPES)
+def test_repacked_product_is_the_product(ggml: Ggml, opened: list[MatMul], type_name: str) -> None:
+    """A repacked matrix computes the same product as the plain one (the repack loses no
+    weight, a misplaced byte or scale moves outputs by whole quantization steps), up to
+    the order of the float sums, at one row and at several."""
+    repacked = _weights(ggml, type_name, "CPU_REPACK", opened)
+    n, k = _shape(type_name)
+    rng = np.random.default_rng(hash((type_name, "CPU_REPACK")) % 2**32)
+    w = rng.standard_normal((n, k)).astype(np.float32) * 0.05
+    cpu = MatMul(ggml, type_name, ggml.buffer_types()["CPU"], ggml.quantize(type_name, w), n, k)
+    opened.append(cpu)
+    x = np.random.default_rng(13).standard_normal((40, k)).astype(np.float32)
+    for rows in (1, 5, 17, 40):
+        want, got = cpu(x[:rows], threads=2), repacked(x[:rows], threads=2)
+        assert np.allclose(got, want, rtol=0, atol=1e-4 * float(np.max(np.abs(want)))), (
+            f"CPU_REPACK {type_name} differs from CPU {type_name} by up to "
+            f"{float(np.max(np.abs(got - want))):.3g} at {rows} row(s)")
+
+
+def _fma32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """fmaf on float32 arrays, correctly rounded: the product is exact in float64, the sum
+    is rounded once to float64 with its error kept (two-sum), and where that rounding
+    landed exactly on a float32 halfway point the error decides the side."""
+    p = a.astype(np.float64) * b.astype(np.float64)
+    c64 = c.astype(np.float64)
+    s = p + c64
+    bb = s - p
+    err = (p - (s - bb)) + (c64 - bb)
+    r = s.astype(np.float32)
+    lo, hi = np.nextafter(r, np.float32(-np.inf)), np.nextafter(r, np.float32(np.inf))
+    # s halfway between r and a neighbour: the exact value p + c is off it by err
+    up = (s == (r.astype(np.float64) + hi.astype(np.float64)) / 2) & (err > 0)
+    down = (s == (r.astype(np.float64) + lo.astype(np.float64)) / 2) & (err < 0)
+    return np.where(up, hi, np.where(down, lo, r))
+
+
+def _q8_0_values(type_name: str, raw: bytes, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scales n x blocks float32, values n x k int64) of Q8_0 or Q5_0 rows as ggml stores them."""
+    nb = k // 32
+    if type_name == "Q8_0":
+        blocks = np.frombuffer(raw, dtype=np.uint8).reshape(n, nb, 34)
+        d = blocks[:, :, :2].copy().view(np.float16)[:, :, 0].astype(np.float32)
+        q = blocks[:, :, 2:].view(np.int8).astype(np.int64)
+    else:  # Q5_0: fp16 scale, 32 fifth bits, 16 bytes of nibbles
+        blocks = np.frombuffer(raw, dtype=np.uint8).reshape(n, nb, 22)
+        d = blocks[:, :, :2].copy().view(np.float16)[:, :, 0].astype(np.float32)
+        qh = blocks[:, :, 2:6].copy().view("<u4")[:, :, 0].astype(np.int64)
+        qs = blocks[:, :, 6:].astype(np.int64)
+        j = np.arange(16)
+        lo = (qs & 0x0F) | (((qh[:, :, None] >> j) & 1) << 4)
+        hi = (qs >> 4) | (((qh[:, :, None] >> (j + 16)) & 1) << 4)
+        q = np.concatenate([lo, hi], axis=2) - 16
+    return d, q.reshape(n, nb * 32)
+
+
+@pytest.mark.parametrize("type_name", ("Q8_0", "Q5_0"))
+def test_repacked_q8_0_kernel_keeps_its_documented_order(ggml: Ggml, opened: list[MatMul], type_name: str) -> None:
+    """The repacked Q8_0/Q5_0 kernel (runtime patch 0006) sums in one order on every
+    instruction set: per output and block in order, the exact integer sum of the block,
+    then acc = fma(isum, d_w * d_x, acc) from 0. Recomputed here in numpy with a correctly
+    rounded fma, its output must be equal bit for bit, so the AVX-512 VNNI, AVX2 and scalar
+    paths give the same bits (each host runs the path it has). The activations are block
+    multiples of a power of two with a full-scale element, so their quantization is exact."""
+    mm = _weights(ggml, type_name, "CPU_REPACK", opened)
+    n, k = _shape(type_name)
+    nb = k // 32
+    rng = np.random.default_rng(17)
+    rows = 9
+    xq = rng.integers(-127, 128, size=(rows, nb, 32))
+    xq[:, :, 0] = np.where(rng.random((rows, nb)) < 0.5, 127, -127)
+    xd = np.exp2(-rng.integers(4, 12, size=(rows, nb))).astype(np.float32)
+    x = (xq * xd[:, :, None]).reshape(rows, k).astype(np.float32)
+    wd, wq = _q8_0_values(type_name, mm.weights, n, k)
+    isum = np.einsum("rbi,nbi->rnb", xq, wq.reshape(n, nb, 32)).astype(np.float32)  # exact: |isum| < 2**20
+    acc = np.zeros((rows, n), dtype=np.float32)
+    for b in range(nb):
+        scale = wd[None, :, b] * xd[:, b, None]  # float32 product, correctly rounded
+        acc = _fma32(isum[:, :, b], scale, acc)
+    for r in (1, rows):
+        got = mm(x[:r], threads=2)
+        bad = np.argwhere(got != acc[:r])
+        assert bad.size == 0, (f"{type_name} CPU_REPACK at {r} row(s) differs from the documented order at "
+                               f"{len(bad)} outputs, e.g. row/col {bad[0].tolist()}: {got[tuple(bad[0])]!r} vs {acc[tuple(bad[0])]!r}")
