@@ -82,7 +82,7 @@ def load_parts(cfg: Config) -> Parts:
     speculative = cfg.model.speculative
     if cfg.model.selfcheck:
         check = selfcheck.require(model_path, threads)
-        log.info("runtime self-check passed in %.1f s: %s", check.seconds, check.summary)
+        log.info("runtime self-check passed%s: %s", f" in {check.seconds:.1f} s" if check.seconds else "", check.summary)
         checked = f"passed: {check.summary}"
         if speculative and not check.identical:
             # drafts would be verified with logits that differ from a plain step's

@@ -21,6 +21,13 @@ batches of up to 32 tokens (``packaging/runtime/patches/0002-batch-invariant-sma
 batches.patch``) and which speculative decoding needs to give exactly the output of
 plain decoding: the daemon decodes plainly on a runtime that is not identical.
 
+A pass is recorded (``record`` / ``recorded``: a small JSON file under
+``$EDGECLOUD_CACHE/selfcheck``, else ``$XDG_CACHE_HOME/edgecloud/selfcheck``, 0600) for
+the runtime's libraries, the model file, the CPU and the thread count that were
+checked; ``require`` reuses it while all four are unchanged, so a daemon starts without
+evaluating the model twice (``make install`` records the shipped model's check), and
+checks again after any of them changes. ``doctor`` always checks afresh.
+
 It runs in a child process (``run``) so that a kernel that faults (an illegal
 instruction, say) kills the child and not the caller. ``python -P -m
 edge_agent.runtime.selfcheck --json`` is the child (``-P``: nothing from the working
@@ -32,13 +39,14 @@ being bit-identical.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -186,12 +194,94 @@ FIX = (
 )
 
 
-def require(model_path: str | Path, n_threads: int | None = None) -> CheckResult:
-    """Run the check in a child; raise ``RuntimeUnusable`` (one line: cause and fix)."""
+def require(model_path: str | Path, n_threads: int | None = None, *, reuse: bool = True) -> CheckResult:
+    """The recorded pass for this runtime, model, CPU and thread count (``reuse``), else
+    the check in a child; raise ``RuntimeUnusable`` (one line: cause and fix)."""
+    if reuse:
+        kept = recorded(model_path, n_threads)
+        if kept is not None:
+            return kept
     res = run(model_path, n_threads=n_threads)
     if not res.ok:
         raise RuntimeUnusable(f"runtime self-check failed: {res.cause}; {FIX}")
     return res
+
+
+def record_dir() -> Path:
+    env = os.environ.get("EDGECLOUD_CACHE")
+    if env:
+        return Path(env) / "selfcheck"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "edgecloud" / "selfcheck"
+
+
+def _file_id(path: Path) -> list[object]:
+    st = path.stat()
+    return [str(path.resolve()), st.st_size, st.st_mtime_ns]
+
+
+def record_key(model_path: str | Path, n_threads: int | None) -> dict[str, object]:
+    """What a recorded pass stands for: the runtime's libraries, the model file, the CPU
+    (model name and feature flags) and the thread count."""
+    from edge_agent.runtime.kernels import lib_dir
+
+    libs = sorted(p for p in lib_dir().glob("lib*.so*") if p.is_file() and not p.is_symlink())
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            head = f.read().split("\n\n", 1)[0]
+        cpu = "\n".join(ln for ln in head.splitlines() if ln.startswith(("vendor_id", "cpu family", "model", "flags")))
+    except OSError:
+        pass
+    return {
+        "runtime": [_file_id(p) for p in libs],
+        "model": _file_id(Path(model_path)),
+        "cpu": hashlib.sha256(cpu.encode()).hexdigest(),
+        "threads": n_threads or max(1, os.cpu_count() or 1),
+    }
+
+
+def _record_path(key: dict[str, object]) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+    return record_dir() / f"{digest}.json"
+
+
+def record(model_path: str | Path, n_threads: int | None, res: CheckResult) -> None:
+    """Keep a bit-identical pass for ``require`` (best effort: an unwritable cache only
+    means the next start checks again)."""
+    if not (res.ok and res.identical) or os.environ.get(FAULT_ENV):
+        return
+    try:
+        key = record_key(model_path, n_threads)
+        path = _record_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"key": key, "result": json.loads(res.to_json()), "at": time.time()}, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def recorded(model_path: str | Path, n_threads: int | None) -> CheckResult | None:
+    """The recorded pass for exactly this runtime, model, CPU and thread count, if any."""
+    if os.environ.get(FAULT_ENV):  # a test of the failure paths: always the real child
+        return None
+    try:
+        key = record_key(model_path, n_threads)
+        data = json.loads(_record_path(key).read_text())
+        if data.get("key") != json.loads(json.dumps(key)):
+            return None
+        fields: dict[str, Any] = {k: (float("nan") if v is None else v) for k, v in data["result"].items()}
+        res = CheckResult(**fields)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if not (res.ok and res.identical):
+        return None
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(data.get("at", 0))))
+    return replace(res, summary=f"{res.summary} (recorded {when} for this runtime, model file, CPU and thread count)",
+                   seconds=0.0)
 
 
 def child_command(python: str = sys.executable) -> list[str]:
@@ -258,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         path = resolve_model_path(None)
     os.environ.setdefault("LLAMA_LOG_LEVEL", "error")
     res = check_model(path, args.threads or None)
+    record(path, args.threads or None, res)
     if args.json:
         print(res.to_json())
     else:

@@ -121,3 +121,65 @@ def test_serve_refuses_with_one_line_naming_cause_and_fix(tmp_path: Path) -> Non
     assert last.startswith("edge-agent: runtime self-check failed: self-check crashed with SIGILL")
     assert "fix: run `make install`" in last
     assert not (tmp_path / "data" / "edge-agent.sock").exists()
+
+
+def _passed(identical: bool = True) -> selfcheck.CheckResult:
+    return selfcheck.CheckResult(True, "", summary="24 positions", positions=24, identical=identical, seconds=3.0,
+                                 max_rel_rms=0.0, max_abs_diff=0.0, mean_abs_diff=0.0)
+
+
+@pytest.fixture
+def record_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("EDGECLOUD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(FAULT_ENV, raising=False)
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF" + b"\0" * 60)
+    return model
+
+
+def test_a_recorded_pass_stands_only_for_what_was_checked(record_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = record_env
+    assert selfcheck.recorded(model, 2) is None
+    selfcheck.record(model, 2, _passed())
+    kept = selfcheck.recorded(model, 2)
+    assert kept is not None and kept.ok and kept.identical and kept.seconds == 0.0
+    assert "recorded" in kept.summary and "24 positions" in kept.summary
+    path = next((record_env.parent / "cache" / "selfcheck").glob("*.json"))
+    assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+    assert selfcheck.recorded(model, 1) is None  # another thread count
+    monkeypatch.setenv(FAULT_ENV, "rounding")
+    assert selfcheck.recorded(model, 2) is None  # failure-path tests always run the child
+    monkeypatch.delenv(FAULT_ENV)
+    os.utime(model, ns=(1, 1))  # the model file changed
+    assert selfcheck.recorded(model, 2) is None
+
+
+def test_only_bit_identical_passes_are_recorded_and_junk_is_ignored(record_env: Path) -> None:
+    model = record_env
+    selfcheck.record(model, 2, _passed(identical=False))
+    selfcheck.record(model, 2, selfcheck.CheckResult(False, "differ"))
+    assert selfcheck.recorded(model, 2) is None
+    selfcheck.record(model, 2, _passed())
+    path = next((record_env.parent / "cache" / "selfcheck").glob("*.json"))
+    path.write_text("{not json")
+    assert selfcheck.recorded(model, 2) is None
+    path.write_text('{"key": {}, "result": {"ok": true, "identical": true, "cause": ""}}')
+    assert selfcheck.recorded(model, 2) is None  # a key that is not this one
+
+
+def test_require_uses_the_record_and_checks_when_there_is_none(record_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = record_env
+    ran: list[int | None] = []
+
+    def child(path: Path, *, n_threads: int | None = None) -> selfcheck.CheckResult:
+        ran.append(n_threads)
+        return _passed()
+
+    monkeypatch.setattr(selfcheck, "run", child)
+    selfcheck.require(model, 2)
+    assert ran == [2]  # nothing recorded yet (the child records; this fake does not)
+    selfcheck.record(model, 2, _passed())
+    res = selfcheck.require(model, 2)
+    assert ran == [2] and "recorded" in res.summary
+    selfcheck.require(model, 2, reuse=False)
+    assert ran == [2, 2]
