@@ -522,7 +522,8 @@ def write(results: Path, target: Path) -> None:
         import startup  # sibling benchmark: its table is the report
 
         lines += ["## Start-up", "", _provenance("startup", up), "",
-                  ("`edge-agent serve` with a fresh data directory and the default config (self-check, model "
+                  ("`edge-agent serve` with a fresh data directory and the default config (self-check: the pass "
+                   "`make install` recorded for this runtime, model, CPU and thread count; model "
                    "load, bounded calibration, warm-up) to its ready line, quiet and with one busy process per "
                    "core, alternated; `doctor` once under that load."), "", startup.table(up), ""]
     if (turns := _load(results, "chat_turns")) is not None:

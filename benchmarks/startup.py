@@ -2,7 +2,7 @@
 process per core.
 
 Each run starts the daemon as a user does (fresh data directory, default config: the
-runtime self-check in a child process, model load, bounded calibration, warm-up) and
+runtime self-check (the pass `make install` recorded, as a user's first start finds it), model load, bounded calibration, warm-up) and
 times it to the "ready" line on stdout; the log's own figures say where the time went.
 Quiet and busy runs alternate. The busy processes are pure-Python loops, one per core,
 started before the daemon and stopped after it is ready. `edge-agent doctor` is run
