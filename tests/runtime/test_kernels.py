@@ -15,6 +15,7 @@ path walks, so the tile boundaries are crossed.
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Iterator
 
 import numpy as np
@@ -25,7 +26,13 @@ from edge_agent.runtime.kernels import Ggml, MatMul, amx_takes
 K_QUANTS = ("Q4_K", "Q5_K", "Q6_K", "Q3_K", "Q2_K", "IQ4_XS")
 CPU_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", *K_QUANTS)
 REPACK_TYPES = ("Q4_0", "Q4_K", "IQ4_NL", "Q2_K", "Q8_0", "Q5_0", "Q6_K")
-ROWS_KERNEL_TYPES = ("Q8_0", "Q5_0", "Q4_K", "Q6_K")  # one kernel for every batch size (patch 0006)
+ROWS_KERNEL_TYPES = ("Q8_0", "Q5_0", "Q4_K", "Q6_K")  # one kernel for every batch size (patches 0006, 0007)
+X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+
+
+def _x86_rows_kernel() -> None:
+    if not X86:
+        pytest.skip(f"the rows kernels of patches 0006/0007 are x86 code; this host is {platform.machine()}")
 AMX_TYPES = ("Q4_0", "Q4_1", "Q5_0", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS")
 MAX_ROWS = 32
 
@@ -195,6 +202,7 @@ def test_repacked_q8_0_kernel_keeps_its_documented_order(ggml: Ggml, opened: lis
     rounded fma, its output must be equal bit for bit, so the AVX-512 VNNI, AVX2 and scalar
     paths give the same bits (each host runs the path it has). The activations are block
     multiples of a power of two with a full-scale element, so their quantization is exact."""
+    _x86_rows_kernel()
     mm = _weights(ggml, type_name, "CPU_REPACK", opened)
     n, k = _shape(type_name)
     nb = k // 32
@@ -221,6 +229,7 @@ def test_repacked_q8_0_kernel_keeps_its_documented_order(ggml: Ggml, opened: lis
 def test_rows_kernel_types_are_exact_past_32_rows(ggml: Ggml, opened: list[MatMul], type_name: str) -> None:
     """Where the x86 repack runs one kernel for every batch size, a prompt-sized batch
     (64 rows) also gives every row its one-row result."""
+    _x86_rows_kernel()
     mm = _weights(ggml, type_name, "CPU_REPACK", opened)
     x = np.random.default_rng(5).standard_normal((64, mm.k)).astype(np.float32)
     alone = np.stack([mm(x[i : i + 1], threads=2)[0] for i in range(64)])
@@ -266,6 +275,7 @@ def test_repacked_k_quant_kernel_keeps_its_documented_order(ggml: Ggml, opened: 
     order, A = sum of sc * (sub-block sum of q * x) and B = sum of m * (sub-block sum of x),
     exact integers, then acc = fma(A, d * d_x, acc) and acc = fma(B, -(dmin * d_x), acc)
     from 0: equal bit for bit, on whichever instruction set the host runs."""
+    _x86_rows_kernel()
     mm = _weights(ggml, type_name, "CPU_REPACK", opened)
     n, k = _shape(type_name)
     nb = k // 256
