@@ -246,8 +246,10 @@ def ps_text(st: dict[str, Any]) -> str:
     else:
         expires = "never" if st["keep_alive_s"] is None else "-"
     r = st["requests"]
-    head = f"{'MODEL':<28} {'STATE':<9} {'WEIGHTS':>9} {'KV':>9} {'KEEP_ALIVE':>10} {'EXPIRES':>10} {'ACTIVE':>6} {'WAITING':>9}"
+    head = (f"{'MODEL':<28} {'STATE':<9} {'WEIGHTS':>9} {'KV':>9} {'RESIDENT':>9} {'KEEP_ALIVE':>10} {'EXPIRES':>10} "
+            f"{'ACTIVE':>6} {'WAITING':>9}")
     row = (f"{st['model'] or '-':<28} {st['status']:<9} {mem['weights']:>5.0f} MiB {mem['kv_cache']:>5.0f} MiB "
+           f"{mem['resident']:>5.0f} MiB "
            f"{keep:>10} {expires:>10} {r['active']:>6} {r['waiting']:>4}/{r['queue_depth']:<4}")
     return head + "\n" + row
 

@@ -12,6 +12,7 @@ several threads at once); each answer is the one the request gets alone.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
@@ -174,6 +175,7 @@ class LlamaEngine:
             "parallel": self.parallel,
             "shared_steps": self.scheduler.stats.steps if self.scheduler else 0,
             "shared_rows": self.scheduler.stats.rows if self.scheduler else 0,
+            "resident_mib": resident_mib(),
         }
 
     def _plain_step_ms(self) -> float:
@@ -414,3 +416,13 @@ def _validate(params: SamplingParams) -> None:
         raise OutOfRange("params.top_k", "must be >= 0")
     if any(not isinstance(s, str) for s in params.stop):
         raise InvalidArgument("params.stop", "must be strings")
+
+
+def resident_mib() -> float:
+    """This process's resident memory in MiB (``/proc/self/statm``; 0.0 where unreadable)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20

@@ -273,6 +273,7 @@ def runtime_info(r: Mapping[str, Any]) -> pb.RuntimeInfo:
         selfcheck=str(r.get("selfcheck", "")),
         kv_cache_mib=float(r.get("kv_cache_mib", 0.0)),
         kv_types=str(r.get("kv_types", "")),
+        resident_mib=float(r.get("resident_mib", 0.0)),
     )
 
 

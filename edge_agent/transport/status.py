@@ -1,5 +1,6 @@
 """What is running, in one shape for ``GET /v1/status`` and ``edge-agent ps``: the model
-and its state, its memory (weights, KV cache), keep-alive and expiry, the queue."""
+and its state, its memory (weights, KV cache, the process's resident set), keep-alive and
+expiry, the queue."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ def status_body(model: Mapping[str, Any], runtime: Mapping[str, Any]) -> dict[st
             "weights": round(weights, 1) if loaded else 0.0,
             "kv_cache": round(kv, 1) if loaded else 0.0,
             "kv_types": runtime.get("kv_types", ""),
+            # the whole process, as the kernel counts it: the weights' buffers above count
+            # the model file's mapping whole, though repacked weights are not resident there
+            "resident": round(float(runtime.get("resident_mib") or 0.0), 1),
         },
         "keep_alive_s": None if keep < 0 else keep,  # None: kept forever
         "expires_in_s": None if expires < 0 else round(expires, 1),  # None: not scheduled

@@ -144,10 +144,13 @@ def test_unload_frees_the_weights_and_the_next_generation_loads_them(model_path:
         params = SamplingParams(max_tokens=24)
         before, _ = run(eng, COPY_PROMPT, params)
         loaded_rss = _rss_mib()
+        reported = float(eng.runtime_state()["resident_mib"])  # type: ignore[arg-type]
+        assert abs(reported - loaded_rss) < 0.1 * loaded_rss, (reported, loaded_rss)  # what `ps` shows
         eng.unload()
         assert not eng.loaded
         freed = loaded_rss - _rss_mib()
         assert freed > 100, f"unloading freed only {freed:.0f} MiB"  # weights 250 MiB + KV cache
+        assert float(eng.runtime_state()["resident_mib"]) < reported - 100  # type: ignore[arg-type]
         # the vocabulary stays: tokenizing and chat prompts work unloaded
         assert eng.count_tokens("Alice will meet Bob") > 0
         assert "Alice" in eng.chat_prompt([Message("user", "Alice?")])

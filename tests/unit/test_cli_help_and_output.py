@@ -56,7 +56,8 @@ class _FakeDaemon(pb_grpc.EdgeAgentServicer):
             requests_by_route={"local": 3}, cloud_spend=0.00192, cloud_circuit="closed",
             model=pb.ModelState(name="gemma-3-270m", state="ready", keep_alive_s=300, expires_in_s=212.4,
                                 active=1, waiting=2, queue_depth=16),
-            runtime=pb.RuntimeInfo(buffer_types_mib={"CPU_REPACK": 150.0, "CPU_Mapped": 91.0}, kv_cache_mib=36.0),
+            runtime=pb.RuntimeInfo(buffer_types_mib={"CPU_REPACK": 150.0, "CPU_Mapped": 91.0}, kv_cache_mib=36.0,
+                                   resident_mib=207.4),
         )
 
     def ExplainRoute(self, request: Any, context: Any) -> Any:
@@ -102,9 +103,10 @@ def test_ask_explain_prints_text_not_protobuf(daemon: str, capsys: pytest.Captur
 def test_ps_shows_the_model_memory_expiry_and_queue(daemon: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ps", "--address", daemon]) == 0
     head, row = capsys.readouterr().out.splitlines()
-    assert head.split()[:4] == ["MODEL", "STATE", "WEIGHTS", "KV"]
+    assert head.split()[:5] == ["MODEL", "STATE", "WEIGHTS", "KV", "RESIDENT"]
     assert row.split()[:2] == ["gemma-3-270m", "ready"]
-    assert "241 MiB" in row and "36 MiB" in row and "300 s" in row and "in 212 s" in row and "2/16" in row
+    assert "241 MiB" in row and "36 MiB" in row and "207 MiB" in row and "300 s" in row and "in 212 s" in row and "2/16" in row
     assert main(["ps", "--json", "--address", daemon]) == 0
     st = json.loads(capsys.readouterr().out)
-    assert st["memory_mib"]["weights"] == 241.0 and st["requests"] == {"active": 1, "waiting": 2, "queue_depth": 16}
+    assert st["memory_mib"]["weights"] == 241.0 and st["memory_mib"]["resident"] == 207.4
+    assert st["requests"] == {"active": 1, "waiting": 2, "queue_depth": 16}

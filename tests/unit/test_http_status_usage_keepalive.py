@@ -82,7 +82,7 @@ def test_status_says_what_is_running() -> None:
         st = r.json()
         assert (st["status"], st["model"], st["keep_alive_s"], st["expires_in_s"]) == ("ready", "scripted", 300.0, None)
         assert st["requests"] == {"active": 0, "waiting": 0, "queue_depth": svc.slot.depth}
-        assert set(st["memory_mib"]) == {"weights", "kv_cache", "kv_types"}
+        assert set(st["memory_mib"]) == {"weights", "kv_cache", "kv_types", "resident"}
         await _post(door, CHAT)
         st = (await _get(door, "/v1/status")).json()
         assert 0 < st["expires_in_s"] <= 300.0

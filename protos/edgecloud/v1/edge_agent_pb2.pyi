@@ -312,7 +312,7 @@ class ModelState(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., keep_alive_s: _Optional[float] = ..., expires_in_s: _Optional[float] = ..., loads: _Optional[int] = ..., unloads: _Optional[int] = ..., active: _Optional[int] = ..., waiting: _Optional[int] = ..., queue_depth: _Optional[int] = ...) -> None: ...
 
 class RuntimeInfo(_message.Message):
-    __slots__ = ("build_variant", "llama_cpp_python", "system_info", "buffer_types_mib", "plain_step_ms", "verify_cost", "threads", "thread_switches", "selfcheck", "kv_cache_mib", "kv_types", "parallel", "shared_steps", "shared_rows")
+    __slots__ = ("build_variant", "llama_cpp_python", "system_info", "buffer_types_mib", "plain_step_ms", "verify_cost", "threads", "thread_switches", "selfcheck", "kv_cache_mib", "kv_types", "parallel", "shared_steps", "shared_rows", "resident_mib")
     class BufferTypesMibEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -334,6 +334,7 @@ class RuntimeInfo(_message.Message):
     PARALLEL_FIELD_NUMBER: _ClassVar[int]
     SHARED_STEPS_FIELD_NUMBER: _ClassVar[int]
     SHARED_ROWS_FIELD_NUMBER: _ClassVar[int]
+    RESIDENT_MIB_FIELD_NUMBER: _ClassVar[int]
     build_variant: str
     llama_cpp_python: str
     system_info: str
@@ -348,7 +349,8 @@ class RuntimeInfo(_message.Message):
     parallel: int
     shared_steps: int
     shared_rows: int
-    def __init__(self, build_variant: _Optional[str] = ..., llama_cpp_python: _Optional[str] = ..., system_info: _Optional[str] = ..., buffer_types_mib: _Optional[_Mapping[str, float]] = ..., plain_step_ms: _Optional[float] = ..., verify_cost: _Optional[_Iterable[float]] = ..., threads: _Optional[int] = ..., thread_switches: _Optional[int] = ..., selfcheck: _Optional[str] = ..., kv_cache_mib: _Optional[float] = ..., kv_types: _Optional[str] = ..., parallel: _Optional[int] = ..., shared_steps: _Optional[int] = ..., shared_rows: _Optional[int] = ...) -> None: ...
+    resident_mib: float
+    def __init__(self, build_variant: _Optional[str] = ..., llama_cpp_python: _Optional[str] = ..., system_info: _Optional[str] = ..., buffer_types_mib: _Optional[_Mapping[str, float]] = ..., plain_step_ms: _Optional[float] = ..., verify_cost: _Optional[_Iterable[float]] = ..., threads: _Optional[int] = ..., thread_switches: _Optional[int] = ..., selfcheck: _Optional[str] = ..., kv_cache_mib: _Optional[float] = ..., kv_types: _Optional[str] = ..., parallel: _Optional[int] = ..., shared_steps: _Optional[int] = ..., shared_rows: _Optional[int] = ..., resident_mib: _Optional[float] = ...) -> None: ...
 
 class ReloadPolicyRequest(_message.Message):
     __slots__ = ()
