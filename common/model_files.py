@@ -18,13 +18,20 @@ from common.errors import ConfigError
 DEFAULT_MODEL_NAME = "gemma-3-270m-q4_k_m.gguf"
 
 
-def default_cache_dir() -> Path:
-    """The model cache: ``$EDGECLOUD_MODEL_CACHE`` or ``~/.cache/edgecloud/models``."""
-    env = os.environ.get("EDGECLOUD_MODEL_CACHE")
+def edgecloud_cache(part: str, override_env: str = "") -> Path:
+    """``$override_env`` if set, else ``$XDG_CACHE_HOME/edgecloud/part`` (``~/.cache`` by
+    default). (``packaging/runtime/build.py`` keeps its own copy: it runs before the
+    project is installed.)"""
+    env = os.environ.get(override_env) if override_env else None
     if env:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "edgecloud" / "models"
+    return Path(base) / "edgecloud" / part
+
+
+def default_cache_dir() -> Path:
+    """The model cache: ``$EDGECLOUD_MODEL_CACHE`` or ``~/.cache/edgecloud/models``."""
+    return edgecloud_cache("models", "EDGECLOUD_MODEL_CACHE")
 
 
 def default_model_path(cache_dir: Path | None = None, *, progress: bool = True) -> Path:

@@ -208,11 +208,11 @@ def require(model_path: str | Path, n_threads: int | None = None, *, reuse: bool
 
 
 def record_dir() -> Path:
+    """``$EDGECLOUD_CACHE/selfcheck`` (as the runtime's cache), else ``~/.cache/edgecloud/selfcheck``."""
+    from common.model_files import edgecloud_cache
+
     env = os.environ.get("EDGECLOUD_CACHE")
-    if env:
-        return Path(env) / "selfcheck"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "edgecloud" / "selfcheck"
+    return Path(env) / "selfcheck" if env else edgecloud_cache("selfcheck")
 
 
 def _file_id(path: Path) -> list[object]:

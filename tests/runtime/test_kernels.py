@@ -194,6 +194,24 @@ def _q8_0_values(type_name: str, raw: bytes, n: int, k: int) -> tuple[np.ndarray
     return d, q.reshape(n, nb * 32)
 
 
+def _exact_activations(seed: int, rows: int, nb: int, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(values rows x nb x block, scales rows x nb, the float rows): each block a power of two
+    times integers in [-127, 127] with a full-scale element, so ggml quantizes it exactly."""
+    rng = np.random.default_rng(seed)
+    xq = rng.integers(-127, 128, size=(rows, nb, block))
+    xq[:, :, 0] = np.where(rng.random((rows, nb)) < 0.5, 127, -127)
+    xd = np.exp2(-rng.integers(4, 12, size=(rows, nb))).astype(np.float32)
+    return xq, xd, (xq * xd[:, :, None]).reshape(rows, nb * block).astype(np.float32)
+
+
+def _assert_documented_order(mm: MatMul, x: np.ndarray, want: np.ndarray) -> None:
+    for r in (1, len(x)):
+        got = mm(x[:r], threads=2)
+        bad = np.argwhere(got != want[:r])
+        assert bad.size == 0, (f"{mm.type_name} CPU_REPACK at {r} row(s) differs from the documented order at "
+                               f"{len(bad)} outputs, e.g. row/col {bad[0].tolist()}: {got[tuple(bad[0])]!r} vs {want[tuple(bad[0])]!r}")
+
+
 @pytest.mark.parametrize("type_name", ("Q8_0", "Q5_0"))
 def test_repacked_q8_0_kernel_keeps_its_documented_order(ggml: Ggml, opened: list[MatMul], type_name: str) -> None:
     """The repacked Q8_0/Q5_0 kernel (runtime patch 0006) sums in one order on every
@@ -206,23 +224,15 @@ def test_repacked_q8_0_kernel_keeps_its_documented_order(ggml: Ggml, opened: lis
     mm = _weights(ggml, type_name, "CPU_REPACK", opened)
     n, k = _shape(type_name)
     nb = k // 32
-    rng = np.random.default_rng(17)
     rows = 9
-    xq = rng.integers(-127, 128, size=(rows, nb, 32))
-    xq[:, :, 0] = np.where(rng.random((rows, nb)) < 0.5, 127, -127)
-    xd = np.exp2(-rng.integers(4, 12, size=(rows, nb))).astype(np.float32)
-    x = (xq * xd[:, :, None]).reshape(rows, k).astype(np.float32)
+    xq, xd, x = _exact_activations(17, rows, nb, 32)
     wd, wq = _q8_0_values(type_name, mm.weights, n, k)
     isum = np.einsum("rbi,nbi->rnb", xq, wq.reshape(n, nb, 32)).astype(np.float32)  # exact: |isum| < 2**20
     acc = np.zeros((rows, n), dtype=np.float32)
     for b in range(nb):
         scale = wd[None, :, b] * xd[:, b, None]  # float32 product, correctly rounded
         acc = _fma32(isum[:, :, b], scale, acc)
-    for r in (1, rows):
-        got = mm(x[:r], threads=2)
-        bad = np.argwhere(got != acc[:r])
-        assert bad.size == 0, (f"{type_name} CPU_REPACK at {r} row(s) differs from the documented order at "
-                               f"{len(bad)} outputs, e.g. row/col {bad[0].tolist()}: {got[tuple(bad[0])]!r} vs {acc[tuple(bad[0])]!r}")
+    _assert_documented_order(mm, x, acc)
 
 
 @pytest.mark.parametrize("type_name", ROWS_KERNEL_TYPES)
@@ -279,12 +289,8 @@ def test_repacked_k_quant_kernel_keeps_its_documented_order(ggml: Ggml, opened: 
     mm = _weights(ggml, type_name, "CPU_REPACK", opened)
     n, k = _shape(type_name)
     nb = k // 256
-    rng = np.random.default_rng(19)
     rows = 6
-    xq = rng.integers(-127, 128, size=(rows, nb, 256))
-    xq[:, :, 0] = np.where(rng.random((rows, nb)) < 0.5, 127, -127)
-    xd = np.exp2(-rng.integers(4, 12, size=(rows, nb))).astype(np.float32)
-    x = (xq * xd[:, :, None]).reshape(rows, k).astype(np.float32)
+    xq, xd, x = _exact_activations(19, rows, nb, 256)
     d, dmin, sc, m, q = _k_values(type_name, mm.weights, n, k)
     subs = sc.shape[2]
     size = 256 // subs
@@ -296,8 +302,4 @@ def test_repacked_k_quant_kernel_keeps_its_documented_order(ggml: Ggml, opened: 
         bb = np.einsum("rs,ns->rn", xsum, m[:, b]).astype(np.float32)
         acc = _fma32(a, d[None, :, b] * xd[:, b, None], acc)
         acc = _fma32(bb, -(dmin[None, :, b] * xd[:, b, None]), acc)
-    for r in (1, rows):
-        got = mm(x[:r], threads=2)
-        bad = np.argwhere(got != acc[:r])
-        assert bad.size == 0, (f"{type_name} CPU_REPACK at {r} row(s) differs from the documented order at "
-                               f"{len(bad)} outputs, e.g. row/col {bad[0].tolist()}: {got[tuple(bad[0])]!r} vs {acc[tuple(bad[0])]!r}")
+    _assert_documented_order(mm, x, acc)
